@@ -1,0 +1,104 @@
+// The configuration: one INI file.
+//
+//   [host]                      journal, plugin_dir, log_level, retention, retry and commit bounds
+//   [source.<name>]             plugin = <plugin name>, enabled, the plugin's options
+//   [sink.<name>]               plugin, enabled, from = <source names> (default: all), options
+//
+// `${system.env.NAME}` in a value is replaced by the environment variable (for secrets). Every
+// option is validated against the plugin's declared table (plus the host's settings for its kind)
+// before anything is created; every error names the file, the section and the key, and never
+// shows the value of a secret option.
+#pragma once
+
+#include <ferry/abi.h>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace ferry::core {
+
+class PluginRegistry;
+
+// A configuration problem: `ferry` exits with 78 (EX_CONFIG) and prints what().
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Settings of the [host] section, resolved.
+struct HostSettings {
+  std::string journal;       // absolute path of the SQLite journal
+  std::string plugin_dir;    // absolute; "" = the default next to the executable
+  std::string log_level;     // debug|info|warning|error
+  std::string log_file;      // "" = standard error
+  int64_t retention_ms;      // events every sink has passed are removed after this age
+  int64_t retry_initial_ms;  // first backoff step
+  int64_t retry_max_ms;      // backoff cap
+  int64_t commit_pages;      // pages per journal transaction while a source is behind
+  int64_t commit_interval_ms;  // …or this long, whichever comes first
+};
+
+// A [source.<name>] or [sink.<name>] section.
+struct InstanceConfig {
+  std::string kind;    // "source" | "sink"
+  std::string name;    // <name> of the section
+  std::string section; // "source.<name>"
+  std::string plugin;
+  bool enabled = true;
+  // Keys of the section other than plugin/enabled, values after ${system.env.*} expansion.
+  std::map<std::string, std::string> raw;
+
+  // Filled by validate(): every option of the effective table (the host's settings for this
+  // kind, overridden by the plugin's declarations of the same name, then the plugin's own), in
+  // that order, with the resolved value (nullopt: unset and no default).
+  std::vector<std::pair<std::string, std::optional<std::string>>> resolved;
+  std::vector<std::string> secret_values;  // values of secret options, for redaction
+
+  // Host settings, resolved by validate().
+  // Sources:
+  int64_t interval_ms = 60000;
+  int64_t lookback_ms = 5000;
+  std::string start_from;  // UTC instant text
+  int64_t page_size = 100;
+  // Sinks:
+  std::vector<std::string> from;  // source names; empty = every source
+  int64_t batch_size = 100;
+  int64_t batch_delay_ms = 1000;
+  bool skip_echo = true;
+
+  // The resolved value of an option, nullopt when unset.
+  std::optional<std::string> value(const std::string& name) const;
+};
+
+struct Config {
+  std::string file;  // absolute path of the INI file
+  HostSettings host;
+  std::vector<InstanceConfig> sources;  // enabled and disabled, in file order
+  std::vector<InstanceConfig> sinks;
+};
+
+// Reads the file: sections, names, plugin keys, env expansion, [host] settings, `from`
+// references. Throws ConfigError("<file>: [section] key: what is wrong; what to do").
+Config loadConfig(const std::string& path);
+
+// Checks every enabled instance against its plugin's option table: unknown plugin, wrong kind,
+// unknown keys (listing the allowed ones), missing required options, wrong types, values outside
+// `choices`. Fills `resolved`, `secret_values` and the host settings. Throws ConfigError.
+void validate(Config& config, const PluginRegistry& plugins);
+
+// The host's own settings for sources and sinks, as option tables: `ferry plugins` prints them
+// beside each plugin's table, and a plugin may redeclare one to change its default or help.
+const std::vector<ferry_option_def>& hostSourceOptions();
+const std::vector<ferry_option_def>& hostSinkOptions();
+
+// Checks and normalises one value against its declaration (see ferry_option_type).
+// Returns the normalised value, or throws ConfigError with `where` ("file: [section] key") in
+// the message; a secret's value never appears in it.
+std::string normaliseOption(const ferry_option_def& def, const std::string& value,
+                            const std::string& where);
+
+}  // namespace ferry::core

@@ -1,0 +1,39 @@
+// Shared rate limits, one per API account key. Each limiter holds one or more windows ("at most
+// N requests in any T ms"); a request waits until every window has room.
+#pragma once
+
+#include <ferry/abi.h>
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace ferry::core {
+
+class RateLimiter;
+
+// Process-wide registry of limiters by key. Thread-safe.
+class RateLimiterRegistry {
+ public:
+  RateLimiterRegistry();
+  ~RateLimiterRegistry();
+  // Defines `key` with `rules`. The first definition wins: returns false (and changes nothing)
+  // when `key` exists with different rules.
+  bool define(const std::string& key, const std::vector<ferry_rate_rule>& rules);
+  bool defined(const std::string& key) const;
+  // Blocks until `key` grants one request; returns false, granting nothing, when `stop` becomes
+  // true while waiting (checked at least every 100 ms). An undefined key grants at once.
+  bool acquire(const std::string& key, const std::atomic<bool>& stop);
+  // How many requests `key` granted so far (for metrics and tests).
+  int64_t granted(const std::string& key) const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::map<std::string, std::shared_ptr<RateLimiter>> limiters_;
+};
+
+}  // namespace ferry::core
