@@ -1,0 +1,452 @@
+#include "app/App.h"
+
+#include <Poco/AutoPtr.h>
+#include <Poco/ConsoleChannel.h>
+#include <Poco/FormattingChannel.h>
+#include <Poco/JSON/Array.h>
+#include <Poco/JSON/Object.h>
+#include <Poco/Logger.h>
+#include <Poco/PatternFormatter.h>
+#include <Poco/SimpleFileChannel.h>
+#include <Poco/Util/HelpFormatter.h>
+#include <Poco/Util/Option.h>
+#include <Poco/Util/OptionSet.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include "config/Config.h"
+#include "journal/Journal.h"
+#include "loader/Loader.h"
+#include "pipeline/Pipeline.h"
+#include "services/Time.h"
+
+namespace ferry::core {
+namespace {
+
+namespace fs = std::filesystem;
+using Poco::Util::Option;
+
+constexpr const char* kDefaultConfig = "/etc/ferry/ferry.ini";
+
+// SIGINT/SIGTERM are blocked in every thread and taken by one watcher thread, so that no
+// runner is interrupted in the middle of a journal transaction or a plugin call.
+class SignalWatcher {
+ public:
+  template <class F>
+  explicit SignalWatcher(F on_signal) {
+    sigemptyset(&set_);
+    sigaddset(&set_, SIGINT);
+    sigaddset(&set_, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set_, nullptr);
+    thread_ = std::thread([this, on_signal] {
+      timespec slice{0, 200 * 1000 * 1000};
+      while (!done_.load()) {
+        int sig = sigtimedwait(&set_, nullptr, &slice);
+        if (sig == SIGINT || sig == SIGTERM) {
+          received_ = sig;
+          on_signal(sig);
+        }
+      }
+    });
+  }
+  ~SignalWatcher() {
+    done_ = true;
+    thread_.join();
+  }
+  int received() const { return received_.load(); }
+
+ private:
+  sigset_t set_;
+  std::thread thread_;
+  std::atomic<bool> done_{false};
+  std::atomic<int> received_{0};
+};
+
+std::string executableDir() {
+  std::error_code ec;
+  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string() : exe.parent_path().string();
+}
+
+std::string padRight(std::string s, size_t width) {
+  if (s.size() < width) s.append(width - s.size(), ' ');
+  return s;
+}
+
+}  // namespace
+
+App::App() { setUnixOptions(true); }
+
+void App::defineOptions(Poco::Util::OptionSet& options) {
+  // Poco's own defaults (config files beside the binary) are not ours: options only.
+  options.addOption(Option("help", "h", "show this help"));
+  options.addOption(Option("version", "V", "print the version"));
+  options.addOption(Option("config", "c", "configuration file (default /etc/ferry/ferry.ini)")
+                        .argument("FILE"));
+  options.addOption(
+      Option("plugin-dir", "", "plugin directory (overrides [host] plugin_dir)").argument("DIR"));
+  options.addOption(Option("once", "", "run: catch up once, deliver, and exit"));
+  options.addOption(Option("json", "", "status, dead-letters list: print JSON"));
+  options.addOption(Option("sink", "", "dead-letters: the sink").argument("NAME"));
+  options.addOption(
+      Option("id", "", "dead-letters replay: one dead letter (repeatable)").argument("N").repeatable(true));
+}
+
+void App::handleOption(const std::string& name, const std::string& value) {
+  if (name == "help") help_ = true;
+  else if (name == "version") version_ = true;
+  else if (name == "config") config_ = value;
+  else if (name == "plugin-dir") plugin_dir_ = value;
+  else if (name == "once") once_ = true;
+  else if (name == "json") json_ = true;
+  else if (name == "sink") sink_ = value;
+  else if (name == "id") {
+    try {
+      ids_.push_back(std::stoll(value));
+    } catch (...) {
+      throw Poco::InvalidArgumentException("--id needs a number, got '" + value + "'");
+    }
+  }
+}
+
+void App::printHelp() {
+  std::cout << "ferry " FERRY_VERSION " — moves every order and shipment change from the platforms\n"
+               "you use into your ERP's CSV folder, SQL database or REST endpoint.\n\n"
+               "Usage: ferry [options] <command>\n\n"
+               "Commands:\n"
+               "  run                      run every enabled source and sink until SIGTERM/SIGINT\n"
+               "                           (--once: catch up, deliver everything, exit)\n"
+               "  check                    validate the config and load the plugins\n"
+               "  plugins                  list the plugins with their option tables\n"
+               "  status                   cursors, sink offsets and backlog, dead letters (--json)\n"
+               "  dead-letters list        dead letters with their reasons (--sink, --json)\n"
+               "  dead-letters replay      write dead letters again: --sink NAME [--id N ...]\n\n"
+               "Options:\n"
+               "  -c, --config FILE        configuration (default /etc/ferry/ferry.ini, or $FERRY_CONFIG)\n"
+               "      --plugin-dir DIR     plugin directory (overrides [host] plugin_dir)\n"
+               "      --once, --json, --sink NAME, --id N\n"
+               "  -V, --version            print the version\n"
+               "  -h, --help               this help\n\n"
+               "Exit codes: 0 ok, 1 a source or sink stopped (run --once), 64 usage,\n"
+               "78 configuration or plugin error, 74 journal error.\n";
+}
+
+std::string App::configPath() const {
+  if (!config_.empty()) return config_;
+  if (const char* env = std::getenv("FERRY_CONFIG"); env != nullptr && *env != '\0') return env;
+  return kDefaultConfig;
+}
+
+std::string App::pluginDir(const std::string& from_config) const {
+  if (!plugin_dir_.empty()) return fs::absolute(plugin_dir_).string();
+  if (!from_config.empty()) return from_config;
+  if (const char* env = std::getenv("FERRY_PLUGIN_DIR"); env != nullptr && *env != '\0')
+    return fs::absolute(env).string();
+  return (fs::path(executableDir()) / ".." / "lib" / "ferry" / "plugins").lexically_normal().string();
+}
+
+void App::setUpLogging(const std::string& level, const std::string& file) {
+  Poco::AutoPtr<Poco::PatternFormatter> formatter(
+      new Poco::PatternFormatter("%Y-%m-%dT%H:%M:%S.%iZ %p %t"));
+  formatter->setProperty("times", "UTC");
+  Poco::AutoPtr<Poco::Channel> target;
+  if (file.empty()) {
+    target = new Poco::ConsoleChannel;
+  } else {
+    Poco::AutoPtr<Poco::SimpleFileChannel> f(new Poco::SimpleFileChannel(file));
+    target = f;
+  }
+  Poco::AutoPtr<Poco::FormattingChannel> channel(new Poco::FormattingChannel(formatter, target));
+  Poco::Logger& log = Poco::Logger::get("ferry");
+  log.setChannel(channel);
+  // Config speaks debug|info|warning|error; Poco calls info "information".
+  log.setLevel(level.empty() || level == "info" ? std::string("information") : level);
+}
+
+int App::main(const std::vector<std::string>& args) {
+  if (version_) {
+    std::cout << "ferry " FERRY_VERSION " (plugin ABI " << FERRY_ABI_VERSION << ")\n";
+    return EXIT_OK;
+  }
+  if (help_ || args.empty()) {
+    printHelp();
+    return args.empty() && !help_ ? EXIT_USAGE : EXIT_OK;
+  }
+  const std::string& command = args[0];
+  try {
+    if (command == "run") return commandRun();
+    if (command == "check") return commandCheck();
+    if (command == "plugins") return commandPlugins();
+    if (command == "status") return commandStatus();
+    if (command == "dead-letters") return commandDeadLetters(args);
+    std::cerr << "ferry: unknown command '" << command
+              << "'; commands: run, check, plugins, status, dead-letters (see ferry --help)\n";
+    return EXIT_USAGE;
+  } catch (const ConfigError& e) {
+    std::cerr << "ferry: configuration error: " << e.what() << "\n";
+    return EXIT_CONFIG;
+  } catch (const LoadError& e) {
+    std::cerr << "ferry: plugin error: " << e.what() << "\n";
+    return EXIT_CONFIG;
+  } catch (const JournalError& e) {
+    std::cerr << "ferry: journal error: " << e.what() << "\n";
+    return EXIT_IOERR;
+  } catch (const std::exception& e) {
+    std::cerr << "ferry: " << e.what() << "\n";
+    return EXIT_SOFTWARE;
+  }
+}
+
+int App::commandRun() {
+  Config config = loadConfig(configPath());
+  setUpLogging(config.host.log_level, config.host.log_file);
+  Poco::Logger& log = Poco::Logger::get("ferry");
+  PluginRegistry plugins = PluginRegistry::loadDirectory(pluginDir(config.host.plugin_dir));
+  validate(config, plugins);
+  auto journal = openSqliteJournal(config.host.journal);
+  int code = EXIT_OK;
+  {
+    Pipeline pipeline(config, plugins, *journal, log);
+    SignalWatcher signals([&pipeline, &log](int sig) {
+      log.information(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
+                      ", stopping: batches in flight finish, nothing is half-committed");
+      pipeline.requestStop();
+    });
+    pipeline.create();
+    log.information("ferry " FERRY_VERSION " running with " + config.file + ", journal " +
+                    config.host.journal);
+    if (once_) {
+      code = pipeline.runOnce();
+    } else {
+      pipeline.start();
+      auto next_retention = std::chrono::steady_clock::now();
+      while (!pipeline.services().stopping.load()) {
+        if (std::chrono::steady_clock::now() >= next_retention) {
+          try {
+            pipeline.applyRetention();
+          } catch (const std::exception& e) {
+            log.warning(std::string("retention postponed: ") + e.what());
+          }
+          next_retention = std::chrono::steady_clock::now() + std::chrono::minutes(1);
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      }
+      pipeline.stop();
+    }
+    log.information("stopped cleanly");
+  }
+  return code;
+}
+
+int App::commandCheck() {
+  Config config = loadConfig(configPath());
+  PluginRegistry plugins = PluginRegistry::loadDirectory(pluginDir(config.host.plugin_dir));
+  validate(config, plugins);
+  auto count = [](const std::vector<InstanceConfig>& v) {
+    size_t n = 0;
+    for (const auto& i : v) n += i.enabled ? 1 : 0;
+    return n;
+  };
+  std::cout << config.file << ": OK — " << count(config.sources) << " source(s) and "
+            << count(config.sinks) << " sink(s) enabled, " << plugins.all().size()
+            << " plugin(s) loaded from " << plugins.directory().string() << "\n";
+  for (const auto& list : {&config.sources, &config.sinks})
+    for (const auto& i : *list)
+      std::cout << "  [" << i.section << "] plugin " << i.plugin
+                << (i.enabled ? "" : " (disabled)") << "\n";
+  return EXIT_OK;
+}
+
+int App::commandPlugins() {
+  std::string dir;
+  if (plugin_dir_.empty() && (!config_.empty() || std::getenv("FERRY_CONFIG") != nullptr)) {
+    dir = pluginDir(loadConfig(configPath()).host.plugin_dir);
+  } else {
+    dir = pluginDir("");
+  }
+  PluginRegistry plugins = PluginRegistry::loadDirectory(dir);
+  auto printTable = [](const std::vector<ferry_option_def>& options) {
+    size_t w = 4;
+    for (const auto& o : options) w = std::max(w, std::string(o.name).size());
+    for (const auto& o : options) {
+      std::string def = o.required ? "(required)"
+                        : o.default_value ? std::string("= ") + o.default_value
+                                          : "(optional)";
+      std::cout << "    " << padRight(o.name, w + 2) << padRight(optionTypeName(o.type), 10)
+                << padRight(def, 28) << (o.secret ? "[secret] " : "") << (o.help ? o.help : "");
+      if (o.choices) std::cout << " (one of: " << o.choices << ")";
+      std::cout << "\n";
+    }
+  };
+  std::cout << "Plugins in " << plugins.directory().string() << ":\n";
+  for (const auto& p : plugins.all()) {
+    const auto* d = p->descriptor;
+    std::cout << "\n" << d->name << " (" << (p->isSource() ? "source" : "sink") << ", version "
+              << d->version << ") — " << (d->description ? d->description : "") << "\n  file "
+              << p->file.string() << "\n  options:\n";
+    printTable(std::vector<ferry_option_def>(d->options, d->options + d->option_count));
+  }
+  std::cout << "\nHost settings, allowed in every [source.<name>] section:\n";
+  printTable(hostSourceOptions());
+  std::cout << "Host settings, allowed in every [sink.<name>] section:\n";
+  printTable(hostSinkOptions());
+  return EXIT_OK;
+}
+
+int App::commandStatus() {
+  Config config = loadConfig(configPath());
+  auto journal = openSqliteJournal(config.host.journal);
+  const int64_t last = journal->lastSequence();
+  std::map<std::string, Cursor> cursors;
+  for (auto& [name, c] : journal->cursors()) cursors[name] = c;
+  std::map<std::string, InstanceStatus> statuses;
+  for (auto& s : journal->statuses()) statuses[s.kind + "/" + s.name] = s;
+  std::map<std::string, int64_t> dead;
+  for (const auto& d : journal->deadLetters(std::nullopt)) ++dead[d.sink];
+
+  auto stateOf = [&](const std::string& kind, const InstanceConfig& i) {
+    if (!i.enabled) return std::make_pair(std::string("disabled"), std::string());
+    auto it = statuses.find(kind + "/" + i.name);
+    if (it == statuses.end()) return std::make_pair(std::string("never run"), std::string());
+    return std::make_pair(it->second.state, it->second.message);
+  };
+
+  Poco::JSON::Object root;
+  root.set("last_sequence", last);
+  Poco::JSON::Array sources, sinks;
+  for (const auto& s : config.sources) {
+    Poco::JSON::Object o;
+    o.set("name", s.name);
+    auto [state, message] = stateOf("source", s);
+    o.set("state", state);
+    o.set("message", message);
+    if (auto it = cursors.find(s.name); it != cursors.end()) {
+      Poco::JSON::Object c;
+      c.set("since", it->second.since);
+      c.set("offset", it->second.offset);
+      o.set("cursor", c);
+    } else {
+      o.set("cursor", Poco::Dynamic::Var());
+    }
+    sources.add(o);
+  }
+  for (const auto& s : config.sinks) {
+    Poco::JSON::Object o;
+    o.set("name", s.name);
+    auto [state, message] = stateOf("sink", s);
+    o.set("state", state);
+    o.set("message", message);
+    int64_t offset = journal->sinkOffset(s.name);
+    o.set("offset", offset);
+    std::vector<std::string> from = s.from;
+    if (from.empty() && s.raw.count("from")) {
+      std::stringstream ss(s.raw.at("from"));
+      for (std::string item; std::getline(ss, item, ',');) {
+        item.erase(0, item.find_first_not_of(" \t"));
+        item.erase(item.find_last_not_of(" \t") + 1);
+        if (!item.empty()) from.push_back(item);
+      }
+    }
+    o.set("backlog", journal->countAfter(offset, from));
+    o.set("dead_letters", dead[s.name]);
+    sinks.add(o);
+  }
+  root.set("sources", sources);
+  root.set("sinks", sinks);
+  if (json_) {
+    root.stringify(std::cout);
+    std::cout << "\n";
+    return EXIT_OK;
+  }
+  std::cout << "journal " << config.host.journal << ", last sequence " << last << "\n\nSOURCES\n";
+  for (size_t i = 0; i < sources.size(); ++i) {
+    auto o = sources.getObject(static_cast<unsigned>(i));
+    std::string cursor = "(none yet)";
+    if (auto c = o->getObject("cursor"))
+      cursor = c->getValue<std::string>("since") +
+               (c->getValue<int64_t>("offset") ? " +" + std::to_string(c->getValue<int64_t>("offset")) : "");
+    std::cout << "  " << padRight(o->getValue<std::string>("name"), 20)
+              << padRight(o->getValue<std::string>("state"), 11) << "cursor " << cursor;
+    if (!o->getValue<std::string>("message").empty())
+      std::cout << "\n    " << o->getValue<std::string>("message");
+    std::cout << "\n";
+  }
+  std::cout << "\nSINKS\n";
+  for (size_t i = 0; i < sinks.size(); ++i) {
+    auto o = sinks.getObject(static_cast<unsigned>(i));
+    std::cout << "  " << padRight(o->getValue<std::string>("name"), 20)
+              << padRight(o->getValue<std::string>("state"), 11) << "offset "
+              << o->getValue<int64_t>("offset") << ", backlog " << o->getValue<int64_t>("backlog")
+              << ", dead letters " << o->getValue<int64_t>("dead_letters");
+    if (!o->getValue<std::string>("message").empty())
+      std::cout << "\n    " << o->getValue<std::string>("message");
+    std::cout << "\n";
+  }
+  return EXIT_OK;
+}
+
+int App::commandDeadLetters(const std::vector<std::string>& args) {
+  const std::string action = args.size() > 1 ? args[1] : "";
+  if (action != "list" && action != "replay") {
+    std::cerr << "ferry: dead-letters needs 'list' or 'replay' (see ferry --help)\n";
+    return EXIT_USAGE;
+  }
+  Config config = loadConfig(configPath());
+  bool known = sink_.empty();
+  for (const auto& s : config.sinks) known = known || s.name == sink_;
+  if (!known) {
+    std::cerr << "ferry: --sink " << sink_ << ": no such sink in " << config.file << "\n";
+    return EXIT_USAGE;
+  }
+  auto journal = openSqliteJournal(config.host.journal);
+  if (action == "replay") {
+    if (sink_.empty()) {
+      std::cerr << "ferry: dead-letters replay needs --sink NAME (and optionally --id N ...)\n";
+      return EXIT_USAGE;
+    }
+    int64_t n = journal->requestReplay(sink_, ids_);
+    std::cout << n << " dead letter(s) of sink " << sink_
+              << " marked for replay: a running ferry writes them within seconds, ahead of the "
+                 "live feed; otherwise the next `ferry run` does.\n";
+    return n == 0 && !ids_.empty() ? EXIT_USAGE : EXIT_OK;
+  }
+  auto letters = journal->deadLetters(sink_.empty() ? std::nullopt : std::optional(sink_));
+  if (json_) {
+    Poco::JSON::Array out;
+    for (const auto& d : letters) {
+      Poco::JSON::Object o;
+      o.set("id", d.id);
+      o.set("sink", d.sink);
+      o.set("sequence", d.event.sequence);
+      o.set("source", d.event.source);
+      o.set("entity", d.event.entity);
+      o.set("key", d.event.key);
+      o.set("version", d.event.version);
+      o.set("reason", d.reason);
+      o.set("failed_at", formatInstantMs(d.failed_at_ms * 1000000));
+      o.set("replay_requested", d.replay_requested);
+      out.add(o);
+    }
+    out.stringify(std::cout);
+    std::cout << "\n";
+    return EXIT_OK;
+  }
+  if (letters.empty()) std::cout << "no dead letters\n";
+  for (const auto& d : letters) {
+    std::cout << "#" << d.id << "  sink " << d.sink << "  " << d.event.idempotencyKey() << "  (seq "
+              << d.event.sequence << ", failed " << formatInstantMs(d.failed_at_ms * 1000000)
+              << (d.replay_requested ? ", replay requested" : "") << ")\n    " << d.reason << "\n";
+  }
+  return EXIT_OK;
+}
+
+}  // namespace ferry::core

@@ -1,0 +1,44 @@
+// The `ferry` command line: run, check, plugins, status, dead-letters.
+#pragma once
+
+#include <Poco/Util/Application.h>
+
+#include <string>
+#include <vector>
+
+namespace ferry::core {
+
+class App : public Poco::Util::Application {
+ public:
+  App();
+
+  // Exit codes beyond Poco's: a source or sink ended stopped (run --once).
+  static constexpr int kExitStopped = 1;
+
+ protected:
+  void defineOptions(Poco::Util::OptionSet& options) override;
+  void handleOption(const std::string& name, const std::string& value) override;
+  int main(const std::vector<std::string>& args) override;
+
+ private:
+  int commandRun();
+  int commandCheck();
+  int commandPlugins();
+  int commandStatus();
+  int commandDeadLetters(const std::vector<std::string>& args);
+  void printHelp();
+  void setUpLogging(const std::string& level, const std::string& file);
+  std::string configPath() const;
+  std::string pluginDir(const std::string& from_config) const;
+
+  bool help_ = false;
+  bool version_ = false;
+  bool once_ = false;
+  bool json_ = false;
+  std::string config_;
+  std::string plugin_dir_;
+  std::string sink_;
+  std::vector<int64_t> ids_;
+};
+
+}  // namespace ferry::core

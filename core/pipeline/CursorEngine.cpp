@@ -1,0 +1,191 @@
+#include "pipeline/CursorEngine.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "services/Time.h"
+
+namespace ferry::core {
+namespace {
+
+constexpr int64_t kNsPerMs = 1000000;
+
+// Paging decisions happen at millisecond granularity: that is what a request can express, and
+// comparing finer stamps against a floored `since` would make a page look newer than the
+// instant it started at, so the cursor would never move.
+int64_t floorMs(int64_t ns) { return ns >= 0 ? ns / kNsPerMs : -((-ns + kNsPerMs - 1) / kNsPerMs); }
+
+int64_t steadyMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+// Events of pages fetched but not yet committed, and the versions they carry, so that dedupe
+// sees them before they reach the journal.
+struct CursorEngine::Pending {
+  std::vector<NewEvent> events;
+  std::unordered_map<std::string, VersionSeen> versions;
+  int64_t pages = 0;
+  int64_t started_ms = 0;
+};
+
+CursorEngine::CursorEngine(std::string source, Journal& journal, CycleSettings settings)
+    : source_(std::move(source)), journal_(journal), settings_(std::move(settings)) {}
+
+Cursor CursorEngine::currentCursor() {
+  if (auto c = journal_.cursor(source_)) return *c;
+  Cursor c;
+  auto ns = parseInstantNs(settings_.start_from);
+  c.since_ns = ns ? floorMs(*ns) * kNsPerMs : floorMs(nowNs()) * kNsPerMs;
+  c.since = formatInstantMs(c.since_ns);
+  return c;
+}
+
+CycleResult CursorEngine::runCycle(const FetchPage& fetch, const std::atomic<bool>& stop,
+                                   const std::function<void()>& on_commit) {
+  CycleResult result;
+  const Cursor start = currentCursor();
+  const uint32_t limit = std::max<uint32_t>(1, settings_.page_size);
+
+  // The cursor to persist: never behind where the cycle started (the look-back reads older
+  // items again, it does not move the cursor back), and only ever moved by the data.
+  int64_t persist_ms = floorMs(start.since_ns);
+  int64_t persist_offset = 0;
+
+  // Where the next request goes. The look-back catches changes a remote committed late with an
+  // earlier stamp; dedupe drops the repeats it brings.
+  int64_t since_ms = persist_ms - settings_.lookback_ms;
+  uint32_t offset = 0;
+
+  // Offset paging within one instant (more items share `since_ms` than a page holds): when one
+  // of the tied items changes between two pages the others slide back and one is skipped. So a
+  // window that needed offset paging is read again from offset 0, until a whole pass over it
+  // finds nothing new at that instant.
+  bool tied = false;
+  bool pass_found_new = false;
+
+  Pending pending;
+  auto flush = [&]() {
+    if (pending.pages == 0 && pending.events.empty()) return;
+    Cursor c;
+    c.since_ns = persist_ms * kNsPerMs;
+    c.since = formatInstantMs(c.since_ns);
+    c.offset = persist_offset;
+    journal_.commit(source_, pending.events, c);
+    bool added = !pending.events.empty();
+    result.new_events += static_cast<int64_t>(pending.events.size());
+    pending = Pending{};
+    if (added && on_commit) on_commit();
+  };
+
+  while (true) {
+    if (stop.load()) {
+      flush();
+      result.status = FERRY_RETRY;
+      result.error = "stopping";
+      return result;
+    }
+    PageRequest request;
+    request.since_ms = since_ms;
+    request.since = formatInstantMs(since_ms * kNsPerMs);
+    request.offset = offset;
+    request.limit = limit;
+    PageResult page = fetch(request);
+    if (page.status != FERRY_OK) {
+      // The pages before this one are complete and consistent with the cursor: keep them.
+      flush();
+      result.status = page.status;
+      result.error = page.error;
+      result.retry_after_ms = page.retry_after_ms;
+      return result;
+    }
+    ++result.pages;
+    result.items += static_cast<int64_t>(page.items.size());
+    if (pending.pages == 0) pending.started_ms = steadyMs();
+    ++pending.pages;
+
+    // Dedupe against the journal and the pending pages: new only when newer than the latest
+    // version seen for the key.
+    std::vector<KeyRef> unknown;
+    for (const auto& item : page.items) {
+      if (!pending.versions.count(versionMapKey(item.entity, item.key)))
+        unknown.push_back({item.entity, item.key});
+    }
+    auto stored = unknown.empty() ? std::unordered_map<std::string, VersionSeen>{}
+                                  : journal_.latestVersions(source_, unknown);
+    int64_t newest_ns = INT64_MIN;
+    bool new_at_since = false;
+    for (auto& item : page.items) {
+      newest_ns = std::max(newest_ns, item.version_ns);
+      std::string map_key = versionMapKey(item.entity, item.key);
+      const VersionSeen* seen = nullptr;
+      if (auto it = pending.versions.find(map_key); it != pending.versions.end()) seen = &it->second;
+      else if (auto st = stored.find(map_key); st != stored.end()) seen = &st->second;
+      if (seen != nullptr && item.version_ns <= seen->version_ns) continue;
+      NewEvent e;
+      e.entity = item.entity;
+      e.key = item.key;
+      e.version = item.version;
+      e.version_ns = item.version_ns;
+      e.previous = seen != nullptr ? seen->version : "";
+      e.body = std::move(item.body);
+      e.echo = item.echo;
+      pending.versions[map_key] = VersionSeen{e.version, e.version_ns};
+      pending.events.push_back(std::move(e));
+      if (floorMs(item.version_ns) == since_ms) new_at_since = true;
+    }
+
+    const uint32_t received = std::max<uint32_t>(page.received,
+                                                 static_cast<uint32_t>(page.items.size()));
+    const bool full = received >= limit;
+    const bool reaches_past = !page.items.empty() && floorMs(newest_ns) > since_ms;
+    if (tied) pass_found_new = pass_found_new || new_at_since;
+
+    if (full && !reaches_past) {
+      // A full page with nothing newer than `since`: page within the instant.
+      if (!tied) {
+        tied = true;
+        pass_found_new = new_at_since;
+      }
+      offset += received;
+      if (since_ms >= persist_ms) {
+        persist_ms = since_ms;
+        persist_offset = offset;
+      }
+    } else {
+      if (tied) {
+        tied = false;
+        if (pass_found_new) {
+          // Read the instant again from its start before the cursor may leave it.
+          ++result.passes;
+          offset = 0;
+          pass_found_new = false;
+          continue;
+        }
+      }
+      if (!full) {
+        // The window is exhausted: the cycle is done.
+        if (reaches_past && floorMs(newest_ns) > persist_ms) persist_ms = floorMs(newest_ns);
+        persist_offset = 0;
+        flush();
+        return result;
+      }
+      // Keyset paging: the next page starts at the newest version seen, offset 0.
+      since_ms = floorMs(newest_ns);
+      offset = 0;
+      if (since_ms > persist_ms) {
+        persist_ms = since_ms;
+        persist_offset = 0;
+      }
+    }
+
+    if (pending.pages >= std::max<int64_t>(1, settings_.commit_pages) ||
+        steadyMs() - pending.started_ms >= settings_.commit_interval_ms)
+      flush();
+  }
+}
+
+}  // namespace ferry::core

@@ -1,0 +1,76 @@
+// The cursor algorithm of DESIGN.md, for one source: one poll cycle at a time, pages fetched
+// through a function so that the algorithm is tested against any simulated remote.
+#pragma once
+
+#include <ferry/abi.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "journal/Journal.h"
+#include "pipeline/HostServices.h"
+
+namespace ferry::core {
+
+struct PageRequest {
+  std::string since;  // UTC text with milliseconds
+  int64_t since_ms = 0;
+  uint32_t offset = 0;
+  uint32_t limit = 0;
+};
+
+struct PageResult {
+  ferry_status status = FERRY_OK;
+  std::vector<FetchedItem> items;
+  uint32_t received = 0;  // items the remote returned (>= items.size() when some were filtered)
+  std::string error;
+  int64_t retry_after_ms = -1;
+};
+
+using FetchPage = std::function<PageResult(const PageRequest&)>;
+
+struct CycleSettings {
+  int64_t lookback_ms = 5000;
+  uint32_t page_size = 100;
+  int64_t commit_pages = 20;          // pages per journal transaction while behind
+  int64_t commit_interval_ms = 500;   // …or this long
+  std::string start_from;             // UTC text: the first cursor
+};
+
+struct CycleResult {
+  ferry_status status = FERRY_OK;
+  std::string error;
+  int64_t retry_after_ms = -1;
+  int64_t pages = 0;
+  int64_t items = 0;       // items fetched, repeats included
+  int64_t new_events = 0;  // events journalled
+  int64_t passes = 0;      // extra passes over an instant that needed offset paging
+};
+
+class CursorEngine {
+ public:
+  CursorEngine(std::string source, Journal& journal, CycleSettings settings);
+
+  // Runs one poll cycle: pages from the cursor (minus the look-back) until the remote has
+  // nothing newer, journalling new events and the cursor page by page (grouped into one
+  // transaction per commit_pages / commit_interval). A failed page ends the cycle: the pages
+  // before it are kept, nothing of it is. `on_commit` is called after each journal commit that
+  // added events. Stops early (after committing what it has) when `stop` turns true.
+  CycleResult runCycle(const FetchPage& fetch, const std::atomic<bool>& stop,
+                       const std::function<void()>& on_commit = {});
+
+  // The cursor the next cycle starts from.
+  Cursor currentCursor();
+
+ private:
+  struct Pending;
+  std::string source_;
+  Journal& journal_;
+  CycleSettings settings_;
+};
+
+}  // namespace ferry::core

@@ -1,0 +1,146 @@
+#include "pipeline/Pipeline.h"
+
+#include <Poco/Logger.h>
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
+#include "services/Time.h"
+
+namespace ferry::core {
+
+Pipeline::Pipeline(const Config& config, const PluginRegistry& plugins, Journal& journal,
+                   Poco::Logger& logger)
+    : config_(config),
+      plugins_(plugins),
+      services_(std::make_unique<HostServices>(journal, logger)) {}
+
+Pipeline::~Pipeline() {
+  stop();
+  // Fixed order: sources first (they may hold shared state the sinks never touch), then sinks.
+  // The runners' destructors destroy the instances; the libraries go when the registry does.
+  sources_.clear();
+  sinks_.clear();
+}
+
+InstanceHandle Pipeline::createInstance(const InstanceConfig& instance) {
+  auto plugin = plugins_.find(instance.plugin);
+  if (!plugin) throw ConfigError(config_.file + ": [" + instance.section + "] plugin: unknown plugin '" + instance.plugin + "'");
+  InstanceHandle h;
+  h.ctx = std::make_unique<ferry_host_ctx>(*services_, instance.name, instance.kind,
+                                           instance.secret_values);
+  // Only the plugin's own options are handed over (host settings it did not redeclare stay
+  // with the host), in declaration order.
+  std::vector<ferry_option_value> values;
+  const auto* d = plugin->descriptor;
+  for (size_t i = 0; i < d->option_count; ++i) {
+    const char* name = d->options[i].name;
+    const char* value = nullptr;
+    for (const auto& [k, v] : instance.resolved)
+      if (k == name && v) value = v->c_str();
+    values.push_back(ferry_option_value{sizeof(ferry_option_value), name, value});
+  }
+  ferry_host_ctx* ctx = h.ctx.get();
+  h.instance = PluginInstance::create(plugin, instance.name, hostApi(), ctx, values,
+                                      [ctx] { return ctx->last_error; });
+  return h;
+}
+
+void Pipeline::create() {
+  BackoffPolicy backoff{config_.host.retry_initial_ms, config_.host.retry_max_ms};
+  for (const auto& sink : config_.sinks) {
+    if (!sink.enabled) continue;
+    sinks_.push_back(std::make_unique<SinkRunner>(sink, createInstance(sink), *services_, backoff,
+                                                  sink.from));
+  }
+  for (const auto& source : config_.sources) {
+    if (!source.enabled) continue;
+    std::vector<std::string> routed;
+    for (const auto& sink : config_.sinks) {
+      if (!sink.enabled) continue;
+      if (sink.from.empty() ||
+          std::find(sink.from.begin(), sink.from.end(), source.name) != sink.from.end())
+        routed.push_back(sink.name);
+    }
+    CycleSettings cycle;
+    cycle.lookback_ms = source.lookback_ms;
+    cycle.page_size = static_cast<uint32_t>(std::max<int64_t>(1, source.page_size));
+    cycle.commit_pages = config_.host.commit_pages;
+    cycle.commit_interval_ms = config_.host.commit_interval_ms;
+    cycle.start_from = source.start_from;
+    sources_.push_back(std::make_unique<SourceRunner>(source, createInstance(source), *services_,
+                                                      cycle, backoff, routed));
+  }
+}
+
+void Pipeline::start() {
+  started_ = true;
+  for (auto& s : sinks_) s->start();
+  for (auto& s : sources_) s->start(false);
+}
+
+void Pipeline::requestStop() {
+  services_->stopping = true;
+  services_->new_events.notify();
+  services_->sink_advanced.notify();
+}
+
+void Pipeline::stop() {
+  if (!started_) return;
+  requestStop();
+  // Sources first: a page in flight finishes (or fails) and what is complete is committed.
+  for (auto& s : sources_) s->join();
+  // Then the sinks: a batch in flight finishes and its offset is committed.
+  for (auto& s : sinks_) s->join();
+  started_ = false;
+}
+
+int Pipeline::runOnce() {
+  started_ = true;
+  for (auto& s : sinks_) s->start();
+  for (auto& s : sources_) s->start(true);
+  auto all_done = [&] {
+    for (auto& s : sources_)
+      if (!s->finished()) return false;
+    for (auto& s : sinks_)
+      if (!s->finished() && !s->drained()) return false;
+    return true;
+  };
+  uint64_t seen = services_->sink_advanced.generation();
+  while (!services_->stopping.load() && !all_done()) {
+    seen = services_->sink_advanced.waitFor(seen, 200);
+  }
+  stop();
+  // The source threads are gone, so the hooks may run here without racing a fetch.
+  for (auto& s : sources_) s->processDelivered();
+  return anyFailed() ? 1 : 0;
+}
+
+bool Pipeline::anyFailed() const {
+  for (const auto& s : sources_)
+    if (s->failed()) return true;
+  for (const auto& s : sinks_)
+    if (s->failed()) return true;
+  return false;
+}
+
+void Pipeline::applyRetention() {
+  Journal& journal = services_->journal;
+  int64_t up_to = journal.lastSequence();
+  for (const auto& sink : config_.sinks)
+    if (sink.enabled) up_to = std::min(up_to, journal.sinkOffset(sink.name));
+  // A source with a delivered hook still needs its events until the hook has run.
+  for (const auto& source : config_.sources) {
+    if (!source.enabled) continue;
+    auto plugin = plugins_.find(source.plugin);
+    if (plugin && plugin->descriptor->source && plugin->descriptor->source->delivered)
+      up_to = std::min(up_to, journal.deliveredUpTo(source.name));
+  }
+  int64_t removed = journal.purge(up_to, nowMs() - config_.host.retention_ms);
+  if (removed > 0)
+    services_->logger.information("retention: removed " + std::to_string(removed) +
+                                  " event(s) every sink has passed");
+}
+
+}  // namespace ferry::core

@@ -1,0 +1,59 @@
+// Wires a validated configuration into running sources and sinks, and takes them down again in
+// a fixed order: stop the sources, let the sinks finish their batch, destroy the instances
+// (sources, then sinks), and only then may the caller drop the plugin libraries.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "config/Config.h"
+#include "journal/Journal.h"
+#include "loader/Loader.h"
+#include "pipeline/HostServices.h"
+#include "pipeline/Runners.h"
+
+namespace ferry::core {
+
+class Pipeline {
+ public:
+  // `config` must have passed validate() against `plugins`. Nothing starts yet.
+  Pipeline(const Config& config, const PluginRegistry& plugins, Journal& journal,
+           Poco::Logger& logger);
+  ~Pipeline();
+  Pipeline(const Pipeline&) = delete;
+  Pipeline& operator=(const Pipeline&) = delete;
+
+  // Creates every enabled instance (sinks first, then sources). Throws LoadError(CreateFailed)
+  // naming the instance, the plugin file and the plugin's message; whatever was created is
+  // destroyed again.
+  void create();
+
+  // Starts every runner; returns at once.
+  void start();
+  // Asks every runner to stop (also safe from another thread); stop() then waits for them.
+  void requestStop();
+  void stop();
+
+  // --once: every source runs until one cycle succeeded, every sink drains, the delivered hooks
+  // run. Returns 0 when all went well, 1 when a source or sink ended stopped.
+  int runOnce();
+
+  // For the main loop of `ferry run`: deletes events every sink has passed and older than the
+  // retention. Cheap when there is nothing to do.
+  void applyRetention();
+  // True when a runner stopped with an error (AUTH/FATAL).
+  bool anyFailed() const;
+  HostServices& services() { return *services_; }
+
+ private:
+  InstanceHandle createInstance(const InstanceConfig& instance);
+
+  const Config& config_;
+  const PluginRegistry& plugins_;
+  std::unique_ptr<HostServices> services_;
+  std::vector<std::unique_ptr<SourceRunner>> sources_;
+  std::vector<std::unique_ptr<SinkRunner>> sinks_;
+  bool started_ = false;
+};
+
+}  // namespace ferry::core

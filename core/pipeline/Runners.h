@@ -1,0 +1,130 @@
+// The threads that move events: one SourceRunner per enabled source (poll cycles, retry with
+// backoff, the delivered hook), one SinkRunner per enabled sink (its own offset, batches,
+// OK/RETRY/FATAL, dead letters, replays).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "config/Config.h"
+#include "loader/Loader.h"
+#include "pipeline/CursorEngine.h"
+#include "pipeline/HostServices.h"
+#include "services/Backoff.h"
+
+namespace ferry::core {
+
+// A plugin instance with the context the host handed it. Destroys the instance before the
+// context, and the instance releases its library last.
+struct InstanceHandle {
+  std::unique_ptr<ferry_host_ctx> ctx;
+  std::unique_ptr<PluginInstance> instance;
+
+  InstanceHandle() = default;
+  InstanceHandle(InstanceHandle&&) = default;
+  InstanceHandle& operator=(InstanceHandle&& other) noexcept {
+    reset();
+    ctx = std::move(other.ctx);
+    instance = std::move(other.instance);
+    return *this;
+  }
+  ~InstanceHandle() { reset(); }
+  // The instance may still use its context while it is destroyed.
+  void reset() {
+    instance.reset();
+    ctx.reset();
+  }
+};
+
+class SourceRunner {
+ public:
+  SourceRunner(const InstanceConfig& config, InstanceHandle handle, HostServices& services,
+               CycleSettings cycle, BackoffPolicy backoff, std::vector<std::string> routed_sinks);
+  ~SourceRunner();
+
+  // Starts the thread. With `once`, the thread ends after the first successful cycle.
+  void start(bool once);
+  void join();
+  // True once the thread ended (or never started).
+  bool finished() const { return finished_.load(); }
+  // True when the source was stopped by an AUTH or FATAL answer.
+  bool failed() const { return failed_.load(); }
+  // Calls the plugin's delivered() for every event all routed sinks have. Only from the
+  // runner's own thread, or after join().
+  void processDelivered();
+  const std::string& name() const { return name_; }
+  void destroyInstance() { handle_.reset(); }
+
+ private:
+  void loop(bool once);
+  PageResult fetchPage(const PageRequest& request);
+  void status(const std::string& state, const std::string& message, int64_t attempt = 0,
+              int64_t next_at_ms = 0);
+  bool sleepFor(int64_t ms, bool wake_on_sink_progress);
+
+  std::string name_;
+  InstanceHandle handle_;
+  HostServices& services_;
+  CursorEngine engine_;
+  BackoffPolicy backoff_;
+  int64_t interval_ms_;
+  std::vector<std::string> routed_sinks_;
+  std::mt19937_64 rng_;
+  std::thread thread_;
+  std::atomic<bool> finished_{true};
+  std::atomic<bool> failed_{false};
+  std::string last_state_, last_message_;
+};
+
+class SinkRunner {
+ public:
+  SinkRunner(const InstanceConfig& config, InstanceHandle handle, HostServices& services,
+             BackoffPolicy backoff, std::vector<std::string> sources);
+  ~SinkRunner();
+
+  void start();
+  void join();
+  bool finished() const { return finished_.load(); }
+  bool failed() const { return failed_.load(); }
+  // True when the sink has every event routed to it and no replay is pending.
+  bool drained();
+  const std::string& name() const { return name_; }
+  const std::vector<std::string>& sources() const { return sources_; }
+  void destroyInstance() { handle_.reset(); }
+
+ private:
+  enum class Outcome { Progress, Idle, Retry, Stopped };
+  void loop();
+  Outcome deliverReplays();
+  Outcome deliverFeed();
+  // Hands `events` to the plugin; the shared part of the feed and of replays.
+  ferry_status write(const std::vector<JournalEvent>& events, size_t& done, std::string& message,
+                     int64_t& retry_after_ms);
+  void status(const std::string& state, const std::string& message, int64_t attempt = 0,
+              int64_t next_at_ms = 0);
+  bool sleepFor(int64_t ms);
+
+  std::string name_;
+  InstanceHandle handle_;
+  HostServices& services_;
+  BackoffPolicy backoff_;
+  std::vector<std::string> sources_;  // empty: every source
+  size_t batch_size_;
+  int64_t batch_delay_ms_;
+  bool skip_echo_;
+  int64_t offset_ = 0;
+  int attempt_ = 0;
+  std::mt19937_64 rng_;
+  std::thread thread_;
+  std::atomic<bool> finished_{true};
+  std::atomic<bool> failed_{false};
+  std::string last_state_, last_message_;
+};
+
+}  // namespace ferry::core
