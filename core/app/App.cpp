@@ -313,83 +313,96 @@ int App::commandStatus() {
   std::map<std::string, int64_t> dead;
   for (const auto& d : journal->deadLetters(std::nullopt)) ++dead[d.sink];
 
-  auto stateOf = [&](const std::string& kind, const InstanceConfig& i) {
-    if (!i.enabled) return std::make_pair(std::string("disabled"), std::string());
-    auto it = statuses.find(kind + "/" + i.name);
-    if (it == statuses.end()) return std::make_pair(std::string("never run"), std::string());
-    return std::make_pair(it->second.state, it->second.message);
+  struct Row {
+    std::string name, state, message, cursor;
+    std::optional<Cursor> source_cursor;
+    int64_t offset = 0, backlog = 0, dead_letters = 0;
   };
-
-  Poco::JSON::Object root;
-  root.set("last_sequence", last);
-  Poco::JSON::Array sources, sinks;
-  for (const auto& s : config.sources) {
-    Poco::JSON::Object o;
-    o.set("name", s.name);
-    auto [state, message] = stateOf("source", s);
-    o.set("state", state);
-    o.set("message", message);
-    if (auto it = cursors.find(s.name); it != cursors.end()) {
-      Poco::JSON::Object c;
-      c.set("since", it->second.since);
-      c.set("offset", it->second.offset);
-      o.set("cursor", c);
-    } else {
-      o.set("cursor", Poco::Dynamic::Var());
+  auto row = [&](const std::string& kind, const InstanceConfig& i) {
+    Row r;
+    r.name = i.name;
+    r.state = "never run";
+    if (!i.enabled) {
+      r.state = "disabled";
+    } else if (auto it = statuses.find(kind + "/" + i.name); it != statuses.end()) {
+      r.state = it->second.state;
+      r.message = it->second.message;
     }
-    sources.add(o);
+    return r;
+  };
+  std::vector<Row> sources, sinks;
+  for (const auto& s : config.sources) {
+    Row r = row("source", s);
+    if (auto it = cursors.find(s.name); it != cursors.end()) r.source_cursor = it->second;
+    sources.push_back(r);
   }
   for (const auto& s : config.sinks) {
-    Poco::JSON::Object o;
-    o.set("name", s.name);
-    auto [state, message] = stateOf("sink", s);
-    o.set("state", state);
-    o.set("message", message);
-    int64_t offset = journal->sinkOffset(s.name);
-    o.set("offset", offset);
-    std::vector<std::string> from = s.from;
-    if (from.empty() && s.raw.count("from")) {
-      std::stringstream ss(s.raw.at("from"));
-      for (std::string item; std::getline(ss, item, ',');) {
+    Row r = row("sink", s);
+    r.offset = journal->sinkOffset(s.name);
+    // status does not load plugins, so `from` comes straight from the file.
+    std::vector<std::string> from;
+    if (auto it = s.raw.find("from"); it != s.raw.end()) {
+      std::stringstream list(it->second);
+      for (std::string item; std::getline(list, item, ',');) {
         item.erase(0, item.find_first_not_of(" \t"));
         item.erase(item.find_last_not_of(" \t") + 1);
         if (!item.empty()) from.push_back(item);
       }
     }
-    o.set("backlog", journal->countAfter(offset, from));
-    o.set("dead_letters", dead[s.name]);
-    sinks.add(o);
+    r.backlog = journal->countAfter(r.offset, from);
+    r.dead_letters = dead[s.name];
+    sinks.push_back(r);
   }
-  root.set("sources", sources);
-  root.set("sinks", sinks);
+
   if (json_) {
-    root.stringify(std::cout);
+    Poco::JSON::Object::Ptr root = new Poco::JSON::Object;
+    root->set("last_sequence", last);
+    Poco::JSON::Array::Ptr src = new Poco::JSON::Array, snk = new Poco::JSON::Array;
+    for (const auto& r : sources) {
+      Poco::JSON::Object::Ptr o = new Poco::JSON::Object;
+      o->set("name", r.name);
+      o->set("state", r.state);
+      o->set("message", r.message);
+      if (r.source_cursor) {
+        Poco::JSON::Object::Ptr c = new Poco::JSON::Object;
+        c->set("since", r.source_cursor->since);
+        c->set("offset", r.source_cursor->offset);
+        o->set("cursor", c);
+      } else {
+        o->set("cursor", Poco::Dynamic::Var());
+      }
+      src->add(o);
+    }
+    for (const auto& r : sinks) {
+      Poco::JSON::Object::Ptr o = new Poco::JSON::Object;
+      o->set("name", r.name);
+      o->set("state", r.state);
+      o->set("message", r.message);
+      o->set("offset", r.offset);
+      o->set("backlog", r.backlog);
+      o->set("dead_letters", r.dead_letters);
+      snk->add(o);
+    }
+    root->set("sources", src);
+    root->set("sinks", snk);
+    root->stringify(std::cout);
     std::cout << "\n";
     return EXIT_OK;
   }
   std::cout << "journal " << config.host.journal << ", last sequence " << last << "\n\nSOURCES\n";
-  for (size_t i = 0; i < sources.size(); ++i) {
-    auto o = sources.getObject(static_cast<unsigned>(i));
+  for (const auto& r : sources) {
     std::string cursor = "(none yet)";
-    if (auto c = o->getObject("cursor"))
-      cursor = c->getValue<std::string>("since") +
-               (c->getValue<int64_t>("offset") ? " +" + std::to_string(c->getValue<int64_t>("offset")) : "");
-    std::cout << "  " << padRight(o->getValue<std::string>("name"), 20)
-              << padRight(o->getValue<std::string>("state"), 11) << "cursor " << cursor;
-    if (!o->getValue<std::string>("message").empty())
-      std::cout << "\n    " << o->getValue<std::string>("message");
-    std::cout << "\n";
+    if (r.source_cursor)
+      cursor = r.source_cursor->since +
+               (r.source_cursor->offset ? " +" + std::to_string(r.source_cursor->offset) : "");
+    std::cout << "  " << padRight(r.name, 20) << padRight(r.state, 11) << "cursor " << cursor << "\n";
+    if (!r.message.empty()) std::cout << "    " << r.message << "\n";
   }
   std::cout << "\nSINKS\n";
-  for (size_t i = 0; i < sinks.size(); ++i) {
-    auto o = sinks.getObject(static_cast<unsigned>(i));
-    std::cout << "  " << padRight(o->getValue<std::string>("name"), 20)
-              << padRight(o->getValue<std::string>("state"), 11) << "offset "
-              << o->getValue<int64_t>("offset") << ", backlog " << o->getValue<int64_t>("backlog")
-              << ", dead letters " << o->getValue<int64_t>("dead_letters");
-    if (!o->getValue<std::string>("message").empty())
-      std::cout << "\n    " << o->getValue<std::string>("message");
-    std::cout << "\n";
+  for (const auto& r : sinks) {
+    std::cout << "  " << padRight(r.name, 20) << padRight(r.state, 11) << "offset " << r.offset
+              << ", backlog " << r.backlog << ", dead letters " << r.dead_letters << "\n";
+    if (!r.message.empty()) std::cout << "    " << r.message << "\n";
   }
   return EXIT_OK;
 }

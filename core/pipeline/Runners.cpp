@@ -173,7 +173,7 @@ void SourceRunner::loop(bool once) {
     status("retrying", r.error, attempt, nowMs() + delay);
     if (!sleepFor(delay, true)) break;
   }
-  status("idle", "stopped by the operator");
+  status("idle", "");
 }
 
 void SourceRunner::processDelivered() {
@@ -459,6 +459,7 @@ void SinkRunner::loop() {
       services_.new_events.waitFor(seen, kSliceMs * 5);
     }
   }
+  status("idle", "");
 }
 
 }  // namespace ferry::core
