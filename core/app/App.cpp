@@ -293,7 +293,7 @@ int App::commandPlugins() {
     std::cout << "\n" << d->name << " (" << (p->isSource() ? "source" : "sink") << ", version "
               << d->version << ") — " << (d->description ? d->description : "") << "\n  file "
               << p->file.string() << "\n  options:\n";
-    printTable(std::vector<ferry_option_def>(d->options, d->options + d->option_count));
+    printTable(p->options);
   }
   std::cout << "\nHost settings, allowed in every [source.<name>] section:\n";
   printTable(hostSourceOptions());

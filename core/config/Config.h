@@ -88,6 +88,9 @@ Config loadConfig(const std::string& path);
 // Checks every enabled instance against its plugin's option table: unknown plugin, wrong kind,
 // unknown keys (listing the allowed ones), missing required options, wrong types, values outside
 // `choices`. Fills `resolved`, `secret_values` and the host settings. Throws ConfigError.
+// Disabled instances are not validated (their plugin need not even be installed, their keys are
+// kept in `raw` unchecked); loadConfig() still requires their `plugin` key. A sink's `from` is
+// checked by loadConfig(), for enabled sinks only.
 void validate(Config& config, const PluginRegistry& plugins);
 
 // The host's own settings for sources and sinks, as option tables: `ferry plugins` prints them

@@ -49,6 +49,11 @@ struct Plugin {
   std::shared_ptr<PluginLibrary> library;
   const ferry_plugin_descriptor* descriptor = nullptr;
   std::filesystem::path file;  // absolute
+  // The descriptor's option table, checked (names, types, no duplicates) and copied into this
+  // host's ferry_option_def layout: read options here, not through descriptor->options, whose
+  // entries may be larger when the plugin was built against a newer ABI revision. The strings
+  // still point into the library.
+  std::vector<ferry_option_def> options;
 
   std::string name() const { return descriptor->name; }
   bool isSource() const { return descriptor->kind == FERRY_KIND_SOURCE; }

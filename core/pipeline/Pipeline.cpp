@@ -33,9 +33,8 @@ InstanceHandle Pipeline::createInstance(const InstanceConfig& instance) {
   // Only the plugin's own options are handed over (host settings it did not redeclare stay
   // with the host), in declaration order.
   std::vector<ferry_option_value> values;
-  const auto* d = plugin->descriptor;
-  for (size_t i = 0; i < d->option_count; ++i) {
-    const char* name = d->options[i].name;
+  for (const auto& def : plugin->options) {
+    const char* name = def.name;
     const char* value = nullptr;
     for (const auto& [k, v] : instance.resolved)
       if (k == name && v) value = v->c_str();

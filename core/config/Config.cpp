@@ -1,0 +1,569 @@
+#include "config/Config.h"
+
+#include <Poco/Exception.h>
+#include <Poco/Util/IniFileConfiguration.h>
+#include <Poco/Util/LayeredConfiguration.h>
+#include <Poco/Util/SystemConfiguration.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "loader/Loader.h"
+#include "services/Time.h"
+
+namespace ferry::core {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string trim(std::string_view s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  return std::string(s);
+}
+
+std::string lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+std::vector<std::string> split(const std::string& text, char separator) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t end = text.find(separator, start);
+    if (end == std::string::npos) end = text.size();
+    std::string item = trim(std::string_view(text).substr(start, end - start));
+    if (!item.empty()) out.push_back(item);
+    start = end + 1;
+  }
+  return out;
+}
+
+std::string join(const std::vector<std::string>& items, const std::string& separator) {
+  std::string out;
+  for (const auto& item : items) out += (out.empty() ? "" : separator) + item;
+  return out;
+}
+
+bool isInstanceName(const std::string& s) {
+  if (s.empty()) return false;
+  for (char c : s)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-') return false;
+  return true;
+}
+
+// Poco's IniFileConfiguration keeps only a map of "section.key" (sorted, case-insensitive), so
+// the file order of sections, empty sections, keys given twice and keys outside any section are
+// invisible through it. One pass over the lines recovers that structure; Poco still parses the
+// values and expands ${...}.
+struct Key {
+  std::string name;
+  int line;
+};
+struct Section {
+  std::string name;
+  int line;
+  std::vector<Key> keys;
+};
+struct Scanned {
+  std::string text;  // what Poco reads: '#' comment lines turned into ';' ones
+  std::vector<Section> sections;
+};
+
+Scanned scan(const std::string& file) {
+  std::ifstream in(file);
+  if (!in)
+    throw ConfigError(file + ": cannot read the configuration file (" +
+                      (fs::exists(file) ? "permission denied" : "no such file") +
+                      "); pass the path of a readable file");
+  Scanned out;
+  std::string line;
+  int number = 0;
+  while (std::getline(in, line)) {
+    ++number;
+    const std::string where = file + ", line " + std::to_string(number);
+    std::string t = trim(line);
+    // Poco 1.11 knows only ';' comments; '#' is what most INI files (and our examples) use.
+    if (!t.empty() && t[0] == '#') {
+      out.text += ";\n";
+      continue;
+    }
+    out.text += line + "\n";
+    if (t.empty() || t[0] == ';') continue;
+    if (t[0] == '[') {
+      size_t close = t.find(']');
+      if (close == std::string::npos)
+        throw ConfigError(where +
+                          ": section header without ']'; write [host], "
+                          "[source.<name>] or [sink.<name>]");
+      out.sections.push_back({trim(std::string_view(t).substr(1, close - 1)), number, {}});
+      continue;
+    }
+    size_t eq = t.find('=');
+    if (eq == std::string::npos)
+      throw ConfigError(where + ": '" + t + "' is not a setting; write `key = value`");
+    std::string key = trim(std::string_view(t).substr(0, eq));
+    if (key.empty()) throw ConfigError(where + ": no key before '='; write `key = value`");
+    if (out.sections.empty())
+      throw ConfigError(where + ": " + key +
+                        " is outside of any section; put it under [host], [source.<name>] or "
+                        "[sink.<name>]");
+    auto& keys = out.sections.back().keys;
+    for (const auto& k : keys)
+      if (lower(k.name) == lower(key))
+        throw ConfigError(file + ": [" + out.sections.back().name + "] " + key +
+                          ": set twice (lines " + std::to_string(k.line) + " and " +
+                          std::to_string(number) + "); keep one");
+    keys.push_back({key, number});
+  }
+  return out;
+}
+
+class Reader {
+ public:
+  Reader(std::string file, const std::string& text) : file_(std::move(file)) {
+    std::istringstream in(text);
+    config_ = new Poco::Util::LayeredConfiguration;
+    config_->add(new Poco::Util::IniFileConfiguration(in), 0);
+    // SystemConfiguration's own keys are "system.*", so "${system.env.NAME}" in a value resolves
+    // through this layer; the INI layer cannot shadow it because [system] is not a valid section.
+    config_->add(new Poco::Util::SystemConfiguration, 100);
+  }
+
+  // The value with ${...} expanded. Poco leaves a reference it cannot resolve as it is, so a
+  // remaining "${system.env." means the variable is not set.
+  std::string get(const std::string& section, const std::string& key) const {
+    const std::string where = file_ + ": [" + section + "] " + key;
+    std::string value;
+    try {
+      value = config_->getString(section + "." + key);
+    } catch (const Poco::Exception& e) {
+      throw ConfigError(where + ": " + e.displayText() + "; check the ${...} references");
+    }
+    const std::string marker = "${system.env.";
+    size_t at = value.find(marker);
+    if (at != std::string::npos) {
+      size_t end = value.find('}', at);
+      std::string name =
+          value.substr(at + marker.size(),
+                       end == std::string::npos ? std::string::npos : end - at - marker.size());
+      throw ConfigError(where + ": environment variable " + name +
+                        " is not set; set it in the environment ferry runs in (e.g. "
+                        "Environment= or EnvironmentFile= of its systemd unit)");
+    }
+    return value;
+  }
+
+ private:
+  std::string file_;
+  Poco::AutoPtr<Poco::Util::LayeredConfiguration> config_;
+};
+
+ferry_option_def def(const char* name, ferry_option_type type, const char* default_value,
+                     const char* help, const char* choices = nullptr) {
+  return {sizeof(ferry_option_def), name, type, default_value, 0, 0, help, choices};
+}
+
+// The [host] section is validated with the same machinery as a plugin's options.
+const std::vector<ferry_option_def>& hostSectionOptions() {
+  static const std::vector<ferry_option_def> table = {
+      def("journal", FERRY_OPT_STRING, "ferry-journal.db", "SQLite journal file"),
+      def("plugin_dir", FERRY_OPT_STRING, "", "plugin directory (empty: next to ferry)"),
+      def("log_level", FERRY_OPT_STRING, "info", "least severe level logged",
+          "debug|info|warning|error"),
+      def("log_file", FERRY_OPT_STRING, "", "log file (empty: standard error)"),
+      def("retention", FERRY_OPT_DURATION, "7d", "age after which delivered events are removed"),
+      def("retry_initial", FERRY_OPT_DURATION, "1s", "first retry delay"),
+      def("retry_max", FERRY_OPT_DURATION, "5m", "longest retry delay"),
+      def("commit_pages", FERRY_OPT_INT, "20", "pages per journal transaction while behind"),
+      def("commit_interval", FERRY_OPT_DURATION, "500ms", "longest wait before a commit"),
+  };
+  return table;
+}
+
+std::vector<std::string> namesOf(const std::vector<ferry_option_def>& table) {
+  std::vector<std::string> out;
+  for (const auto& d : table) out.push_back(d.name);
+  return out;
+}
+
+const ferry_option_def* findDef(const std::vector<ferry_option_def>& table,
+                                const std::string& name) {
+  for (const auto& d : table)
+    if (name == d.name) return &d;
+  return nullptr;
+}
+
+int64_t toInt(const std::string& normalised) { return std::stoll(normalised); }
+
+void requireAtLeast(int64_t value, int64_t minimum, const std::string& where) {
+  if (value < minimum)
+    throw ConfigError(where + ": must be at least " + std::to_string(minimum) +
+                      "; raise the value or remove the key for the default");
+}
+
+std::string resolvePath(const std::string& value, const fs::path& base) {
+  if (value.empty()) return value;
+  fs::path p(value);
+  return (p.is_absolute() ? p : base / p).lexically_normal().string();
+}
+
+// Replaces every secret value that made its way into a message (e.g. a secret pasted into a
+// non-secret option by mistake). Very short values are skipped: they would shred the message and
+// reveal nothing.
+std::string redact(std::string message, const std::vector<std::string>& secrets) {
+  for (const auto& s : secrets) {
+    if (s.size() < 3) continue;
+    for (size_t at = message.find(s); at != std::string::npos; at = message.find(s, at + 3))
+      message.replace(at, s.size(), "***");
+  }
+  return message;
+}
+
+std::string pluginNames(const PluginRegistry& plugins, int kind) {
+  std::vector<std::string> names;
+  for (const auto& p : plugins.all())
+    if (kind == 0 || p->descriptor->kind == kind) names.push_back(p->name());
+  return names.empty() ? "(none)" : join(names, ", ");
+}
+
+void validateInstance(const Config& config, InstanceConfig& inst, const PluginRegistry& plugins) {
+  auto where = [&](const std::string& key) {
+    return config.file + ": [" + inst.section + "] " + key;
+  };
+  const bool wants_source = inst.kind == "source";
+  auto plugin = plugins.find(inst.plugin);
+  if (plugin == nullptr)
+    throw ConfigError(where("plugin") + ": unknown plugin '" + inst.plugin +
+                      "'; available plugins: " + pluginNames(plugins, 0) + " (in " +
+                      plugins.directory().string() + ")");
+  if (plugin->isSource() != wants_source)
+    throw ConfigError(where("plugin") + ": plugin " + plugin->name() + " is a " +
+                      (plugin->isSource() ? "source" : "sink") + ", but [" + inst.section +
+                      "] needs a " + inst.kind + " plugin; use one of: " +
+                      pluginNames(plugins, wants_source ? FERRY_KIND_SOURCE : FERRY_KIND_SINK));
+
+  // The effective table: host settings first (a plugin's redeclaration replaces the host's entry
+  // in place, keeping the order stable for `ferry plugins`), then the plugin's own options.
+  std::vector<ferry_option_def> table = wants_source ? hostSourceOptions() : hostSinkOptions();
+  const size_t host_count = table.size();
+  for (const auto& pd : plugin->options) {
+    auto it =
+        std::find_if(table.begin(), table.begin() + host_count,
+                     [&](const ferry_option_def& d) { return std::string(d.name) == pd.name; });
+    if (it == table.begin() + host_count) {
+      table.push_back(pd);
+      continue;
+    }
+    if (it->type != pd.type)
+      throw ConfigError(where("plugin") + ": plugin " + plugin->name() + " (" +
+                        plugin->file.string() + ") redeclares the host setting '" + pd.name +
+                        "' as " + optionTypeName(pd.type) + ", but it is a " +
+                        optionTypeName(it->type) +
+                        "; this is a bug in the plugin: fix its option table");
+    *it = pd;
+  }
+
+  std::vector<std::string> secrets;
+  for (const auto& d : table)
+    if (d.secret && inst.raw.count(d.name)) secrets.push_back(inst.raw.at(d.name));
+
+  try {
+    for (const auto& [key, value] : inst.raw)
+      if (findDef(table, key) == nullptr)
+        throw ConfigError(where(key) + ": unknown key for plugin " + plugin->name() +
+                          "; allowed keys: plugin, enabled, " + join(namesOf(table), ", "));
+
+    inst.resolved.clear();
+    for (const auto& d : table) {
+      std::optional<std::string> resolved;
+      auto raw = inst.raw.find(d.name);
+      if (raw != inst.raw.end()) {
+        resolved = normaliseOption(d, raw->second, where(d.name));
+      } else if (d.required) {
+        throw ConfigError(where(d.name) + ": required option is not set; add `" + d.name +
+                          " = …` to [" + inst.section + "]" +
+                          (d.help != nullptr && *d.help ? std::string(" (") + d.help + ")" : ""));
+      } else if (d.default_value != nullptr) {
+        try {
+          resolved = normaliseOption(d, d.default_value, where(d.name));
+        } catch (const ConfigError& e) {
+          throw ConfigError(std::string(e.what()) + " (this is the default declared by plugin " +
+                            plugin->name() + ": fix the plugin, or set the key)");
+        }
+      }
+      if (d.secret && resolved) secrets.push_back(*resolved);
+      inst.resolved.emplace_back(d.name, resolved);
+    }
+
+    if (wants_source) {
+      inst.interval_ms = toInt(*inst.value("interval"));
+      requireAtLeast(inst.interval_ms, 1, where("interval"));
+      inst.lookback_ms = toInt(*inst.value("lookback"));
+      inst.start_from = *inst.value("start_from");
+      inst.page_size = toInt(*inst.value("page_size"));
+      requireAtLeast(inst.page_size, 1, where("page_size"));
+    } else {
+      auto from = inst.value("from");
+      inst.from = from ? split(*from, ',') : std::vector<std::string>{};
+      inst.batch_size = toInt(*inst.value("batch_size"));
+      requireAtLeast(inst.batch_size, 1, where("batch_size"));
+      inst.batch_delay_ms = toInt(*inst.value("batch_delay"));
+      inst.skip_echo = *inst.value("skip_echo") == "true";
+    }
+  } catch (const ConfigError& e) {
+    throw ConfigError(redact(e.what(), secrets));
+  } catch (const std::bad_optional_access&) {
+    // A plugin redeclared a host setting without a default: the host cannot run without it.
+    throw ConfigError(where("plugin") + ": plugin " + plugin->name() +
+                      " redeclares a host setting without a default; set every host setting in [" +
+                      inst.section + "] or fix the plugin");
+  }
+  std::sort(secrets.begin(), secrets.end());
+  secrets.erase(std::unique(secrets.begin(), secrets.end()), secrets.end());
+  inst.secret_values = std::move(secrets);
+}
+
+}  // namespace
+
+std::optional<std::string> InstanceConfig::value(const std::string& name) const {
+  for (const auto& [key, value] : resolved)
+    if (key == name) return value;
+  return std::nullopt;
+}
+
+const std::vector<ferry_option_def>& hostSourceOptions() {
+  static const std::vector<ferry_option_def> table = {
+      def("interval", FERRY_OPT_DURATION, "60s", "time between poll cycles"),
+      def("lookback", FERRY_OPT_DURATION, "5s",
+          "each cycle asks from this long before the cursor, to catch late commits"),
+      def("start_from", FERRY_OPT_INSTANT, "now", "the first cursor of a new source"),
+      def("page_size", FERRY_OPT_INT, "100", "items per page"),
+  };
+  return table;
+}
+
+const std::vector<ferry_option_def>& hostSinkOptions() {
+  static const std::vector<ferry_option_def> table = {
+      def("from", FERRY_OPT_LIST, nullptr, "source names to take events from (unset: all)"),
+      def("batch_size", FERRY_OPT_INT, "100", "most events per write"),
+      def("batch_delay", FERRY_OPT_DURATION, "1s", "longest wait to fill a batch"),
+      def("skip_echo", FERRY_OPT_BOOL, "true", "skip changes this integration caused itself"),
+  };
+  return table;
+}
+
+std::string normaliseOption(const ferry_option_def& def, const std::string& value,
+                            const std::string& where) {
+  const std::string v = trim(value);
+  auto fail = [&](const std::string& what, const std::string& fix) {
+    if (def.secret) return ConfigError(where + ": invalid value (hidden: secret option); " + fix);
+    return ConfigError(where + ": " + what + "; " + fix);
+  };
+  std::string out;
+  switch (def.type) {
+    case FERRY_OPT_STRING:
+      out = v;
+      break;
+    case FERRY_OPT_INT: {
+      int64_t n = 0;
+      const char* begin = v.data() + (v.size() > 1 && v[0] == '+' ? 1 : 0);
+      auto [end, ec] = std::from_chars(begin, v.data() + v.size(), n);
+      if (v.empty() || ec != std::errc() || end != v.data() + v.size())
+        throw fail("'" + v + "' is not an integer", "write a whole number, e.g. 100");
+      out = std::to_string(n);
+      break;
+    }
+    case FERRY_OPT_BOOL: {
+      const std::string l = lower(v);
+      if (l == "true" || l == "yes" || l == "on" || l == "1") {
+        out = "true";
+      } else if (l == "false" || l == "no" || l == "off" || l == "0") {
+        out = "false";
+      } else {
+        throw fail("'" + v + "' is not a bool", "write true or false (or yes/no, on/off, 1/0)");
+      }
+      break;
+    }
+    case FERRY_OPT_DOUBLE: {
+      double d = 0;
+      auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), d);
+      if (v.empty() || ec != std::errc() || end != v.data() + v.size() || !std::isfinite(d))
+        throw fail("'" + v + "' is not a number", "write a decimal number with '.', e.g. 0.5");
+      out = v;
+      break;
+    }
+    case FERRY_OPT_DURATION: {
+      auto ms = parseDurationMs(v);
+      if (!ms) throw fail("'" + v + "' is not a duration", "write e.g. 250ms, 20s, 5m, 1h or 2d");
+      out = std::to_string(*ms);
+      break;
+    }
+    case FERRY_OPT_INSTANT: {
+      if (lower(v) == "now") {
+        out = formatInstantMs(nowNs());
+        break;
+      }
+      auto ns = parseInstantNs(v);
+      if (!ns)
+        throw fail("'" + v + "' is not an instant with a time zone",
+                   "write e.g. 2025-04-23T10:01:53Z or 2025-04-23T12:01:53+02:00, or now");
+      out = formatInstantMs(*ns);
+      break;
+    }
+    case FERRY_OPT_LIST:
+      out = join(split(v, ','), ",");
+      break;
+    default:
+      throw ConfigError(where + ": the option has the unknown type " +
+                        std::to_string(static_cast<int>(def.type)) + "; fix the plugin");
+  }
+  if (def.choices != nullptr) {
+    const auto allowed = split(def.choices, '|');
+    auto check = [&](const std::string& item) {
+      if (std::find(allowed.begin(), allowed.end(), item) == allowed.end())
+        throw fail("'" + item + "' is not one of " + def.choices,
+                   "choose one of: " + join(allowed, ", "));
+    };
+    if (def.type == FERRY_OPT_LIST) {
+      for (const auto& item : split(out, ',')) check(item);
+    } else {
+      check(def.type == FERRY_OPT_STRING ? out : v);
+    }
+  }
+  return out;
+}
+
+Config loadConfig(const std::string& path) {
+  Config config;
+  config.file = fs::absolute(path).lexically_normal().string();
+  const fs::path base = fs::path(config.file).parent_path();
+  Scanned scanned = scan(config.file);
+  Reader reader(config.file, scanned.text);
+  const std::string file = config.file;
+
+  std::map<std::string, std::string> seen;  // lower-case instance name -> its section
+  const Section* host = nullptr;
+  for (const auto& section : scanned.sections) {
+    const std::string l = lower(section.name);
+    if (l == "host") {
+      if (host != nullptr)
+        throw ConfigError(file + ": [host] appears twice (lines " + std::to_string(host->line) +
+                          " and " + std::to_string(section.line) + "); merge them");
+      host = &section;
+      continue;
+    }
+    std::string kind;
+    if (l.rfind("source.", 0) == 0) kind = "source";
+    if (l.rfind("sink.", 0) == 0) kind = "sink";
+    const std::string name = kind.empty() ? "" : section.name.substr(kind.size() + 1);
+    if (kind.empty() || !isInstanceName(name))
+      throw ConfigError(
+          file + ": [" + section.name +
+          "]: " + (kind.empty() ? "unknown section" : "invalid instance name '" + name + "'") +
+          "; allowed sections are [host], [source.<name>] and [sink.<name>], "
+          "with <name> made of letters, digits, '_' and '-'");
+
+    InstanceConfig inst;
+    inst.kind = kind;
+    inst.name = name;
+    inst.section = kind + "." + name;
+    auto [it, fresh] = seen.emplace(lower(name), inst.section);
+    if (!fresh)
+      throw ConfigError(file + ": [" + inst.section + "]: the name '" + name +
+                        "' is already used by [" + it->second +
+                        "]; instance names must be unique across sources and sinks: rename one");
+    bool has_plugin = false;
+    for (const auto& key : section.keys) {
+      const std::string k = lower(key.name);
+      const std::string value = reader.get(section.name, key.name);
+      if (k == "plugin") {
+        inst.plugin = value;
+        has_plugin = !value.empty();
+      } else if (k == "enabled") {
+        static const ferry_option_def kEnabled =
+            def("enabled", FERRY_OPT_BOOL, "true", "run this instance");
+        inst.enabled =
+            normaliseOption(kEnabled, value, file + ": [" + inst.section + "] enabled") == "true";
+      } else {
+        inst.raw[k] = value;
+      }
+    }
+    if (!has_plugin)
+      throw ConfigError(file + ": [" + inst.section +
+                        "] plugin: missing; add `plugin = <name>` "
+                        "naming the " +
+                        kind + " plugin this instance runs");
+    (kind == "source" ? config.sources : config.sinks).push_back(std::move(inst));
+  }
+
+  // [host], with the same checks as plugin options.
+  const auto& table = hostSectionOptions();
+  std::map<std::string, std::string> values;
+  if (host != nullptr) {
+    for (const auto& key : host->keys) {
+      const std::string k = lower(key.name);
+      if (findDef(table, k) == nullptr)
+        throw ConfigError(file + ": [host] " + key.name +
+                          ": unknown key; allowed keys: " + join(namesOf(table), ", "));
+      values[k] = reader.get(host->name, key.name);
+    }
+  }
+  auto setting = [&](const char* name) {
+    const ferry_option_def& d = *findDef(table, name);
+    auto it = values.find(name);
+    return normaliseOption(d, it != values.end() ? it->second : d.default_value,
+                           file + ": [host] " + name);
+  };
+  config.host.journal = resolvePath(setting("journal"), base);
+  config.host.plugin_dir = resolvePath(setting("plugin_dir"), base);
+  config.host.log_level = setting("log_level");
+  config.host.log_file = resolvePath(setting("log_file"), base);
+  config.host.retention_ms = toInt(setting("retention"));
+  config.host.retry_initial_ms = toInt(setting("retry_initial"));
+  config.host.retry_max_ms = toInt(setting("retry_max"));
+  config.host.commit_pages = toInt(setting("commit_pages"));
+  requireAtLeast(config.host.commit_pages, 1, file + ": [host] commit_pages");
+  config.host.commit_interval_ms = toInt(setting("commit_interval"));
+  if (config.host.journal.empty())
+    throw ConfigError(file +
+                      ": [host] journal: empty; name the journal file or remove the key "
+                      "for the default");
+
+  // `from` is checked here, not in validate(), because it is about the file, not about a
+  // plugin. Disabled sinks are skipped like every other check of a disabled instance, so that
+  // removing a source does not block a sink nobody runs.
+  std::vector<std::string> source_names;
+  for (const auto& s : config.sources) source_names.push_back(s.name);
+  for (const auto& sink : config.sinks) {
+    auto from = sink.raw.find("from");
+    if (!sink.enabled || from == sink.raw.end()) continue;
+    const std::string where = file + ": [" + sink.section + "] from";
+    auto names = split(from->second, ',');
+    if (names.empty())
+      throw ConfigError(where +
+                        ": empty; name the sources to take events from, or remove the "
+                        "key to take every source");
+    for (const auto& n : names)
+      if (std::find(source_names.begin(), source_names.end(), n) == source_names.end())
+        throw ConfigError(where + ": no source named '" + n + "'; configured sources: " +
+                          (source_names.empty() ? "(none)" : join(source_names, ", ")));
+  }
+  return config;
+}
+
+void validate(Config& config, const PluginRegistry& plugins) {
+  for (auto* list : {&config.sources, &config.sinks})
+    for (auto& inst : *list)
+      if (inst.enabled) validateInstance(config, inst, plugins);
+}
+
+}  // namespace ferry::core
