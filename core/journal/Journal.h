@@ -118,7 +118,9 @@ class Journal {
 
   // In ONE transaction: appends `events` in order (assigning increasing sequences), records each
   // one's version as the latest of its key, and stores `cursor`. Returns the last sequence
-  // assigned, or 0 when `events` is empty.
+  // assigned, or 0 when `events` is empty. Sequences are never reused, not even after purge().
+  // An event with an empty source, entity, key or version, or a cursor with a negative offset, is
+  // refused: JournalError, and nothing of the call is stored.
   virtual int64_t commit(const std::string& source, const std::vector<NewEvent>& events,
                          const Cursor& cursor) = 0;
 
@@ -146,7 +148,9 @@ class Journal {
   virtual int64_t countAfter(int64_t after, const std::vector<std::string>& sources) = 0;
 
   // In ONE transaction: moves the sink's offset to `offset`, records `delivery` (when set) and
-  // the dead letters (copies of their events).
+  // the dead letters (copies of their events). A dead letter for a sequence that is not in the
+  // journal fails the whole call (JournalError, nothing changed). Dead-lettering the same event
+  // for the same sink again replaces the reason (one dead letter per sink and event).
   virtual void advanceSink(const std::string& sink, int64_t offset,
                            const std::optional<DeliveryRange>& delivery,
                            const std::vector<NewDeadLetter>& dead) = 0;
@@ -160,7 +164,8 @@ class Journal {
   // The dead letters of `sink` marked for replay, oldest first.
   virtual std::vector<DeadLetter> pendingReplays(const std::string& sink, size_t limit) = 0;
   // Removes a dead letter once its replay was written (or dead-letters it again with a new
-  // reason when `new_reason` is set).
+  // reason when `new_reason` is set, clearing its replay request). An unknown id is a no-op, so
+  // that settling twice after a crash is harmless.
   virtual void settleReplay(int64_t id, const std::optional<std::string>& new_reason) = 0;
 
   // --- delivered hook ------------------------------------------------------------------------

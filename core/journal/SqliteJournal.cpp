@@ -1,0 +1,746 @@
+#include "journal/SqliteJournal.h"
+
+#include <Poco/Data/LOB.h>
+#include <Poco/Data/SQLite/Connector.h>
+#include <Poco/Data/Statement.h>
+#include <Poco/Exception.h>
+#include <Poco/Tuple.h>
+
+#include <filesystem>
+#include <limits>
+#include <utility>
+
+#include "services/Time.h"
+
+namespace ferry::core {
+namespace {
+
+using namespace Poco::Data::Keywords;
+using Poco::Int64;
+using Poco::Data::Session;
+using Poco::Data::Statement;
+
+// Each step takes the schema from version i to i + 1; a later release appends steps and never
+// edits a published one, so every older file can be brought forward in order.
+//
+// Why some CHECKs: an event without source, entity, key or version, or a cursor with a negative
+// offset, is a bug upstream that would corrupt dedupe for good if stored; refusing it fails the
+// whole commit, which the caller already treats as "fetch the page again".
+const std::vector<std::vector<const char*>> kMigrations = {
+    {
+        // AUTOINCREMENT: sequences are never reused, even after purge deleted the newest events;
+        // a sink offset therefore never points at a different event than it did.
+        R"(CREATE TABLE events (
+             sequence INTEGER PRIMARY KEY AUTOINCREMENT,
+             source TEXT NOT NULL CHECK (source <> ''),
+             entity TEXT NOT NULL CHECK (entity <> ''),
+             key TEXT NOT NULL CHECK (key <> ''),
+             version TEXT NOT NULL CHECK (version <> ''),
+             previous TEXT NOT NULL,
+             body TEXT NOT NULL,
+             echo INTEGER NOT NULL,
+             fetched_at_ms INTEGER NOT NULL))",
+        "CREATE INDEX events_source_sequence ON events (source, sequence)",
+        R"(CREATE TABLE latest_versions (
+             source TEXT NOT NULL,
+             entity TEXT NOT NULL,
+             key TEXT NOT NULL,
+             version TEXT NOT NULL,
+             version_ns INTEGER NOT NULL,
+             PRIMARY KEY (source, entity, key)) WITHOUT ROWID)",
+        R"(CREATE TABLE cursors (
+             source TEXT PRIMARY KEY,
+             since TEXT NOT NULL,
+             since_ns INTEGER NOT NULL,
+             since_offset INTEGER NOT NULL CHECK (since_offset >= 0),
+             updated_at_ms INTEGER NOT NULL))",
+        R"(CREATE TABLE sink_offsets (
+             sink TEXT PRIMARY KEY,
+             sequence INTEGER NOT NULL,
+             updated_at_ms INTEGER NOT NULL))",
+        R"(CREATE TABLE deliveries (
+             id INTEGER PRIMARY KEY AUTOINCREMENT,
+             sink TEXT NOT NULL,
+             first_sequence INTEGER NOT NULL,
+             last_sequence INTEGER NOT NULL,
+             delivered_at_ms INTEGER NOT NULL,
+             detail TEXT NOT NULL))",
+        // `ferry trace` asks which deliveries cover one sequence.
+        "CREATE INDEX deliveries_last_sequence ON deliveries (last_sequence, first_sequence)",
+        // A full copy of the event: retention deletes events, never dead letters. AUTOINCREMENT
+        // so that an id an operator saw in a listing never names another dead letter later.
+        R"(CREATE TABLE dead_letters (
+             id INTEGER PRIMARY KEY AUTOINCREMENT,
+             sink TEXT NOT NULL,
+             sequence INTEGER NOT NULL,
+             source TEXT NOT NULL,
+             entity TEXT NOT NULL,
+             key TEXT NOT NULL,
+             version TEXT NOT NULL,
+             previous TEXT NOT NULL,
+             body TEXT NOT NULL,
+             echo INTEGER NOT NULL,
+             fetched_at_ms INTEGER NOT NULL,
+             reason TEXT NOT NULL,
+             failed_at_ms INTEGER NOT NULL,
+             replay_requested INTEGER NOT NULL DEFAULT 0,
+             UNIQUE (sink, sequence)))",
+        "CREATE INDEX dead_letters_sequence ON dead_letters (sequence)",
+        R"(CREATE TABLE delivered_hooks (
+             source TEXT PRIMARY KEY,
+             sequence INTEGER NOT NULL,
+             updated_at_ms INTEGER NOT NULL))",
+        R"(CREATE TABLE plugin_state (
+             instance TEXT NOT NULL,
+             key TEXT NOT NULL,
+             value BLOB NOT NULL,
+             updated_at_ms INTEGER NOT NULL,
+             PRIMARY KEY (instance, key)) WITHOUT ROWID)",
+        R"(CREATE TABLE instance_status (
+             name TEXT PRIMARY KEY,
+             kind TEXT NOT NULL,
+             state TEXT NOT NULL,
+             message TEXT NOT NULL,
+             updated_at_ms INTEGER NOT NULL,
+             retry_attempt INTEGER NOT NULL,
+             next_attempt_at_ms INTEGER NOT NULL))",
+    },
+};
+static_assert(SqliteJournal::kSchemaVersion == 1, "add a migration step with the version bump");
+
+constexpr const char* kEventColumns =
+    "sequence, source, entity, key, version, previous, body, echo, fetched_at_ms";
+using EventRow = Poco::Tuple<Int64, std::string, std::string, std::string, std::string, std::string,
+                             std::string, int, Int64>;
+
+constexpr const char* kDeadLetterColumns =
+    "id, sink, sequence, source, entity, key, version, previous, body, echo, fetched_at_ms, "
+    "reason, failed_at_ms, replay_requested";
+using DeadLetterRow =
+    Poco::Tuple<Int64, std::string, Int64, std::string, std::string, std::string, std::string,
+                std::string, std::string, int, Int64, std::string, Int64, int>;
+
+JournalEvent toEvent(const EventRow& row) {
+  JournalEvent e;
+  e.sequence = row.get<0>();
+  e.source = row.get<1>();
+  e.entity = row.get<2>();
+  e.key = row.get<3>();
+  e.version = row.get<4>();
+  e.previous = row.get<5>();
+  e.body = row.get<6>();
+  e.echo = row.get<7>() != 0;
+  e.fetched_at_ms = row.get<8>();
+  return e;
+}
+
+DeadLetter toDeadLetter(const DeadLetterRow& row) {
+  DeadLetter d;
+  d.id = row.get<0>();
+  d.sink = row.get<1>();
+  d.event.sequence = row.get<2>();
+  d.event.source = row.get<3>();
+  d.event.entity = row.get<4>();
+  d.event.key = row.get<5>();
+  d.event.version = row.get<6>();
+  d.event.previous = row.get<7>();
+  d.event.body = row.get<8>();
+  d.event.echo = row.get<9>() != 0;
+  d.event.fetched_at_ms = row.get<10>();
+  d.reason = row.get<11>();
+  d.failed_at_ms = row.get<12>();
+  d.replay_requested = row.get<13>() != 0;
+  return d;
+}
+
+// "?, ?, ?": placeholders for a list whose values are bound one by one.
+std::string placeholders(size_t n) {
+  std::string out;
+  for (size_t i = 0; i < n; ++i) out += i == 0 ? "?" : ", ?";
+  return out;
+}
+
+Int64 clampLimit(size_t limit) {
+  return limit > static_cast<size_t>(std::numeric_limits<Int64>::max())
+             ? std::numeric_limits<Int64>::max()
+             : static_cast<Int64>(limit);
+}
+
+// BEGIN IMMEDIATE takes the write lock up front: a transaction that started as a reader and then
+// writes can fail with SQLITE_BUSY half-way if another process wrote meanwhile, and the busy
+// timeout does not help in that case. Rolls back unless commit() was reached.
+class Transaction {
+ public:
+  explicit Transaction(Session& session) : session_(session) { session_ << "BEGIN IMMEDIATE", now; }
+  ~Transaction() {
+    if (done_) return;
+    try {
+      session_ << "ROLLBACK", now;
+    } catch (...) {
+      // SQLite already rolled back (e.g. after an I/O error): nothing left to undo.
+    }
+  }
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+
+  void commit() {
+    session_ << "COMMIT", now;
+    done_ = true;
+  }
+
+ private:
+  Session& session_;
+  bool done_ = false;
+};
+
+constexpr const char* kOpenHint =
+    " (check that the path names a ferry journal and that this user may write it and its "
+    "directory)";
+
+Session openSession(const std::string& path) {
+  static std::once_flag registered;
+  std::call_once(registered, [] { Poco::Data::SQLite::Connector::registerConnector(); });
+  try {
+    return Session(Poco::Data::SQLite::Connector::KEY, path);
+  } catch (const Poco::Exception& e) {
+    throw JournalError("journal " + path + ": cannot open: " + e.displayText() + kOpenHint);
+  }
+}
+
+}  // namespace
+
+SqliteJournal::SqliteJournal(const std::string& path) : path_(path), session_(openSession(path)) {
+  try {
+    configure();
+    migrate();
+  } catch (const JournalError&) {
+    throw;
+  } catch (const Poco::Exception& e) {
+    throw JournalError(describe("cannot open", e.displayText() + kOpenHint));
+  } catch (const std::exception& e) {
+    throw JournalError(describe("cannot open", e.what() + std::string(kOpenHint)));
+  }
+}
+
+SqliteJournal::~SqliteJournal() {
+  try {
+    session_.close();
+  } catch (...) {
+    // Closing cannot lose committed data; nothing useful to report from a destructor.
+  }
+}
+
+std::string SqliteJournal::describe(const std::string& action, const std::string& cause) const {
+  return "journal " + path_ + ": " + action + ": " + cause;
+}
+
+// One connection and one mutex. Poco's Session is not safe for concurrent use, and, more
+// importantly, a transaction belongs to the connection: a second thread's SELECT on it while a
+// commit is under way would read the rows inserted so far. Holding the mutex for the whole
+// transaction makes every read see whole commits only. Commits are short (one fsync), so readers
+// waiting for them cost little; a pool of read connections is the upgrade path if it ever shows.
+template <typename Body>
+auto SqliteJournal::locked(const std::string& action, Body&& body) -> decltype(body()) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  try {
+    return body();
+  } catch (const JournalError&) {
+    throw;
+  } catch (const Poco::Exception& e) {
+    throw JournalError(describe(action, e.displayText()));
+  } catch (const std::exception& e) {
+    throw JournalError(describe(action, e.what()));
+  }
+}
+
+void SqliteJournal::configure() {
+  // Before anything touches the file, so that the PRAGMAs below already wait for another
+  // process's lock instead of failing at once.
+  session_ << "PRAGMA busy_timeout = " + std::to_string(kBusyTimeoutMs), now;
+  std::string mode;
+  session_ << "PRAGMA journal_mode = WAL", into(mode), now;
+  if (mode != "wal") {
+    throw JournalError(describe("cannot open", "SQLite refused WAL mode (journal_mode is '" + mode +
+                                                   "'); put the journal on a local file system"));
+  }
+  session_ << "PRAGMA synchronous = FULL", now;
+}
+
+void SqliteJournal::migrate() {
+  Int64 version = 0;
+  session_ << "PRAGMA user_version", into(version), now;
+  if (version == kSchemaVersion) return;
+  if (version > kSchemaVersion) {
+    throw JournalError(describe("cannot open", "its schema version is " + std::to_string(version) +
+                                                   " but this ferry understands up to " +
+                                                   std::to_string(kSchemaVersion) +
+                                                   "; run a newer ferry on it"));
+  }
+  Transaction tx(session_);
+  // Read again under the write lock: another process may have migrated meanwhile.
+  session_ << "PRAGMA user_version", into(version), now;
+  for (; version < kSchemaVersion; ++version) {
+    for (const char* sql : kMigrations.at(static_cast<size_t>(version))) {
+      session_ << sql, now;
+    }
+  }
+  // PRAGMA takes no bound parameters; the value is our own constant.
+  session_ << "PRAGMA user_version = " + std::to_string(kSchemaVersion), now;
+  tx.commit();
+}
+
+SqliteSettings SqliteJournal::settings() {
+  return locked("reading settings", [&] {
+    SqliteSettings s;
+    session_ << "PRAGMA journal_mode", into(s.journal_mode), now;
+    Int64 value = 0;
+    session_ << "PRAGMA synchronous", into(value), now;
+    s.synchronous = value;
+    session_ << "PRAGMA busy_timeout", into(value), now;
+    s.busy_timeout_ms = value;
+    session_ << "PRAGMA user_version", into(value), now;
+    s.schema_version = value;
+    return s;
+  });
+}
+
+int64_t SqliteJournal::totalChanges() {
+  Int64 n = 0;
+  session_ << "SELECT total_changes()", into(n), now;
+  return n;
+}
+
+// --- sources ---------------------------------------------------------------------------------
+
+std::optional<Cursor> SqliteJournal::cursor(const std::string& source) {
+  return locked("reading the cursor of '" + source + "'", [&]() -> std::optional<Cursor> {
+    std::vector<std::string> since;
+    std::vector<Int64> since_ns, offset;
+    session_ << "SELECT since, since_ns, since_offset FROM cursors WHERE source = ?",
+        useRef(source), into(since), into(since_ns), into(offset), now;
+    if (since.empty()) return std::nullopt;
+    return Cursor{since[0], since_ns[0], offset[0]};
+  });
+}
+
+std::unordered_map<std::string, VersionSeen> SqliteJournal::latestVersions(
+    const std::string& source, const std::vector<KeyRef>& keys) {
+  return locked("reading latest versions of '" + source + "'", [&] {
+    std::unordered_map<std::string, VersionSeen> out;
+    if (keys.empty()) return out;
+    // Vectors bind as one prepared statement stepped once per key (Poco's SQLite binder does
+    // that): one compile per page, not one per key. Absent keys simply add no row.
+    std::vector<std::string> sources(keys.size(), source), entities, key_values;
+    entities.reserve(keys.size());
+    key_values.reserve(keys.size());
+    for (const KeyRef& k : keys) {
+      entities.push_back(k.entity);
+      key_values.push_back(k.key);
+    }
+    std::vector<std::string> found_entities, found_keys, versions;
+    std::vector<Int64> versions_ns;
+    session_ << "SELECT entity, key, version, version_ns FROM latest_versions "
+                "WHERE source = ? AND entity = ? AND key = ?",
+        use(sources), use(entities), use(key_values), into(found_entities), into(found_keys),
+        into(versions), into(versions_ns), now;
+    for (size_t i = 0; i < found_entities.size(); ++i) {
+      out[versionMapKey(found_entities[i], found_keys[i])] = {versions[i], versions_ns[i]};
+    }
+    return out;
+  });
+}
+
+void SqliteJournal::upsertCursor(const std::string& source, const Cursor& cursor, int64_t now_ms) {
+  Int64 since_ns = cursor.since_ns, offset = cursor.offset, updated = now_ms;
+  session_ << "INSERT INTO cursors (source, since, since_ns, since_offset, updated_at_ms) "
+              "VALUES (?, ?, ?, ?, ?) ON CONFLICT (source) DO UPDATE SET "
+              "since = excluded.since, since_ns = excluded.since_ns, "
+              "since_offset = excluded.since_offset, updated_at_ms = excluded.updated_at_ms",
+      useRef(source), useRef(cursor.since), use(since_ns), use(offset), use(updated), now;
+}
+
+int64_t SqliteJournal::commit(const std::string& source, const std::vector<NewEvent>& events,
+                              const Cursor& cursor) {
+  const std::string action =
+      "committing " + std::to_string(events.size()) + " events from '" + source + "'";
+  return locked(action, [&] {
+    const Int64 now_ms = nowMs();
+    Int64 last = 0;
+    Transaction tx(session_);
+    if (!events.empty()) {
+      // Backfills hand over thousands of events per call: each statement is compiled once and
+      // stepped per row (vector binding), never prepared per event. Every bound vector must have
+      // the same length, hence the repeated source and time.
+      const size_t n = events.size();
+      std::vector<std::string> sources(n, source), entities, keys, versions, previous, bodies;
+      std::vector<int> echo;
+      std::vector<Int64> versions_ns, fetched_at(n, now_ms);
+      entities.reserve(n);
+      keys.reserve(n);
+      versions.reserve(n);
+      previous.reserve(n);
+      bodies.reserve(n);
+      echo.reserve(n);
+      versions_ns.reserve(n);
+      for (const NewEvent& e : events) {
+        entities.push_back(e.entity);
+        keys.push_back(e.key);
+        versions.push_back(e.version);
+        previous.push_back(e.previous);
+        bodies.push_back(e.body);
+        echo.push_back(e.echo ? 1 : 0);
+        versions_ns.push_back(e.version_ns);
+      }
+      session_ << "INSERT INTO events "
+                  "(source, entity, key, version, previous, body, echo, fetched_at_ms) "
+                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+          use(sources), use(entities), use(keys), use(versions), use(previous), use(bodies),
+          use(echo), use(fetched_at), now;
+      session_ << "SELECT last_insert_rowid()", into(last), now;
+      session_ << "INSERT INTO latest_versions (source, entity, key, version, version_ns) "
+                  "VALUES (?, ?, ?, ?, ?) ON CONFLICT (source, entity, key) DO UPDATE SET "
+                  "version = excluded.version, version_ns = excluded.version_ns",
+          use(sources), use(entities), use(keys), use(versions), use(versions_ns), now;
+    }
+    upsertCursor(source, cursor, now_ms);
+    tx.commit();
+    return static_cast<int64_t>(last);
+  });
+}
+
+void SqliteJournal::resetCursor(const std::string& source, const Cursor& cursor,
+                                bool forget_versions) {
+  locked("resetting the cursor of '" + source + "'", [&] {
+    Transaction tx(session_);
+    upsertCursor(source, cursor, nowMs());
+    if (forget_versions) {
+      session_ << "DELETE FROM latest_versions WHERE source = ?", useRef(source), now;
+    }
+    tx.commit();
+  });
+}
+
+// --- sinks -----------------------------------------------------------------------------------
+
+int64_t SqliteJournal::sinkOffset(const std::string& sink) {
+  return locked("reading the offset of sink '" + sink + "'", [&] {
+    Int64 offset = 0;
+    session_ << "SELECT ifnull((SELECT sequence FROM sink_offsets WHERE sink = ?), 0)",
+        useRef(sink), into(offset), now;
+    return static_cast<int64_t>(offset);
+  });
+}
+
+std::vector<JournalEvent> SqliteJournal::readAfter(int64_t after,
+                                                   const std::vector<std::string>& sources,
+                                                   size_t limit) {
+  return locked("reading events after " + std::to_string(after), [&] {
+    std::vector<JournalEvent> out;
+    if (limit == 0) return out;
+    std::string sql = std::string("SELECT ") + kEventColumns + " FROM events WHERE sequence > ?";
+    if (!sources.empty()) sql += " AND source IN (" + placeholders(sources.size()) + ")";
+    sql += " ORDER BY sequence LIMIT ?";
+    Int64 after_value = after, limit_value = clampLimit(limit);
+    std::vector<EventRow> rows;
+    Statement select(session_);
+    select << sql;
+    select.addBind(use(after_value));
+    for (const std::string& s : sources) select.addBind(useRef(s));
+    select.addBind(use(limit_value));
+    select.addExtract(into(rows));
+    select.execute();
+    out.reserve(rows.size());
+    for (const EventRow& row : rows) out.push_back(toEvent(row));
+    return out;
+  });
+}
+
+int64_t SqliteJournal::lastSequence() {
+  return locked("reading the last sequence", [&] {
+    Int64 last = 0;
+    // sqlite_sequence keeps the high-water mark even when purge deleted every event.
+    session_ << "SELECT ifnull((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)",
+        into(last), now;
+    return static_cast<int64_t>(last);
+  });
+}
+
+int64_t SqliteJournal::countAfter(int64_t after, const std::vector<std::string>& sources) {
+  return locked("counting events after " + std::to_string(after), [&] {
+    std::string sql = "SELECT count(*) FROM events WHERE sequence > ?";
+    if (!sources.empty()) sql += " AND source IN (" + placeholders(sources.size()) + ")";
+    Int64 after_value = after, count = 0;
+    Statement select(session_);
+    select << sql;
+    select.addBind(use(after_value));
+    for (const std::string& s : sources) select.addBind(useRef(s));
+    select.addExtract(into(count));
+    select.execute();
+    return static_cast<int64_t>(count);
+  });
+}
+
+void SqliteJournal::advanceSink(const std::string& sink, int64_t offset,
+                                const std::optional<DeliveryRange>& delivery,
+                                const std::vector<NewDeadLetter>& dead) {
+  locked("advancing sink '" + sink + "' to " + std::to_string(offset), [&] {
+    const Int64 now_ms = nowMs();
+    Int64 offset_value = offset;
+    Transaction tx(session_);
+    session_ << "INSERT INTO sink_offsets (sink, sequence, updated_at_ms) VALUES (?, ?, ?) "
+                "ON CONFLICT (sink) DO UPDATE SET sequence = excluded.sequence, "
+                "updated_at_ms = excluded.updated_at_ms",
+        useRef(sink), use(offset_value), bind(now_ms), now;
+    if (delivery) {
+      Int64 first = delivery->first_sequence, last = delivery->last_sequence;
+      session_ << "INSERT INTO deliveries "
+                  "(sink, first_sequence, last_sequence, delivered_at_ms, detail) "
+                  "VALUES (?, ?, ?, ?, ?)",
+          useRef(sink), use(first), use(last), bind(now_ms), useRef(delivery->detail), now;
+    }
+    // Dead letters are rare, so one statement each; what matters is that each copies its event
+    // from the journal inside this transaction, and that a missing event fails it loudly rather
+    // than losing the dead letter.
+    for (const NewDeadLetter& d : dead) {
+      Int64 sequence = d.sequence;
+      const int64_t before = totalChanges();
+      session_ << "INSERT INTO dead_letters (sink, sequence, source, entity, key, version, "
+                  "previous, body, echo, fetched_at_ms, reason, failed_at_ms, replay_requested) "
+                  "SELECT ?, sequence, source, entity, key, version, previous, body, echo, "
+                  "fetched_at_ms, ?, ?, 0 FROM events WHERE sequence = ? "
+                  "ON CONFLICT (sink, sequence) DO UPDATE SET reason = excluded.reason, "
+                  "failed_at_ms = excluded.failed_at_ms, replay_requested = 0",
+          useRef(sink), useRef(d.reason), bind(now_ms), use(sequence), now;
+      if (totalChanges() == before) {
+        throw JournalError(describe(
+            "advancing sink '" + sink + "' to " + std::to_string(offset),
+            "cannot dead-letter event " + std::to_string(d.sequence) +
+                ": it is not in the journal (purged, or a sequence that was never assigned); "
+                "nothing was changed"));
+      }
+    }
+    tx.commit();
+  });
+}
+
+// --- dead letters ----------------------------------------------------------------------------
+
+std::vector<DeadLetter> SqliteJournal::deadLetters(const std::optional<std::string>& sink) {
+  return locked("listing dead letters", [&] {
+    std::vector<DeadLetterRow> rows;
+    const std::string select = std::string("SELECT ") + kDeadLetterColumns + " FROM dead_letters";
+    if (sink) {
+      session_ << select + " WHERE sink = ? ORDER BY id", useRef(*sink), into(rows), now;
+    } else {
+      session_ << select + " ORDER BY id", into(rows), now;
+    }
+    std::vector<DeadLetter> out;
+    out.reserve(rows.size());
+    for (const DeadLetterRow& row : rows) out.push_back(toDeadLetter(row));
+    return out;
+  });
+}
+
+int64_t SqliteJournal::requestReplay(const std::string& sink, const std::vector<int64_t>& ids) {
+  return locked("requesting replay of dead letters of sink '" + sink + "'", [&] {
+    Transaction tx(session_);
+    const int64_t before = totalChanges();
+    if (ids.empty()) {
+      session_ << "UPDATE dead_letters SET replay_requested = 1 WHERE sink = ?", useRef(sink), now;
+    } else {
+      // The sink is part of the match: an id of another sink's dead letter is not replayed here.
+      std::vector<std::string> sinks(ids.size(), sink);
+      std::vector<Int64> id_values(ids.begin(), ids.end());
+      session_ << "UPDATE dead_letters SET replay_requested = 1 WHERE sink = ? AND id = ?",
+          use(sinks), use(id_values), now;
+    }
+    const int64_t marked = totalChanges() - before;
+    tx.commit();
+    return marked;
+  });
+}
+
+std::vector<DeadLetter> SqliteJournal::pendingReplays(const std::string& sink, size_t limit) {
+  return locked("reading pending replays of sink '" + sink + "'", [&] {
+    std::vector<DeadLetter> out;
+    if (limit == 0) return out;
+    std::vector<DeadLetterRow> rows;
+    Int64 limit_value = clampLimit(limit);
+    session_ << std::string("SELECT ") + kDeadLetterColumns +
+                    " FROM dead_letters WHERE sink = ? AND replay_requested = 1 "
+                    "ORDER BY id LIMIT ?",
+        useRef(sink), use(limit_value), into(rows), now;
+    out.reserve(rows.size());
+    for (const DeadLetterRow& row : rows) out.push_back(toDeadLetter(row));
+    return out;
+  });
+}
+
+void SqliteJournal::settleReplay(int64_t id, const std::optional<std::string>& new_reason) {
+  locked("settling the replay of dead letter " + std::to_string(id), [&] {
+    Int64 id_value = id;
+    // An id that is already gone was settled before (e.g. by a run that crashed right after):
+    // settling is idempotent, so there is nothing to report.
+    if (new_reason) {
+      session_ << "UPDATE dead_letters SET reason = ?, failed_at_ms = ?, replay_requested = 0 "
+                  "WHERE id = ?",
+          useRef(*new_reason), bind(static_cast<Int64>(nowMs())), use(id_value), now;
+    } else {
+      session_ << "DELETE FROM dead_letters WHERE id = ?", use(id_value), now;
+    }
+  });
+}
+
+// --- delivered hook --------------------------------------------------------------------------
+
+int64_t SqliteJournal::deliveredUpTo(const std::string& source) {
+  return locked("reading delivered progress of '" + source + "'", [&] {
+    Int64 sequence = 0;
+    session_ << "SELECT ifnull((SELECT sequence FROM delivered_hooks WHERE source = ?), 0)",
+        useRef(source), into(sequence), now;
+    return static_cast<int64_t>(sequence);
+  });
+}
+
+void SqliteJournal::setDeliveredUpTo(const std::string& source, int64_t sequence) {
+  locked("recording delivered progress of '" + source + "'", [&] {
+    Int64 sequence_value = sequence;
+    session_ << "INSERT INTO delivered_hooks (source, sequence, updated_at_ms) VALUES (?, ?, ?) "
+                "ON CONFLICT (source) DO UPDATE SET sequence = excluded.sequence, "
+                "updated_at_ms = excluded.updated_at_ms",
+        useRef(source), use(sequence_value), bind(static_cast<Int64>(nowMs())), now;
+  });
+}
+
+bool SqliteJournal::isDeadLettered(int64_t sequence) {
+  return locked("checking dead letters of event " + std::to_string(sequence), [&] {
+    Int64 sequence_value = sequence;
+    int found = 0;
+    session_ << "SELECT EXISTS (SELECT 1 FROM dead_letters WHERE sequence = ?)",
+        use(sequence_value), into(found), now;
+    return found != 0;
+  });
+}
+
+// --- plugin state, status, retention ---------------------------------------------------------
+
+std::optional<std::string> SqliteJournal::stateGet(const std::string& instance,
+                                                   const std::string& key) {
+  return locked("reading state '" + key + "' of '" + instance + "'",
+                [&]() -> std::optional<std::string> {
+                  // A BLOB, not text: plugin state is bytes with a length and may hold NULs.
+                  std::vector<Poco::Data::BLOB> values;
+                  session_ << "SELECT value FROM plugin_state WHERE instance = ? AND key = ?",
+                      useRef(instance), useRef(key), into(values), now;
+                  if (values.empty()) return std::nullopt;
+                  const Poco::Data::BLOB& blob = values[0];
+                  if (blob.size() == 0) return std::string();
+                  return std::string(reinterpret_cast<const char*>(blob.rawContent()), blob.size());
+                });
+}
+
+void SqliteJournal::stateSet(const std::string& instance, const std::string& key,
+                             const std::optional<std::string>& value) {
+  locked("writing state '" + key + "' of '" + instance + "'", [&] {
+    if (!value) {
+      session_ << "DELETE FROM plugin_state WHERE instance = ? AND key = ?", useRef(instance),
+          useRef(key), now;
+      return;
+    }
+    Poco::Data::BLOB blob(reinterpret_cast<const unsigned char*>(value->data()), value->size());
+    // Poco binds an empty BLOB as NULL; coalesce keeps "set to empty" distinct from "absent".
+    session_ << "INSERT INTO plugin_state (instance, key, value, updated_at_ms) "
+                "VALUES (?, ?, coalesce(?, X''), ?) ON CONFLICT (instance, key) DO UPDATE SET "
+                "value = excluded.value, updated_at_ms = excluded.updated_at_ms",
+        useRef(instance), useRef(key), use(blob), bind(static_cast<Int64>(nowMs())), now;
+  });
+}
+
+void SqliteJournal::setStatus(const InstanceStatus& status) {
+  locked("recording the status of '" + status.name + "'", [&] {
+    Int64 updated = status.updated_at_ms, attempt = status.retry_attempt,
+          next = status.next_attempt_at_ms;
+    session_ << "INSERT INTO instance_status (name, kind, state, message, updated_at_ms, "
+                "retry_attempt, next_attempt_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, state = excluded.state, "
+                "message = excluded.message, updated_at_ms = excluded.updated_at_ms, "
+                "retry_attempt = excluded.retry_attempt, "
+                "next_attempt_at_ms = excluded.next_attempt_at_ms",
+        useRef(status.name), useRef(status.kind), useRef(status.state), useRef(status.message),
+        use(updated), use(attempt), use(next), now;
+  });
+}
+
+std::vector<InstanceStatus> SqliteJournal::statuses() {
+  return locked("reading statuses", [&] {
+    std::vector<
+        Poco::Tuple<std::string, std::string, std::string, std::string, Int64, Int64, Int64>>
+        rows;
+    session_ << "SELECT name, kind, state, message, updated_at_ms, retry_attempt, "
+                "next_attempt_at_ms FROM instance_status ORDER BY name",
+        into(rows), now;
+    std::vector<InstanceStatus> out;
+    out.reserve(rows.size());
+    for (const auto& row : rows) {
+      out.push_back({row.get<0>(), row.get<1>(), row.get<2>(), row.get<3>(), row.get<4>(),
+                     row.get<5>(), row.get<6>()});
+    }
+    return out;
+  });
+}
+
+int64_t SqliteJournal::purge(int64_t up_to_sequence, int64_t fetched_before_ms) {
+  return locked("purging events up to " + std::to_string(up_to_sequence), [&] {
+    Int64 up_to = up_to_sequence, before_ms = fetched_before_ms;
+    // Events only: latest versions stay (dedupe needs them) and dead letters hold their copies.
+    Transaction tx(session_);
+    const int64_t before = totalChanges();
+    session_ << "DELETE FROM events WHERE sequence <= ? AND fetched_at_ms < ?", use(up_to),
+        use(before_ms), now;
+    const int64_t deleted = totalChanges() - before;
+    tx.commit();
+    return deleted;
+  });
+}
+
+std::vector<std::pair<std::string, Cursor>> SqliteJournal::cursors() {
+  return locked("reading cursors", [&] {
+    std::vector<Poco::Tuple<std::string, std::string, Int64, Int64>> rows;
+    session_ << "SELECT source, since, since_ns, since_offset FROM cursors ORDER BY source",
+        into(rows), now;
+    std::vector<std::pair<std::string, Cursor>> out;
+    out.reserve(rows.size());
+    for (const auto& row : rows) {
+      out.emplace_back(row.get<0>(), Cursor{row.get<1>(), row.get<2>(), row.get<3>()});
+    }
+    return out;
+  });
+}
+
+std::vector<std::pair<std::string, int64_t>> SqliteJournal::sinkOffsets() {
+  return locked("reading sink offsets", [&] {
+    std::vector<Poco::Tuple<std::string, Int64>> rows;
+    session_ << "SELECT sink, sequence FROM sink_offsets ORDER BY sink", into(rows), now;
+    std::vector<std::pair<std::string, int64_t>> out;
+    out.reserve(rows.size());
+    for (const auto& row : rows) out.emplace_back(row.get<0>(), row.get<1>());
+    return out;
+  });
+}
+
+std::unique_ptr<Journal> openSqliteJournal(const std::string& path) {
+  if (path.empty())
+    throw JournalError("journal: no path given (set the journal file in the config)");
+  // SQLite would create the file but not its directory, and its "unable to open database file"
+  // does not say why; a missing directory is an operator's mistake worth naming exactly.
+  const std::filesystem::path dir = std::filesystem::path(path).parent_path();
+  std::error_code ec;
+  if (!dir.empty() && !std::filesystem::is_directory(dir, ec)) {
+    throw JournalError("journal " + path + ": directory " + dir.string() +
+                       " does not exist; create it (ferry does not create the journal's "
+                       "directory) or point the journal elsewhere");
+  }
+  return std::make_unique<SqliteJournal>(path);
+}
+
+}  // namespace ferry::core

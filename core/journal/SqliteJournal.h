@@ -1,0 +1,97 @@
+// The SQLite journal: one file, WAL, synchronous=FULL. openSqliteJournal() (Journal.h) is the
+// usual way in; this header exists for callers that want to see how the file is configured
+// (`ferry check`, tests).
+//
+// Threading: one connection, guarded by one mutex that every method holds for its whole
+// transaction, so a reader never sees another thread's half-written commit.
+#pragma once
+
+#include <Poco/Data/Session.h>
+
+#include <cstdint>
+#include <mutex>
+#include <string>
+
+#include "journal/Journal.h"
+
+namespace ferry::core {
+
+// What the open connection actually runs with (read back from SQLite, not what was asked).
+struct SqliteSettings {
+  std::string journal_mode;  // "wal"
+  int64_t synchronous = 0;   // 2 = FULL
+  int64_t busy_timeout_ms = 0;
+  int64_t schema_version = 0;  // PRAGMA user_version
+};
+
+class SqliteJournal final : public Journal {
+ public:
+  // The schema version this build creates and understands.
+  static constexpr int64_t kSchemaVersion = 1;
+  // How long a statement waits for another process's lock before failing.
+  static constexpr int64_t kBusyTimeoutMs = 5000;
+
+  // Opens (creating when missing) the journal at `path`. Throws JournalError naming the path: the
+  // directory is missing, the file is not a database, it is not writable, or its schema is newer
+  // than this build.
+  explicit SqliteJournal(const std::string& path);
+  ~SqliteJournal() override;
+
+  const std::string& path() const { return path_; }
+  SqliteSettings settings();
+
+  std::optional<Cursor> cursor(const std::string& source) override;
+  std::unordered_map<std::string, VersionSeen> latestVersions(
+      const std::string& source, const std::vector<KeyRef>& keys) override;
+  int64_t commit(const std::string& source, const std::vector<NewEvent>& events,
+                 const Cursor& cursor) override;
+  void resetCursor(const std::string& source, const Cursor& cursor, bool forget_versions) override;
+
+  int64_t sinkOffset(const std::string& sink) override;
+  std::vector<JournalEvent> readAfter(int64_t after, const std::vector<std::string>& sources,
+                                      size_t limit) override;
+  int64_t lastSequence() override;
+  int64_t countAfter(int64_t after, const std::vector<std::string>& sources) override;
+  void advanceSink(const std::string& sink, int64_t offset,
+                   const std::optional<DeliveryRange>& delivery,
+                   const std::vector<NewDeadLetter>& dead) override;
+
+  std::vector<DeadLetter> deadLetters(const std::optional<std::string>& sink) override;
+  int64_t requestReplay(const std::string& sink, const std::vector<int64_t>& ids) override;
+  std::vector<DeadLetter> pendingReplays(const std::string& sink, size_t limit) override;
+  void settleReplay(int64_t id, const std::optional<std::string>& new_reason) override;
+
+  int64_t deliveredUpTo(const std::string& source) override;
+  void setDeliveredUpTo(const std::string& source, int64_t sequence) override;
+  bool isDeadLettered(int64_t sequence) override;
+
+  std::optional<std::string> stateGet(const std::string& instance, const std::string& key) override;
+  void stateSet(const std::string& instance, const std::string& key,
+                const std::optional<std::string>& value) override;
+
+  void setStatus(const InstanceStatus& status) override;
+  std::vector<InstanceStatus> statuses() override;
+
+  int64_t purge(int64_t up_to_sequence, int64_t fetched_before_ms) override;
+
+  std::vector<std::pair<std::string, Cursor>> cursors() override;
+  std::vector<std::pair<std::string, int64_t>> sinkOffsets() override;
+
+ private:
+  // Runs `body` holding the mutex and turns any storage failure into a JournalError that names
+  // the file and `action`.
+  template <typename Body>
+  auto locked(const std::string& action, Body&& body) -> decltype(body());
+
+  void configure();
+  void migrate();
+  void upsertCursor(const std::string& source, const Cursor& cursor, int64_t now_ms);
+  int64_t totalChanges();
+  std::string describe(const std::string& action, const std::string& cause) const;
+
+  std::string path_;
+  std::mutex mutex_;
+  Poco::Data::Session session_;
+};
+
+}  // namespace ferry::core
