@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 #include <thread>
 
 #include "services/Time.h"
@@ -71,6 +72,18 @@ void Pipeline::create() {
     sources_.push_back(std::make_unique<SourceRunner>(source, createInstance(source), *services_,
                                                       cycle, backoff, routed));
   }
+  // Instances of one plugin usually poll one API under one rate budget (DuckHub: per client
+  // IP): spread their first cycles evenly over the interval.
+  std::map<std::string, std::vector<std::pair<SourceRunner*, int64_t>>> by_plugin;
+  size_t i = 0;
+  for (const auto& source : config_.sources) {
+    if (!source.enabled) continue;
+    by_plugin[source.plugin].emplace_back(sources_[i++].get(), source.interval_ms);
+  }
+  for (auto& [plugin, runners] : by_plugin)
+    for (size_t k = 0; k < runners.size(); ++k)
+      runners[k].first->setPhase(runners[k].second * static_cast<int64_t>(k) /
+                                 static_cast<int64_t>(runners.size()));
 }
 
 void Pipeline::start() {

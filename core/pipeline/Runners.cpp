@@ -133,6 +133,7 @@ PageResult SourceRunner::fetchPage(const PageRequest& request) {
 
 void SourceRunner::loop(bool once) {
   int attempt = 0;
+  if (!once && phase_ms_ > 0 && !sleepFor(phase_ms_, true)) return;
   status("running", "");
   while (!services_.stopping.load()) {
     processDelivered();

@@ -50,6 +50,9 @@ class SourceRunner {
 
   // Starts the thread. With `once`, the thread ends after the first successful cycle.
   void start(bool once);
+  // Delays the first cycle of a continuous run, so that instances polling one API spread their
+  // polls over the interval instead of firing together.
+  void setPhase(int64_t phase_ms) { phase_ms_ = phase_ms; }
   void join();
   // True once the thread ended (or never started).
   bool finished() const { return finished_.load(); }
@@ -74,6 +77,7 @@ class SourceRunner {
   CursorEngine engine_;
   BackoffPolicy backoff_;
   int64_t interval_ms_;
+  int64_t phase_ms_ = 0;
   std::vector<std::string> routed_sinks_;
   std::mt19937_64 rng_;
   std::thread thread_;

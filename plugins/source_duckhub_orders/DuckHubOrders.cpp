@@ -1,0 +1,229 @@
+// source_duckhub_orders: every DuckHub order change of one venue, through the host's cursor
+// algorithm (updatedSince, inclusive; keyset paging by the host), with an optional confirmation
+// of new orders once every sink has them.
+#include <ferry/plugin.hpp>
+#include <simdjson.h>
+
+#include <array>
+#include <cctype>
+#include <string>
+
+namespace {
+
+constexpr ferry_option_def kOptions[] = {
+    ferry::Option("base_url")
+        .defaultsTo("https://api.duck-hub.com/v1")
+        .help("API base URL, up to and including /v1"),
+    ferry::Option("api_key")
+        .required()
+        .secret()
+        .help("the venue's API key: dk_live_… or dk_test_… (use ${system.env.NAME})"),
+    ferry::Option("interval", FERRY_OPT_DURATION)
+        .defaultsTo("20s")
+        .help("time between poll cycles (DuckHub recommends 15-30 s)"),
+    ferry::Option("page_size", FERRY_OPT_INT).defaultsTo("100").help("orders per page, 1-100"),
+    ferry::Option("start_from", FERRY_OPT_INSTANT)
+        .defaultsTo("now")
+        .help("first cursor: orders updated at or after this instant (backfill from a date)"),
+    ferry::Option("status")
+        .choices("new|confirmed|preparing|delivering|completed|cancelled")
+        .help("only orders in this status (unset: every order; a filter misses later changes)"),
+    ferry::Option("confirm_delivered_as")
+        .choices("confirmed|preparing|delivering|completed|cancelled")
+        .help("after every sink has a NEW order, move it to this status (PATCH …/status)"),
+    ferry::Option("timeout", FERRY_OPT_DURATION).defaultsTo("30s").help("HTTP timeout"),
+};
+
+constexpr std::array<ferry_rate_rule, 3> kRateRules{{{10, 1000}, {50, 10000}, {300, 60000}}};
+
+bool validKey(const std::string& key) {
+  if (key.rfind("dk_live_", 0) != 0 && key.rfind("dk_test_", 0) != 0) return false;
+  if (key.size() != 8 + 32) return false;
+  for (size_t i = 8; i < key.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(key[i]);
+    if (!std::isalnum(c) && c != '-' && c != '_') return false;
+  }
+  return true;
+}
+
+std::string urlEncode(std::string_view s) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  return out;
+}
+
+// "scheme://host:port" of a URL: the rate limit is per client IP, so every venue polled from
+// this host through the same API host shares one budget.
+std::string origin(const std::string& url) {
+  auto scheme_end = url.find("://");
+  auto host_end = url.find('/', scheme_end == std::string::npos ? 0 : scheme_end + 3);
+  return url.substr(0, host_end);
+}
+
+// The API's error message ({"message": "..."}), or the body's start when it is not JSON.
+std::string apiMessage(const ferry::HttpResponse& r) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  std::string body(r.body());
+  if (!parser.parse(body).get(doc)) {
+    std::string_view message;
+    if (!doc["message"].get(message)) return "HTTP " + std::to_string(r.status()) + ": " + std::string(message);
+  }
+  return r.describe();
+}
+
+class DuckHubOrders : public ferry::Source {
+ public:
+  DuckHubOrders(ferry::Host host, const ferry::Options& options)
+      : ferry::Source(host),
+        base_url_(options.string("base_url")),
+        api_key_(options.string("api_key")),
+        status_(options.string("status")),
+        confirm_as_(options.string("confirm_delivered_as")),
+        timeout_ms_(options.durationMs("timeout")) {
+    while (!base_url_.empty() && base_url_.back() == '/') base_url_.pop_back();
+    if (base_url_.rfind("http://", 0) != 0 && base_url_.rfind("https://", 0) != 0)
+      throw ferry::Fatal("base_url must start with https:// (or http:// for a local simulator)");
+    if (!validKey(api_key_))
+      throw ferry::Fatal(
+          "api_key has the wrong format: expected dk_live_ or dk_test_ followed by 32 "
+          "characters (A-Z, a-z, 0-9, - and _)");
+    int64_t page_size = options.integer("page_size");
+    if (page_size < 1 || page_size > 100)
+      throw ferry::Fatal("page_size must be between 1 and 100 (DuckHub's limit), got " +
+                         std::to_string(page_size));
+    rate_key_ = "duckhub:" + origin(base_url_);
+    host.defineRateLimit(rate_key_, kRateRules);
+  }
+
+  uint32_t fetch(const ferry::FetchRequest& request) override {
+    // The host pages by keyset; within one instant it pages by whole pages, so the offset is a
+    // multiple of the limit. Should it not be, the first page covering it is asked for and the
+    // items before the offset are skipped.
+    const uint32_t page = request.offset / request.limit + 1;
+    const uint32_t skip = request.offset % request.limit;
+    std::string url = base_url_ + "/orders?updatedSince=" + urlEncode(request.since) +
+                      "&limit=" + std::to_string(request.limit) + "&page=" + std::to_string(page);
+    if (!status_.empty()) url += "&status=" + urlEncode(status_);
+    ferry::HttpResponse r = call("GET", url, "");
+    if (!r.ok()) fail(r, "GET /orders");
+
+    // simdjson's On-Demand parser hands each item's raw text out as the event body, untouched;
+    // the item is then parsed again, cheaply, for its id and updatedAt.
+    body_.assign(r.body());
+    body_.reserve(body_.size() + simdjson::SIMDJSON_PADDING);
+    simdjson::ondemand::document doc;
+    simdjson::ondemand::array items;
+    if (ondemand_.iterate(body_.data(), body_.size(), body_.capacity()).get(doc) ||
+        doc["items"].get_array().get(items))
+      throw ferry::Retry("GET /orders answered malformed JSON (no items array): " +
+                         std::string(r.body().substr(0, 200)));
+    uint32_t received = 0;
+    for (auto element : items) {
+      simdjson::ondemand::object object;
+      std::string_view raw;
+      if (element.get_object().get(object) || object.raw_json().get(raw))
+        throw ferry::Retry("GET /orders answered malformed JSON at item " +
+                           std::to_string(received) + " (truncated or not an object)");
+      if (received++ < skip) continue;
+      emitOrder(raw);
+    }
+    return received > skip ? received - skip : 0;
+  }
+
+  void delivered(const ferry::Event& event) override {
+    // Only NEW orders are confirmed: a change of an order we already had is not ours to move.
+    if (confirm_as_.empty() || !event.previous().empty() || event.echo()) return;
+    simdjson::dom::element order;
+    std::string body(event.body());
+    std::string_view status;
+    if (dom_.parse(body).get(order) || order["status"].get(status) || status != "new") return;
+    std::string id(event.key());
+    std::string url = base_url_ + "/orders/" + urlEncode(id) + "/status";
+    ferry::HttpResponse r = call("PATCH", url, "{\"status\":\"" + confirm_as_ + "\"}");
+    if (r.status() == 422) {
+      // The order moved on (or was cancelled) meanwhile: nothing to confirm, nothing to retry.
+      host().warning("order " + id + " not moved to " + confirm_as_ + ": " + apiMessage(r));
+      return;
+    }
+    if (!r.ok()) fail(r, "PATCH /orders/" + id + "/status");
+    // Our own PATCH bumps updatedAt: remember that version so that it comes back as an echo.
+    simdjson::dom::element answer;
+    std::string text(r.body());
+    std::string_view updated_at;
+    if (!dom_.parse(text).get(answer) && !answer["updatedAt"].get(updated_at))
+      host().setState("echo:" + id, updated_at);
+    host().count("orders_confirmed_total");
+    host().info("order " + id + " moved to " + confirm_as_);
+  }
+
+  void check() override {
+    ferry::HttpResponse r = call("GET", base_url_ + "/orders?limit=1", "");
+    if (!r.ok()) fail(r, "GET /orders");
+  }
+
+ private:
+  ferry::HttpResponse call(const std::string& method, const std::string& url,
+                           const std::string& body) {
+    ferry::HttpRequest q;
+    q.method = method;
+    q.url = url;
+    q.headers = {{"Authorization", "Bearer " + api_key_}, {"Accept", "application/json"}};
+    if (!body.empty()) q.headers.emplace_back("Content-Type", "application/json");
+    q.body = body;
+    q.timeout_ms = timeout_ms_;
+    q.rate_key = rate_key_;
+    return host().http(q);
+  }
+
+  // What a failed answer becomes: 401/403 stop the source, 400 and other 4xx are errors that
+  // retrying cannot fix, the rest (429, 5xx, no answer) are transient.
+  [[noreturn]] static void fail(const ferry::HttpResponse& r, const std::string& what) {
+    std::string message = what + ": " + (r.status() == 0 ? r.describe() : apiMessage(r));
+    if (r.status() == 401 || r.status() == 403) throw ferry::AuthError(message);
+    if (r.status() == 0 || r.transient()) throw ferry::Retry(message, r.retryAfterMs());
+    throw ferry::Fatal(message);
+  }
+
+  void emitOrder(std::string_view raw) {
+    simdjson::dom::element order;
+    std::string_view id, updated_at;
+    item_.assign(raw);
+    if (dom_.parse(item_).get(order) || order["id"].get(id) || order["updatedAt"].get(updated_at))
+      throw ferry::Retry("GET /orders answered an order without id or updatedAt: " +
+                         std::string(raw.substr(0, 200)));
+    bool echo = false;
+    std::string id_text(id);
+    if (auto ours = host().state("echo:" + id_text)) {
+      echo = *ours == updated_at;
+      // A newer version means the order moved on: the remembered one can go.
+      if (echo || *ours < std::string(updated_at)) host().eraseState("echo:" + id_text);
+    }
+    host().emit(ferry::Item{"order", id, updated_at, raw, echo});
+  }
+
+  std::string base_url_;
+  std::string api_key_;
+  std::string status_;
+  std::string confirm_as_;
+  int64_t timeout_ms_;
+  std::string rate_key_;
+  simdjson::ondemand::parser ondemand_;
+  simdjson::dom::parser dom_;
+  std::string body_;
+  std::string item_;
+};
+
+}  // namespace
+
+FERRY_SOURCE_PLUGIN(DuckHubOrders, "source_duckhub_orders", "1.0.0",
+                    "DuckHub orders of one venue (GET /v1/orders?updatedSince=…)", kOptions)
