@@ -123,9 +123,13 @@ int Pipeline::runOnce() {
   while (!services_->stopping.load() && !all_done()) {
     seen = services_->sink_advanced.waitFor(seen, 200);
   }
+  // The source threads are done (joined here), so the hooks run on this thread without racing
+  // a fetch; the sinks have drained, so every event has reached every routed sink. A stop
+  // request (signal) skips them: they run again on the next start.
+  for (auto& s : sources_) s->join();
+  if (!services_->stopping.load())
+    for (auto& s : sources_) s->processDelivered();
   stop();
-  // The source threads are gone, so the hooks may run here without racing a fetch.
-  for (auto& s : sources_) s->processDelivered();
   return anyFailed() ? 1 : 0;
 }
 

@@ -17,7 +17,8 @@ struct HttpCall {
   std::string url;
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
-  int64_t timeout_ms = 0;  // 0: HttpSettings::default_timeout_ms
+  int64_t timeout_ms = 0;  // 0: HttpSettings::default_timeout_ms. One deadline for connecting,
+                           // sending and reading the whole response (not per socket read).
 };
 
 struct HttpResult {

@@ -22,11 +22,13 @@ class RateLimiterRegistry {
   RateLimiterRegistry();
   ~RateLimiterRegistry();
   // Defines `key` with `rules`. The first definition wins: returns false (and changes nothing)
-  // when `key` exists with different rules.
+  // when `key` exists with different rules. Defining it again with the same rules (in any order)
+  // returns true. Rules that can never grant (none, a count or per_ms of 0) return false.
   bool define(const std::string& key, const std::vector<ferry_rate_rule>& rules);
   bool defined(const std::string& key) const;
   // Blocks until `key` grants one request; returns false, granting nothing, when `stop` becomes
-  // true while waiting (checked at least every 100 ms). An undefined key grants at once.
+  // true while waiting (checked at least every 100 ms). Waiters are served in arrival order. An
+  // undefined key grants at once (false only when `stop` is already true).
   bool acquire(const std::string& key, const std::atomic<bool>& stop);
   // How many requests `key` granted so far (for metrics and tests).
   int64_t granted(const std::string& key) const;

@@ -91,11 +91,18 @@ std::optional<int64_t> parseInstantNs(std::string_view s) {
   if (pos != s.size()) return std::nullopt;
   int64_t days = daysFromCivil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
   int64_t secs = days * 86400 + hour * 3600 + minute * 60 + second - offset_s;
-  return secs * 1000000000 + fraction_ns;
+  // Nanoseconds in int64 cover 1677-09-21 to 2262-04-11; outside that the instant is refused
+  // rather than wrapped around.
+  int64_t ns;
+  if (__builtin_mul_overflow(secs, int64_t{1000000000}, &ns) ||
+      __builtin_add_overflow(ns, fraction_ns, &ns))
+    return std::nullopt;
+  return ns;
 }
 
 std::string formatInstantMs(int64_t ns) {
-  int64_t ms = ns >= 0 ? ns / 1000000 : -((-ns + 999999) / 1000000);
+  // Floor division that cannot overflow, also for INT64_MIN.
+  int64_t ms = ns / 1000000 - (ns % 1000000 < 0 ? 1 : 0);
   int64_t secs = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
   int millis = static_cast<int>(ms - secs * 1000);
   int64_t days = secs >= 0 ? secs / 86400 : -((-secs + 86399) / 86400);
@@ -103,7 +110,7 @@ std::string formatInstantMs(int64_t ns) {
   int64_t y;
   unsigned m, d;
   civilFromDays(days, y, m, d);
-  char buf[40];
+  char buf[64];
   std::snprintf(buf, sizeof buf, "%04lld-%02u-%02uT%02d:%02d:%02d.%03dZ", static_cast<long long>(y),
                 m, d, static_cast<int>(rem / 3600), static_cast<int>(rem % 3600 / 60),
                 static_cast<int>(rem % 60), millis);

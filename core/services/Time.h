@@ -24,7 +24,8 @@ inline int64_t nowMs() { return nowNs() / 1000000; }
 // Parses "250ms", "20s", "5m", "1h", "2d", or bare seconds ("30"). Negative or junk: nullopt.
 std::optional<int64_t> parseDurationMs(std::string_view text);
 
-// "1h 5m", "20s", "250ms": for messages and `ferry plugins`.
+// The largest whole unit that divides it exactly ("2d", "65m", "20s", "250ms"), so that
+// parseDurationMs reads it back.
 std::string formatDurationMs(int64_t ms);
 
 }  // namespace ferry::core
