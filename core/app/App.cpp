@@ -26,6 +26,7 @@
 #include "config/Config.h"
 #include "journal/Journal.h"
 #include "loader/Loader.h"
+#include "ops/AdminServer.h"
 #include "pipeline/Pipeline.h"
 #include "services/Time.h"
 
@@ -222,6 +223,13 @@ int App::commandRun() {
       pipeline.requestStop();
     });
     pipeline.create();
+    std::unique_ptr<AdminServer> admin;
+    if (!config.host.admin_listen.empty()) {
+      admin = std::make_unique<AdminServer>(config, pipeline.services(), config.host.admin_listen);
+      log.information("admin endpoint on http://" + config.host.admin_listen.substr(
+                          0, config.host.admin_listen.rfind(':')) + ":" +
+                      std::to_string(admin->port()) + "/healthz and /metrics");
+    }
     log.information("ferry " FERRY_VERSION " running with " + config.file + ", journal " +
                     config.host.journal);
     if (once_) {

@@ -185,6 +185,8 @@ const std::vector<ferry_option_def>& hostSectionOptions() {
       def("retry_max", FERRY_OPT_DURATION, "5m", "longest retry delay"),
       def("commit_pages", FERRY_OPT_INT, "20", "pages per journal transaction while behind"),
       def("commit_interval", FERRY_OPT_DURATION, "500ms", "longest wait before a commit"),
+      def("admin_listen", FERRY_OPT_STRING, "",
+          "address of the /healthz and /metrics endpoint, e.g. 127.0.0.1:9464 (empty: off)"),
   };
   return table;
 }
@@ -533,6 +535,7 @@ Config loadConfig(const std::string& path) {
   config.host.commit_pages = toInt(setting("commit_pages"));
   requireAtLeast(config.host.commit_pages, 1, file + ": [host] commit_pages");
   config.host.commit_interval_ms = toInt(setting("commit_interval"));
+  config.host.admin_listen = setting("admin_listen");
   if (config.host.journal.empty())
     throw ConfigError(file +
                       ": [host] journal: empty; name the journal file or remove the key "

@@ -40,6 +40,7 @@ struct HostSettings {
   int64_t retry_max_ms;      // backoff cap
   int64_t commit_pages;      // pages per journal transaction while a source is behind
   int64_t commit_interval_ms;  // …or this long, whichever comes first
+  std::string admin_listen;    // "host:port" of /healthz and /metrics; "" = off
 };
 
 // A [source.<name>] or [sink.<name>] section.

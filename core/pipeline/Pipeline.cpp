@@ -130,6 +130,7 @@ int Pipeline::runOnce() {
   if (!services_->stopping.load())
     for (auto& s : sources_) s->processDelivered();
   stop();
+  applyRetention();
   return anyFailed() ? 1 : 0;
 }
 

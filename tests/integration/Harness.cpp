@@ -65,11 +65,10 @@ namespace {
 std::atomic<int> g_output_counter{0};
 
 // fork + exec with stdout/stderr redirected to files; returns the child's pid.
-pid_t spawn(const std::vector<std::string>& args, const std::string& out_path,
-            const std::string& err_path) {
-  std::vector<std::string> argv_s;
-  argv_s.push_back(ferryBinary());
-  argv_s.insert(argv_s.end(), args.begin(), args.end());
+// Starts `command` (the program, found on PATH unless it has a '/', then its arguments).
+pid_t spawnCommand(const std::vector<std::string>& command, const std::string& out_path,
+                   const std::string& err_path) {
+  std::vector<std::string> argv_s = command;
   std::vector<char*> argv;
   for (auto& a : argv_s) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -83,10 +82,17 @@ pid_t spawn(const std::vector<std::string>& args, const std::string& out_path,
     ::dup2(in, 0);
     ::dup2(out, 1);
     ::dup2(err, 2);
-    ::execv(argv[0], argv.data());
+    ::execvp(argv[0], argv.data());
     ::_exit(127);
   }
   return pid;
+}
+
+pid_t spawn(const std::vector<std::string>& args, const std::string& out_path,
+            const std::string& err_path) {
+  std::vector<std::string> command{ferryBinary()};
+  command.insert(command.end(), args.begin(), args.end());
+  return spawnCommand(command, out_path, err_path);
 }
 
 int decode(int status) {
@@ -118,8 +124,15 @@ std::pair<std::string, std::string> outputPaths(const std::string& dir) {
 
 RunResult runFerry(const std::vector<std::string>& args, const std::string& scratch_dir,
                    std::chrono::seconds deadline) {
+  std::vector<std::string> command{ferryBinary()};
+  command.insert(command.end(), args.begin(), args.end());
+  return runCommand(command, scratch_dir, deadline);
+}
+
+RunResult runCommand(const std::vector<std::string>& command, const std::string& scratch_dir,
+                     std::chrono::seconds deadline) {
   auto [out_path, err_path] = outputPaths(scratch_dir);
-  pid_t pid = spawn(args, out_path, err_path);
+  pid_t pid = spawnCommand(command, out_path, err_path);
   RunResult result;
   int code = reap(pid, deadline);
   if (code == -2) {

@@ -57,6 +57,10 @@ struct RunResult {
 RunResult runFerry(const std::vector<std::string>& args, const std::string& scratch_dir,
                    std::chrono::seconds deadline = 120s);
 
+// Runs any program (`command[0]`, looked up on PATH) the same way.
+RunResult runCommand(const std::vector<std::string>& command, const std::string& scratch_dir,
+                     std::chrono::seconds deadline = 120s);
+
 // `ferry <args>` in the background. The destructor kills it (SIGKILL) if it still runs.
 class FerryProcess {
  public:

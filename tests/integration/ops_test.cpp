@@ -1,0 +1,120 @@
+// End to end, the operations side: retention of delivered events, and the /healthz and
+// /metrics endpoint of a running host.
+#include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+#include <Poco/Net/ServerSocket.h>
+#include <Poco/StreamCopier.h>
+#include <signal.h>
+
+#include <sstream>
+
+#include "FerryTest.h"
+
+namespace ferry::it {
+namespace {
+
+std::string items(int count) {
+  std::string text;
+  for (int i = 0; i < count; ++i) text += itemLine("k" + std::to_string(i), versionAt(i * 1000));
+  return text;
+}
+
+// GET http://127.0.0.1:<port><path>: {status, body}; status 0 when nothing answered.
+std::pair<int, std::string> get(uint16_t port, const std::string& path) {
+  try {
+    Poco::Net::HTTPClientSession session("127.0.0.1", port);
+    session.setTimeout(Poco::Timespan(5, 0));
+    Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_GET, path);
+    session.sendRequest(request);
+    Poco::Net::HTTPResponse response;
+    std::istream& in = session.receiveResponse(response);
+    std::string body;
+    Poco::StreamCopier::copyToString(in, body);
+    return {static_cast<int>(response.getStatus()), body};
+  } catch (const Poco::Exception&) {
+    return {0, ""};
+  }
+}
+
+uint16_t freePort() {
+  Poco::Net::ServerSocket probe(Poco::Net::SocketAddress("127.0.0.1", 0));
+  return probe.address().port();
+}
+
+TEST_F(FerryTest, RetentionRemovesEventsEverySinkHasPassed) {
+  const std::string data = dir_.file("data.jsonl");
+  writeFile(data, items(30));
+  writeFile(config_, hostSection(dir_) + "retention = 0s\n\n" +
+                         sourceSection("src", data) + sinkSection("a", dir_.file("a.jsonl")) +
+                         sinkSection("b", dir_.file("b.jsonl"), "enabled = false\n"));
+  RunResult r = runOnce();
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  EXPECT_EQ(readSinkLines(dir_.file("a.jsonl")).size(), 30u);
+  // Every event was delivered to the only enabled sink and is older than 0 s: gone from the
+  // journal, while the sequence and the latest versions stay (no re-delivery on the next run).
+  RunResult count = runCommand({"sqlite3", dir_.file("journal.db"), "SELECT COUNT(*) FROM events"},
+                               dir_.path());
+  ASSERT_EQ(count.exit_code, 0) << count.err;
+  EXPECT_EQ(count.out, "0\n");
+  auto s = status();
+  ASSERT_FALSE(s.isNull());
+  EXPECT_EQ(num(s, "last_sequence"), 30);
+  r = runOnce();
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  EXPECT_EQ(readSinkLines(dir_.file("a.jsonl")).size(), 30u);
+}
+
+TEST_F(FerryTest, RetentionKeepsEventsASinkHasNotPassed) {
+  const std::string data = dir_.file("data.jsonl");
+  writeFile(data, items(20));
+  writeFile(dir_.file("b.fail"), "auth\n");
+  writeFile(config_, hostSection(dir_) + "retention = 0s\n\n" + sourceSection("src", data) +
+                         sinkSection("a", dir_.file("a.jsonl")) +
+                         sinkSection("b", dir_.file("b.jsonl"),
+                                     "fail_file = " + dir_.file("b.fail") + "\n"));
+  RunResult r = runOnce();
+  EXPECT_EQ(r.exit_code, 1) << "sink b stopped: " << describe(r);
+  EXPECT_EQ(readSinkLines(dir_.file("a.jsonl")).size(), 20u);
+  RunResult count = runCommand({"sqlite3", dir_.file("journal.db"), "SELECT COUNT(*) FROM events"},
+                               dir_.path());
+  ASSERT_EQ(count.exit_code, 0) << count.err;
+  EXPECT_EQ(count.out, "20\n") << "sink b has none of them yet";
+}
+
+TEST_F(FerryTest, AdminEndpointServesHealthAndMetrics) {
+  const std::string data = dir_.file("data.jsonl");
+  writeFile(data, items(12));
+  const uint16_t port = freePort();
+  writeFile(config_, hostSection(dir_) + "admin_listen = 127.0.0.1:" + std::to_string(port) +
+                         "\n\n" +
+                         sourceSection("src", data, "fail_file = " + dir_.file("src.fail") + "\n") +
+                         sinkSection("a", dir_.file("a.jsonl")));
+  FerryProcess ferry({"run", "--config", config_}, dir_.path());
+  ASSERT_TRUE(waitUntil([&] { return readSinkLines(dir_.file("a.jsonl")).size() == 12; }))
+      << ferry.err();
+  std::pair<int, std::string> metrics;
+  ASSERT_TRUE(waitUntil([&] {
+    metrics = get(port, "/metrics");
+    return metrics.second.find("ferry_sink_offset{instance=\"a\"} 12") != std::string::npos;
+  })) << metrics.second << ferry.err();
+  EXPECT_NE(metrics.second.find("ferry_journal_last_sequence 12"), std::string::npos);
+  EXPECT_NE(metrics.second.find("ferry_sink_backlog{instance=\"a\"} 0"), std::string::npos);
+  EXPECT_NE(metrics.second.find("ferry_source_events_total{instance=\"src\"} 12"),
+            std::string::npos)
+      << metrics.second;
+  auto health = get(port, "/healthz");
+  EXPECT_EQ(health.first, 200) << health.second;
+  EXPECT_NE(health.second.find("\"healthy\":true"), std::string::npos) << health.second;
+  EXPECT_EQ(get(port, "/nope").first, 404);
+
+  // A source whose credentials are refused turns the health check red.
+  writeFile(dir_.file("src.fail"), "auth\n");
+  ASSERT_TRUE(waitUntil([&] { return get(port, "/healthz").first == 503; })) << ferry.err();
+  EXPECT_NE(get(port, "/healthz").second.find("\"healthy\":false"), std::string::npos);
+  ferry.signal(SIGTERM);
+  EXPECT_EQ(ferry.wait(), 0) << ferry.err();
+}
+
+}  // namespace
+}  // namespace ferry::it
