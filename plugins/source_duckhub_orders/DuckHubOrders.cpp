@@ -32,6 +32,10 @@ constexpr ferry_option_def kOptions[] = {
         .choices("confirmed|preparing|delivering|completed|cancelled")
         .help("after every sink has a NEW order, move it to this status (PATCH …/status)"),
     ferry::Option("timeout", FERRY_OPT_DURATION).defaultsTo("30s").help("HTTP timeout"),
+    ferry::Option("rate_limit", FERRY_OPT_BOOL)
+        .defaultsTo("true")
+        .help("keep within DuckHub's per-IP limits (10/1 s, 50/10 s, 300/60 s), shared by every "
+              "venue on this API host; off only for a local simulator"),
 };
 
 constexpr std::array<ferry_rate_rule, 3> kRateRules{{{10, 1000}, {50, 10000}, {300, 60000}}};
@@ -101,8 +105,10 @@ class DuckHubOrders : public ferry::Source {
     if (page_size < 1 || page_size > 100)
       throw ferry::Fatal("page_size must be between 1 and 100 (DuckHub's limit), got " +
                          std::to_string(page_size));
-    rate_key_ = "duckhub:" + origin(base_url_);
-    host.defineRateLimit(rate_key_, kRateRules);
+    if (options.boolean("rate_limit")) {
+      rate_key_ = "duckhub:" + origin(base_url_);
+      host.defineRateLimit(rate_key_, kRateRules);
+    }
   }
 
   uint32_t fetch(const ferry::FetchRequest& request) override {
