@@ -1,0 +1,135 @@
+// The field mapping language shared by the table-shaped sinks (sink_erp_csv now, sink_sql later):
+// a spec, parsed once when the sink is created, that turns one event's JSON body into rows of
+// string cells. The syntax is described in plugins/common/README.md; in short
+//
+//   rows    = /items                  (optional: one row per element of that array)
+//   columns = order=^/orderNumber; product=/productName; total=amount(/totalPrice)
+//
+// Threading: a Mapping is immutable and may be shared; a Mapper owns a JSON parser and must be
+// used by one thread at a time (a sink instance is never called concurrently).
+#pragma once
+
+#include <ferry/abi.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ferry::mapping {
+
+// A mistake in a mapping spec. what() names the column (number and header) and the 1-based
+// character position in the option's text, e.g.
+//   "columns, column 3 ('total'), position 41: unknown function 'amout'; functions: …"
+// Sinks turn it into a configuration error at create().
+class MappingError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// What a cell holds. Sinks may treat kinds differently: the CSV sink neutralises formulas only
+// in Text cells, a SQL sink may bind Number cells as numbers and Empty cells as NULL.
+enum class CellKind : uint8_t {
+  kEmpty,    // null or missing
+  kText,     // a JSON string, a date, fixed text, an event field, an object/array as JSON text
+  kNumber,   // a JSON number, amount(), count(), $sequence, $row
+  kBoolean,  // true / false
+};
+
+struct Cell {
+  CellKind kind = CellKind::kEmpty;
+  std::string text;
+};
+
+namespace detail {
+struct Program;
+}
+
+// A parsed spec: the columns in the user's order and where the rows come from.
+class Mapping {
+ public:
+  // Parses `columns` ("Header=expression; …") and `rows` ("" for one row per entity, or a JSON
+  // Pointer to an array, optionally with '^'). Throws MappingError.
+  static Mapping parse(std::string_view columns, std::string_view rows = {});
+
+  // A built-in layout ("duckhub_order", "duckhub_order_lines"). Throws MappingError for an
+  // unknown name, listing the known ones.
+  static Mapping layout(std::string_view name);
+  // The names layout() knows, in a stable order.
+  static std::vector<std::string> layoutNames();
+  // The columns/rows text of a built-in layout (for documentation and tests); empty if unknown.
+  static std::pair<std::string, std::string> layoutSpec(std::string_view name);
+
+  size_t columnCount() const;
+  const std::vector<std::string>& headers() const;
+  // True when the column's expression is wrapped in raw(...): the sink must write the cell
+  // exactly as mapped (no formula neutralisation).
+  bool raw(size_t column) const;
+  // True when rows come from an array (`rows` was given).
+  bool perElement() const;
+
+ private:
+  friend class Mapper;
+  explicit Mapping(std::shared_ptr<const detail::Program> program);
+  std::shared_ptr<const detail::Program> program_;
+};
+
+// Rows of cells, column-major order within a row; the storage (and the strings' capacity) is
+// reused across clear(), so that mapping a steady stream of events does not allocate per cell.
+class Rows {
+ public:
+  explicit Rows(size_t columns = 0) : columns_(columns) {}
+  size_t size() const { return rows_; }
+  size_t columns() const { return columns_; }
+  const Cell& at(size_t row, size_t column) const { return cells_[row * columns_ + column]; }
+  void clear() { rows_ = 0; }
+  // Used by Mapper: appends a row (its cells keep stale content until assigned) / drops rows.
+  Cell* appendRow();
+  void truncate(size_t rows) { rows_ = rows < rows_ ? rows : rows_; }
+
+ private:
+  size_t columns_;
+  size_t rows_ = 0;
+  std::vector<Cell> cells_;
+};
+
+// Applies a Mapping to events. Owns the JSON parser (reused from event to event).
+class Mapper {
+ public:
+  explicit Mapper(Mapping mapping);
+  ~Mapper();
+  Mapper(const Mapper&) = delete;
+  Mapper& operator=(const Mapper&) = delete;
+
+  const Mapping& mapping() const { return mapping_; }
+
+  // Parses the event's body once and appends its rows to `out` (which must have
+  // mapping().columnCount() columns). Returns true on success; on failure (the body is not
+  // JSON, `rows` names something that is not an array, amount() of a non-integer, date() of
+  // text that is no instant) appends nothing, sets `error` and returns false.
+  bool map(const ferry_event& event, Rows& out, std::string& error);
+  // The same for a bare JSON text with no event around it ($key etc. are empty): for tests and
+  // previews.
+  bool mapBody(std::string_view body, Rows& out, std::string& error);
+
+ private:
+  struct Impl;
+  Mapping mapping_;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Helpers the formatters use, exposed for the sinks and tests.
+
+// Minor units to a decimal with '.' and `digits` decimals: (1234, 2) → "12.34", (-5, 2) →
+// "-0.05", (1234, 0) → "1234".
+std::string formatMinorUnits(int64_t minor, int digits);
+// The ISO 4217 minor-unit digits of a currency code (JPY 0, EUR 2, KWD 3); 2 when unknown.
+int currencyDigits(std::string_view code);
+// "YYYY-MM-DDThh:mm:ss[.fraction](Z|±hh:mm|±hhmm)" to milliseconds since the epoch; false when
+// the text is not such an instant.
+bool parseInstantMs(std::string_view text, int64_t& ms);
+
+}  // namespace ferry::mapping

@@ -1,0 +1,910 @@
+#include <ferry/common/Mapping.h>
+#include <simdjson.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <charconv>
+#include <cmath>
+#include <limits>
+#include <utility>
+
+namespace ferry::mapping {
+
+// ------------------------------------------------------------------------------------------------
+// The compiled program
+// ------------------------------------------------------------------------------------------------
+
+namespace detail {
+
+// A JSON Pointer split into decoded reference tokens once, at parse time, so that evaluating it
+// per row is a walk over object keys and array indices with no string work.
+struct Pointer {
+  bool parent = false;  // '^': resolve against the entity, not the row element
+  struct Token {
+    std::string key;
+    int64_t index = -1;  // the token as an array index, -1 when it is not one
+  };
+  std::vector<Token> tokens;
+  std::string text;  // as written, for messages
+};
+
+enum class Op { kPointer, kCount, kAmount, kDate, kLocal, kFixed, kEvent };
+enum class Field { kKey, kVersion, kPrevious, kEcho, kSource, kEntity, kSequence, kIdemKey, kRow };
+
+struct Expr {
+  Op op = Op::kPointer;
+  Pointer ptr;
+  int digits = -1;     // amount(): fixed digits, -1 = from the currency
+  Pointer currency;    // amount(): where the ISO 4217 code is
+  int offset_min = 0;  // date()/local(): fixed UTC offset in minutes
+  std::string text;    // fixed()
+  Field field = Field::kKey;
+};
+
+struct Column {
+  std::string header;
+  std::string source;  // the expression as written, for messages
+  Expr expr;
+  bool raw = false;
+};
+
+struct Program {
+  std::vector<Column> columns;
+  std::vector<std::string> headers;
+  bool per_element = false;
+  Pointer rows;
+};
+
+}  // namespace detail
+
+using detail::Column;
+using detail::Expr;
+using detail::Field;
+using detail::Op;
+using detail::Pointer;
+using detail::Program;
+
+// ------------------------------------------------------------------------------------------------
+// Small helpers
+// ------------------------------------------------------------------------------------------------
+
+namespace {
+
+constexpr std::string_view kFunctions = "amount, date, local, count, fixed, raw";
+constexpr std::string_view kFields =
+    "$key, $version, $previous, $echo, $source, $entity, $sequence, $idempotency_key, $row";
+
+// Days since 1970-01-01 of a proleptic Gregorian date and back (H. Hinnant's algorithms): exact
+// for every instant and free of the C library's time-zone state.
+int64_t daysFromCivil(int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const unsigned yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<int64_t>(doe) - 719468;
+}
+
+void civilFromDays(int64_t z, int64_t& y, unsigned& m, unsigned& d) {
+  z += 719468;
+  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const unsigned doe = static_cast<unsigned>(z - era * 146097);
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  y = static_cast<int64_t>(yoe) + era * 400;
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const unsigned mp = (5 * doy + 2) / 153;
+  d = doy - (153 * mp + 2) / 5 + 1;
+  m = mp < 10 ? mp + 3 : mp - 9;
+  y += m <= 2;
+}
+
+void appendPadded(std::string& out, int64_t v, int width) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v < 0 ? -v : v);
+  (void)ec;
+  if (v < 0) out += '-';
+  for (int n = static_cast<int>(end - buf); n < width; ++n) out += '0';
+  out.append(buf, end);
+}
+
+// The local calendar date (and time) of `ms` at a fixed offset.
+void formatLocal(int64_t ms, int offset_min, bool with_time, std::string& out) {
+  const int64_t local_ms = ms + static_cast<int64_t>(offset_min) * 60000;
+  int64_t days = local_ms / 86400000;
+  int64_t rem = local_ms % 86400000;
+  if (rem < 0) {
+    rem += 86400000;
+    --days;
+  }
+  int64_t y;
+  unsigned m, d;
+  civilFromDays(days, y, m, d);
+  out.clear();
+  appendPadded(out, y, 4);
+  out += '-';
+  appendPadded(out, m, 2);
+  out += '-';
+  appendPadded(out, d, 2);
+  if (!with_time) return;
+  const int64_t s = rem / 1000;
+  out += ' ';
+  appendPadded(out, s / 3600, 2);
+  out += ':';
+  appendPadded(out, s / 60 % 60, 2);
+  out += ':';
+  appendPadded(out, s % 60, 2);
+}
+
+void assignInt(std::string& out, int64_t v) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  (void)ec;
+  out.assign(buf, end);
+}
+
+bool isBlank(char c) { return c == ' ' || c == '\t'; }
+
+// "Z", "UTC", "+hh:mm", "-hh:mm", "+hhmm", "+hh" to minutes east of UTC.
+bool parseOffset(std::string_view t, int& minutes) {
+  if (t == "Z" || t == "UTC" || t == "utc") {
+    minutes = 0;
+    return true;
+  }
+  if (t.size() < 3 || (t[0] != '+' && t[0] != '-')) return false;
+  auto two = [&](size_t pos, int& v) {
+    if (pos + 2 > t.size() || t[pos] < '0' || t[pos] > '9' || t[pos + 1] < '0' || t[pos + 1] > '9')
+      return false;
+    v = (t[pos] - '0') * 10 + (t[pos + 1] - '0');
+    return true;
+  };
+  int h = 0, m = 0;
+  if (!two(1, h)) return false;
+  if (t.size() == 3) {
+    m = 0;
+  } else if (t.size() == 6 && t[3] == ':') {
+    if (!two(4, m)) return false;
+  } else if (t.size() == 5) {
+    if (!two(3, m)) return false;
+  } else {
+    return false;
+  }
+  if (h > 23 || m > 59) return false;
+  minutes = (h * 60 + m) * (t[0] == '-' ? -1 : 1);
+  return true;
+}
+
+}  // namespace
+
+std::string formatMinorUnits(int64_t minor, int digits) {
+  // Work on the magnitude as unsigned: -INT64_MIN does not fit an int64_t.
+  const bool negative = minor < 0;
+  uint64_t magnitude =
+      negative ? uint64_t{0} - static_cast<uint64_t>(minor) : static_cast<uint64_t>(minor);
+  char buf[32];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, magnitude);
+  (void)ec;
+  std::string digits_text(buf, end);
+  if (digits > 0 && digits_text.size() <= static_cast<size_t>(digits))
+    digits_text.insert(0, static_cast<size_t>(digits) + 1 - digits_text.size(), '0');
+  std::string out;
+  if (negative && magnitude != 0) out += '-';
+  if (digits <= 0) return out + digits_text;
+  out.append(digits_text, 0, digits_text.size() - static_cast<size_t>(digits));
+  out += '.';
+  out.append(digits_text, digits_text.size() - static_cast<size_t>(digits));
+  return out;
+}
+
+int currencyDigits(std::string_view code) {
+  // ISO 4217 currencies whose minor unit is not 2 (list of 2024); every other code has 2.
+  static constexpr std::array<std::pair<std::string_view, int>, 26> kExceptions{{
+      {"BHD", 3}, {"BIF", 0}, {"CLF", 4}, {"CLP", 0}, {"DJF", 0}, {"GNF", 0}, {"IQD", 3},
+      {"ISK", 0}, {"JOD", 3}, {"JPY", 0}, {"KMF", 0}, {"KRW", 0}, {"KWD", 3}, {"LYD", 3},
+      {"OMR", 3}, {"PYG", 0}, {"RWF", 0}, {"TND", 3}, {"UGX", 0}, {"UYI", 0}, {"UYW", 4},
+      {"VND", 0}, {"VUV", 0}, {"XAF", 0}, {"XOF", 0}, {"XPF", 0},
+  }};
+  if (code.size() != 3) return 2;
+  char upper[3];
+  for (int i = 0; i < 3; ++i) {
+    char c = code[static_cast<size_t>(i)];
+    upper[i] = c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c;
+  }
+  std::string_view u(upper, 3);
+  for (const auto& [c, d] : kExceptions)
+    if (c == u) return d;
+  return 2;
+}
+
+bool parseInstantMs(std::string_view t, int64_t& ms) {
+  auto digits = [&](size_t pos, size_t n, int& v) {
+    if (pos + n > t.size()) return false;
+    v = 0;
+    for (size_t i = pos; i < pos + n; ++i) {
+      if (t[i] < '0' || t[i] > '9') return false;
+      v = v * 10 + (t[i] - '0');
+    }
+    return true;
+  };
+  int year, month, day, hour, minute, second;
+  if (!digits(0, 4, year) || !digits(5, 2, month) || !digits(8, 2, day) || !digits(11, 2, hour) ||
+      !digits(14, 2, minute) || !digits(17, 2, second) || t[4] != '-' || t[7] != '-' ||
+      (t[10] != 'T' && t[10] != 't' && t[10] != ' ') || t[13] != ':' || t[16] != ':')
+    return false;
+  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60)
+    return false;
+  size_t pos = 19;
+  int64_t frac_ms = 0;
+  if (pos < t.size() && (t[pos] == '.' || t[pos] == ',')) {
+    ++pos;
+    int64_t scale = 100;
+    const size_t start = pos;
+    while (pos < t.size() && t[pos] >= '0' && t[pos] <= '9') {
+      frac_ms += (t[pos] - '0') * scale;
+      scale /= 10;
+      ++pos;
+    }
+    if (pos == start) return false;
+  }
+  int offset_min = 0;
+  const std::string_view zone = t.substr(pos);
+  if (zone != "Z" && zone != "z" &&
+      (zone.empty() || (zone[0] != '+' && zone[0] != '-') || !parseOffset(zone, offset_min)))
+    return false;
+  const int64_t days =
+      daysFromCivil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
+  const int64_t seconds =
+      days * 86400 + hour * 3600 + minute * 60 + second - static_cast<int64_t>(offset_min) * 60;
+  ms = seconds * 1000 + frac_ms;
+  return true;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Parser
+// ------------------------------------------------------------------------------------------------
+
+namespace {
+
+// One character of the spec after backslash unescaping, with where it came from. Escaped
+// characters never act as syntax (';', '=', ',', '(', ')', blanks).
+struct Ch {
+  char c;
+  bool escaped;
+  size_t pos;  // 1-based position in the option's text
+};
+using Text = std::vector<Ch>;
+
+bool is(const Ch& ch, char c) { return !ch.escaped && ch.c == c; }
+
+std::string plain(const Text& t, size_t from, size_t to) {
+  std::string s;
+  s.reserve(to - from);
+  for (size_t i = from; i < to; ++i) s += t[i].c;
+  return s;
+}
+
+class Parser {
+ public:
+  Parser(std::string option, size_t column, std::string header)
+      : option_(std::move(option)), column_(column), header_(std::move(header)) {}
+
+  [[noreturn]] void fail(size_t pos, const std::string& what) const {
+    std::string where = option_;
+    if (column_ > 0) where += ", column " + std::to_string(column_);
+    if (!header_.empty()) where += " ('" + header_ + "')";
+    throw MappingError(where + ", position " + std::to_string(pos) + ": " + what);
+  }
+
+  // Trims unescaped blanks from [from, to).
+  static void trim(const Text& t, size_t& from, size_t& to) {
+    while (from < to && !t[from].escaped && isBlank(t[from].c)) ++from;
+    while (to > from && !t[to - 1].escaped && isBlank(t[to - 1].c)) --to;
+  }
+
+  size_t posAt(const Text& t, size_t i) const {
+    if (i < t.size()) return t[i].pos;
+    return t.empty() ? 1 : t.back().pos + 1;
+  }
+
+  Pointer pointer(const Text& t, size_t from, size_t to) {
+    trim(t, from, to);
+    Pointer p;
+    p.text = plain(t, from, to);
+    size_t i = from;
+    if (i < to && is(t[i], '^')) {
+      p.parent = true;
+      ++i;
+    }
+    if (i == to) {
+      if (p.parent) return p;  // '^' alone: the entity itself
+      fail(posAt(t, from), "expected a JSON Pointer such as /name or ^/name");
+    }
+    if (t[i].c != '/')
+      fail(t[i].pos, "a JSON Pointer starts with '/' (or '^/' for the entity's fields), not '" +
+                         std::string(1, t[i].c) + "'");
+    // RFC 6901: tokens separated by '/', "~1" is '/', "~0" is '~'.
+    while (i < to) {
+      ++i;  // the '/'
+      Pointer::Token token;
+      while (i < to && t[i].c != '/') {
+        if (t[i].c == '~') {
+          if (i + 1 >= to || (t[i + 1].c != '0' && t[i + 1].c != '1'))
+            fail(t[i].pos, "'~' in a JSON Pointer must be followed by 0 (for ~) or 1 (for /)");
+          token.key += t[i + 1].c == '0' ? '~' : '/';
+          i += 2;
+          continue;
+        }
+        token.key += t[i].c;
+        ++i;
+      }
+      const std::string& k = token.key;
+      if (!k.empty() && k.size() < 19 &&
+          std::all_of(k.begin(), k.end(), [](char c) { return c >= '0' && c <= '9'; }) &&
+          (k.size() == 1 || k[0] != '0'))
+        token.index = std::stoll(k);
+      p.tokens.push_back(std::move(token));
+    }
+    return p;
+  }
+
+  // An expression in [from, to); sets `raw` when it is wrapped in raw(...).
+  Expr expression(const Text& t, size_t from, size_t to, bool& raw) {
+    trim(t, from, to);
+    if (from == to)
+      fail(posAt(t, from), "empty expression; write a JSON Pointer (/name), a function (" +
+                               std::string(kFunctions) + ") or an event field");
+    Expr e;
+    const Ch& first = t[from];
+    if (is(first, '$')) {
+      std::string name = plain(t, from + 1, to);
+      static const std::pair<std::string_view, Field> kNames[] = {
+          {"key", Field::kKey},
+          {"version", Field::kVersion},
+          {"previous", Field::kPrevious},
+          {"echo", Field::kEcho},
+          {"source", Field::kSource},
+          {"entity", Field::kEntity},
+          {"sequence", Field::kSequence},
+          {"idempotency_key", Field::kIdemKey},
+          {"row", Field::kRow}};
+      for (const auto& [n, f] : kNames) {
+        if (n == name) {
+          e.op = Op::kEvent;
+          e.field = f;
+          return e;
+        }
+      }
+      fail(first.pos, "unknown event field '$" + name + "'; fields: " + std::string(kFields));
+    }
+    if (is(first, '/') || is(first, '^')) {
+      e.op = Op::kPointer;
+      e.ptr = pointer(t, from, to);
+      return e;
+    }
+    // name '(' args ')'
+    size_t i = from;
+    while (i < to && !t[i].escaped &&
+           (std::isalnum(static_cast<unsigned char>(t[i].c)) || t[i].c == '_'))
+      ++i;
+    std::string name = plain(t, from, i);
+    size_t open = i;
+    while (open < to && !t[open].escaped && isBlank(t[open].c)) ++open;
+    if (name.empty() || open == to || !is(t[open], '(')) {
+      std::string text = plain(t, from, to);
+      fail(first.pos, "'" + text + "' is not an expression: a JSON Pointer starts with '/' (/" +
+                          text +
+                          "), an event field with '$' ($key), a function call looks like "
+                          "amount(/field) (functions: " +
+                          std::string(kFunctions) + ")");
+    }
+    // The matching ')': escaped parentheses do not count.
+    size_t depth = 0, close = to;
+    for (size_t k = open; k < to; ++k) {
+      if (is(t[k], '(')) ++depth;
+      if (is(t[k], ')') && --depth == 0) {
+        close = k;
+        break;
+      }
+    }
+    if (close == to) fail(t[open].pos, "'(' of " + name + "() is never closed; add ')'");
+    for (size_t k = close + 1; k < to; ++k)
+      if (!(!t[k].escaped && isBlank(t[k].c)))
+        fail(t[k].pos, "unexpected text after " + name + "(…); separate columns with ';'");
+
+    if (name == "raw") {
+      bool inner_raw = false;
+      e = expression(t, open + 1, close, inner_raw);
+      raw = true;
+      return e;
+    }
+    // Arguments: split at unescaped commas.
+    std::vector<std::pair<size_t, size_t>> args;
+    size_t start = open + 1;
+    for (size_t k = open + 1; k <= close; ++k) {
+      if (k == close || is(t[k], ',')) {
+        size_t a = start, b = k;
+        trim(t, a, b);
+        args.emplace_back(a, b);
+        start = k + 1;
+      }
+    }
+    if (args.size() == 1 && args[0].first == args[0].second) args.clear();
+    auto arity = [&](size_t min, size_t max, const char* usage) {
+      if (args.size() < min || args.size() > max)
+        fail(t[open].pos, name + "() takes " + usage + ", got " + std::to_string(args.size()) +
+                              " argument(s)" +
+                              (name == "fixed" ? "; write \\, for a comma in the text" : ""));
+    };
+    auto argText = [&](size_t n) { return plain(t, args[n].first, args[n].second); };
+    auto argPos = [&](size_t n) { return posAt(t, args[n].first); };
+
+    if (name == "fixed") {
+      arity(0, 1, "one text");
+      e.op = Op::kFixed;
+      if (!args.empty()) e.text = argText(0);
+      return e;
+    }
+    if (name == "count") {
+      arity(1, 1, "one JSON Pointer");
+      e.op = Op::kCount;
+      e.ptr = pointer(t, args[0].first, args[0].second);
+      return e;
+    }
+    if (name == "amount") {
+      arity(1, 2, "a JSON Pointer and optionally the digits (0-9) or a pointer to the currency");
+      e.op = Op::kAmount;
+      e.ptr = pointer(t, args[0].first, args[0].second);
+      e.currency.parent = true;
+      e.currency.tokens.push_back({"currency", -1});
+      e.currency.text = "^/currency";
+      if (args.size() == 2) {
+        std::string a = argText(1);
+        if (a.size() == 1 && a[0] >= '0' && a[0] <= '9') {
+          e.digits = a[0] - '0';
+        } else if (!a.empty() && (a[0] == '/' || a[0] == '^')) {
+          e.currency = pointer(t, args[1].first, args[1].second);
+        } else {
+          fail(argPos(1),
+               "amount()'s second argument is the number of decimals (0-9) or a "
+               "pointer to the ISO 4217 currency code, not '" +
+                   a + "'");
+        }
+      }
+      return e;
+    }
+    if (name == "date" || name == "local") {
+      arity(1, 2, "a JSON Pointer and optionally a UTC offset (+02:00)");
+      e.op = name == "date" ? Op::kDate : Op::kLocal;
+      e.ptr = pointer(t, args[0].first, args[0].second);
+      if (args.size() == 2) {
+        std::string zone = argText(1);
+        if (!parseOffset(zone, e.offset_min))
+          fail(argPos(1), "'" + zone +
+                              "' is not a fixed UTC offset; write +02:00, -05:30 or Z "
+                              "(time zone names such as Europe/Berlin are not supported: their "
+                              "offset changes with daylight saving time)");
+      }
+      return e;
+    }
+    fail(first.pos, "unknown function '" + name + "'; functions: " + std::string(kFunctions));
+  }
+
+ private:
+  std::string option_;
+  size_t column_;
+  std::string header_;
+};
+
+// Unescapes `\x` into characters that are marked as escaped.
+Text lex(std::string_view text, const std::string& option) {
+  Text out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '\\') {
+      if (i + 1 == text.size())
+        throw MappingError(option + ", position " + std::to_string(i + 1) +
+                           ": a lone '\\' at the end; write \\\\ for a backslash");
+      out.push_back({text[i + 1], true, i + 1});
+      ++i;
+      continue;
+    }
+    out.push_back({text[i], false, i + 1});
+  }
+  return out;
+}
+
+}  // namespace
+
+Mapping::Mapping(std::shared_ptr<const Program> program) : program_(std::move(program)) {}
+
+Mapping Mapping::parse(std::string_view columns, std::string_view rows) {
+  auto program = std::make_shared<Program>();
+  Text t = lex(columns, "columns");
+  size_t start = 0, number = 0;
+  for (size_t i = 0; i <= t.size(); ++i) {
+    if (i < t.size() && !is(t[i], ';')) continue;
+    size_t from = start, to = i;
+    start = i + 1;
+    Parser::trim(t, from, to);
+    if (from == to) continue;  // empty column, e.g. after a trailing ';'
+    ++number;
+    size_t eq = from;
+    while (eq < to && !is(t[eq], '=')) ++eq;
+    if (eq == to)
+      Parser("columns", number, "")
+          .fail(t[from].pos, "expected Header=expression, found no '=' in '" + plain(t, from, to) +
+                                 "' (write \\= for a '=' in a header)");
+    size_t hf = from, ht = eq;
+    Parser::trim(t, hf, ht);
+    if (hf == ht) Parser("columns", number, "").fail(t[eq].pos, "the header before '=' is empty");
+    Column c;
+    c.header = plain(t, hf, ht);
+    for (const auto& other : program->columns)
+      if (other.header == c.header)
+        Parser("columns", number, c.header)
+            .fail(t[hf].pos, "header '" + c.header + "' is used twice; headers must be unique");
+    size_t ef = eq + 1, et = to;
+    Parser::trim(t, ef, et);
+    c.source = plain(t, ef, et);
+    Parser p("columns", number, c.header);
+    c.expr = p.expression(t, eq + 1, to, c.raw);
+    program->headers.push_back(c.header);
+    program->columns.push_back(std::move(c));
+  }
+  if (program->columns.empty())
+    throw MappingError("columns: no column given; write Header=expression; Header=expression …");
+
+  Text r = lex(rows, "rows");
+  size_t rf = 0, rt = r.size();
+  Parser::trim(r, rf, rt);
+  if (rf != rt) {
+    program->per_element = true;
+    program->rows = Parser("rows", 0, "").pointer(r, rf, rt);
+  }
+  return Mapping(std::move(program));
+}
+
+namespace {
+
+struct Layout {
+  std::string_view name;
+  std::string_view rows;
+  std::string_view columns;
+};
+
+// The built-in layouts are written in the mapping language itself: what a user copies to start
+// a custom one.
+constexpr Layout kLayouts[] = {
+    {"duckhub_order", "",
+     "order_id=/id; order_number=/orderNumber; status=/status; type=/type; "
+     "customer_name=/customerName; currency=/currency; subtotal=amount(/subtotalAmount); "
+     "delivery_fee=amount(/deliveryFee); discount=amount(/discountAmount); "
+     "total=amount(/totalAmount); created_date=date(/createdAt); updated_at=/updatedAt; "
+     "confirmed_at=/confirmedAt; completed_at=/completedAt; item_count=count(/items); "
+     "previous_version=$previous"},
+    {"duckhub_order_lines", "/items",
+     "order_id=^/id; order_number=^/orderNumber; status=^/status; type=^/type; "
+     "customer_name=^/customerName; currency=^/currency; order_total=amount(^/totalAmount); "
+     "created_date=date(^/createdAt); updated_at=^/updatedAt; line=$row; "
+     "product_id=/productExternalId; product_name=/productName; quantity=/quantity; "
+     "unit_price=amount(/unitPrice); line_total=amount(/totalPrice); previous_version=$previous"},
+};
+
+}  // namespace
+
+Mapping Mapping::layout(std::string_view name) {
+  for (const auto& l : kLayouts)
+    if (l.name == name) return parse(l.columns, l.rows);
+  std::string names;
+  for (const auto& n : layoutNames()) names += (names.empty() ? "" : ", ") + n;
+  throw MappingError("unknown layout '" + std::string(name) + "'; layouts: " + names);
+}
+
+std::vector<std::string> Mapping::layoutNames() {
+  std::vector<std::string> out;
+  for (const auto& l : kLayouts) out.emplace_back(l.name);
+  return out;
+}
+
+std::pair<std::string, std::string> Mapping::layoutSpec(std::string_view name) {
+  for (const auto& l : kLayouts)
+    if (l.name == name) return {std::string(l.columns), std::string(l.rows)};
+  return {};
+}
+
+size_t Mapping::columnCount() const { return program_->columns.size(); }
+const std::vector<std::string>& Mapping::headers() const { return program_->headers; }
+bool Mapping::raw(size_t column) const { return program_->columns.at(column).raw; }
+bool Mapping::perElement() const { return program_->per_element; }
+
+Cell* Rows::appendRow() {
+  const size_t need = (rows_ + 1) * columns_;
+  if (cells_.size() < need) cells_.resize(need);
+  ++rows_;
+  return cells_.data() + (rows_ - 1) * columns_;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Evaluation
+// ------------------------------------------------------------------------------------------------
+
+using simdjson::dom::element;
+using simdjson::dom::element_type;
+
+struct Mapper::Impl {
+  simdjson::dom::parser parser;
+};
+
+Mapper::Mapper(Mapping mapping) : mapping_(std::move(mapping)), impl_(std::make_unique<Impl>()) {}
+Mapper::~Mapper() = default;
+
+namespace {
+
+// Walks a compiled pointer; false when any step is missing.
+bool resolve(const Pointer& p, element entity, element row, element& out) {
+  element cur = p.parent ? entity : row;
+  for (const auto& token : p.tokens) {
+    switch (cur.type()) {
+      case element_type::OBJECT: {
+        auto r = cur.get_object().value_unsafe().at_key(token.key);
+        if (r.error()) return false;
+        cur = r.value_unsafe();
+        break;
+      }
+      case element_type::ARRAY: {
+        if (token.index < 0) return false;
+        auto r = cur.get_array().value_unsafe().at(static_cast<size_t>(token.index));
+        if (r.error()) return false;
+        cur = r.value_unsafe();
+        break;
+      }
+      default:
+        return false;
+    }
+  }
+  out = cur;
+  return true;
+}
+
+void valueCell(element v, Cell& cell) {
+  switch (v.type()) {
+    case element_type::NULL_VALUE:
+      cell.kind = CellKind::kEmpty;
+      cell.text.clear();
+      return;
+    case element_type::STRING: {
+      std::string_view s = v.get_string().value_unsafe();
+      cell.kind = CellKind::kText;
+      cell.text.assign(s.data(), s.size());
+      return;
+    }
+    case element_type::INT64:
+      cell.kind = CellKind::kNumber;
+      assignInt(cell.text, v.get_int64().value_unsafe());
+      return;
+    case element_type::UINT64: {
+      char buf[24];
+      auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v.get_uint64().value_unsafe());
+      (void)ec;
+      cell.kind = CellKind::kNumber;
+      cell.text.assign(buf, end);
+      return;
+    }
+    case element_type::DOUBLE: {
+      // The DOM keeps the value, not its text: the shortest form that reads back the same.
+      char buf[32];
+      auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v.get_double().value_unsafe());
+      (void)ec;
+      cell.kind = CellKind::kNumber;
+      cell.text.assign(buf, end);
+      return;
+    }
+    case element_type::BOOL:
+      cell.kind = CellKind::kBoolean;
+      cell.text = v.get_bool().value_unsafe() ? "true" : "false";
+      return;
+    default:
+      cell.kind = CellKind::kText;
+      cell.text = simdjson::minify(v);
+      return;
+  }
+}
+
+void textCell(Cell& cell, std::string_view text) {
+  cell.kind = text.empty() ? CellKind::kEmpty : CellKind::kText;
+  cell.text.assign(text.data(), text.size());
+}
+
+std::string describe(element v) {
+  std::string s = simdjson::minify(v);
+  return s.size() > 60 ? s.substr(0, 60) + "…" : s;
+}
+
+// Evaluates one column for one row. `event` may be null (mapBody).
+bool evaluate(const Column& c, element entity, element row, size_t row_index,
+              const ferry_event* event, Cell& cell, std::string& error) {
+  const Expr& e = c.expr;
+  auto failWith = [&](const std::string& what) {
+    error = "column '" + c.header + "' (" + c.source + "): " + what;
+    return false;
+  };
+  element v;
+  switch (e.op) {
+    case Op::kPointer:
+      if (resolve(e.ptr, entity, row, v)) {
+        valueCell(v, cell);
+      } else {
+        cell.kind = CellKind::kEmpty;
+        cell.text.clear();
+      }
+      return true;
+    case Op::kFixed:
+      textCell(cell, e.text);
+      return true;
+    case Op::kCount: {
+      int64_t n = 0;
+      if (resolve(e.ptr, entity, row, v)) {
+        if (v.is_array()) {
+          n = static_cast<int64_t>(v.get_array().value_unsafe().size());
+        } else if (v.is_object()) {
+          n = static_cast<int64_t>(v.get_object().value_unsafe().size());
+        } else if (!v.is_null()) {
+          return failWith(e.ptr.text + " is " + describe(v) + ", not an array to count");
+        }
+      }
+      cell.kind = CellKind::kNumber;
+      assignInt(cell.text, n);
+      return true;
+    }
+    case Op::kAmount: {
+      if (!resolve(e.ptr, entity, row, v) || v.is_null()) {
+        cell.kind = CellKind::kEmpty;
+        cell.text.clear();
+        return true;
+      }
+      int64_t minor = 0;
+      bool ok = false;
+      if (v.is_int64()) {
+        minor = v.get_int64().value_unsafe();
+        ok = true;
+      } else if (v.is_double()) {
+        // 1234.0 from a serializer that writes every number as a double.
+        double d = v.get_double().value_unsafe();
+        if (std::isfinite(d) && d == std::trunc(d) && std::fabs(d) < 9.0e15) {
+          minor = static_cast<int64_t>(d);
+          ok = true;
+        }
+      } else if (v.is_string()) {
+        std::string_view s = v.get_string().value_unsafe();
+        auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), minor);
+        ok = ec == std::errc() && end == s.data() + s.size() && !s.empty();
+      }
+      if (!ok) return failWith(describe(v) + " is not an integer amount in minor units");
+      int digits = e.digits;
+      if (digits < 0) {
+        digits = 2;
+        element code;
+        if (resolve(e.currency, entity, row, code) && code.is_string())
+          digits = currencyDigits(code.get_string().value_unsafe());
+      }
+      cell.kind = CellKind::kNumber;
+      cell.text = formatMinorUnits(minor, digits);
+      return true;
+    }
+    case Op::kDate:
+    case Op::kLocal: {
+      if (!resolve(e.ptr, entity, row, v) || v.is_null()) {
+        cell.kind = CellKind::kEmpty;
+        cell.text.clear();
+        return true;
+      }
+      int64_t ms = 0;
+      if (!v.is_string() || !parseInstantMs(v.get_string().value_unsafe(), ms))
+        return failWith(describe(v) +
+                        " is not an instant (YYYY-MM-DDThh:mm:ss with Z or an "
+                        "offset)");
+      cell.kind = CellKind::kText;
+      formatLocal(ms, e.offset_min, e.op == Op::kLocal, cell.text);
+      return true;
+    }
+    case Op::kEvent: {
+      if (e.field == Field::kRow) {
+        cell.kind = CellKind::kNumber;
+        assignInt(cell.text, static_cast<int64_t>(row_index + 1));
+        return true;
+      }
+      if (event == nullptr) {
+        cell.kind = CellKind::kEmpty;
+        cell.text.clear();
+        return true;
+      }
+      auto str = [](const char* s) {
+        return s != nullptr ? std::string_view(s) : std::string_view();
+      };
+      switch (e.field) {
+        case Field::kKey:
+          textCell(cell, str(event->key));
+          break;
+        case Field::kVersion:
+          textCell(cell, str(event->version));
+          break;
+        case Field::kPrevious:
+          textCell(cell, str(event->previous));
+          break;
+        case Field::kSource:
+          textCell(cell, str(event->source));
+          break;
+        case Field::kEntity:
+          textCell(cell, str(event->entity));
+          break;
+        case Field::kIdemKey:
+          textCell(cell, str(event->idempotency_key));
+          break;
+        case Field::kEcho:
+          cell.kind = CellKind::kBoolean;
+          cell.text = event->echo ? "true" : "false";
+          break;
+        case Field::kSequence:
+          cell.kind = CellKind::kNumber;
+          assignInt(cell.text, event->sequence);
+          break;
+        case Field::kRow:
+          break;
+      }
+      return true;
+    }
+  }
+  return true;
+}
+
+bool mapOne(const Program& program, simdjson::dom::parser& parser, std::string_view body,
+            const ferry_event* event, Rows& out, std::string& error) {
+  if (out.columns() != program.columns.size()) {
+    error = "internal: Rows has " + std::to_string(out.columns()) + " columns, the mapping " +
+            std::to_string(program.columns.size());
+    return false;
+  }
+  auto parsed = parser.parse(body.data(), body.size());
+  if (parsed.error()) {
+    error = std::string("body is not valid JSON: ") + simdjson::error_message(parsed.error());
+    return false;
+  }
+  const element root = parsed.value_unsafe();
+  const size_t before = out.size();
+  auto row = [&](element r, size_t index) {
+    Cell* cells = out.appendRow();
+    for (size_t i = 0; i < program.columns.size(); ++i) {
+      if (!evaluate(program.columns[i], root, r, index, event, cells[i], error)) {
+        out.truncate(before);
+        return false;
+      }
+    }
+    return true;
+  };
+  if (!program.per_element) return row(root, 0);
+  element list;
+  if (!resolve(program.rows, root, root, list) || list.is_null()) return true;  // no rows
+  if (!list.is_array()) {
+    error = "rows: " + program.rows.text + " is " + describe(list) + ", not an array";
+    return false;
+  }
+  size_t index = 0;
+  // A named copy: value_unsafe() of a temporary result would dangle in a range-for.
+  const simdjson::dom::array items = list.get_array().value_unsafe();
+  for (element item : items)
+    if (!row(item, index++)) return false;
+  return true;
+}
+
+}  // namespace
+
+bool Mapper::map(const ferry_event& event, Rows& out, std::string& error) {
+  return mapOne(*mapping_.program_, impl_->parser, std::string_view(event.body, event.body_len),
+                &event, out, error);
+}
+
+bool Mapper::mapBody(std::string_view body, Rows& out, std::string& error) {
+  return mapOne(*mapping_.program_, impl_->parser, body, nullptr, out, error);
+}
+
+}  // namespace ferry::mapping

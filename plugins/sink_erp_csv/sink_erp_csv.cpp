@@ -1,0 +1,382 @@
+// sink_erp_csv: writes each batch of events as RFC 4180 CSV files into the folder an ERP polls.
+//
+// Effectively-once comes from the file names: a file holds the events of one journal range and is
+// named after it (<name>-<first seq>-<last seq>.csv). The host commits the sink's offset only
+// after write() answers, so a crash re-delivers the same range starting at the same sequence, and
+// the file is rewritten under the same name instead of being added a second time. A file only
+// ever appears complete: it is written under a hidden temporary name, fsynced, renamed, and the
+// rename is made durable by fsyncing the folder.
+#include <dirent.h>
+#include <fcntl.h>
+#include <ferry/common/Mapping.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <ferry/plugin.hpp>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace {
+
+constexpr ferry_option_def kOptions[] = {
+    ferry::Option("dir").required().help(
+        "the ERP's drop folder; files appear there complete (written under a hidden .tmp name, "
+        "then renamed); a missing or unwritable folder makes the sink retry"),
+    ferry::Option("name").defaultsTo("ferry").help(
+        "file name prefix: <name>-<first seq>-<last seq>.csv; unique per folder"),
+    ferry::Option("layout")
+        .defaultsTo("duckhub_order")
+        .choices("duckhub_order|duckhub_order_lines|custom")
+        .help("built-in column layout: one row per DuckHub order, or one per order item with the "
+              "order's fields repeated; custom uses `columns` and `rows`"),
+    ferry::Option("columns").help(
+        "layout = custom: Header=expression columns separated by ';' (see the README), e.g. "
+        "order=^/orderNumber; product=/productName; total=amount(/totalPrice)"),
+    ferry::Option("rows").help(
+        "layout = custom: a JSON Pointer to an array (e.g. /items) for one row per element; "
+        "empty for one row per event"),
+    ferry::Option("delimiter")
+        .defaultsTo(",")
+        .choices(",|;|tab")
+        .help("field separator: , or ; or tab"),
+    ferry::Option("bom", FERRY_OPT_BOOL)
+        .defaultsTo("false")
+        .help("start each file with a UTF-8 byte-order mark (some ERPs need it to read UTF-8)"),
+    ferry::Option("header", FERRY_OPT_BOOL)
+        .defaultsTo("true")
+        .help("write the column headers as the first row of each file"),
+    ferry::Option("line_ending")
+        .defaultsTo("crlf")
+        .choices("crlf|lf")
+        .help("record separator: crlf (RFC 4180) or lf"),
+    ferry::Option("max_rows", FERRY_OPT_INT)
+        .defaultsTo("10000")
+        .help("most rows per file: a batch with more is split into several files, at event "
+              "boundaries "
+              "(an event with more rows than this gets a file of its own)"),
+    ferry::Option("neutralise_formulas", FERRY_OPT_BOOL)
+        .defaultsTo("true")
+        .help("prefix a text cell starting with = + - @ tab or CR with ' so that spreadsheets do "
+              "not run it as a formula; numbers are never changed; raw(...) opts a column out"),
+    // Host settings, redeclared for their defaults: an ERP wants few, large files.
+    ferry::Option("batch_size", FERRY_OPT_INT)
+        .defaultsTo("1000")
+        .help("most events per batch (one batch is one file, or several with max_rows)"),
+    ferry::Option("batch_delay", FERRY_OPT_DURATION)
+        .defaultsTo("5s")
+        .help("longest a change waits before a partial file is written"),
+};
+
+std::string errnoText(int e) { return std::strerror(e); }
+
+std::string seq12(int64_t seq) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%012lld", static_cast<long long>(seq));
+  return buf;
+}
+
+bool validName(const std::string& s) {
+  if (s.empty() || s[0] == '.') return false;
+  for (char c : s)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.'))
+      return false;
+  return true;
+}
+
+// A file descriptor closed on scope exit.
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  // Closes now, reporting the error close() may carry (NFS reports write errors there).
+  int close() {
+    int r = ::close(fd_);
+    fd_ = -1;
+    return r;
+  }
+
+ private:
+  int fd_;
+};
+
+class ErpCsvSink : public ferry::Sink {
+ public:
+  ErpCsvSink(ferry::Host host, const ferry::Options& options)
+      : ferry::Sink(host),
+        dir_(options.string("dir")),
+        name_(options.string("name", "ferry")),
+        mapper_(mappingFrom(options)),
+        rows_(mapper_.mapping().columnCount()),
+        bom_(options.boolean("bom")),
+        header_(options.boolean("header")),
+        eol_(options.string("line_ending", "crlf") == "lf" ? "\n" : "\r\n"),
+        max_rows_(static_cast<size_t>(options.integer("max_rows"))),
+        neutralise_(options.boolean("neutralise_formulas")) {
+    const std::string d = options.string("delimiter", ",");
+    delimiter_ = d == "tab" ? '\t' : d[0];
+    if (dir_.empty()) throw ferry::Fatal("dir: empty; set it to the ERP's drop folder");
+    while (dir_.size() > 1 && dir_.back() == '/') dir_.pop_back();
+    if (!validName(name_))
+      throw ferry::Fatal("name: '" + name_ +
+                         "' cannot start a file name; use letters, digits, '_', '-' and '.', not "
+                         "starting with '.'");
+    if (options.integer("max_rows") < 1) throw ferry::Fatal("max_rows: must be at least 1");
+    for (size_t i = 0; i < mapper_.mapping().columnCount(); ++i)
+      raw_.push_back(mapper_.mapping().raw(i));
+  }
+
+  void check() override {
+    if (::access(dir_.c_str(), W_OK | X_OK) != 0)
+      throw ferry::Retry("ERP folder '" + dir_ + "' is not writable: " + errnoText(errno));
+  }
+
+  ferry::WriteOutcome write(std::span<const ferry_event> batch) override {
+    // 1. Map every event; the first that cannot be mapped ends the batch (it is dead-lettered
+    //    after the events before it are written).
+    rows_.clear();
+    row_end_.clear();
+    size_t usable = batch.size();
+    std::string map_error;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (!mapper_.map(batch[i], rows_, map_error)) {
+        usable = i;
+        map_error = "event " + std::string(batch[i].idempotency_key) + " (sequence " +
+                    std::to_string(batch[i].sequence) + "): " + map_error;
+        break;
+      }
+      row_end_.push_back(rows_.size());
+    }
+
+    // 2. Files: slices of whole events holding at most max_rows rows. Greedy from the first
+    //    event, so that a re-delivered range that starts at the same sequence is cut at the same
+    //    places (only the last slice can grow).
+    if (usable > 0) {
+      std::string scan_error;
+      if (!scanFolder(scan_error)) return ferry::WriteOutcome::retry(0, scan_error);
+    }
+    size_t first = 0;
+    while (first < usable) {
+      size_t last = first;  // inclusive
+      const size_t row_begin = first == 0 ? 0 : row_end_[first - 1];
+      while (last + 1 < usable && row_end_[last + 1] - row_begin <= max_rows_) ++last;
+      std::string error;
+      if (!writeSlice(batch, first, last, row_begin, row_end_[last], error))
+        return ferry::WriteOutcome::retry(first, error);
+      first = last + 1;
+    }
+    if (usable < batch.size()) return ferry::WriteOutcome::fatal(usable, map_error);
+    return ferry::WriteOutcome::ok();
+  }
+
+ private:
+  static ferry::mapping::Mapping mappingFrom(const ferry::Options& options) {
+    const std::string layout = options.string("layout", "duckhub_order");
+    const bool has_columns = !options.string("columns").empty();
+    const bool has_rows = !options.string("rows").empty();
+    try {
+      if (layout == "custom") {
+        if (!has_columns)
+          throw ferry::Fatal(
+              "columns: required with layout = custom; e.g. columns = "
+              "order=^/orderNumber; product=/productName; total=amount(/totalPrice)");
+        return ferry::mapping::Mapping::parse(options.string("columns"), options.string("rows"));
+      }
+      if (has_columns || has_rows)
+        throw ferry::Fatal(std::string(has_columns ? "columns" : "rows") +
+                           ": only used with layout = custom (layout is " + layout +
+                           "); set layout = custom or remove it");
+      return ferry::mapping::Mapping::layout(layout);
+    } catch (const ferry::mapping::MappingError& e) {
+      throw ferry::Fatal(e.what());
+    }
+  }
+
+  // Lists the folder once per batch: files of ours by their first sequence (to replace an older
+  // file of the same range), and temporary files a crash left behind (removed: the instance
+  // never has one open between calls, and `name` is unique per folder).
+  bool scanFolder(std::string& error) {
+    existing_.clear();
+    DIR* d = ::opendir(dir_.c_str());
+    if (d == nullptr) {
+      error = "cannot open the ERP folder '" + dir_ + "': " + errnoText(errno);
+      return false;
+    }
+    const std::string prefix = name_ + "-";
+    const std::string tmp_prefix = "." + name_ + "-";
+    while (dirent* e = ::readdir(d)) {
+      std::string n = e->d_name;
+      if (n.rfind(tmp_prefix, 0) == 0 && n.size() > 4 && n.compare(n.size() - 4, 4, ".tmp") == 0) {
+        if (::unlink((dir_ + "/" + n).c_str()) == 0)
+          host().info("removed " + n + ", left in " + dir_ + " by an interrupted write");
+        continue;
+      }
+      // <name>-<12 digits>-<12 digits>.csv
+      if (n.size() != prefix.size() + 12 + 1 + 12 + 4 || n.rfind(prefix, 0) != 0 ||
+          n.compare(n.size() - 4, 4, ".csv") != 0)
+        continue;
+      existing_[n.substr(prefix.size(), 12)].push_back(n);
+    }
+    ::closedir(d);
+    return true;
+  }
+
+  void encodeCell(std::string& out, const ferry::mapping::Cell& cell, bool raw) const {
+    const std::string& t = cell.text;
+    // Spreadsheets run a cell starting with these as a formula (CSV injection). Only text is
+    // touched: a number such as -12.50 from amount() must reach the ERP unchanged.
+    const bool prefix =
+        neutralise_ && !raw && cell.kind == ferry::mapping::CellKind::kText && !t.empty() &&
+        (t[0] == '=' || t[0] == '+' || t[0] == '-' || t[0] == '@' || t[0] == '\t' || t[0] == '\r');
+    encodeText(out, t, prefix);
+  }
+
+  void encodeText(std::string& out, const std::string& t, bool prefix = false) const {
+    bool quote = false;
+    for (char c : t) {
+      if (c == delimiter_ || c == '"' || c == '\r' || c == '\n') {
+        quote = true;
+        break;
+      }
+    }
+    if (!quote) {
+      if (prefix) out += '\'';
+      out += t;
+      return;
+    }
+    out += '"';
+    if (prefix) out += '\'';
+    for (char c : t) {
+      if (c == '"') out += '"';
+      out += c;
+    }
+    out += '"';
+  }
+
+  bool writeSlice(std::span<const ferry_event> batch, size_t first, size_t last, size_t row_begin,
+                  size_t row_end, std::string& error) {
+    if (row_begin == row_end) return true;  // these events map to no rows: no file
+    const auto& mapping = mapper_.mapping();
+    buffer_.clear();
+    if (bom_) buffer_ += "\xEF\xBB\xBF";
+    if (header_) {
+      for (size_t c = 0; c < mapping.columnCount(); ++c) {
+        if (c > 0) buffer_ += delimiter_;
+        encodeText(buffer_, mapping.headers()[c]);
+      }
+      buffer_ += eol_;
+    }
+    for (size_t r = row_begin; r < row_end; ++r) {
+      for (size_t c = 0; c < rows_.columns(); ++c) {
+        if (c > 0) buffer_ += delimiter_;
+        encodeCell(buffer_, rows_.at(r, c), raw_[c]);
+      }
+      buffer_ += eol_;
+    }
+
+    const std::string first_seq = seq12(batch[first].sequence);
+    const std::string base = name_ + "-" + first_seq + "-" + seq12(batch[last].sequence);
+    const std::string final_name = base + ".csv";
+    const std::string tmp_path = dir_ + "/." + base + ".tmp";
+    const std::string final_path = dir_ + "/" + final_name;
+    auto fail = [&](const std::string& what, int e) {
+      ::unlink(tmp_path.c_str());  // never leave a partial file behind
+      error = "cannot write to the ERP folder '" + dir_ + "': " + what + ": " + errnoText(e);
+      return false;
+    };
+
+    Fd fd(::open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    if (fd.get() < 0) {
+      int e = errno;
+      error = "cannot write to the ERP folder '" + dir_ + "': creating ." + base +
+              ".tmp: " + errnoText(e);
+      return false;
+    }
+    const char* p = buffer_.data();
+    size_t left = buffer_.size();
+    while (left > 0) {
+      ssize_t n = ::write(fd.get(), p, left);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return fail("writing ." + base + ".tmp", errno);
+      }
+      p += n;
+      left -= static_cast<size_t>(n);
+    }
+    if (::fsync(fd.get()) != 0) return fail("fsync of ." + base + ".tmp", errno);
+    if (fd.close() != 0) return fail("closing ." + base + ".tmp", errno);
+    if (::rename(tmp_path.c_str(), final_path.c_str()) != 0)
+      return fail("renaming ." + base + ".tmp to " + final_name, errno);
+    if (!syncFolder(error)) return false;
+
+    // An older file of the same first sequence (a batch cut shorter or longer before a crash)
+    // is removed only now, after the new one is durable. Ferry is at-least-once underneath:
+    // in the other order a crash between the two steps would leave those events in no file at
+    // all, relying on the re-delivery to bring them back; in this order the worst a crash
+    // leaves is the same rows in two files until the re-delivery (same first sequence, same
+    // name) comes and removes the old one. Rows are never missing from the folder.
+    auto old = existing_.find(first_seq);
+    if (old != existing_.end()) {
+      bool removed = false;
+      for (const auto& n : old->second) {
+        if (n == final_name) continue;
+        if (::unlink((dir_ + "/" + n).c_str()) != 0 && errno != ENOENT) {
+          int e = errno;
+          error = "cannot write to the ERP folder '" + dir_ + "': removing " + n +
+                  ", replaced by " + final_name + ": " + errnoText(e);
+          return false;
+        }
+        removed = true;
+        host().info("replaced " + n + " by " + final_name + " (re-delivery of the same range)");
+      }
+      existing_.erase(old);
+      if (removed && !syncFolder(error)) return false;
+    }
+    host().info("wrote " + final_name + " (" + std::to_string(row_end - row_begin) + " rows, " +
+                std::to_string(last - first + 1) + " events)");
+    host().count("files_written_total");
+    host().count("rows_written_total", static_cast<double>(row_end - row_begin));
+    return true;
+  }
+
+  // A rename is durable only once the folder's entry is: fsync the folder itself.
+  bool syncFolder(std::string& error) const {
+    Fd d(::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (d.get() < 0 || ::fsync(d.get()) != 0) {
+      int e = errno;
+      error = "cannot write to the ERP folder '" + dir_ + "': fsync of the folder: " + errnoText(e);
+      return false;
+    }
+    return true;
+  }
+
+  std::string dir_;
+  std::string name_;
+  ferry::mapping::Mapper mapper_;
+  ferry::mapping::Rows rows_;
+  std::vector<size_t> row_end_;  // per mapped event: rows_.size() after it
+  std::vector<bool> raw_;
+  char delimiter_ = ',';
+  bool bom_;
+  bool header_;
+  std::string eol_;
+  size_t max_rows_;
+  bool neutralise_;
+  std::string buffer_;
+  std::map<std::string, std::vector<std::string>> existing_;  // first seq → our files
+};
+
+}  // namespace
+
+FERRY_SINK_PLUGIN(ErpCsvSink, "sink_erp_csv", "1.0.0",
+                  "ERP import files: each batch as RFC 4180 CSV in a drop folder, named by its "
+                  "journal range",
+                  kOptions)

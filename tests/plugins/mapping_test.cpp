@@ -1,0 +1,400 @@
+// The field mapping language (plugins/common): what a user writes in `columns` and `rows`, and
+// the cells a body turns into.
+#include <ferry/common/Mapping.h>
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace ferry::mapping {
+namespace {
+
+using Table = std::vector<std::vector<std::string>>;
+
+// Maps `body` with the spec and returns the rows as text; fails the test on a mapping error.
+Table mapText(const std::string& columns, const std::string& rows, const std::string& body) {
+  Mapper mapper(Mapping::parse(columns, rows));
+  Rows out(mapper.mapping().columnCount());
+  std::string error;
+  EXPECT_TRUE(mapper.mapBody(body, out, error)) << error;
+  Table t;
+  for (size_t r = 0; r < out.size(); ++r) {
+    t.emplace_back();
+    for (size_t c = 0; c < out.columns(); ++c) t.back().push_back(out.at(r, c).text);
+  }
+  return t;
+}
+
+std::string one(const std::string& expression, const std::string& body) {
+  Table t = mapText("x=" + expression, "", body);
+  return t.size() == 1 ? t[0][0] : "<no row>";
+}
+
+// The message of the MappingError that parsing throws, or "" when it parses.
+std::string parseError(const std::string& columns, const std::string& rows = "") {
+  try {
+    Mapping::parse(columns, rows);
+  } catch (const MappingError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+std::string mapError(const std::string& columns, const std::string& rows, const std::string& body) {
+  Mapper mapper(Mapping::parse(columns, rows));
+  Rows out(mapper.mapping().columnCount());
+  std::string error;
+  bool ok = mapper.mapBody(body, out, error);
+  EXPECT_FALSE(ok) << "expected a mapping failure";
+  EXPECT_EQ(out.size(), 0u) << "a failed event must add no rows";
+  return error;
+}
+
+TEST(MappingPointer, ResolvesNestedKeysAndArrayIndexes) {
+  const std::string body = R"({"a":{"b":[10,{"c":"deep"}]},"n":7})";
+  EXPECT_EQ(one("/a/b/0", body), "10");
+  EXPECT_EQ(one("/a/b/1/c", body), "deep");
+  EXPECT_EQ(one("/n", body), "7");
+}
+
+TEST(MappingPointer, DecodesTildeEscapesPerRfc6901) {
+  const std::string body = R"({"a/b":"slash","m~n":"tilde","~1":"literal tilde-one","":"empty"})";
+  EXPECT_EQ(one("/a~1b", body), "slash");
+  EXPECT_EQ(one("/m~0n", body), "tilde");
+  EXPECT_EQ(one("/~01", body), "literal tilde-one");  // ~0 first, then the 1 stays
+  EXPECT_EQ(one("/", body), "empty");                 // "/" is the member named ""
+}
+
+TEST(MappingPointer, BackslashEscapesTheSyntaxCharacters) {
+  const std::string body = R"({"a;b":"semi","c=d":"eq","x,y":"comma","p)q":"paren"})";
+  Table t = mapText(R"(s=/a\;b; e=/c=d; h\=1=/c=d)", "", body);
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(t[0], (std::vector<std::string>{"semi", "eq", "eq"}));
+  Mapping m = Mapping::parse(R"(h\=1=/c=d; h\;2=/a\;b)");
+  EXPECT_EQ(m.headers(), (std::vector<std::string>{"h=1", "h;2"}));
+  EXPECT_EQ(one(R"(raw(/x\,y))", body), "comma");
+  EXPECT_EQ(one(R"(raw(/p\)q))", body), "paren");
+}
+
+TEST(MappingValues, StringsNumbersBooleansObjectsAndNulls) {
+  const std::string body =
+      R"({"s":"text \"q\" é","i":-42,"u":18446744073709551615,"d":1.5,"t":true,"f":false,)"
+      R"("z":null,"o":{"k":[1,"x"]}})";
+  EXPECT_EQ(one("/s", body), "text \"q\" é");
+  EXPECT_EQ(one("/i", body), "-42");
+  EXPECT_EQ(one("/u", body), "18446744073709551615");
+  EXPECT_EQ(one("/d", body), "1.5");
+  EXPECT_EQ(one("/t", body), "true");
+  EXPECT_EQ(one("/f", body), "false");
+  EXPECT_EQ(one("/z", body), "");
+  EXPECT_EQ(one("/o", body), R"({"k":[1,"x"]})");
+}
+
+TEST(MappingValues, CellKindsTellTextFromNumbers) {
+  Mapper mapper(Mapping::parse("s=/s; n=/n; a=amount(/a); b=/b; z=/z; f=fixed(-1)"));
+  Rows out(mapper.mapping().columnCount());
+  std::string error;
+  ASSERT_TRUE(mapper.mapBody(R"({"s":"-1","n":-1,"a":-150,"b":true,"z":null})", out, error))
+      << error;
+  EXPECT_EQ(out.at(0, 0).kind, CellKind::kText);
+  EXPECT_EQ(out.at(0, 1).kind, CellKind::kNumber);
+  EXPECT_EQ(out.at(0, 2).kind, CellKind::kNumber);
+  EXPECT_EQ(out.at(0, 2).text, "-1.50");
+  EXPECT_EQ(out.at(0, 3).kind, CellKind::kBoolean);
+  EXPECT_EQ(out.at(0, 4).kind, CellKind::kEmpty);
+  EXPECT_EQ(out.at(0, 5).kind, CellKind::kText);
+}
+
+TEST(MappingValues, MissingFieldsAreEmptyCells) {
+  const std::string body = R"({"a":{"b":1},"arr":[1,2]})";
+  EXPECT_EQ(one("/nope", body), "");
+  EXPECT_EQ(one("/a/b/c", body), "");   // through a number
+  EXPECT_EQ(one("/arr/5", body), "");   // index out of range
+  EXPECT_EQ(one("/arr/01", body), "");  // leading zero is not an index
+  EXPECT_EQ(one("/arr/-", body), "");
+  EXPECT_EQ(one("amount(/nope)", body), "");
+  EXPECT_EQ(one("date(/nope)", body), "");
+  EXPECT_EQ(one("^/nope", body), "");
+}
+
+TEST(MappingRows, OneRowPerArrayElementWithParentFields) {
+  const std::string body =
+      R"({"orderNumber":"A-1","currency":"EUR","items":[)"
+      R"({"productName":"Duck","unitPrice":1250},{"productName":"Pond","unitPrice":-5}]})";
+  Table t =
+      mapText("n=^/orderNumber; p=/productName; price=amount(/unitPrice); i=$row", "/items", body);
+  ASSERT_EQ(t.size(), 2u);
+  EXPECT_EQ(t[0], (std::vector<std::string>{"A-1", "Duck", "12.50", "1"}));
+  EXPECT_EQ(t[1], (std::vector<std::string>{"A-1", "Pond", "-0.05", "2"}));
+}
+
+TEST(MappingRows, MissingOrEmptyArrayGivesNoRowsAndNonArrayFails) {
+  EXPECT_TRUE(mapText("p=/x", "/items", R"({"items":[]})").empty());
+  EXPECT_TRUE(mapText("p=/x", "/items", R"({"other":1})").empty());
+  EXPECT_TRUE(mapText("p=/x", "/items", R"({"items":null})").empty());
+  std::string e = mapError("p=/x", "/items", R"({"items":"oops"})");
+  EXPECT_NE(e.find("rows: /items"), std::string::npos) << e;
+  EXPECT_NE(e.find("not an array"), std::string::npos) << e;
+}
+
+TEST(MappingRows, PerEntityRowsSeeTheEntityThroughBothForms) {
+  Table t = mapText("a=/id; b=^/id", "", R"({"id":"o1"})");
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(t[0], (std::vector<std::string>{"o1", "o1"}));
+}
+
+TEST(MappingAmount, MinorUnitsToDecimals) {
+  EXPECT_EQ(one("amount(/a)", R"({"a":1234})"), "12.34");
+  EXPECT_EQ(one("amount(/a)", R"({"a":-5})"), "-0.05");
+  EXPECT_EQ(one("amount(/a)", R"({"a":-1234})"), "-12.34");
+  EXPECT_EQ(one("amount(/a)", R"({"a":0})"), "0.00");
+  EXPECT_EQ(one("amount(/a)", R"({"a":7})"), "0.07");
+  EXPECT_EQ(one("amount(/a)", R"({"a":"990"})"), "9.90");  // integer as a string
+  EXPECT_EQ(one("amount(/a)", R"({"a":1234.0})"), "12.34");
+}
+
+TEST(MappingAmount, DigitsFromTheEntityCurrencyOrAnArgument) {
+  EXPECT_EQ(one("amount(/a)", R"({"a":1234,"currency":"JPY"})"), "1234");
+  EXPECT_EQ(one("amount(/a)", R"({"a":-1234,"currency":"JPY"})"), "-1234");
+  EXPECT_EQ(one("amount(/a)", R"({"a":1234,"currency":"KWD"})"), "1.234");
+  EXPECT_EQ(one("amount(/a)", R"({"a":1234,"currency":"EUR"})"), "12.34");
+  EXPECT_EQ(one("amount(/a)", R"({"a":1234,"currency":"XYZ"})"), "12.34");
+  EXPECT_EQ(one("amount(/a, 3)", R"({"a":1234,"currency":"EUR"})"), "1.234");
+  EXPECT_EQ(one("amount(/a, 0)", R"({"a":1234})"), "1234");
+  EXPECT_EQ(one("amount(/a, ^/money/cur)", R"({"a":1234,"money":{"cur":"JPY"}})"), "1234");
+  // In rows over an array, the currency is the entity's, not the element's.
+  Table t = mapText("p=amount(/p)", "/items", R"({"currency":"JPY","items":[{"p":500}]})");
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(t[0][0], "500");
+}
+
+TEST(MappingAmount, NonIntegerAmountFailsTheEvent) {
+  std::string e = mapError("total=amount(/a)", "", R"({"a":12.5})");
+  EXPECT_NE(e.find("column 'total' (amount(/a))"), std::string::npos) << e;
+  EXPECT_NE(e.find("not an integer amount"), std::string::npos) << e;
+  mapError("total=amount(/a)", "", R"({"a":"12,50"})");
+}
+
+TEST(MappingAmount, FormatMinorUnitsEdges) {
+  EXPECT_EQ(formatMinorUnits(INT64_MIN, 2), "-92233720368547758.08");
+  EXPECT_EQ(formatMinorUnits(100, 2), "1.00");
+  EXPECT_EQ(formatMinorUnits(-100, 0), "-100");
+  EXPECT_EQ(formatMinorUnits(5, 4), "0.0005");
+  EXPECT_EQ(currencyDigits("jpy"), 0);
+  EXPECT_EQ(currencyDigits("BHD"), 3);
+  EXPECT_EQ(currencyDigits("CLF"), 4);
+}
+
+TEST(MappingDate, InstantToUtcDateAndFixedOffsets) {
+  const std::string body = R"({"t":"2026-07-05T23:30:00.000Z","u":"2026-07-05T01:15:00+02:00",)"
+                           R"("y":"2024-12-31T23:59:59.999Z"})";
+  EXPECT_EQ(one("date(/t)", body), "2026-07-05");
+  EXPECT_EQ(one("date(/u)", body), "2026-07-04");  // 23:15 UTC the day before
+  EXPECT_EQ(one("date(/t, +02:00)", body), "2026-07-06");
+  EXPECT_EQ(one("date(/t, -05:30)", body), "2026-07-05");
+  EXPECT_EQ(one("date(/y, +0100)", body), "2025-01-01");
+  EXPECT_EQ(one("date(/y, Z)", body), "2024-12-31");
+  EXPECT_EQ(one("local(/t)", body), "2026-07-05 23:30:00");
+  EXPECT_EQ(one("local(/t, +02:00)", body), "2026-07-06 01:30:00");
+  EXPECT_EQ(one("local(/u, -01:00)", body), "2026-07-04 22:15:00");
+  EXPECT_EQ(one("date(/n)", R"({"n":null})"), "");
+}
+
+TEST(MappingDate, TextThatIsNoInstantFailsTheEvent) {
+  std::string e = mapError("d=date(/t)", "", R"({"t":"yesterday"})");
+  EXPECT_NE(e.find("column 'd'"), std::string::npos) << e;
+  EXPECT_NE(e.find("not an instant"), std::string::npos) << e;
+  mapError("d=date(/t)", "", R"({"t":"2026-07-05T10:00:00"})");  // no zone: ambiguous
+  int64_t ms = 0;
+  EXPECT_TRUE(parseInstantMs("1970-01-01T00:00:01.5Z", ms));
+  EXPECT_EQ(ms, 1500);
+  EXPECT_TRUE(parseInstantMs("1970-01-01T01:00:00+01:00", ms));
+  EXPECT_EQ(ms, 0);
+  EXPECT_FALSE(parseInstantMs("1970-13-01T00:00:00Z", ms));
+}
+
+TEST(MappingFixedAndEvent, FixedTextAndEventFields) {
+  EXPECT_EQ(one("fixed(DuckHub)", "{}"), "DuckHub");
+  EXPECT_EQ(one(R"(fixed(a\, b \) c))", "{}"), "a, b ) c");
+  EXPECT_EQ(one("fixed()", "{}"), "");
+
+  Mapper mapper(
+      Mapping::parse("k=$key; v=$version; p=$previous; e=$echo; s=$source; n=$entity; q=$sequence; "
+                     "i=$idempotency_key; r=$row"));
+  Rows out(mapper.mapping().columnCount());
+  std::string body = R"({"id":"o1"})";
+  ferry_event ev{sizeof(ferry_event),
+                 42,
+                 "duck",
+                 "order",
+                 "o1",
+                 "2026-07-05T12:00:00.000Z",
+                 "2026-07-05T11:00:00.000Z",
+                 body.c_str(),
+                 body.size(),
+                 1,
+                 "duck/order/o1/2026-07-05T12:00:00.000Z"};
+  std::string error;
+  ASSERT_TRUE(mapper.map(ev, out, error)) << error;
+  std::vector<std::string> got;
+  for (size_t c = 0; c < out.columns(); ++c) got.push_back(out.at(0, c).text);
+  EXPECT_EQ(got, (std::vector<std::string>{"o1", "2026-07-05T12:00:00.000Z",
+                                           "2026-07-05T11:00:00.000Z", "true", "duck", "order",
+                                           "42", "duck/order/o1/2026-07-05T12:00:00.000Z", "1"}));
+}
+
+TEST(MappingRaw, RawMarksTheColumnAndKeepsTheValue) {
+  Mapping m = Mapping::parse("a=/x; b=raw(/x); c=raw(amount(/n))");
+  EXPECT_FALSE(m.raw(0));
+  EXPECT_TRUE(m.raw(1));
+  EXPECT_TRUE(m.raw(2));
+  Table t = mapText("a=/x; b=raw(/x); c=raw(amount(/n))", "", R"({"x":"=1+1","n":-250})");
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(t[0], (std::vector<std::string>{"=1+1", "=1+1", "-2.50"}));
+}
+
+TEST(MappingCount, CountsElements) {
+  EXPECT_EQ(one("count(/items)", R"({"items":[1,2,3]})"), "3");
+  EXPECT_EQ(one("count(/items)", R"({"items":[]})"), "0");
+  EXPECT_EQ(one("count(/items)", R"({})"), "0");
+  mapError("c=count(/items)", "", R"({"items":"abc"})");
+}
+
+TEST(MappingBody, InvalidJsonFailsTheEvent) {
+  std::string e = mapError("a=/x", "", R"({"x": )");
+  EXPECT_NE(e.find("not valid JSON"), std::string::npos) << e;
+  // The parser is reused: the next event maps normally.
+  Mapper mapper(Mapping::parse("a=/x"));
+  Rows out(1);
+  std::string error;
+  EXPECT_FALSE(mapper.mapBody("nope", out, error));
+  EXPECT_TRUE(mapper.mapBody(R"({"x":"fine"})", out, error)) << error;
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out.at(0, 0).text, "fine");
+}
+
+TEST(MappingSyntax, ErrorsNameTheColumnAndThePosition) {
+  EXPECT_EQ(parseError("id=/id; total=amout(/t)"),
+            "columns, column 2 ('total'), position 15: unknown function 'amout'; functions: "
+            "amount, date, local, count, fixed, raw");
+  EXPECT_EQ(parseError("id=/id; nothing"),
+            "columns, column 2, position 9: expected Header=expression, found no '=' in "
+            "'nothing' (write \\= for a '=' in a header)");
+  EXPECT_EQ(parseError("a=/x; =/y"),
+            "columns, column 2, position 7: the header before '=' is empty");
+  EXPECT_EQ(parseError("a=productName"),
+            "columns, column 1 ('a'), position 3: 'productName' is not an expression: a JSON "
+            "Pointer starts with '/' (/productName), an event field with '$' ($key), a function "
+            "call looks like amount(/field) (functions: amount, date, local, count, fixed, raw)");
+}
+
+TEST(MappingSyntax, MoreMistakes) {
+  auto has = [](const std::string& message, const std::string& part) {
+    return message.find(part) != std::string::npos;
+  };
+  std::string e = parseError("a=amount(/x");
+  EXPECT_TRUE(has(e, "position 9: '(' of amount() is never closed")) << e;
+  e = parseError("a=/x~2");
+  EXPECT_TRUE(has(e, "position 5: '~' in a JSON Pointer must be followed by 0")) << e;
+  e = parseError("a=$nope");
+  EXPECT_TRUE(has(e, "column 1 ('a'), position 3: unknown event field '$nope'")) << e;
+  e = parseError("a=date(/t, Europe/Berlin)");
+  EXPECT_TRUE(has(e, "position 12: 'Europe/Berlin' is not a fixed UTC offset")) << e;
+  e = parseError("a=amount(/t, two)");
+  EXPECT_TRUE(has(e, "position 14: amount()'s second argument")) << e;
+  e = parseError("a=fixed(x, y)");
+  EXPECT_TRUE(has(e, "fixed() takes one text, got 2 argument(s); write \\, for a comma")) << e;
+  e = parseError("a=/x; a=/y");
+  EXPECT_TRUE(has(e, "column 2 ('a'), position 7: header 'a' is used twice")) << e;
+  e = parseError("a=");
+  EXPECT_TRUE(has(e, "column 1 ('a'), position 3: empty expression")) << e;
+  e = parseError("a=count(/x) /y");
+  EXPECT_TRUE(has(e, "position 13: unexpected text after count(")) << e;
+  e = parseError("a=/x\\");
+  EXPECT_TRUE(has(e, "columns, position 5: a lone '\\'")) << e;
+  e = parseError("a=/x", "items");
+  EXPECT_TRUE(has(e, "rows, position 1: a JSON Pointer starts with '/'")) << e;
+  EXPECT_TRUE(has(parseError(" ; "), "no column given")) << parseError(" ; ");
+  EXPECT_EQ(parseError("a=/x;"), "");  // a trailing ';' is fine
+}
+
+TEST(MappingLayouts, DuckHubOrder) {
+  Mapping m = Mapping::layout("duckhub_order");
+  EXPECT_FALSE(m.perElement());
+  const std::string body =
+      R"({"id":"ck1","orderNumber":"1042","status":"confirmed","type":"delivery",)"
+      R"("customerName":"Ada","currency":"EUR","subtotalAmount":2350,"deliveryFee":250,)"
+      R"("discountAmount":0,"totalAmount":2600,"createdAt":"2026-07-05T22:59:00.000Z",)"
+      R"("updatedAt":"2026-07-05T23:01:05.000Z","confirmedAt":"2026-07-05T23:01:05.000Z",)"
+      R"("completedAt":null,"items":[{"productName":"A"},{"productName":"B"}]})";
+  Mapper mapper(m);
+  Rows out(m.columnCount());
+  std::string error;
+  ASSERT_TRUE(mapper.mapBody(body, out, error)) << error;
+  ASSERT_EQ(out.size(), 1u);
+  std::vector<std::string> got;
+  for (size_t c = 0; c < out.columns(); ++c) got.push_back(out.at(0, c).text);
+  EXPECT_EQ(m.headers(),
+            (std::vector<std::string>{"order_id", "order_number", "status", "type", "customer_name",
+                                      "currency", "subtotal", "delivery_fee", "discount", "total",
+                                      "created_date", "updated_at", "confirmed_at", "completed_at",
+                                      "item_count", "previous_version"}));
+  EXPECT_EQ(got, (std::vector<std::string>{"ck1", "1042", "confirmed", "delivery", "Ada", "EUR",
+                                           "23.50", "2.50", "0.00", "26.00", "2026-07-05",
+                                           "2026-07-05T23:01:05.000Z", "2026-07-05T23:01:05.000Z",
+                                           "", "2", ""}));
+}
+
+TEST(MappingLayouts, DuckHubOrderLinesAndUnknownLayout) {
+  Mapping m = Mapping::layout("duckhub_order_lines");
+  EXPECT_TRUE(m.perElement());
+  Mapper mapper(m);
+  Rows out(m.columnCount());
+  std::string error;
+  ASSERT_TRUE(mapper.mapBody(
+      R"({"id":"ck1","orderNumber":"7","currency":"JPY","totalAmount":1500,)"
+      R"("createdAt":"2026-07-05T10:00:00.000Z","items":[)"
+      R"({"productExternalId":"p1","productName":"Tea","quantity":2,"unitPrice":500,)"
+      R"("totalPrice":1000},)"
+      R"({"productExternalId":"p2","productName":"Mochi","quantity":1,"unitPrice":500,)"
+      R"("totalPrice":500}]})",
+      out, error))
+      << error;
+  ASSERT_EQ(out.size(), 2u);
+  auto col = [&](const std::string& h) {
+    for (size_t c = 0; c < m.columnCount(); ++c)
+      if (m.headers()[c] == h) return c;
+    ADD_FAILURE() << "no column " << h;
+    return size_t{0};
+  };
+  EXPECT_EQ(out.at(1, col("order_number")).text, "7");
+  EXPECT_EQ(out.at(1, col("product_name")).text, "Mochi");
+  EXPECT_EQ(out.at(1, col("line")).text, "2");
+  EXPECT_EQ(out.at(0, col("unit_price")).text, "500");  // JPY: no decimals
+  EXPECT_EQ(out.at(0, col("order_total")).text, "1500");
+  try {
+    Mapping::layout("sap_idoc");
+    ADD_FAILURE() << "no exception";
+  } catch (const MappingError& e) {
+    EXPECT_STREQ(e.what(),
+                 "unknown layout 'sap_idoc'; layouts: duckhub_order, duckhub_order_lines");
+  }
+}
+
+TEST(MappingRowsStorage, ReusedAcrossClearAndRolledBackOnFailure) {
+  Mapper mapper(Mapping::parse("p=amount(/p)", "/items"));
+  Rows out(1);
+  std::string error;
+  ASSERT_TRUE(mapper.mapBody(R"({"items":[{"p":1},{"p":2}]})", out, error)) << error;
+  // The second element fails: the first element's row of this event must not stay.
+  EXPECT_FALSE(mapper.mapBody(R"({"items":[{"p":3},{"p":"x"}]})", out, error));
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out.at(1, 0).text, "0.02");
+  out.clear();
+  ASSERT_TRUE(mapper.mapBody(R"({"items":[{"p":4}]})", out, error)) << error;
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out.at(0, 0).text, "0.04");
+}
+
+}  // namespace
+}  // namespace ferry::mapping
