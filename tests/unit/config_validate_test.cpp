@@ -199,7 +199,7 @@ TEST_F(ConfigTest, UnknownHostKeyListsTheAllowedKeys) {
   EXPECT_EQ(message, file() +
                          ": [host] jornal: unknown key; allowed keys: journal, plugin_dir, "
                          "log_level, log_file, retention, retry_initial, retry_max, commit_pages, "
-                         "commit_interval");
+                         "commit_interval, admin_listen");
 }
 
 TEST_F(ConfigTest, TypoInASectionName) {
