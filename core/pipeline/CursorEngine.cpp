@@ -45,7 +45,7 @@ Cursor CursorEngine::currentCursor() {
 }
 
 CycleResult CursorEngine::runCycle(const FetchPage& fetch, const std::atomic<bool>& stop,
-                                   const std::function<void()>& on_commit) {
+                                   const OnCommit& on_commit) {
   CycleResult result;
   const Cursor start = currentCursor();
   const uint32_t limit = std::max<uint32_t>(1, settings_.page_size);
@@ -78,7 +78,7 @@ CycleResult CursorEngine::runCycle(const FetchPage& fetch, const std::atomic<boo
     bool added = !pending.events.empty();
     result.new_events += static_cast<int64_t>(pending.events.size());
     pending = Pending{};
-    if (added && on_commit) on_commit();
+    if (added && on_commit) on_commit(result, c);
   };
 
   while (true) {

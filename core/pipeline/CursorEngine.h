@@ -59,9 +59,11 @@ class CursorEngine {
   // nothing newer, journalling new events and the cursor page by page (grouped into one
   // transaction per commit_pages / commit_interval). A failed page ends the cycle: the pages
   // before it are kept, nothing of it is. `on_commit` is called after each journal commit that
-  // added events. Stops early (after committing what it has) when `stop` turns true.
+  // added events, with the cycle's progress so far. Stops early (after committing what it has)
+  // when `stop` turns true.
+  using OnCommit = std::function<void(const CycleResult& so_far, const Cursor& cursor)>;
   CycleResult runCycle(const FetchPage& fetch, const std::atomic<bool>& stop,
-                       const std::function<void()>& on_commit = {});
+                       const OnCommit& on_commit = {});
 
   // The cursor the next cycle starts from.
   Cursor currentCursor();

@@ -12,6 +12,7 @@ namespace {
 
 // Waits are cut into short slices so that a stop request is seen quickly.
 constexpr int64_t kSliceMs = 200;
+constexpr int64_t kProgressEveryMs = 10000;
 
 int64_t steadyNowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -138,9 +139,20 @@ void SourceRunner::loop(bool once) {
   while (!services_.stopping.load()) {
     processDelivered();
     const int64_t cycle_start = steadyNowMs();
-    CycleResult r = engine_.runCycle([this](const PageRequest& q) { return fetchPage(q); },
-                                     services_.stopping,
-                                     [this] { services_.new_events.notify(); });
+    int64_t next_progress = cycle_start + kProgressEveryMs;
+    CycleResult r = engine_.runCycle(
+        [this](const PageRequest& q) { return fetchPage(q); }, services_.stopping,
+        [&](const CycleResult& so_far, const Cursor& cursor) {
+          services_.new_events.notify();
+          // A long backfill says how far it got, so that an operator sees it move.
+          if (steadyNowMs() >= next_progress) {
+            next_progress = steadyNowMs() + kProgressEveryMs;
+            services_.logger.information("source " + name_ + ": catching up, " +
+                                         std::to_string(so_far.new_events) + " new event(s) in " +
+                                         std::to_string(so_far.pages) + " page(s) so far, at " +
+                                         cursor.since);
+          }
+        });
     services_.metrics.add("source_events_total", name_, static_cast<double>(r.new_events));
     if (services_.stopping.load()) break;
     if (r.status == FERRY_OK) {
@@ -149,9 +161,11 @@ void SourceRunner::loop(bool once) {
                                      std::to_string(attempt) + " failed attempt(s)");
       attempt = 0;
       Cursor c = engine_.currentCursor();
-      services_.logger.debug("source " + name_ + ": cycle done, " + std::to_string(r.pages) +
-                             " page(s), " + std::to_string(r.new_events) + " new event(s), cursor " +
-                             c.since);
+      std::string summary = "source " + name_ + ": " + std::to_string(r.new_events) +
+                            " new event(s) in " + std::to_string(r.pages) + " page(s), cursor " +
+                            c.since;
+      if (r.new_events > 0) services_.logger.information(summary);
+      else services_.logger.debug(summary);
       status("idle", "");
       if (once) return;
       int64_t next = cycle_start + interval_ms_ - steadyNowMs();
