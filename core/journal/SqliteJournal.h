@@ -63,7 +63,7 @@ class SqliteJournal final : public Journal {
 
   int64_t deliveredUpTo(const std::string& source) override;
   void setDeliveredUpTo(const std::string& source, int64_t sequence) override;
-  bool isDeadLettered(int64_t sequence) override;
+  std::vector<int64_t> deadLetteredBetween(int64_t after, int64_t up_to) override;
 
   std::optional<std::string> stateGet(const std::string& instance, const std::string& key) override;
   void stateSet(const std::string& instance, const std::string& key,

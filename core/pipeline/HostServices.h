@@ -69,6 +69,9 @@ struct HostServices {
   Metrics metrics;
   HttpSettings http_settings;
   std::atomic<bool> stopping{false};
+  // run --once: every source finished its cycle, so no event is coming that a sink could wait
+  // for to fill a batch.
+  std::atomic<bool> sources_finished{false};
   Signal new_events;    // a source committed events
   Signal sink_advanced; // a sink moved its offset
 

@@ -115,6 +115,7 @@ int Pipeline::runOnce() {
   auto all_done = [&] {
     for (auto& s : sources_)
       if (!s->finished()) return false;
+    if (!services_->sources_finished.exchange(true)) services_->new_events.notify();
     for (auto& s : sinks_)
       if (!s->finished() && !s->drained()) return false;
     return true;

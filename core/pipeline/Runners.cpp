@@ -200,11 +200,12 @@ void SourceRunner::processDelivered() {
     int64_t from = journal.deliveredUpTo(name_);
     while (from < up_to && !services_.stopping.load()) {
       auto events = journal.readAfter(from, {name_}, 500);
+      auto dead = journal.deadLetteredBetween(from, up_to);
       int64_t reached = from;
       bool blocked = false;
       for (const auto& e : events) {
         if (e.sequence > up_to) break;
-        if (!journal.isDeadLettered(e.sequence)) {
+        if (!std::binary_search(dead.begin(), dead.end(), e.sequence)) {
           std::string id = e.idempotencyKey();
           ferry_event raw{sizeof(ferry_event), e.sequence,         e.source.c_str(),
                           e.entity.c_str(),    e.key.c_str(),      e.version.c_str(),
@@ -367,10 +368,11 @@ SinkRunner::Outcome SinkRunner::deliverFeed() {
 
   // A partial batch waits up to batch_delay for more events, so that a trickle still arrives in
   // batches while a backlog is written at once.
-  if (events.size() < batch_size_ && batch_delay_ms_ > 0) {
+  if (events.size() < batch_size_ && batch_delay_ms_ > 0 && !services_.sources_finished.load()) {
     const int64_t until = steadyNowMs() + batch_delay_ms_;
     uint64_t seen = services_.new_events.generation();
-    while (!services_.stopping.load() && steadyNowMs() < until) {
+    while (!services_.stopping.load() && !services_.sources_finished.load() &&
+           steadyNowMs() < until) {
       seen = services_.new_events.waitFor(seen, std::min(kSliceMs, until - steadyNowMs()));
       if (journal.countAfter(offset_, sources_) >= static_cast<int64_t>(batch_size_)) break;
     }

@@ -284,8 +284,9 @@ TEST_F(JournalTest, DeadLettersCanBeListedReplayedAndSettled) {
   EXPECT_LT(all[0].id, all[1].id);
   EXPECT_EQ(all[2].sink, "sql");
   ASSERT_EQ(journal_->deadLetters(std::string("erp-csv")).size(), 2u);
-  EXPECT_TRUE(journal_->isDeadLettered(2));
-  EXPECT_FALSE(journal_->isDeadLettered(4));
+  EXPECT_EQ(journal_->deadLetteredBetween(0, 10), (std::vector<int64_t>{1, 2, 3}));
+  EXPECT_EQ(journal_->deadLetteredBetween(1, 2), (std::vector<int64_t>{2}));
+  EXPECT_TRUE(journal_->deadLetteredBetween(3, 10).empty());
 
   // By id; the sql sink's dead letter is not this sink's to replay.
   EXPECT_EQ(journal_->requestReplay("erp-csv", {all[2].id}), 0);
@@ -312,8 +313,8 @@ TEST_F(JournalTest, DeadLettersCanBeListedReplayedAndSettled) {
   EXPECT_EQ(left[0].event.key, "A3");
   EXPECT_EQ(left[0].reason, "bad date, again");
   EXPECT_FALSE(left[0].replay_requested);
-  EXPECT_FALSE(journal_->isDeadLettered(1));
-  EXPECT_TRUE(journal_->isDeadLettered(3));
+  EXPECT_EQ(journal_->deadLetteredBetween(0, 3), (std::vector<int64_t>{2, 3}))
+      << "A1's dead letter is settled; the sql sink's A2 and A3 remain";
 }
 
 TEST_F(JournalTest, DeadLetteringAnUnknownEventFailsTheWholeAdvance) {
