@@ -3,6 +3,7 @@
 #include <Poco/Logger.h>
 
 #include <chrono>
+#include <cstddef>
 #include <cstring>
 #include <sstream>
 
@@ -158,7 +159,9 @@ ferry_status hostHttpRequest(ferry_host_ctx* ctx, const ferry_http_request* requ
   }
   ferry_status status = FERRY_OK;
   try {
-    if (request == nullptr || request->struct_size < sizeof(ferry_http_request) ||
+    // Plugins built before skip_tls_verify was appended pass a shorter struct: still valid.
+    if (request == nullptr ||
+        request->struct_size < offsetof(ferry_http_request, skip_tls_verify) ||
         request->url == nullptr || request->method == nullptr) {
       owned->result.malformed = true;
       owned->result.error = "short or incomplete ferry_http_request";
@@ -175,8 +178,18 @@ ferry_status hostHttpRequest(ferry_host_ctx* ctx, const ferry_http_request* requ
           call.headers.emplace_back(request->headers[i].name, request->headers[i].value);
         if (request->body != nullptr) call.body.assign(request->body, request->body_len);
         call.timeout_ms = request->timeout_ms;
-        if (!ctx->http) ctx->http = std::make_unique<HttpClient>(ctx->services.http_settings);
-        owned->result = ctx->http->perform(call);
+        // A request that asks not to verify the certificate gets a client of its own, so that
+        // the instance's verified connections are never reused for it, nor it for them.
+        const bool unverified =
+            request->struct_size >= offsetof(ferry_http_request, skip_tls_verify) + sizeof(int) &&
+            request->skip_tls_verify != 0;
+        auto& client = unverified ? ctx->http_unverified : ctx->http;
+        if (!client) {
+          HttpSettings settings = ctx->services.http_settings;
+          if (unverified) settings.tls_verify = false;
+          client = std::make_unique<HttpClient>(settings);
+        }
+        owned->result = client->perform(call);
         ctx->services.metrics.add("http_requests_total", ctx->name, 1);
         if (owned->result.status == 0 || owned->result.transient)
           ctx->services.metrics.add("http_transient_failures_total", ctx->name, 1);

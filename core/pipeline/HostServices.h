@@ -124,4 +124,5 @@ struct ferry_host_ctx {
   std::string emit_error;
 
   std::unique_ptr<ferry::core::HttpClient> http;
+  std::unique_ptr<ferry::core::HttpClient> http_unverified;  // skip_tls_verify requests only
 };

@@ -26,8 +26,16 @@ const char* statusName(ferry_status s) {
     case FERRY_RETRY: return "RETRY";
     case FERRY_FATAL: return "FATAL";
     case FERRY_AUTH: return "AUTH";
+    case FERRY_STOP: return "STOP";
   }
   return "unknown status";
+}
+
+// The status line of an instance stopped by `s` (AUTH, STOP or FATAL).
+std::string stoppedBecause(ferry_status s, const std::string& message) {
+  if (s == FERRY_AUTH) return "authentication refused: " + message;
+  if (s == FERRY_FATAL) return "fatal error: " + message;
+  return message;
 }
 
 std::string messageOr(const std::string& message, ferry_status s) {
@@ -173,11 +181,10 @@ void SourceRunner::loop(bool once) {
       status("running", "");
       continue;
     }
-    if (r.status == FERRY_AUTH || r.status == FERRY_FATAL) {
+    if (r.status == FERRY_AUTH || r.status == FERRY_FATAL || r.status == FERRY_STOP) {
       failed_ = true;
-      std::string what = r.status == FERRY_AUTH ? "authentication refused: " : "fatal error: ";
-      services_.logger.error("source " + name_ + ": stopped, " + what + r.error);
-      status("stopped", what + r.error);
+      services_.logger.error("source " + name_ + ": stopped, " + stoppedBecause(r.status, r.error));
+      status("stopped", stoppedBecause(r.status, r.error));
       return;
     }
     ++attempt;
@@ -352,13 +359,24 @@ SinkRunner::Outcome SinkRunner::deliverReplays() {
                            " failed again: " + message);
     return Outcome::Progress;
   }
-  if (s == FERRY_AUTH) {
+  if (s == FERRY_AUTH || s == FERRY_STOP) {
     failed_ = true;
-    status("stopped", "authentication refused: " + message);
+    services_.logger.error("sink " + name_ + ": stopped, " + stoppedBecause(s, message));
+    status("stopped", stoppedBecause(s, message));
     return Outcome::Stopped;
   }
-  status("retrying", message, attempt_ + 1);
+  backOff(message, retry_after);
   return Outcome::Retry;
+}
+
+void SinkRunner::backOff(const std::string& message, int64_t retry_after_ms) {
+  ++attempt_;
+  int64_t delay = backoffDelayMs(backoff_, attempt_, retry_after_ms, rng_);
+  services_.logger.warning("sink " + name_ + ": " + message + "; retry " +
+                           std::to_string(attempt_) + " in " + formatDurationMs(delay));
+  services_.metrics.add("sink_retries_total", name_, 1);
+  status("retrying", message, attempt_, nowMs() + delay);
+  sleepFor(delay);
 }
 
 SinkRunner::Outcome SinkRunner::deliverFeed() {
@@ -427,19 +445,13 @@ SinkRunner::Outcome SinkRunner::deliverFeed() {
     offset_ = to_write[done - 1].sequence;
     services_.sink_advanced.notify();
   }
-  if (s == FERRY_AUTH) {
+  if (s == FERRY_AUTH || s == FERRY_STOP) {
     failed_ = true;
-    services_.logger.error("sink " + name_ + ": stopped, authentication refused: " + message);
-    status("stopped", "authentication refused: " + message);
+    services_.logger.error("sink " + name_ + ": stopped, " + stoppedBecause(s, message));
+    status("stopped", stoppedBecause(s, message));
     return Outcome::Stopped;
   }
-  ++attempt_;
-  int64_t delay = backoffDelayMs(backoff_, attempt_, retry_after, rng_);
-  services_.logger.warning("sink " + name_ + ": " + message + "; retry " +
-                           std::to_string(attempt_) + " in " + formatDurationMs(delay));
-  services_.metrics.add("sink_retries_total", name_, 1);
-  status("retrying", message, attempt_, nowMs() + delay);
-  sleepFor(delay);
+  backOff(message, retry_after);
   return Outcome::Retry;
 }
 
@@ -451,9 +463,6 @@ void SinkRunner::loop() {
     uint64_t seen = services_.new_events.generation();
     Outcome o = deliverReplays();
     if (o == Outcome::Retry) {
-      ++attempt_;
-      int64_t delay = backoffDelayMs(backoff_, attempt_, -1, rng_);
-      sleepFor(delay);
       retrying = true;
       continue;
     }

@@ -15,16 +15,19 @@
 #include <utility>
 #include <vector>
 
-#include "InsecureHttps.h"
 #include "Webhook.h"
-
-#ifndef FERRY_REST_USER_AGENT
-#define FERRY_REST_USER_AGENT "ferry"
-#endif
 
 namespace {
 
-using ferry::rest::Reply;
+// What came back from one request.
+struct Reply {
+  int status = 0;               // 0: no response arrived
+  bool transient = false;       // 408/425/429/5xx, timeouts, refused or dropped connections
+  int64_t retry_after_ms = -1;  // Retry-After, -1 when absent
+  std::string body;
+  std::string location;         // Location header (for the message of a redirect)
+  std::string error;            // transport error when status == 0
+};
 
 constexpr ferry_option_def kOptions[] = {
     ferry::Option("url").required().help(
@@ -54,7 +57,7 @@ constexpr ferry_option_def kOptions[] = {
 
 constexpr int64_t kMaxBatch = 1000;
 
-enum class Verdict { kOk, kRetry, kFatal, kStop };
+enum class Verdict { kOk, kRetry, kFatal, kAuth, kStop };
 
 struct Answer {
   Verdict verdict = Verdict::kOk;
@@ -83,7 +86,7 @@ class RestForwarder : public ferry::Sink {
                    std::to_string(batch_size) + " events; raise batch_size");
     if (!options.boolean("tls_verify")) {
       if (https_) {
-        insecure_ = std::make_unique<ferry::rest::InsecureHttps>(host_, port_);
+        tls_verify_ = false;
         host.warning("tls_verify = false: the certificate of " + display_ +
                      " is NOT verified; anyone on the path can read and alter these requests");
       } else {
@@ -137,8 +140,9 @@ class RestForwarder : public ferry::Sink {
       case Verdict::kFatal:
         return ferry::WriteOutcome::fatal(index, a.message);
       case Verdict::kStop:
-        // WriteOutcome::auth() reports nothing done; the events before `index` were delivered.
-        return ferry::WriteOutcome{FERRY_AUTH, index, a.message, -1};
+        return ferry::WriteOutcome::stop(a.message, index);
+      case Verdict::kAuth:
+        return ferry::WriteOutcome::auth(a.message, index);
     }
     return ferry::WriteOutcome::retry(index, a.message);
   }
@@ -182,7 +186,7 @@ class RestForwarder : public ferry::Sink {
                                                        ferry::Event(events.back()).idempotencyKey());
     std::vector<std::pair<std::string, std::string>> headers{
         {"Content-Type", "application/json"},
-        {"User-Agent", FERRY_REST_USER_AGENT},
+        {"User-Agent", "ferry/" FERRY_SDK_VERSION},
         {"Idempotency-Key", id},
     };
     if (key_) {
@@ -202,24 +206,21 @@ class RestForwarder : public ferry::Sink {
       headers.push_back(h);
     }
 
+    ferry::HttpRequest request;
+    request.method = "POST";
+    request.url = url_;
+    request.headers = std::move(headers);
+    request.body = std::move(body);
+    request.timeout_ms = timeout_ms_;
+    request.tls_verify = tls_verify_;
+    ferry::HttpResponse r = host().http(request);
     Reply reply;
-    if (insecure_) {
-      reply = insecure_->post(path_, headers, body, timeout_ms_);
-    } else {
-      ferry::HttpRequest request;
-      request.method = "POST";
-      request.url = url_;
-      request.headers = std::move(headers);
-      request.body = std::move(body);
-      request.timeout_ms = timeout_ms_;
-      ferry::HttpResponse r = host().http(request);
-      reply.status = r.status();
-      reply.transient = r.transient();
-      reply.retry_after_ms = r.retryAfterMs();
-      reply.body = std::string(r.body().substr(0, 4096));
-      reply.location = std::string(r.header("Location").value_or(""));
-      reply.error = std::string(r.error());
-    }
+    reply.status = r.status();
+    reply.transient = r.transient();
+    reply.retry_after_ms = r.retryAfterMs();
+    reply.body = std::string(r.body().substr(0, 4096));
+    reply.location = std::string(r.header("Location").value_or(""));
+    reply.error = std::string(r.error());
     return classify(reply);
   }
 
@@ -240,7 +241,7 @@ class RestForwarder : public ferry::Sink {
               "disable the sink, then restart" + detail,
               -1};
     if (r.status == 401 || r.status == 403)
-      return {Verdict::kStop, what + " (credentials refused; check headers/secret)" + detail, -1};
+      return {Verdict::kAuth, what + " (credentials refused; check headers/secret)" + detail, -1};
     if (r.transient) return {Verdict::kRetry, what + detail, r.retry_after_ms};
     if (r.status >= 300 && r.status <= 399)
       return {Verdict::kStop,
@@ -268,7 +269,7 @@ class RestForwarder : public ferry::Sink {
   std::string display_;
   std::vector<std::pair<std::string, std::string>> extra_headers_;
   std::optional<std::string> key_;
-  std::unique_ptr<ferry::rest::InsecureHttps> insecure_;
+  bool tls_verify_ = true;
 };
 
 }  // namespace

@@ -52,8 +52,11 @@ typedef enum ferry_status {
                       tries again; nothing of the call is kept */
   FERRY_FATAL = 2, /* can never succeed as asked: a sink's event goes to the dead letters; a
                       source or create() is stopped with the message as its status */
-  FERRY_AUTH = 3   /* authentication or authorisation refused: the instance is stopped with the
+  FERRY_AUTH = 3,  /* authentication or authorisation refused: the instance is stopped with the
                       message as its status instead of hammering the remote */
+  FERRY_STOP = 4   /* the instance cannot go on for another reason an operator must fix (an
+                      endpoint retired with 410, a redirect, an untrusted certificate): it is
+                      stopped with the message as its status */
 } ferry_status;
 
 typedef enum ferry_plugin_kind { FERRY_KIND_SOURCE = 1, FERRY_KIND_SINK = 2 } ferry_plugin_kind;
@@ -159,6 +162,8 @@ typedef struct ferry_http_request {
   int64_t timeout_ms;          /* 0: the host default (30 s) */
   const char* rate_key;        /* NULL, or a limiter defined with rate_limit_define(): the
                                   request waits for a token first */
+  int skip_tls_verify;         /* non-zero: do not verify the server's certificate (only when the
+                                  user asked for it explicitly; the plugin logs a warning) */
 } ferry_http_request;
 
 /* An HTTP response, owned by the host; release it with http_free(). */

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <ferry/abi.h>
+#include <ferry/version.h>
 
 #include <cstdint>
 #include <cstring>
@@ -64,6 +65,13 @@ class Fatal : public Error {
 class AuthError : public Error {
  public:
   explicit AuthError(const std::string& message) : Error(FERRY_AUTH, message) {}
+};
+
+// The instance cannot go on until an operator acts (an endpoint retired, a certificate not
+// trusted): the host stops it with this message as its status.
+class Stop : public Error {
+ public:
+  explicit Stop(const std::string& message) : Error(FERRY_STOP, message) {}
 };
 
 // ------------------------------------------------------------------------------------------------
@@ -213,6 +221,7 @@ struct HttpRequest {
   std::string body;
   int64_t timeout_ms = 0;  // 0: the host default
   std::string rate_key;    // empty: no rate limit
+  bool tls_verify = true;  // false only on the user's explicit request (log a warning)
 };
 
 // Owns a host response and releases it on destruction. Move-only.
@@ -301,7 +310,8 @@ class Host {
                            request.body.data(),
                            request.body.size(),
                            request.timeout_ms,
-                           request.rate_key.empty() ? nullptr : request.rate_key.c_str()};
+                           request.rate_key.empty() ? nullptr : request.rate_key.c_str(),
+                           request.tls_verify ? 0 : 1};
     ferry_http_response* response = nullptr;
     ferry_status s = api_->http_request(ctx_, &raw, &response);
     if (response == nullptr) throw Fatal("HTTP request to " + request.url + " was refused by the host");
@@ -421,8 +431,14 @@ struct WriteOutcome {
   static WriteOutcome fatal(size_t index, std::string message) {
     return {FERRY_FATAL, index, std::move(message), -1};
   }
-  // The target refused our credentials: the sink is stopped.
-  static WriteOutcome auth(std::string message) { return {FERRY_AUTH, 0, std::move(message), -1}; }
+  // The target refused our credentials: the sink is stopped; events [0, done) are durable.
+  static WriteOutcome auth(std::string message, size_t done = 0) {
+    return {FERRY_AUTH, done, std::move(message), -1};
+  }
+  // The sink cannot go on until an operator acts (see ferry::Stop); events [0, done) are durable.
+  static WriteOutcome stop(std::string message, size_t done = 0) {
+    return {FERRY_STOP, done, std::move(message), -1};
+  }
 };
 
 // A sink: make the batch durable at the target, in order, and say how far it got.
