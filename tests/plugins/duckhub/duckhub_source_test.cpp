@@ -1,0 +1,837 @@
+// source_duckhub_orders end to end: the real `ferry` executable loads the real plugin (and the real
+// sink_erp_csv, and test_sink where a recording sink helps) from a temporary plugin folder and
+// polls the DuckHub simulator program (duckhub-sim), started as a child process on an ephemeral
+// port. The tests compare what the simulator holds (/_sim/state) and saw (/_sim/requests, its
+// request log) with the CSV files, read back by Python's csv module (collect_csv.py), and with
+// `ferry status --json`.
+#include <Poco/JSON/Object.h>
+#include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+#include <Poco/StreamCopier.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <fcntl.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <random>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "FerryTest.h"
+
+namespace ferry::it {
+namespace {
+
+namespace fs = std::filesystem;
+
+// The first cursor of every source: before the simulator's generated hour.
+constexpr const char* kStartFrom = "2026-07-05T00:00:00Z";
+
+// ---------------------------------------------------------------------------------------------
+// The simulator as a child process
+// ---------------------------------------------------------------------------------------------
+
+struct HttpAnswer {
+  int status = 0;
+  std::string body;
+};
+
+class Sim {
+ public:
+  // Starts duckhub-sim with `args` (plus port and keys files in `dir`) and waits for its port.
+  Sim(const std::string& dir, const std::vector<std::string>& args) : dir_(dir) {
+    std::vector<std::string> command{DUCKHUB_SIM_BINARY, "--port",      "0",
+                                     "--port-file",      dir + "/sim.port", "--keys-file",
+                                     dir + "/sim.keys"};
+    command.insert(command.end(), args.begin(), args.end());
+    log_ = dir + "/sim.log";
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      int out = ::open((dir + "/sim.out").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      int err = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      ::dup2(out, 1);
+      ::dup2(err, 2);
+      std::vector<char*> argv;
+      for (auto& a : command) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+    const bool up = waitUntil(
+        [&] {
+          std::string text = readFile(dir + "/sim.port");
+          if (text.empty() || text.back() != '\n') return false;
+          port_ = std::stoi(text);
+          return true;
+        },
+        30s);
+    if (!up) throw std::runtime_error("duckhub-sim did not start: " + readFile(log_));
+    auto keys = parseObject(readFile(dir + "/sim.keys"))->getArray("venues");
+    for (size_t i = 0; i < keys->size(); ++i) {
+      auto v = keys->getObject(static_cast<unsigned>(i));
+      keys_[v->getValue<std::string>("venue")] = v->getValue<std::string>("api_key");
+    }
+  }
+  ~Sim() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGTERM);
+      int status = 0;
+      for (int i = 0; i < 100 && ::waitpid(pid_, &status, WNOHANG) == 0; ++i)
+        std::this_thread::sleep_for(50ms);
+      if (::waitpid(pid_, &status, WNOHANG) == 0) {
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, &status, 0);
+      }
+    }
+  }
+  Sim(const Sim&) = delete;
+  Sim& operator=(const Sim&) = delete;
+
+  std::string baseUrl() const { return "http://127.0.0.1:" + std::to_string(port_) + "/v1"; }
+  std::string key(const std::string& venue) const { return keys_.at(venue); }
+  std::string log() const { return readFile(log_); }
+
+  HttpAnswer request(const std::string& method, const std::string& path,
+                     const std::string& body = "",
+                     const std::vector<std::pair<std::string, std::string>>& headers = {}) {
+    Poco::Net::HTTPClientSession session("127.0.0.1", static_cast<Poco::UInt16>(port_));
+    session.setTimeout(Poco::Timespan(30, 0));
+    Poco::Net::HTTPRequest q(method, path, Poco::Net::HTTPMessage::HTTP_1_1);
+    for (const auto& [k, v] : headers) q.set(k, v);
+    if (!body.empty()) {
+      q.setContentType("application/json");
+      q.setContentLength(static_cast<std::streamsize>(body.size()));
+    }
+    session.sendRequest(q) << body;
+    Poco::Net::HTTPResponse r;
+    std::istream& in = session.receiveResponse(r);
+    HttpAnswer a;
+    a.status = r.getStatus();
+    Poco::StreamCopier::copyToString(in, a.body);
+    return a;
+  }
+  Poco::JSON::Object::Ptr control(const std::string& method, const std::string& path,
+                                  const std::string& body = "") {
+    HttpAnswer a = request(method, path, body);
+    if (a.status != 200)
+      throw std::runtime_error(method + " " + path + " -> " + std::to_string(a.status) + ": " +
+                               a.body);
+    return parseObject(a.body);
+  }
+  void fault(const std::string& kind, int count = 1, int delay_ms = 0) {
+    std::string body = "{\"kind\":\"" + kind + "\",\"count\":" + std::to_string(count);
+    if (delay_ms > 0) body += ",\"delay_ms\":" + std::to_string(delay_ms);
+    control("POST", "/_sim/faults", body + "}");
+  }
+  std::vector<std::string> change(int count, const std::string& venue = "") {
+    std::string body = "{\"count\":" + std::to_string(count);
+    if (!venue.empty()) body += ",\"venue\":\"" + venue + "\"";
+    auto changed = control("POST", "/_sim/change", body + "}")->getArray("changed");
+    std::vector<std::string> ids;
+    for (size_t i = 0; i < changed->size(); ++i)
+      ids.push_back(changed->getElement<std::string>(static_cast<unsigned>(i)));
+    return ids;
+  }
+  Poco::JSON::Object::Ptr requests() { return control("GET", "/_sim/requests"); }
+  // PATCH /v1/orders/:id/status as another client of the venue (the venue's staff).
+  HttpAnswer patchStatus(const std::string& venue, const std::string& id,
+                         const std::string& status) {
+    return request("PATCH", "/v1/orders/" + id + "/status", "{\"status\":\"" + status + "\"}",
+                   {{"Authorization", "Bearer " + key(venue)}});
+  }
+
+  struct Order {
+    std::string venue, id, status, updated_at;
+  };
+  // Every order the simulator holds, by id.
+  std::map<std::string, Order> state() {
+    std::map<std::string, Order> orders;
+    auto venues = control("GET", "/_sim/state")->getArray("venues");
+    for (size_t v = 0; v < venues->size(); ++v) {
+      auto venue = venues->getObject(static_cast<unsigned>(v));
+      auto list = venue->getArray("orders");
+      for (size_t i = 0; i < list->size(); ++i) {
+        auto o = list->getObject(static_cast<unsigned>(i));
+        Order order{venue->getValue<std::string>("venue"), o->getValue<std::string>("id"),
+                    o->getValue<std::string>("status"), o->getValue<std::string>("updatedAt")};
+        orders[order.id] = order;
+      }
+    }
+    return orders;
+  }
+
+ private:
+  std::string dir_;
+  std::string log_;
+  pid_t pid_ = -1;
+  int port_ = 0;
+  std::map<std::string, std::string> keys_;
+};
+
+int64_t count(const Poco::JSON::Object::Ptr& o, const std::string& key) {
+  return o.isNull() || !o->has(key) ? 0 : o->getValue<int64_t>(key);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The CSV drop folder, read by Python's csv module
+// ---------------------------------------------------------------------------------------------
+
+struct CsvRow {
+  std::string id, updated_at, status, previous, file;
+};
+struct DropFolder {
+  bool ok = false;  // every file parsed
+  std::string error;
+  std::vector<std::string> files, others;
+  std::vector<CsvRow> rows;
+
+  // The newest row of each order id, by updated_at (ISO text of one format: compares as text).
+  std::map<std::string, CsvRow> newest() const {
+    std::map<std::string, CsvRow> out;
+    for (const auto& r : rows) {
+      auto it = out.find(r.id);
+      if (it == out.end() || it->second.updated_at < r.updated_at) out[r.id] = r;
+    }
+    return out;
+  }
+  // (id, updated_at) pairs written more than once.
+  std::vector<std::string> duplicates() const {
+    std::map<std::pair<std::string, std::string>, int> seen;
+    std::vector<std::string> out;
+    for (const auto& r : rows)
+      if (++seen[{r.id, r.updated_at}] == 2) out.push_back(r.id + "@" + r.updated_at);
+    return out;
+  }
+  bool has(const std::string& id, const std::string& updated_at) const {
+    return std::any_of(rows.begin(), rows.end(),
+                       [&](const CsvRow& r) { return r.id == id && r.updated_at == updated_at; });
+  }
+};
+
+DropFolder readDropFolder(const std::string& dir, const std::string& scratch) {
+  static int n = 0;
+  const std::string out = scratch + "/collect" + std::to_string(++n) + ".json";
+  const std::string err = scratch + "/collect.err";
+  const std::string command = std::string("'") + PYTHON3 + "' '" + COLLECT_CSV_SCRIPT + "' '" +
+                              dir + "' > '" + out + "' 2> '" + err + "'";
+  DropFolder f;
+  if (std::system(command.c_str()) != 0) {
+    f.error = readFile(err);
+    return f;
+  }
+  auto o = parseObject(readFile(out));
+  removeFile(out);
+  auto strings = [](const Poco::JSON::Array::Ptr& a) {
+    std::vector<std::string> v;
+    for (size_t i = 0; i < a->size(); ++i)
+      v.push_back(a->getElement<std::string>(static_cast<unsigned>(i)));
+    return v;
+  };
+  f.files = strings(o->getArray("files"));
+  f.others = strings(o->getArray("others"));
+  auto rows = o->getArray("rows");
+  for (size_t i = 0; i < rows->size(); ++i) {
+    auto cells = strings(rows->getArray(static_cast<unsigned>(i)));
+    f.rows.push_back(CsvRow{cells[0], cells[1], cells[2], cells[3], cells[4]});
+  }
+  f.ok = true;
+  return f;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The fixture
+// ---------------------------------------------------------------------------------------------
+
+class DuckHubSourceTest : public FerryTest {
+ protected:
+  void SetUp() override {
+    fs::create_directories(plugins_);
+    fs::copy_file(DUCKHUB_PLUGIN, plugins_ + "/source_duckhub_orders.so");
+    fs::copy_file(SINK_ERP_CSV_PLUGIN, plugins_ + "/sink_erp_csv.so");
+    fs::copy_file(TEST_SINK_PLUGIN, plugins_ + "/test_sink.so");
+    fs::create_directories(erp_);
+  }
+
+  Sim& startSim(const std::vector<std::string>& args) {
+    sim_ = std::make_unique<Sim>(dir_.path(), args);
+    return *sim_;
+  }
+
+  std::string hostConfig() const {
+    return "[host]\njournal = " + dir_.file("journal.db") + "\nplugin_dir = " + plugins_ +
+           "\nlog_level = info\nretry_initial = 50ms\nretry_max = 1s\n\n";
+  }
+  // A [source.<name>] for `venue`; `extra` adds or overrides keys.
+  std::string duckSource(const std::string& name, const std::string& venue,
+                         const std::string& extra = "") const {
+    return section("source." + name,
+                   {{"plugin", "source_duckhub_orders"},
+                    {"base_url", sim_->baseUrl()},
+                    {"api_key", sim_->key(venue)},
+                    {"interval", "200ms"},
+                    {"start_from", kStartFrom},
+                    {"page_size", "100"},
+                    {"rate_limit", "false"}},
+                   extra);
+  }
+  std::string csvSink(const std::string& extra = "") const {
+    return section("sink.erp",
+                   {{"plugin", "sink_erp_csv"}, {"dir", erp_}, {"batch_delay", "100ms"}}, extra);
+  }
+  std::string recordingSink(const std::string& out, const std::string& extra = "") const {
+    return section("sink.rec",
+                   {{"plugin", "test_sink"}, {"out", out}, {"batch_size", "200"},
+                    {"batch_delay", "50ms"}},
+                   extra);
+  }
+  void writeDuckConfig(const std::string& sections) { writeFile(config_, hostConfig() + sections); }
+
+  DropFolder csv() { return readDropFolder(erp_, dir_.path()); }
+
+  // Every order of the simulator has its current version as the newest CSV row of its id, with
+  // its current status; no file is left half-written and every file parses.
+  // Orders in `ignore` (echoes a sink skipped) are left out of the comparison.
+  void expectCsvMatchesState(const std::map<std::string, Sim::Order>& state,
+                             const std::string& what, const std::set<std::string>& ignore = {}) {
+    DropFolder f = csv();
+    ASSERT_TRUE(f.ok) << what << ": a CSV file did not parse: " << f.error;
+    EXPECT_TRUE(f.others.empty()) << what << ": unexpected entries in the drop folder, e.g. "
+                                  << (f.others.empty() ? "" : f.others.front());
+    auto newest = f.newest();
+    int missing = 0, stale = 0;
+    std::string example;
+    for (const auto& [id, o] : state) {
+      if (ignore.count(id)) continue;
+      auto it = newest.find(id);
+      if (it == newest.end()) {
+        if (++missing <= 3) example += " missing " + id + "@" + o.updated_at + ";";
+      } else if (it->second.updated_at != o.updated_at || it->second.status != o.status) {
+        if (++stale <= 3)
+          example += " stale " + id + ": csv " + it->second.updated_at + " " + it->second.status +
+                     ", sim " + o.updated_at + " " + o.status + ";";
+      }
+    }
+    EXPECT_EQ(missing, 0) << what << ":" << example;
+    EXPECT_EQ(stale, 0) << what << ":" << example;
+    size_t foreign = 0;
+    for (const auto& [id, row] : newest) foreign += state.count(id) == 0;
+    EXPECT_EQ(foreign, 0u) << what << ": rows for orders the simulator does not hold";
+  }
+
+  void runOk(const std::string& what) {
+    RunResult r = runOnce();
+    ASSERT_EQ(r.exit_code, 0) << what << ": " << describe(r);
+  }
+
+  std::string plugins_ = dir_.file("plugins");
+  std::string erp_ = dir_.file("erp");
+  std::unique_ptr<Sim> sim_;
+};
+
+std::map<std::string, Sim::Order> ofVenue(const std::map<std::string, Sim::Order>& state,
+                                          const std::string& venue) {
+  std::map<std::string, Sim::Order> out;
+  for (const auto& [id, o] : state)
+    if (o.venue == venue) out[id] = o;
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Backfill
+// ---------------------------------------------------------------------------------------------
+
+TEST_F(DuckHubSourceTest, BackfillOfThreeVenuesDeliversEveryOrderOnceAndCursorsEndAtNewest) {
+  Sim& sim = startSim({"--seed", "11", "--venues", "3", "--orders", "150", "--no-rate-limit",
+                       "--quiet"});
+  writeDuckConfig(duckSource("v1", "v1", "page_size = 25\n") +
+                  duckSource("v2", "v2", "page_size = 25\n") +
+                  duckSource("v3", "v3", "page_size = 25\n") + csvSink());
+  runOk("backfill");
+
+  auto state = sim.state();
+  ASSERT_EQ(state.size(), 450u);
+  expectCsvMatchesState(state, "after the backfill");
+  DropFolder f = csv();
+  EXPECT_EQ(f.rows.size(), state.size()) << "one row per order, none twice";
+  EXPECT_TRUE(f.duplicates().empty()) << "written twice: " << f.duplicates().front();
+  for (const auto& r : f.rows)
+    EXPECT_EQ(r.previous, "") << r.id << " is new to Ferry: previous_version must be empty";
+
+  auto st = status();
+  ASSERT_FALSE(st.isNull());
+  for (const char* venue : {"v1", "v2", "v3"}) {
+    std::string newest;
+    for (const auto& [id, o] : ofVenue(state, venue)) newest = std::max(newest, o.updated_at);
+    auto src = instance(st, "sources", venue);
+    ASSERT_FALSE(src.isNull()) << venue;
+    EXPECT_EQ(str(src, "state"), "idle") << venue << ": " << str(src, "message");
+    auto cursor = src->getObject("cursor");
+    ASSERT_FALSE(cursor.isNull()) << venue << " has no cursor";
+    EXPECT_EQ(cursor->getValue<std::string>("since"), newest) << venue;
+  }
+
+  // A second pass finds nothing new: no row is written again.
+  runOk("second pass");
+  EXPECT_EQ(csv().rows.size(), state.size());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Ties
+// ---------------------------------------------------------------------------------------------
+
+TEST_F(DuckHubSourceTest, TiesAcrossPagesAndMoreSameInstantOrdersThanAPageHoldNoneMissing) {
+  Sim& sim = startSim({"--seed", "5", "--venues", "1", "--orders", "200", "--no-rate-limit",
+                       "--quiet"});
+  // The data set has pairs of orders sharing updatedAt; one /_sim/change call stamps all its
+  // changes with (nearly) the same millisecond: dozens of orders on one instant.
+  sim.change(40, "v1");
+  writeDuckConfig(duckSource("v1", "v1", "page_size = 5\n") + csvSink());
+
+  auto largestTie = [](const std::map<std::string, Sim::Order>& state) {
+    std::map<std::string, int> by_instant;
+    int largest = 0;
+    for (const auto& [id, o] : state) largest = std::max(largest, ++by_instant[o.updated_at]);
+    return largest;
+  };
+  auto state = sim.state();
+  ASSERT_GT(largestTie(state), 5) << "precondition: more orders on one instant than a page holds";
+  runOk("backfill with page_size 5");
+  expectCsvMatchesState(state, "after the backfill");
+  EXPECT_TRUE(csv().duplicates().empty());
+
+  // Again after the cursor: a new clump of same-instant changes, read from the cursor on.
+  sim.change(40, "v1");
+  state = sim.state();
+  ASSERT_GT(largestTie(state), 5);
+  runOk("second pass");
+  expectCsvMatchesState(state, "after the second pass");
+  EXPECT_TRUE(csv().duplicates().empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Changes while paging, cancellations
+// ---------------------------------------------------------------------------------------------
+
+TEST_F(DuckHubSourceTest, OrdersChangingWhilePagingAreNotLostAndCancellationsArriveWithPrevious) {
+  Sim& sim = startSim({"--seed", "7", "--venues", "1", "--orders", "300", "--no-rate-limit",
+                       "--quiet"});
+  writeDuckConfig(duckSource("v1", "v1", "page_size = 10\n") + csvSink());
+  sim.control("POST", "/_sim/change-while-paging", "{\"after_requests\":4,\"count\":3}");
+  runOk("backfill while orders change behind the reader");
+  auto cwp = sim.requests()->getObject("change_while_paging");
+  ASSERT_TRUE(cwp->getValue<bool>("fired")) << "precondition: the changes were applied";
+  EXPECT_GT(cwp->getArray("changed")->size(), 0u);
+  expectCsvMatchesState(sim.state(), "after the first cycle");
+
+  // Newest version of each order in the CSV now: what `previous` must point at later.
+  auto before = csv().newest();
+  auto state_before = sim.state();
+
+  // Random changes (new orders, transitions; one transition in ten is a cancellation) until at
+  // least three orders Ferry already has were cancelled; another change-while-paging on top.
+  std::set<std::string> cancelled;
+  for (int round = 0; round < 40 && cancelled.size() < 3; ++round) {
+    sim.change(20, "v1");
+    for (const auto& [id, o] : sim.state())
+      if (o.status == "cancelled" && state_before.count(id) &&
+          state_before[id].status != "cancelled")
+        cancelled.insert(id);
+  }
+  ASSERT_GE(cancelled.size(), 3u) << "precondition: /_sim/change cancelled some orders";
+  sim.control("POST", "/_sim/change-while-paging", "{\"after_requests\":1,\"count\":2}");
+  runOk("second cycle");
+  EXPECT_TRUE(sim.requests()->getObject("change_while_paging")->getValue<bool>("fired"));
+  auto state = sim.state();
+  expectCsvMatchesState(state, "after the second cycle");
+
+  DropFolder f = csv();
+  for (const auto& id : cancelled) {
+    SCOPED_TRACE(id);
+    auto it = std::find_if(f.rows.begin(), f.rows.end(), [&](const CsvRow& r) {
+      return r.id == id && r.updated_at == state[id].updated_at;
+    });
+    ASSERT_NE(it, f.rows.end()) << "the cancellation is a new row";
+    EXPECT_EQ(it->status, "cancelled");
+    EXPECT_EQ(it->previous, before[id].updated_at)
+        << "previous_version is the version delivered before";
+    EXPECT_TRUE(f.has(id, before[id].updated_at)) << "the earlier row is still there";
+  }
+  EXPECT_TRUE(f.duplicates().empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Confirm flow and echo
+// ---------------------------------------------------------------------------------------------
+
+TEST_F(DuckHubSourceTest, NewOrdersAreConfirmedTheirEchoIsMarkedAnd422IsLoggedNotRetried) {
+  Sim& sim = startSim({"--seed", "3", "--venues", "1", "--orders", "120", "--no-rate-limit",
+                       "--quiet"});
+  const std::string rec = dir_.file("rec.jsonl"), gate = dir_.file("rec.gate");
+  writeDuckConfig(duckSource("v1", "v1", "confirm_delivered_as = confirmed\npage_size = 20\n") +
+                  csvSink() + recordingSink(rec, "skip_echo = false\nfail_file = " + gate + "\n"));
+
+  auto initial = sim.state();
+  std::set<std::string> fresh;
+  for (const auto& [id, o] : initial)
+    if (o.status == "new") fresh.insert(id);
+  ASSERT_GE(fresh.size(), 5u) << "precondition: the data set has NEW orders";
+
+  // Pass 1: every NEW order is delivered, then confirmed at the simulator.
+  runOk("pass 1");
+  auto patches = sim.requests()->getArray("patches");
+  std::map<std::string, int> patched;
+  for (size_t i = 0; i < patches->size(); ++i) {
+    auto p = patches->getObject(static_cast<unsigned>(i));
+    EXPECT_EQ(p->getValue<std::string>("status"), "confirmed");
+    EXPECT_EQ(p->getValue<int>("code"), 200) << p->getValue<std::string>("id");
+    ++patched[p->getValue<std::string>("id")];
+  }
+  EXPECT_EQ(patched.size(), fresh.size());
+  for (const auto& id : fresh) EXPECT_EQ(patched[id], 1) << id << " confirmed exactly once";
+  auto confirmed = sim.state();
+  for (const auto& id : fresh) {
+    EXPECT_EQ(confirmed[id].status, "confirmed") << id;
+    EXPECT_GT(confirmed[id].updated_at, initial[id].updated_at) << id;
+  }
+  expectCsvMatchesState(initial, "pass 1: the CSV has the orders as fetched");
+
+  // Pass 2: the versions our PATCH produced come back marked echo. The CSV sink (skip_echo
+  // default) never sees them; the recording sink (skip_echo = false) gets them with echo true.
+  runOk("pass 2");
+  EXPECT_EQ(sim.requests()->getArray("patches")->size(), patches->size())
+      << "an echo is not confirmed again";
+  DropFolder f = csv();
+  auto lines = readSinkLines(rec);
+  for (const auto& id : fresh) {
+    SCOPED_TRACE(id);
+    EXPECT_FALSE(f.has(id, confirmed[id].updated_at)) << "an echo reached the CSV sink";
+    auto echo = std::find_if(lines.begin(), lines.end(), [&](const SinkLine& l) {
+      return l.key == id && l.version == confirmed[id].updated_at;
+    });
+    ASSERT_NE(echo, lines.end()) << "the echo did not reach the sink with skip_echo = false";
+    EXPECT_TRUE(echo->echo);
+    EXPECT_EQ(echo->previous, initial[id].updated_at);
+  }
+  for (const auto& l : lines)
+    if (!fresh.count(l.key)) {
+      EXPECT_FALSE(l.echo) << l.key << "@" << l.version << " is not ours";
+    }
+
+  // Pass 3 (422): new orders arrive; the recording sink holds back (so the confirmation
+  // waits) while the venue cancels two of them; the confirmations then meet a terminal order.
+  std::set<std::string> later;
+  for (int round = 0; round < 20 && later.size() < 4; ++round) {
+    sim.change(10, "v1");
+    for (const auto& [id, o] : sim.state())
+      if (o.status == "new" && !initial.count(id)) later.insert(id);
+  }
+  // Only the ones still NEW now (a later change may have moved one on already).
+  later.clear();
+  for (const auto& [id, o] : sim.state())
+    if (o.status == "new" && !initial.count(id)) later.insert(id);
+  ASSERT_GE(later.size(), 3u) << "precondition: /_sim/change made new orders";
+  const std::vector<std::string> cancel(later.begin(), std::next(later.begin(), 2));
+  writeFile(gate, "retry\n");
+  FerryProcess ferry({"run", "--config", config_}, dir_.path());
+  ASSERT_TRUE(waitUntil(
+      [&] {
+        DropFolder now = csv();
+        auto state = sim.state();
+        for (const auto& id : later)
+          if (!now.has(id, state[id].updated_at)) return false;
+        return true;
+      },
+      60s))
+      << "the new orders did not reach the CSV sink: " << ferry.err();
+  for (const auto& id : cancel) ASSERT_EQ(sim.patchStatus("v1", id, "cancelled").status, 200);
+  writeFile(gate, "");  // the recording sink writes again: the hooks run
+  auto confirmsOf = [&](const std::string& id) {
+    std::vector<int> codes;
+    auto all = sim.requests()->getArray("patches");
+    for (size_t i = 0; i < all->size(); ++i) {
+      auto p = all->getObject(static_cast<unsigned>(i));
+      if (p->getValue<std::string>("id") == id && p->getValue<std::string>("status") == "confirmed")
+        codes.push_back(p->getValue<int>("code"));
+    }
+    return codes;
+  };
+  ASSERT_TRUE(waitUntil(
+      [&] {
+        for (const auto& id : later)
+          if (confirmsOf(id).empty()) return false;
+        return true;
+      },
+      60s))
+      << ferry.err();
+  std::this_thread::sleep_for(2500ms);  // several backoff steps (retry_max 1s): a retry would show
+  auto st = status();
+  ASSERT_FALSE(st.isNull());
+  EXPECT_NE(str(instance(st, "sources", "v1"), "state"), "stopped");
+  ferry.signal(SIGTERM);
+  EXPECT_EQ(ferry.wait(), 0) << ferry.err();
+
+  auto state = sim.state();
+  for (const auto& id : later) {
+    SCOPED_TRACE(id);
+    const bool was_cancelled = std::find(cancel.begin(), cancel.end(), id) != cancel.end();
+    EXPECT_EQ(confirmsOf(id), std::vector<int>{was_cancelled ? 422 : 200})
+        << "one confirmation; a 422 is not retried";
+    EXPECT_EQ(state[id].status, was_cancelled ? "cancelled" : "confirmed");
+  }
+  const std::string log = ferry.err();
+  for (const auto& id : cancel) {
+    EXPECT_NE(log.find("order " + id + " not moved to confirmed"), std::string::npos) << log;
+  }
+  EXPECT_NE(log.find("Invalid status transition"), std::string::npos) << "the API's reason";
+  runOk("pass 4 after the 422s");
+  // Everything arrived, except the versions our own confirmations produced (echoes, skipped
+  // by the CSV sink).
+  // (An order /_sim/change moved on after our confirmation is no echo any more.)
+  std::set<std::string> echoes;
+  for (const auto& id : fresh)
+    if (state[id].updated_at == confirmed[id].updated_at) echoes.insert(id);
+  for (const auto& id : later)
+    if (std::find(cancel.begin(), cancel.end(), id) == cancel.end()) echoes.insert(id);
+  expectCsvMatchesState(sim.state(), "pass 4 (echoes aside, everything arrived)", echoes);
+  auto newest = csv().newest();
+  for (const auto& id : echoes) {
+    EXPECT_EQ(newest[id].status, "new") << id << ": the CSV keeps the order as delivered";
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Rate limits and 429
+// ---------------------------------------------------------------------------------------------
+
+TEST_F(DuckHubSourceTest, ThreeVenuesOnOneHostStayWithinTheLimitsThrough429s) {
+  Sim& sim = startSim({"--seed", "9", "--venues", "3", "--orders", "200", "--quiet"});
+  std::string extra = "page_size = 20\nrate_limit = true\n";
+  writeDuckConfig(duckSource("v1", "v1", extra) + duckSource("v2", "v2", extra) +
+                  duckSource("v3", "v3", extra) + csvSink());
+  sim.fault("429", 2);
+  sim.fault("429-retry-after", 2);
+  sim.fault("429", 1);
+  sim.fault("429-retry-after", 1);
+  runOk("rate-limited backfill");
+
+  expectCsvMatchesState(sim.state(), "after the backfill");
+  auto q = sim.requests();
+  EXPECT_EQ(count(q, "faults_injected"), 6);
+  EXPECT_EQ(count(q, "faults_pending"), 0);
+  EXPECT_GE(count(q, "total"), 36) << "3 venues x 10 pages at least, and the six 429s";
+  EXPECT_LE(count(q, "max_in_1s"), 10);
+  EXPECT_LE(count(q, "max_in_10s"), 50);
+  EXPECT_LE(count(q, "max_in_60s"), 300);
+  EXPECT_EQ(count(q->getObject("by_status"), "429"), 6)
+      << "only the injected 429s: the simulator's own limiter never had to refuse";
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. Refused credentials
+// ---------------------------------------------------------------------------------------------
+
+TEST_F(DuckHubSourceTest, InvalidKeyAndFreePlanStopTheirSourcesOthersCarryOn) {
+  Sim& sim = startSim({"--seed", "2", "--venues", "1", "--orders", "40", "--free-venue",
+                       "--no-rate-limit", "--quiet"});
+  const std::string unknown = "dk_test_" + std::string(32, 'Q');  // right format, unknown
+  writeDuckConfig(duckSource("good", "v1") +
+                  duckSource("bad-key", "v1", "api_key = " + unknown + "\n") +
+                  duckSource("free", "free") +
+                  duckSource("wrong-path", "v1", "base_url = " + sim.baseUrl() + "/venue\n") +
+                  csvSink());
+  RunResult r = runOnce();
+  EXPECT_EQ(r.exit_code, 1) << describe(r);
+  EXPECT_EQ(r.err.find(unknown), std::string::npos) << "the key was printed";
+
+  auto st = status();
+  ASSERT_FALSE(st.isNull());
+  auto bad = instance(st, "sources", "bad-key");
+  EXPECT_EQ(str(bad, "state"), "stopped");
+  EXPECT_NE(str(bad, "message").find("Invalid API key"), std::string::npos) << str(bad, "message");
+  EXPECT_EQ(str(bad, "message").find("format"), std::string::npos) << str(bad, "message");
+  EXPECT_EQ(str(bad, "message").find(unknown), std::string::npos);
+  auto free = instance(st, "sources", "free");
+  EXPECT_EQ(str(free, "state"), "stopped");
+  EXPECT_NE(str(free, "message").find("The Orders API requires a paid plan"), std::string::npos)
+      << str(free, "message");
+  // Any other 4xx cannot be fixed by retrying either: stopped, with the API's own message.
+  auto wrong = instance(st, "sources", "wrong-path");
+  EXPECT_EQ(str(wrong, "state"), "stopped");
+  EXPECT_NE(str(wrong, "message").find("HTTP 404: Cannot GET /v1/venue/orders"), std::string::npos)
+      << str(wrong, "message");
+  EXPECT_EQ(str(instance(st, "sources", "good"), "state"), "idle");
+  expectCsvMatchesState(ofVenue(sim.state(), "v1"), "the paid venue");
+
+  // Stopped means stopped: one refusal each, no hammering.
+  auto by_status = sim.requests()->getObject("by_status");
+  EXPECT_EQ(count(by_status, "401"), 1);
+  EXPECT_EQ(count(by_status, "403"), 1);
+  EXPECT_EQ(count(by_status, "404"), 1);
+}
+
+TEST_F(DuckHubSourceTest, KeyOfTheWrongFormatFailsAtStartWithoutPrintingIt) {
+  Sim& sim = startSim({"--seed", "2", "--venues", "1", "--orders", "5", "--no-rate-limit",
+                       "--quiet"});
+  for (const std::string& key :
+       {std::string("dk_test_tooShort"), "sk_live_" + std::string(32, 'a'),
+        "dk_live_" + std::string(31, 'a') + "!"}) {
+    SCOPED_TRACE(key);
+    writeDuckConfig(duckSource("venue-x", "v1", "api_key = " + key + "\n") + csvSink());
+    RunResult r = runOnce();
+    EXPECT_EQ(r.exit_code, 78) << describe(r);
+    EXPECT_NE(r.err.find("venue-x"), std::string::npos) << "names the source: " << r.err;
+    EXPECT_NE(r.err.find("api_key"), std::string::npos) << "names the option: " << r.err;
+    EXPECT_EQ(r.err.find(key), std::string::npos) << "printed the key: " << r.err;
+    EXPECT_EQ(r.out.find(key), std::string::npos) << "printed the key: " << r.out;
+  }
+  EXPECT_EQ(count(sim.requests(), "total"), 0) << "nothing was sent with a malformed key";
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. Transient faults
+// ---------------------------------------------------------------------------------------------
+
+TEST_F(DuckHubSourceTest, TransientFaultsAreRetriedAndEverythingArrives) {
+  Sim& sim = startSim({"--seed", "4", "--venues", "1", "--orders", "300", "--no-rate-limit",
+                       "--quiet"});
+  writeDuckConfig(duckSource("v1", "v1", "page_size = 20\ntimeout = 1s\n") + csvSink());
+  const std::vector<std::string> kinds{"500", "502", "503", "drop", "truncated", "malformed"};
+  sim.fault("500");
+  sim.fault("slow", 1, 3000);
+  for (const auto& k : kinds) sim.fault(k);
+  runOk("backfill through faults");
+
+  auto q = sim.requests();
+  EXPECT_EQ(count(q, "faults_injected"), 8);
+  EXPECT_EQ(count(q, "faults_pending"), 0);
+  expectCsvMatchesState(sim.state(), "after the faults");
+  EXPECT_TRUE(csv().duplicates().empty());
+  auto st = status();
+  ASSERT_FALSE(st.isNull());
+  EXPECT_EQ(str(instance(st, "sources", "v1"), "state"), "idle");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. kill -9 while orders change
+// ---------------------------------------------------------------------------------------------
+
+TEST_F(DuckHubSourceTest, KilledAtRandomMomentsWhileOrdersChangeNothingMissingNothingStale) {
+  Sim& sim = startSim({"--seed", "8", "--venues", "2", "--orders", "1500", "--no-rate-limit",
+                       "--live-rate", "20", "--quiet"});
+  writeDuckConfig(duckSource("v1", "v1", "page_size = 50\ntimeout = 2s\n") +
+                  duckSource("v2", "v2", "page_size = 50\ntimeout = 2s\n") +
+                  csvSink("batch_size = 300\n"));
+  const unsigned seed = 20260705;
+  std::mt19937 rng(seed);
+  std::cerr << "[ seed     ] " << seed << "\n";
+  const std::vector<std::string> faults{"500", "drop", "truncated", "malformed", "503",
+                                        "429", "slow", "502"};
+  for (int round = 0; round < 12; ++round) {
+    FerryProcess ferry({"run", "--config", config_}, dir_.path());
+    std::this_thread::sleep_for(std::chrono::milliseconds(150 + rng() % 1500));
+    ASSERT_TRUE(ferry.running()) << "round " << round << ": ferry ended early: " << ferry.err();
+    ferry.kill9();
+    const std::string& kind = faults[round % faults.size()];
+    sim.fault(kind, 1 + static_cast<int>(rng() % 2), kind == "slow" ? 3000 : 0);
+  }
+  sim.control("POST", "/_sim/live", "{\"rate\":0}");
+  // At least one change after the last kill, so that the final pass writes a file (the sink
+  // removes temporary files of an interrupted write at its next write).
+  sim.change(3);
+  auto state = sim.state();
+  RunResult r = ferry({"run", "--config", config_, "--once"}, 180s);
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  EXPECT_GT(count(sim.requests(), "changes_applied"), 50) << "precondition: orders changed";
+  EXPECT_EQ(count(sim.requests(), "faults_pending"), 0);
+  EXPECT_EQ(state.size(), sim.state().size()) << "the simulator stood still";
+  expectCsvMatchesState(state, "after 12 kills and a final pass");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 9. Only the documented API
+// ---------------------------------------------------------------------------------------------
+
+TEST_F(DuckHubSourceTest, UsesOnlyDocumentedEndpointsAndParameters) {
+  // Logged requests (no --quiet): one source at a time, so log lines never interleave.
+  Sim& sim = startSim({"--seed", "6", "--venues", "1", "--orders", "80", "--no-rate-limit"});
+  writeDuckConfig(
+      duckSource("v1", "v1", "page_size = 7\nconfirm_delivered_as = confirmed\n") + csvSink() +
+      duckSource("v1-done", "v1", "status = completed\nenabled = false\n"));
+  sim.fault("503");
+  sim.control("POST", "/_sim/change-while-paging", "{\"after_requests\":2,\"count\":2}");
+  runOk("backfill with confirmations");
+  sim.change(10, "v1");
+  runOk("second cycle");
+  writeDuckConfig(duckSource("v1", "v1", "enabled = false\n") + csvSink() +
+                  duckSource("v1-done", "v1", "status = completed\npage_size = 9\n"));
+  runOk("a status-filtered source");
+
+  const std::regex line(R"(^(GET|PATCH|POST|PUT|DELETE|HEAD) (\S+) -> (\d+)$)");
+  const std::regex get_orders(R"(^/v1/orders\?(.*)$)");
+  const std::regex patch_status(R"(^/v1/orders/c[0-9a-z]{24}/status$)");
+  const std::regex instant(R"(^\d{4}-\d\d-\d\dT\d\d(%3A|:)\d\d(%3A|:)\d\d(\.\d+)?(Z|%2B\d\d(%3A|:)\d\d|-\d\d(%3A|:)\d\d)$)");
+  const std::set<std::string> statuses{"new", "confirmed", "preparing",
+                                       "delivering", "completed", "cancelled"};
+  std::istringstream log(sim.log());
+  int gets = 0, patches = 0, with_status = 0;
+  for (std::string text; std::getline(log, text);) {
+    std::smatch m;
+    if (!std::regex_match(text, m, line)) continue;  // not a request line
+    const std::string method = m[1], uri = m[2], code = m[3];
+    if (uri.rfind("/_sim/", 0) == 0) continue;
+    SCOPED_TRACE(text);
+    EXPECT_NE(code, "400") << "the API refused a request as invalid";
+    EXPECT_NE(code, "404");
+    std::smatch q;
+    if (method == "PATCH") {
+      EXPECT_TRUE(std::regex_match(uri, patch_status));
+      ++patches;
+      continue;
+    }
+    ASSERT_EQ(method, "GET");
+    ASSERT_TRUE(std::regex_match(uri, q, get_orders));
+    ++gets;
+    std::map<std::string, std::string> params;
+    std::stringstream query(q[1].str());
+    for (std::string kv; std::getline(query, kv, '&');) {
+      auto eq = kv.find('=');
+      ASSERT_NE(eq, std::string::npos) << kv;
+      EXPECT_TRUE(params.emplace(kv.substr(0, eq), kv.substr(eq + 1)).second) << "twice: " << kv;
+    }
+    for (const auto& [k, v] : params)
+      EXPECT_TRUE(k == "updatedSince" || k == "limit" || k == "page" || k == "status")
+          << "undocumented parameter " << k;
+    ASSERT_TRUE(params.count("updatedSince") && params.count("limit") && params.count("page"));
+    EXPECT_TRUE(std::regex_match(params["updatedSince"], instant)) << params["updatedSince"];
+    const int limit = std::stoi(params["limit"]), page = std::stoi(params["page"]);
+    EXPECT_TRUE(limit >= 1 && limit <= 100);
+    EXPECT_GE(page, 1);
+    if (params.count("status")) {
+      ++with_status;
+      EXPECT_EQ(params["status"], "completed");
+    }
+  }
+  EXPECT_GT(gets, 10);
+  EXPECT_GT(patches, 0) << "precondition: confirmations were sent";
+  EXPECT_GT(with_status, 0) << "precondition: the status filter was used";
+  auto q = sim.requests();
+  EXPECT_EQ(count(q->getObject("by_status"), "400"), 0);
+  auto all = q->getArray("patches");
+  EXPECT_EQ(static_cast<int>(all->size()), patches);
+  for (size_t i = 0; i < all->size(); ++i)
+    EXPECT_EQ(all->getObject(static_cast<unsigned>(i))->getValue<std::string>("status"),
+              "confirmed")
+        << "the PATCH body is exactly {\"status\": \"confirmed\"}";
+}
+
+}  // namespace
+}  // namespace ferry::it
