@@ -42,8 +42,9 @@ InstanceHandle Pipeline::createInstance(const InstanceConfig& instance) {
     values.push_back(ferry_option_value{sizeof(ferry_option_value), name, value});
   }
   ferry_host_ctx* ctx = h.ctx.get();
-  h.instance = PluginInstance::create(plugin, instance.name, hostApi(), ctx, values,
-                                      [ctx] { return ctx->last_error; });
+  // The plugin's refusal names the option; the config file and section say where it is.
+  h.instance = PluginInstance::create(plugin, config_.file + ": [" + instance.section + "]",
+                                      hostApi(), ctx, values, [ctx] { return ctx->last_error; });
   return h;
 }
 

@@ -132,6 +132,10 @@ class ErpCsvSink : public ferry::Sink {
     if (options.integer("max_rows") < 1) throw ferry::Fatal("max_rows: must be at least 1");
     for (size_t i = 0; i < mapper_.mapping().columnCount(); ++i)
       raw_.push_back(mapper_.mapping().raw(i));
+    // A write killed mid-way leaves a hidden .tmp file: remove it at start rather than at the
+    // next write, which may be hours away. A missing folder is reported by the first write.
+    std::string ignored;
+    scanFolder(ignored);
   }
 
   void check() override {
