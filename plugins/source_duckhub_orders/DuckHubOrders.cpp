@@ -4,7 +4,9 @@
 #include <ferry/plugin.hpp>
 #include <simdjson.h>
 
+#include <algorithm>
 #include <array>
+#include <map>
 #include <cctype>
 #include <string>
 
@@ -130,6 +132,7 @@ class DuckHubOrders : public ferry::Source {
       rate_key_ = "duckhub:" + origin(base_url_);
       host.defineRateLimit(rate_key_, kRateRules);
     }
+    loadEchoes();
   }
 
   uint32_t fetch(const ferry::FetchRequest& request) override {
@@ -187,8 +190,10 @@ class DuckHubOrders : public ferry::Source {
     simdjson::dom::element answer;
     std::string text(r.body());
     std::string_view updated_at;
-    if (!dom_.parse(text).get(answer) && !answer["updatedAt"].get(updated_at))
-      host().setState("echo:" + id, updated_at);
+    if (!dom_.parse(text).get(answer) && !answer["updatedAt"].get(updated_at)) {
+      echoes_[id] = std::string(updated_at);
+      saveEchoes();
+    }
     host().count("orders_confirmed_total");
     host().info("order " + id + " moved to " + confirm_as_);
   }
@@ -229,14 +234,51 @@ class DuckHubOrders : public ferry::Source {
       throw ferry::Retry("GET /orders answered an order without id or updatedAt: " +
                          std::string(raw.substr(0, 200)));
     bool echo = false;
-    std::string id_text(id);
-    if (auto ours = host().state("echo:" + id_text)) {
-      echo = *ours == updated_at;
-      // A newer version means the order moved on: the remembered one can go.
-      if (echo || *ours < std::string(updated_at)) host().eraseState("echo:" + id_text);
+    if (!echoes_.empty()) {
+      if (auto ours = echoes_.find(std::string(id)); ours != echoes_.end()) {
+        echo = ours->second == updated_at;
+        // Seen, or overtaken by a newer version: the remembered one can go.
+        if (echo || ours->second < updated_at) {
+          echoes_.erase(ours);
+          saveEchoes();
+        }
+      }
     }
     host().emit(ferry::Item{"order", id, updated_at, raw, echo});
   }
+
+  // The versions our own PATCHes produced, kept as ONE durable state value ("id\tupdatedAt"
+  // lines) and in memory: a backfill then costs no state lookup per order, and a restart still
+  // recognises the echoes of confirmations made before it. Bounded: an echo that never came back
+  // (the order changed again first) is dropped after kMaxEchoes newer ones.
+  void loadEchoes() {
+    auto text = host().state("echoes");
+    if (!text) return;
+    size_t start = 0;
+    while (start < text->size()) {
+      size_t end = text->find('\n', start);
+      if (end == std::string::npos) end = text->size();
+      size_t tab = text->find('\t', start);
+      if (tab != std::string::npos && tab < end)
+        echoes_[text->substr(start, tab - start)] = text->substr(tab + 1, end - tab - 1);
+      start = end + 1;
+    }
+  }
+
+  void saveEchoes() {
+    while (echoes_.size() > kMaxEchoes) {
+      auto oldest = std::min_element(echoes_.begin(), echoes_.end(), [](const auto& a,
+                                                                         const auto& b) {
+        return a.second < b.second;
+      });
+      echoes_.erase(oldest);
+    }
+    std::string text;
+    for (const auto& [id, version] : echoes_) text += id + '\t' + version + '\n';
+    host().setState("echoes", text);
+  }
+
+  static constexpr size_t kMaxEchoes = 10000;
 
   std::string base_url_;
   std::string api_key_;
@@ -248,6 +290,7 @@ class DuckHubOrders : public ferry::Source {
   simdjson::dom::parser dom_;
   std::string body_;
   std::string item_;
+  std::map<std::string, std::string> echoes_;  // order id -> updatedAt of our own PATCH
 };
 
 }  // namespace
