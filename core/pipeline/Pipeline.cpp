@@ -150,12 +150,8 @@ void Pipeline::applyRetention() {
   for (const auto& sink : config_.sinks)
     if (sink.enabled) up_to = std::min(up_to, journal.sinkOffset(sink.name));
   // A source with a delivered hook still needs its events until the hook has run.
-  for (const auto& source : config_.sources) {
-    if (!source.enabled) continue;
-    auto plugin = plugins_.find(source.plugin);
-    if (plugin && plugin->descriptor->source && plugin->descriptor->source->delivered)
-      up_to = std::min(up_to, journal.deliveredUpTo(source.name));
-  }
+  for (const auto& source : sources_)
+    if (source->hasDeliveredHook()) up_to = std::min(up_to, journal.deliveredUpTo(source->name()));
   int64_t removed = journal.purge(up_to, nowMs() - config_.host.retention_ms);
   if (removed > 0)
     services_->logger.information("retention: removed " + std::to_string(removed) +

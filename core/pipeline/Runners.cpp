@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstddef>
 
 #include "services/Time.h"
 
@@ -59,7 +60,15 @@ SourceRunner::SourceRunner(const InstanceConfig& config, InstanceHandle handle,
       backoff_(backoff),
       interval_ms_(config.interval_ms),
       routed_sinks_(std::move(routed_sinks)),
-      rng_(std::random_device{}()) {}
+      rng_(std::random_device{}()) {
+  const ferry_source_api* api = handle_.instance->source();
+  has_hook_ = api->delivered != nullptr;
+  // wants_delivered was appended to the table: only read it when the plugin's table has it.
+  if (has_hook_ && api->struct_size >= offsetof(ferry_source_api, wants_delivered) +
+                                           sizeof(api->wants_delivered) &&
+      api->wants_delivered != nullptr)
+    has_hook_ = api->wants_delivered(handle_.instance->handle()) != 0;
+}
 
 SourceRunner::~SourceRunner() { join(); }
 
@@ -199,7 +208,7 @@ void SourceRunner::loop(bool once) {
 }
 
 void SourceRunner::processDelivered() {
-  if (!handle_.instance || handle_.instance->source()->delivered == nullptr) return;
+  if (!handle_.instance || !has_hook_) return;
   Journal& journal = services_.journal;
   try {
     int64_t up_to = journal.lastSequence();

@@ -62,6 +62,8 @@ class SourceRunner {
   // runner's own thread, or after join().
   void processDelivered();
   const std::string& name() const { return name_; }
+  // True when the plugin has a delivered() hook and this instance wants it.
+  bool hasDeliveredHook() const { return has_hook_; }
   void destroyInstance() { handle_.reset(); }
 
  private:
@@ -78,6 +80,7 @@ class SourceRunner {
   BackoffPolicy backoff_;
   int64_t interval_ms_;
   int64_t phase_ms_ = 0;
+  bool has_hook_ = false;
   std::vector<std::string> routed_sinks_;
   std::mt19937_64 rng_;
   std::thread thread_;

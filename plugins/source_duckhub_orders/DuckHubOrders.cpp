@@ -198,6 +198,8 @@ class DuckHubOrders : public ferry::Source {
     host().info("order " + id + " moved to " + confirm_as_);
   }
 
+  bool wantsDelivered() const override { return !confirm_as_.empty(); }
+
   void check() override {
     ferry::HttpResponse r = call("GET", base_url_ + "/orders?limit=1", "");
     if (!r.ok()) fail(r, "GET /orders");

@@ -7,6 +7,12 @@
 #   OUTPUT_DIRECTORY  where the library is written (default: FERRY_PLUGIN_OUTPUT_DIR when set,
 #                     else the current binary dir)
 #   NO_INSTALL        do not install it (test plugins)
+#
+# Installed (`install(TARGETS … DESTINATION ${FERRY_PLUGIN_INSTALL_DIR})`) only when
+# FERRY_PLUGIN_INSTALL_DIR is set: in Ferry's own tree it is lib/ferry/plugins (the `ferry`
+# package); an out-of-tree project may set it, e.g. to ${FERRY_PLUGIN_DIR} from find_package(Ferry).
+# Every installed plugin is also listed in the global property FERRY_INSTALLED_PLUGINS (the
+# packaging generates the shipped config and the MSI's plugin list from it).
 include_guard(GLOBAL)
 
 function(ferry_add_plugin name)
@@ -34,5 +40,6 @@ function(ferry_add_plugin name)
   set_target_properties(${name} PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${out})
   if(NOT ARG_NO_INSTALL AND DEFINED FERRY_PLUGIN_INSTALL_DIR)
     install(TARGETS ${name} LIBRARY DESTINATION ${FERRY_PLUGIN_INSTALL_DIR})
+    set_property(GLOBAL APPEND PROPERTY FERRY_INSTALLED_PLUGINS ${name})
   endif()
 endfunction()

@@ -282,6 +282,10 @@ typedef struct ferry_source_api {
   ferry_status (*delivered)(void* instance, const ferry_event* event);
   /* Optional (NULL): a cheap connectivity and credentials test for `ferry check --connect`. */
   ferry_status (*check)(void* instance);
+  /* Optional (NULL: yes): whether this instance, as configured, needs delivered() at all. Asked
+   * once after create(); answering 0 spares the host re-reading every event for the hook (e.g.
+   * a source whose confirmation is switched off). */
+  int (*wants_delivered)(void* instance);
 } ferry_source_api;
 
 /* ---------------------------------------------------------------------------------------------

@@ -407,6 +407,10 @@ class Source {
   virtual uint32_t fetch(const FetchRequest& request) = 0;
   // Called after every routed sink has the event. Override to act on it (e.g. confirm an order).
   virtual void delivered(const Event& event) { (void)event; }
+  // Whether this instance, as configured, needs delivered(). Asked once after construction;
+  // override to answer false when the hook has nothing to do (it saves the host a re-read of
+  // every event). Only consulted for classes that override delivered().
+  virtual bool wantsDelivered() const { return true; }
   // A cheap connectivity test for `ferry check --connect`; throw to report a problem.
   virtual void check() {}
   const Host& host() const { return host_; }
@@ -539,6 +543,16 @@ ferry_status delivered(void* p, const ferry_event* event) {
 }
 
 template <class T>
+int wantsDelivered(void* p) {
+  auto* inst = static_cast<Instance<T>*>(p);
+  try {
+    return inst->object->wantsDelivered() ? 1 : 0;
+  } catch (...) {
+    return 1;
+  }
+}
+
+template <class T>
 ferry_status check(void* p) {
   auto* inst = static_cast<Instance<T>*>(p);
   try {
@@ -576,7 +590,8 @@ const ferry_plugin_descriptor* sourceDescriptor(const char* name, const char* ve
                                                 const char* description,
                                                 const ferry_option_def* options, size_t n) {
   static const ferry_source_api api{sizeof(ferry_source_api), &fetch<T>,
-                                    overridesDelivered<T>() ? &delivered<T> : nullptr, &check<T>};
+                                    overridesDelivered<T>() ? &delivered<T> : nullptr, &check<T>,
+                                    &wantsDelivered<T>};
   static const ferry_plugin_descriptor d{FERRY_ABI_VERSION, sizeof(ferry_plugin_descriptor),
                                          FERRY_KIND_SOURCE, name, version, description, options, n,
                                          &create<T>, &destroy<T>, &api, nullptr};
