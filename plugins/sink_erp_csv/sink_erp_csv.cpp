@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <ferry/common/Mapping.h>
+#include <ferry/common/Tradecloud.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -30,15 +31,31 @@ constexpr ferry_option_def kOptions[] = {
         "file name prefix: <name>-<first seq>-<last seq>.csv; unique per folder"),
     ferry::Option("layout")
         .defaultsTo("duckhub_order")
-        .choices("duckhub_order|duckhub_order_lines|custom")
-        .help("built-in column layout: one row per DuckHub order, or one per order item with the "
-              "order's fields repeated; custom uses `columns` and `rows`"),
+        .choices("duckhub_order|duckhub_order_lines|tradecloud_order_lines|"
+                 "tradecloud_shipment_lines|custom")
+        .help("built-in column layout: one row per DuckHub order, one per order item with the "
+              "order's fields repeated, one per Tradecloud order line or shipment line; custom "
+              "uses `columns` and `rows`"),
     ferry::Option("columns").help(
         "layout = custom: Header=expression columns separated by ';' (see the README), e.g. "
         "order=^/orderNumber; product=/productName; total=amount(/totalPrice)"),
     ferry::Option("rows").help(
         "layout = custom: a JSON Pointer to an array (e.g. /items) for one row per element; "
         "empty for one row per event"),
+    ferry::Option("only_changed_lines", FERRY_OPT_BOOL)
+        .defaultsTo("false")
+        .help("write only the lines that changed since the version delivered before (line change "
+              "time after `previous`; every line of a new document); tradecloud_* layouts, or "
+              "custom with line_changed_at"),
+    ferry::Option("line_changed_at").help(
+        "layout = custom with only_changed_lines: JSON Pointer into a row element to its change "
+        "time, e.g. /lastUpdatedAt"),
+    ferry::Option("skip_echo_lines")
+        .defaultsTo("off")
+        .choices("off|buyer|supplier|in-progress")
+        .help("leave out Tradecloud order lines that are this integration's own open requests: "
+              "buyer or supplier (status.inProgressStatus), or in-progress (status.processStatus "
+              "InProgress); off: keep every line"),
     ferry::Option("delimiter")
         .defaultsTo(",")
         .choices(",|;|tab")
@@ -132,6 +149,11 @@ class ErpCsvSink : public ferry::Sink {
     if (options.integer("max_rows") < 1) throw ferry::Fatal("max_rows: must be at least 1");
     for (size_t i = 0; i < mapper_.mapping().columnCount(); ++i)
       raw_.push_back(mapper_.mapping().raw(i));
+    try {
+      mapper_.setRowFilter(rowFilterFrom(options));
+    } catch (const ferry::mapping::MappingError& e) {
+      throw ferry::Fatal(e.what());
+    }
     // A write killed mid-way leaves a hidden .tmp file: remove it at start rather than at the
     // next write, which may be hours away. A missing folder is reported by the first write.
     std::string ignored;
@@ -202,6 +224,35 @@ class ErpCsvSink : public ferry::Sink {
     } catch (const ferry::mapping::MappingError& e) {
       throw ferry::Fatal(e.what());
     }
+  }
+
+  // only_changed_lines and skip_echo_lines as a row filter of the mapping.
+  static ferry::mapping::RowFilter rowFilterFrom(const ferry::Options& options) {
+    namespace tc = ferry::tradecloud;
+    ferry::mapping::RowFilter filter;
+    const std::string layout = options.string("layout", "duckhub_order");
+    const std::string changed_at = options.string("line_changed_at");
+    if (!changed_at.empty() && layout != "custom")
+      throw ferry::Fatal("line_changed_at: only used with layout = custom (layout " + layout +
+                         " knows its lines' change time)");
+    if (options.boolean("only_changed_lines")) {
+      filter.changed_at =
+          layout == "custom" ? changed_at : ferry::mapping::Mapping::layoutRowChangedAt(layout);
+      if (filter.changed_at.empty())
+        throw ferry::Fatal(
+            "only_changed_lines: layout " + layout +
+            (layout == "custom" ? " needs line_changed_at (e.g. /lastUpdatedAt)"
+                                : " has no line change time; use a tradecloud_* layout"));
+    }
+    const std::string echo = options.string("skip_echo_lines", "off");
+    if (echo == "in-progress") {
+      filter.skip_at = "/status/processStatus";
+      filter.skip_values = {"InProgress"};
+    } else if (echo != "off") {
+      filter.skip_at = "/status/inProgressStatus";
+      filter.skip_values = tc::ownOpenRequests(tc::parseRole(echo));
+    }
+    return filter;
   }
 
   // Lists the folder once per batch: files of ours by their first sequence (to replace an older

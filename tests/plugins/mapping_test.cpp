@@ -377,7 +377,8 @@ TEST(MappingLayouts, DuckHubOrderLinesAndUnknownLayout) {
     ADD_FAILURE() << "no exception";
   } catch (const MappingError& e) {
     EXPECT_STREQ(e.what(),
-                 "unknown layout 'sap_idoc'; layouts: duckhub_order, duckhub_order_lines");
+                 "unknown layout 'sap_idoc'; layouts: duckhub_order, duckhub_order_lines, "
+                 "tradecloud_order_lines, tradecloud_shipment_lines");
   }
 }
 

@@ -570,6 +570,7 @@ struct Layout {
   std::string_view name;
   std::string_view rows;
   std::string_view columns;
+  std::string_view row_changed_at = {};  // the row element's change time, for RowFilter
 };
 
 // The built-in layouts are written in the mapping language itself: what a user copies to start
@@ -588,6 +589,39 @@ constexpr Layout kLayouts[] = {
      "created_date=date(^/createdAt); updated_at=^/updatedAt; line=$row; "
      "product_id=/productExternalId; product_name=/productName; quantity=/quantity; "
      "unit_price=amount(/unitPrice); line_total=amount(/totalPrice); previous_version=$previous"},
+    // Tradecloud purchase order lines (source_tradecloud_orders): the first delivery line's
+    // quantity and date; with several deliveries per line use the source's variant =
+    // single-delivery, which makes each delivery line a line of its own.
+    {"tradecloud_order_lines", "/lines",
+     "order_id=^/id; purchase_order_number=^/buyerOrder/purchaseOrderNumber; "
+     "supplier_account_number=^/buyerOrder/supplierAccountNumber; line_id=/id; "
+     "line_position=/buyerLine/position; item_number=/buyerLine/item/number; "
+     "item_name=/buyerLine/item/name; quantity=/deliverySchedule/0/quantity; "
+     "unit=/buyerLine/item/purchaseUnitOfMeasureIso; delivery_date=/deliverySchedule/0/date; "
+     "deliveries=count(/deliverySchedule); "
+     "net_price=/prices/netPrice/priceInTransactionCurrency/value; "
+     "currency=/prices/netPrice/priceInTransactionCurrency/currencyIso; "
+     "price_unit_quantity=/prices/priceUnitQuantity; process_status=/status/processStatus; "
+     "in_progress_status=/status/inProgressStatus; logistics_status=/status/logisticsStatus; "
+     "confirmed_quantity=/confirmedLine/deliverySchedule/0/quantity; "
+     "confirmed_delivery_date=/confirmedLine/deliverySchedule/0/date; "
+     "confirmed_net_price=/confirmedLine/prices/netPrice/priceInTransactionCurrency/value; "
+     "line_updated_at=/lastUpdatedAt; order_updated_at=^/lastUpdatedAt; "
+     "previous_version=$previous",
+     "/lastUpdatedAt"},
+    // Tradecloud shipment lines (source_tradecloud_shipments). etd/eta: the documented contract
+    // names no shipment dates; these pointers are an assumption (empty cells when absent).
+    {"tradecloud_shipment_lines", "/lines",
+     "shipment_id=^/id; shipment_number=^/supplierShipment/shipmentNumber; "
+     "despatch_advice_number=/supplierLine/despatchAdviceNumber; "
+     "purchase_order_number=/purchaseOrderNumber; line_position=/purchaseOrderLinePosition; "
+     "item_number=/item/number; item_name=/item/name; "
+     "despatch_quantity=/supplierLine/despatchQuantity; "
+     "etd=^/locations/shipFrom/estimatedDateTime; eta=^/locations/shipTo/estimatedDateTime; "
+     "status=^/status/processStatus; status_reason=^/status/processStatusReason; "
+     "line_updated_at=/meta/lastUpdatedAt; shipment_updated_at=^/meta/lastUpdatedAt; "
+     "previous_version=$previous",
+     "/meta/lastUpdatedAt"},
 };
 
 }  // namespace
@@ -612,6 +646,12 @@ std::pair<std::string, std::string> Mapping::layoutSpec(std::string_view name) {
   return {};
 }
 
+std::string Mapping::layoutRowChangedAt(std::string_view name) {
+  for (const auto& l : kLayouts)
+    if (l.name == name) return std::string(l.row_changed_at);
+  return {};
+}
+
 size_t Mapping::columnCount() const { return program_->columns.size(); }
 const std::vector<std::string>& Mapping::headers() const { return program_->headers; }
 bool Mapping::raw(size_t column) const { return program_->columns.at(column).raw; }
@@ -631,8 +671,18 @@ Cell* Rows::appendRow() {
 using simdjson::dom::element;
 using simdjson::dom::element_type;
 
+// A RowFilter with its pointers compiled.
+struct CompiledFilter {
+  bool changed = false;
+  Pointer changed_at;
+  bool skip = false;
+  Pointer skip_at;
+  std::vector<std::string> skip_values;
+};
+
 struct Mapper::Impl {
   simdjson::dom::parser parser;
+  CompiledFilter filter;
 };
 
 Mapper::Mapper(Mapping mapping) : mapping_(std::move(mapping)), impl_(std::make_unique<Impl>()) {}
@@ -857,8 +907,24 @@ bool evaluate(const Column& c, element entity, element row, size_t row_index,
   return true;
 }
 
-bool mapOne(const Program& program, simdjson::dom::parser& parser, std::string_view body,
-            const ferry_event* event, Rows& out, std::string& error) {
+// Whether the row element passes the filter (RowFilter's rules).
+bool keepRow(const CompiledFilter& f, bool have_previous, int64_t previous_ms, element entity,
+             element item) {
+  element v;
+  if (f.skip && resolve(f.skip_at, entity, item, v) && v.is_string()) {
+    std::string_view s = v.get_string().value_unsafe();
+    for (const auto& skip : f.skip_values)
+      if (s == skip) return false;
+  }
+  if (f.changed && have_previous && resolve(f.changed_at, entity, item, v) && v.is_string()) {
+    int64_t ms = 0;
+    if (parseInstantMs(v.get_string().value_unsafe(), ms) && ms <= previous_ms) return false;
+  }
+  return true;
+}
+
+bool mapOne(const Program& program, const CompiledFilter& filter, simdjson::dom::parser& parser,
+            std::string_view body, const ferry_event* event, Rows& out, std::string& error) {
   if (out.columns() != program.columns.size()) {
     error = "internal: Rows has " + std::to_string(out.columns()) + " columns, the mapping " +
             std::to_string(program.columns.size());
@@ -888,23 +954,53 @@ bool mapOne(const Program& program, simdjson::dom::parser& parser, std::string_v
     error = "rows: " + program.rows.text + " is " + describe(list) + ", not an array";
     return false;
   }
+  int64_t previous_ms = 0;
+  const bool have_previous = event != nullptr && event->previous != nullptr &&
+                             event->previous[0] != '\0' &&
+                             parseInstantMs(event->previous, previous_ms);
   size_t index = 0;
   // A named copy: value_unsafe() of a temporary result would dangle in a range-for.
   const simdjson::dom::array items = list.get_array().value_unsafe();
-  for (element item : items)
-    if (!row(item, index++)) return false;
+  for (element item : items) {
+    const size_t at = index++;
+    if ((filter.changed || filter.skip) && !keepRow(filter, have_previous, previous_ms, root, item))
+      continue;
+    if (!row(item, at)) return false;
+  }
   return true;
 }
 
 }  // namespace
 
+void Mapper::setRowFilter(const RowFilter& filter) {
+  CompiledFilter f;
+  auto compile = [](const std::string& option, const std::string& text) {
+    Text t = lex(text, option);
+    return Parser(option, 0, "").pointer(t, 0, t.size());
+  };
+  if (!filter.changed_at.empty()) {
+    f.changed = true;
+    f.changed_at = compile("row change time", filter.changed_at);
+  }
+  if (!filter.skip_at.empty() && !filter.skip_values.empty()) {
+    f.skip = true;
+    f.skip_at = compile("row skip field", filter.skip_at);
+    f.skip_values = filter.skip_values;
+  }
+  if ((f.changed || f.skip) && !mapping_.perElement())
+    throw MappingError(
+        "rows: a row filter needs one row per element (rows = /lines); this mapping writes one "
+        "row per event");
+  impl_->filter = std::move(f);
+}
+
 bool Mapper::map(const ferry_event& event, Rows& out, std::string& error) {
-  return mapOne(*mapping_.program_, impl_->parser, std::string_view(event.body, event.body_len),
+  return mapOne(*mapping_.program_, impl_->filter, impl_->parser, std::string_view(event.body, event.body_len),
                 &event, out, error);
 }
 
 bool Mapper::mapBody(std::string_view body, Rows& out, std::string& error) {
-  return mapOne(*mapping_.program_, impl_->parser, body, nullptr, out, error);
+  return mapOne(*mapping_.program_, impl_->filter, impl_->parser, body, nullptr, out, error);
 }
 
 }  // namespace ferry::mapping

@@ -55,13 +55,16 @@ class Mapping {
   // Pointer to an array, optionally with '^'). Throws MappingError.
   static Mapping parse(std::string_view columns, std::string_view rows = {});
 
-  // A built-in layout ("duckhub_order", "duckhub_order_lines"). Throws MappingError for an
-  // unknown name, listing the known ones.
+  // A built-in layout ("duckhub_order", "duckhub_order_lines", "tradecloud_order_lines",
+  // "tradecloud_shipment_lines"). Throws MappingError for an unknown name, listing the known ones.
   static Mapping layout(std::string_view name);
   // The names layout() knows, in a stable order.
   static std::vector<std::string> layoutNames();
   // The columns/rows text of a built-in layout (for documentation and tests); empty if unknown.
   static std::pair<std::string, std::string> layoutSpec(std::string_view name);
+  // The JSON Pointer (into a row element) of the change time of one row of a built-in layout
+  // (tradecloud_order_lines: "/lastUpdatedAt"); empty when the layout has none.
+  static std::string layoutRowChangedAt(std::string_view name);
 
   size_t columnCount() const;
   const std::vector<std::string>& headers() const;
@@ -96,6 +99,19 @@ class Rows {
   std::vector<Cell> cells_;
 };
 
+// Which rows of a per-element mapping (one with `rows`) are written. Both parts are optional.
+struct RowFilter {
+  // A JSON Pointer into the row element that holds the row's change time (an instant). When set,
+  // a row is written only if that instant is after the event's `previous` version; every row of
+  // a key never seen before (empty `previous`), and a row without a readable change time, is
+  // written.
+  std::string changed_at;
+  // A JSON Pointer into the row element; rows whose value there is a string equal to one of
+  // `skip_values` are left out.
+  std::string skip_at;
+  std::vector<std::string> skip_values;
+};
+
 // Applies a Mapping to events. Owns the JSON parser (reused from event to event).
 class Mapper {
  public:
@@ -105,6 +121,10 @@ class Mapper {
   Mapper& operator=(const Mapper&) = delete;
 
   const Mapping& mapping() const { return mapping_; }
+
+  // Keeps only some rows from now on (see RowFilter). Throws MappingError for a pointer that does
+  // not parse, or when the mapping has no `rows` (one row per event cannot be filtered).
+  void setRowFilter(const RowFilter& filter);
 
   // Parses the event's body once and appends its rows to `out` (which must have
   // mapping().columnCount() columns). Returns true on success; on failure (the body is not

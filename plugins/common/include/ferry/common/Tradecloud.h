@@ -1,0 +1,194 @@
+// What source_tradecloud_orders and source_tradecloud_shipments share: the account's session
+// (login, refresh, re-login, Basic), its request budget, the poll page reader, and the echo rules
+// that sink_erp_csv applies to single lines too. See plugins/common/README.md ("Tradecloud").
+//
+// Threading: a Session belongs to one plugin instance (never called concurrently). Sessions of
+// different instances for the same account (same base URL and email) share the tokens through
+// the host's shared state under one scope, and take the scope's lock around login and refresh:
+// a refresh token works once, so two instances refreshing with the same one would lose the
+// session.
+#pragma once
+
+#include <ferry/plugin.hpp>
+#include <simdjson.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ferry::tradecloud {
+
+// ------------------------------------------------------------------------------------------------
+// Echo rules
+// ------------------------------------------------------------------------------------------------
+
+enum class Role { kBuyer, kSupplier };
+
+// How an integration recognises its own writes coming back:
+//   kOpenRequests  a line whose status.inProgressStatus is one of the role's own open requests
+//                  (buyer: OpenBuyerReopenRequest, OpenBuyerReconfirmationRequest; supplier:
+//                  OpenSupplierProposal, OpenSupplierReopenRequest,
+//                  OpenSupplierShipmentRescheduleRequest)
+//   kInProgress    the simpler rule for integrations that never handle requests: a line whose
+//                  status.processStatus is InProgress
+//   kOff           nothing is an echo
+enum class EchoRule { kOff, kOpenRequests, kInProgress };
+
+// "buyer"/"supplier" and "open-requests"/"in-progress"/"off"; throws ferry::Fatal otherwise.
+Role parseRole(std::string_view text);
+EchoRule parseEchoRule(std::string_view text);
+
+// The inProgressStatus values that are this role's own open requests.
+const std::vector<std::string>& ownOpenRequests(Role role);
+
+// Whether a line with these statuses is an echo line under `rule`.
+bool isEchoLine(EchoRule rule, Role role, std::string_view process_status,
+                std::string_view in_progress_status);
+
+// Whether an order (its JSON text) is an echo as a whole: every line that changed in it is an
+// echo line, and at least one line changed. A line changed when its lastUpdatedAt equals the
+// order's lastUpdatedAt (the lines the order's latest change touched) or is after
+// `after_ms` (the request's lastUpdatedAfter: lines changed since the window this poll reads,
+// which a sink may not have yet). False for kOff and for a body that does not parse.
+bool isEchoOrder(simdjson::dom::element order, EchoRule rule, Role role, int64_t after_ms);
+
+// ------------------------------------------------------------------------------------------------
+// Options both sources declare (each plugin lists them in its own table)
+// ------------------------------------------------------------------------------------------------
+
+namespace option {
+inline constexpr ferry_option_def kBaseUrl =
+    ferry::Option("base_url")
+        .defaultsTo("https://api.tradecloud1.com/v2")
+        .help("API base up to and including /v2; acceptance: https://api.accp.tradecloud1.com/v2");
+inline constexpr ferry_option_def kEmail =
+    ferry::Option("email").required().help(
+        "the Tradecloud user (with the integration role), e.g. ${system.env.TRADECLOUD_EMAIL}");
+inline constexpr ferry_option_def kPassword =
+    ferry::Option("password").required().secret().help(
+        "the user's password, e.g. ${system.env.TRADECLOUD_PASSWORD}");
+inline constexpr ferry_option_def kAuth =
+    ferry::Option("auth")
+        .defaultsTo("token")
+        .choices("token|basic")
+        .help("token: log in once, Bearer tokens, refreshed before they expire; basic: the "
+              "credentials on every request (slow: about 1 s per request)");
+inline constexpr ferry_option_def kCompanyId = ferry::Option("company_id").help(
+    "only this company's documents (uuid); unset: every company the user may see");
+inline constexpr ferry_option_def kRole =
+    ferry::Option("role").defaultsTo("buyer").choices("buyer|supplier").help(
+        "which side this integration is on: decides the own open requests (echo) and the "
+        "company filter of shipments");
+inline constexpr ferry_option_def kInterval =
+    ferry::Option("interval", FERRY_OPT_DURATION)
+        .defaultsTo("5m")
+        .help("time between poll cycles (Tradecloud recommends about 5 minutes)");
+inline constexpr ferry_option_def kStartFrom =
+    ferry::Option("start_from", FERRY_OPT_INSTANT)
+        .defaultsTo("now")
+        .help("first cursor: documents changed at or after this instant (a date backfills)");
+inline constexpr ferry_option_def kPageSize =
+    ferry::Option("page_size", FERRY_OPT_INT).defaultsTo("100").help("documents per page, 1-100");
+inline constexpr ferry_option_def kTimeout =
+    ferry::Option("timeout", FERRY_OPT_DURATION)
+        .defaultsTo("30s")
+        .help("HTTP timeout per request (the server gives up after 5 s itself)");
+}  // namespace option
+
+// The page size option checked against the API's limit; throws ferry::Fatal.
+uint32_t pageSizeFrom(const ferry::Options& options);
+// The company_id option checked for the uuid form (36 characters, hex digits and '-'); "" when
+// unset. Throws ferry::Fatal.
+std::string companyIdFrom(const ferry::Options& options);
+
+// ------------------------------------------------------------------------------------------------
+// The session
+// ------------------------------------------------------------------------------------------------
+
+struct Account {
+  std::string base_url;  // up to and including /v2, no trailing '/'
+  std::string email;
+  std::string password;
+  bool basic = false;    // auth = basic: credentials on every request, no tokens
+  int64_t timeout_ms = 0;
+};
+
+// Checks and normalises the account options (base_url scheme and trailing '/', email present);
+// throws ferry::Fatal with the option's name.
+Account accountFrom(const ferry::Options& options);
+
+class Session {
+ public:
+  // Defines the account's request budget (10 per second, shared with every instance naming the
+  // same account).
+  Session(ferry::Host host, Account account);
+
+  // POSTs `body` (JSON) to base_url + `path`, authenticated. With tokens: logs in (or refreshes)
+  // first when needed, and on a 401 logs in again once and repeats the request. Returns the
+  // answer, whatever its status. Throws ferry::AuthError when the login is refused,
+  // ferry::Retry when the login or refresh could not be done now.
+  ferry::HttpResponse post(const std::string& path, const std::string& body);
+
+  // What a failed poll answer becomes: 401/403 stop the source (AuthError), 429/5xx/no answer
+  // are transient (Retry, with Retry-After), other 4xx cannot be fixed by retrying (Fatal).
+  [[noreturn]] void fail(const ferry::HttpResponse& r, const std::string& what) const;
+
+  // `text` without the password or any token this process holds for the account: for
+  // messages built from answers.
+  std::string scrub(std::string text) const;
+
+  const std::string& scope() const { return scope_; }
+
+ private:
+  ferry::HttpResponse send(const std::string& method, const std::string& url,
+                           std::vector<std::pair<std::string, std::string>> headers,
+                           const std::string& body) const;
+  std::string basicHeader() const;
+  // The current access token, logging in or refreshing first when needed. Holds the scope's
+  // lock while it does.
+  std::string accessToken();
+  // Logs in and stores the tokens (caller holds the lock).
+  void login();
+  // Refreshes (caller holds the lock); false when the session must log in instead.
+  bool refresh();
+  void store(const ferry::HttpResponse& r);
+  std::string shared(const char* key) const;
+
+  ferry::Host host_;
+  Account account_;
+  std::string scope_;     // "tradecloud:<base>:<email>": the session and the rate limit
+  std::string rate_key_;
+};
+
+// ------------------------------------------------------------------------------------------------
+// Poll pages
+// ------------------------------------------------------------------------------------------------
+
+// Reads a poll answer ({"data": [...], ...}) and calls `item` with each element's raw JSON text,
+// exactly as received, and its parsed DOM (valid during the call). Ignores every other field,
+// including the response-level lastUpdatedAt (absent, null or present alike). Returns the
+// number of elements. Throws ferry::Retry for a body that is not such an answer (truncated,
+// malformed): the page is fetched again.
+class PageReader {
+ public:
+  uint32_t read(std::string_view body, const std::string& what,
+                const std::function<void(std::string_view raw, simdjson::dom::element item)>& item);
+
+ private:
+  simdjson::ondemand::parser ondemand_;
+  simdjson::dom::parser dom_;
+  std::string body_;
+  std::string item_;
+};
+
+// A JSON string literal of `text` (quotes included).
+std::string jsonString(std::string_view text);
+// A JSON array of string literals.
+std::string jsonStrings(const std::vector<std::string>& list);
+// Checks that every value of a status filter option is a plain word ([A-Za-z0-9_]); throws
+// ferry::Fatal naming the option.
+void checkWords(const std::string& option, const std::vector<std::string>& values);
+
+}  // namespace ferry::tradecloud

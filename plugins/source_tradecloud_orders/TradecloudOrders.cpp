@@ -1,0 +1,116 @@
+// source_tradecloud_orders: every change of the account's Tradecloud purchase orders, through
+// POST /v2/order-search/poll (or /poll/single-delivery) and the host's cursor algorithm. The API's
+// lastUpdatedAfter is most likely exclusive, so each page asks from one millisecond before the
+// host's `since`; an inclusive server then repeats a few orders, which the host's dedupe drops.
+// Versions come from the orders themselves, never from the response-level lastUpdatedAt (absent
+// or null on an empty page).
+#include <ferry/common/Instant.h>
+#include <ferry/common/Tradecloud.h>
+#include <ferry/plugin.hpp>
+
+#include <string>
+#include <vector>
+
+namespace {
+
+namespace tc = ferry::tradecloud;
+
+constexpr ferry_option_def kOptions[] = {
+    tc::option::kBaseUrl,
+    tc::option::kEmail,
+    tc::option::kPassword,
+    tc::option::kAuth,
+    tc::option::kCompanyId,
+    tc::option::kRole,
+    ferry::Option("variant")
+        .defaultsTo("default")
+        .choices("default|single-delivery")
+        .help("default: POST /order-search/poll; single-delivery: /order-search/poll/"
+              "single-delivery, one line per delivery line"),
+    ferry::Option("process_status", FERRY_OPT_LIST)
+        .help("only orders with a line in one of these process statuses (Issued, InProgress, "
+              "Confirmed, Rejected, Completed, Cancelled); unset: all"),
+    ferry::Option("in_progress_status", FERRY_OPT_LIST)
+        .help("only orders with a line in one of these in-progress statuses; unset: all"),
+    ferry::Option("logistics_status", FERRY_OPT_LIST)
+        .help("only orders with a line in one of these logistics statuses; unset: all"),
+    ferry::Option("delivery_line_status", FERRY_OPT_LIST)
+        .help("only orders with a delivery line in one of these statuses; unset: all"),
+    ferry::Option("echo")
+        .defaultsTo("open-requests")
+        .choices("open-requests|in-progress|off")
+        .help("mark an order change as echo when every changed line is one of the role's own "
+              "open requests (open-requests), or InProgress (in-progress); off: never"),
+    tc::option::kInterval,
+    tc::option::kStartFrom,
+    tc::option::kPageSize,
+    tc::option::kTimeout,
+};
+
+class TradecloudOrders : public ferry::Source {
+ public:
+  TradecloudOrders(ferry::Host host, const ferry::Options& options)
+      : ferry::Source(host),
+        session_(host, tc::accountFrom(options)),
+        role_(tc::parseRole(options.string("role", "buyer"))),
+        echo_(tc::parseEchoRule(options.string("echo", "open-requests"))),
+        path_(options.string("variant", "default") == "single-delivery"
+                  ? "/order-search/poll/single-delivery"
+                  : "/order-search/poll"),
+        page_size_(tc::pageSizeFrom(options)) {
+    // The filters never change: build that part of the body once.
+    const std::string company = tc::companyIdFrom(options);
+    if (!company.empty()) filters_ += ",\"companyId\":" + tc::jsonString(company);
+    std::string status;
+    for (const auto& [option, field] :
+         {std::pair{"process_status", "processStatus"}, {"in_progress_status", "inProgressStatus"},
+          {"logistics_status", "logisticsStatus"}, {"delivery_line_status", "deliveryLineStatus"}}) {
+      const auto values = options.list(option);
+      if (values.empty()) continue;
+      tc::checkWords(option, values);
+      status += std::string(status.empty() ? "" : ",") + "\"" + field + "\":" +
+                tc::jsonStrings(values);
+    }
+    if (!status.empty()) filters_ += ",\"status\":{" + status + "}";
+  }
+
+  uint32_t fetch(const ferry::FetchRequest& request) override {
+    // "After since - 1 ms" is "at or after since" for an exclusive server; the host asks for
+    // inclusive windows and drops what it has seen.
+    const int64_t after_ms = request.since_ms - 1;
+    const std::string body =
+        "{\"filters\":{\"lastUpdatedAfter\":\"" + ferry::instant::formatMs(after_ms * 1000000) +
+        "\"" + filters_ + "},\"offset\":" + std::to_string(request.offset) +
+        ",\"limit\":" + std::to_string(std::min(request.limit, page_size_)) + "}";
+    ferry::HttpResponse r = session_.post(path_, body);
+    const std::string what = "POST " + path_;
+    if (!r.ok()) session_.fail(r, what);
+    return reader_.read(r.body(), what, [&](std::string_view raw, simdjson::dom::element order) {
+      std::string_view id, updated_at;
+      if (order["id"].get(id) || order["lastUpdatedAt"].get(updated_at))
+        throw ferry::Retry(what + " answered an order without id or lastUpdatedAt: " +
+                           std::string(raw.substr(0, 200)));
+      const bool echo = tc::isEchoOrder(order, echo_, role_, after_ms);
+      host().emit(ferry::Item{"order", id, updated_at, raw, echo});
+    });
+  }
+
+  void check() override {
+    ferry::HttpResponse r = session_.post(path_, "{\"offset\":0,\"limit\":1}");
+    if (!r.ok()) session_.fail(r, "POST " + path_);
+  }
+
+ private:
+  tc::Session session_;
+  tc::Role role_;
+  tc::EchoRule echo_;
+  std::string path_;
+  uint32_t page_size_;
+  std::string filters_;  // ,"companyId":…,"status":{…} after lastUpdatedAfter
+  tc::PageReader reader_;
+};
+
+}  // namespace
+
+FERRY_SOURCE_PLUGIN(TradecloudOrders, "source_tradecloud_orders", "1.0.0",
+                    "Tradecloud purchase orders (POST /v2/order-search/poll)", kOptions)

@@ -1,0 +1,46 @@
+#!/usr/bin/env python3
+"""Reads every CSV file sink_erp_csv left in a drop folder with Python's csv module (not ours).
+
+Usage: collect_lines.py DIR
+Prints one JSON object:
+  {"files": [names of *.csv files], "others": [every other entry, e.g. a left-over .tmp],
+   "rows": [{header: cell, ..., "_file": name}, ...]}
+A file that is not UTF-8, not strict RFC 4180 CSV, or has a row of another width than its header
+makes the script fail (exit 1, reason on stderr).
+"""
+import csv
+import io
+import json
+import os
+import sys
+
+
+def main():
+    folder = sys.argv[1]
+    files, others, rows = [], [], []
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        if not (name.endswith('.csv') and not name.startswith('.') and os.path.isfile(path)):
+            others.append(name)
+            continue
+        files.append(name)
+        text = open(path, 'rb').read().decode('utf-8-sig')
+        try:
+            table = list(csv.reader(io.StringIO(text, newline=''), delimiter=',', quotechar='"',
+                                    doublequote=True, strict=True))
+        except csv.Error as e:
+            sys.exit('%s: %s' % (name, e))
+        if not table:
+            sys.exit('%s: empty file' % name)
+        header = table[0]
+        for n, row in enumerate(table[1:], start=2):
+            if len(row) != len(header):
+                sys.exit('%s: row %d has %d cells, header has %d' % (name, n, len(row), len(header)))
+            record = dict(zip(header, row))
+            record['_file'] = name
+            rows.append(record)
+    json.dump({'files': files, 'others': others, 'rows': rows}, sys.stdout, ensure_ascii=False)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,826 @@
+// source_tradecloud_orders and source_tradecloud_shipments end to end: the real `ferry` executable
+// loads the real plugins (with sink_erp_csv, and test_sink where a recording sink helps) from a
+// temporary plugin folder and polls the Tradecloud simulator program (tradecloud-sim), started as
+// a child process on an ephemeral port. The tests compare what the simulator holds (/_sim/state)
+// and saw (/_sim/requests) with the CSV files, read back by Python's csv module
+// (collect_lines.py), and with `ferry status --json`. The echo rules shared with sink_erp_csv are
+// also checked in-process on order JSON.
+#include <Poco/JSON/Object.h>
+#include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+#include <Poco/StreamCopier.h>
+#include <fcntl.h>
+#include <ferry/common/Mapping.h>
+#include <ferry/common/Tradecloud.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "FerryTest.h"
+
+namespace ferry::it {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Before the simulator's generated hour (it ends at 2025-04-23T10:00:00Z).
+constexpr const char* kStartFrom = "2025-04-23T08:00:00Z";
+constexpr const char* kEmail = "integration@example.test";
+constexpr const char* kPassword = "s3cret-Pa55word";
+
+// ---------------------------------------------------------------------------------------------
+// The simulator as a child process
+// ---------------------------------------------------------------------------------------------
+
+class Sim {
+ public:
+  Sim(const std::string& dir, const std::vector<std::string>& args) {
+    std::vector<std::string> command{TRADECLOUD_SIM_BINARY, "--port",   "0",
+                                     "--port-file",         dir + "/sim.port", "--email",
+                                     kEmail,                "--password", kPassword,
+                                     "--quiet"};
+    command.insert(command.end(), args.begin(), args.end());
+    log_ = dir + "/sim.log";
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      int out = ::open((dir + "/sim.out").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      int err = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      ::dup2(out, 1);
+      ::dup2(err, 2);
+      std::vector<char*> argv;
+      for (auto& a : command) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+    const bool up = waitUntil(
+        [&] {
+          std::string text = readFile(dir + "/sim.port");
+          if (text.empty() || text.back() != '\n') return false;
+          port_ = std::stoi(text);
+          return true;
+        },
+        30s);
+    if (!up) throw std::runtime_error("tradecloud-sim did not start: " + readFile(log_));
+    company_ = control("GET", "/_sim/state")->getValue<std::string>("company_id");
+  }
+  ~Sim() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGTERM);
+    int status = 0;
+    for (int i = 0; i < 100 && ::waitpid(pid_, &status, WNOHANG) == 0; ++i)
+      std::this_thread::sleep_for(50ms);
+    if (::waitpid(pid_, &status, WNOHANG) == 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, &status, 0);
+    }
+  }
+  Sim(const Sim&) = delete;
+  Sim& operator=(const Sim&) = delete;
+
+  std::string baseUrl() const { return "http://127.0.0.1:" + std::to_string(port_) + "/v2"; }
+  const std::string& company() const { return company_; }
+
+  Poco::JSON::Object::Ptr control(const std::string& method, const std::string& path,
+                                  const std::string& body = "") {
+    Poco::Net::HTTPClientSession session("127.0.0.1", static_cast<Poco::UInt16>(port_));
+    session.setTimeout(Poco::Timespan(30, 0));
+    Poco::Net::HTTPRequest q(method, path, Poco::Net::HTTPMessage::HTTP_1_1);
+    if (!body.empty()) {
+      q.setContentType("application/json");
+      q.setContentLength(static_cast<std::streamsize>(body.size()));
+    }
+    session.sendRequest(q) << body;
+    Poco::Net::HTTPResponse r;
+    std::istream& in = session.receiveResponse(r);
+    std::string text;
+    Poco::StreamCopier::copyToString(in, text);
+    if (r.getStatus() != 200)
+      throw std::runtime_error(method + " " + path + " -> " + std::to_string(r.getStatus()) +
+                               ": " + text);
+    return parseObject(text);
+  }
+  void fault(const std::string& kind, int count = 1) {
+    control("POST", "/_sim/faults",
+            "{\"kind\":\"" + kind + "\",\"count\":" + std::to_string(count) + "}");
+  }
+  void change(int count, const std::string& kind = "any") {
+    control("POST", "/_sim/change",
+            "{\"count\":" + std::to_string(count) + ",\"kind\":\"" + kind + "\"}");
+  }
+  void config(const std::string& json) { control("POST", "/_sim/config", json); }
+  Poco::JSON::Object::Ptr requests() { return control("GET", "/_sim/requests"); }
+
+  // One line of an order, or of a shipment (id = shipment id|PO number|position).
+  struct Line {
+    std::string id, updated_at, parent_updated_at, process, in_progress;
+  };
+  struct State {
+    std::map<std::string, Line> order_lines, shipment_lines;
+    std::map<std::string, std::string> orders;  // id -> lastUpdatedAt
+    std::map<std::string, std::string> order_company;
+  };
+  State state() {
+    State s;
+    auto root = control("GET", "/_sim/state");
+    auto orders = root->getArray("orders");
+    for (size_t i = 0; i < orders->size(); ++i) {
+      auto o = orders->getObject(static_cast<unsigned>(i));
+      const std::string id = o->getValue<std::string>("id");
+      const std::string at = o->getValue<std::string>("lastUpdatedAt");
+      s.orders[id] = at;
+      s.order_company[id] = o->getValue<std::string>("companyId");
+      auto lines = o->getArray("lines");
+      for (size_t j = 0; j < lines->size(); ++j) {
+        auto l = lines->getObject(static_cast<unsigned>(j));
+        Line line{l->getValue<std::string>("id"), l->getValue<std::string>("lastUpdatedAt"), at,
+                  l->optValue<std::string>("processStatus", ""),
+                  l->optValue<std::string>("inProgressStatus", "")};
+        s.order_lines[line.id] = line;
+      }
+    }
+    auto shipments = root->getArray("shipments");
+    for (size_t i = 0; i < shipments->size(); ++i) {
+      auto o = shipments->getObject(static_cast<unsigned>(i));
+      const std::string id = o->getValue<std::string>("id");
+      const std::string at = o->getValue<std::string>("lastUpdatedAt");
+      auto lines = o->getArray("lines");
+      for (size_t j = 0; j < lines->size(); ++j) {
+        auto l = lines->getObject(static_cast<unsigned>(j));
+        Line line{id + "|" + l->getValue<std::string>("purchaseOrderNumber") + "|" +
+                      l->getValue<std::string>("purchaseOrderLinePosition"),
+                  l->getValue<std::string>("lastUpdatedAt"), at, "", ""};
+        s.shipment_lines[line.id] = line;
+      }
+    }
+    return s;
+  }
+
+ private:
+  std::string log_;
+  pid_t pid_ = -1;
+  int port_ = 0;
+  std::string company_;
+};
+
+int64_t count(const Poco::JSON::Object::Ptr& o, const std::string& key) {
+  return o.isNull() || !o->has(key) ? 0 : o->getValue<int64_t>(key);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The CSV drop folders, read by Python's csv module
+// ---------------------------------------------------------------------------------------------
+
+struct Row {
+  std::string id, updated_at, parent_updated_at, previous, file;
+  std::map<std::string, std::string> cells;
+};
+
+struct DropFolder {
+  bool ok = false;
+  std::string error;
+  std::vector<std::string> files, others;
+  std::vector<Row> rows;
+
+  // The newest row of each line id (by the document's version; one text format: compares as
+  // text).
+  std::map<std::string, Row> newest() const {
+    std::map<std::string, Row> out;
+    for (const auto& r : rows) {
+      auto it = out.find(r.id);
+      if (it == out.end() || it->second.parent_updated_at < r.parent_updated_at) out[r.id] = r;
+    }
+    return out;
+  }
+  std::vector<std::string> duplicates() const {
+    std::map<std::pair<std::string, std::string>, int> seen;
+    std::vector<std::string> out;
+    for (const auto& r : rows)
+      if (++seen[{r.id, r.parent_updated_at}] == 2) out.push_back(r.id + "@" + r.parent_updated_at);
+    return out;
+  }
+  std::vector<Row> at(const std::string& parent_version) const {
+    std::vector<Row> out;
+    for (const auto& r : rows)
+      if (r.parent_updated_at == parent_version) out.push_back(r);
+    return out;
+  }
+};
+
+enum class Kind { kOrders, kShipments };
+
+DropFolder readDropFolder(const std::string& dir, const std::string& scratch, Kind kind) {
+  static int n = 0;
+  const std::string out = scratch + "/collect" + std::to_string(++n) + ".json";
+  const std::string err = scratch + "/collect.err";
+  const std::string command = std::string("'") + PYTHON3 + "' '" + COLLECT_LINES_SCRIPT + "' '" +
+                              dir + "' > '" + out + "' 2> '" + err + "'";
+  DropFolder f;
+  if (std::system(command.c_str()) != 0) {
+    f.error = readFile(err);
+    return f;
+  }
+  auto o = parseObject(readFile(out));
+  removeFile(out);
+  auto strings = [](const Poco::JSON::Array::Ptr& a) {
+    std::vector<std::string> v;
+    for (size_t i = 0; i < a->size(); ++i)
+      v.push_back(a->getElement<std::string>(static_cast<unsigned>(i)));
+    return v;
+  };
+  f.files = strings(o->getArray("files"));
+  f.others = strings(o->getArray("others"));
+  auto rows = o->getArray("rows");
+  for (size_t i = 0; i < rows->size(); ++i) {
+    auto cells = rows->getObject(static_cast<unsigned>(i));
+    Row r;
+    for (const auto& [k, v] : *cells) r.cells[k] = v.toString();
+    if (kind == Kind::kOrders) {
+      r.id = r.cells["line_id"];
+      r.parent_updated_at = r.cells["order_updated_at"];
+    } else {
+      r.id = r.cells["shipment_id"] + "|" + r.cells["purchase_order_number"] + "|" +
+             r.cells["line_position"];
+      r.parent_updated_at = r.cells["shipment_updated_at"];
+    }
+    r.updated_at = r.cells["line_updated_at"];
+    r.previous = r.cells["previous_version"];
+    r.file = r.cells["_file"];
+    f.rows.push_back(std::move(r));
+  }
+  f.ok = true;
+  return f;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The fixture
+// ---------------------------------------------------------------------------------------------
+
+class TradecloudSourceTest : public FerryTest {
+ protected:
+  void SetUp() override {
+    fs::create_directories(plugins_);
+    fs::copy_file(ORDERS_PLUGIN, plugins_ + "/source_tradecloud_orders.so");
+    fs::copy_file(SHIPMENTS_PLUGIN, plugins_ + "/source_tradecloud_shipments.so");
+    fs::copy_file(SINK_ERP_CSV_PLUGIN, plugins_ + "/sink_erp_csv.so");
+    fs::copy_file(TEST_SINK_PLUGIN, plugins_ + "/test_sink.so");
+    use("a");
+  }
+
+  Sim& startSim(const std::vector<std::string>& args) {
+    sim_ = std::make_unique<Sim>(dir_.path(), args);
+    return *sim_;
+  }
+
+  // A fresh journal and drop folders under `tag` (several setups in one test).
+  void use(const std::string& tag) {
+    tag_ = tag;
+    fs::create_directories(ordersDir());
+    fs::create_directories(shipmentsDir());
+  }
+  std::string ordersDir() const { return dir_.file(tag_ + "-erp-orders"); }
+  std::string shipmentsDir() const { return dir_.file(tag_ + "-erp-shipments"); }
+
+  std::string hostConfig() const {
+    return "[host]\njournal = " + dir_.file(tag_ + "-journal.db") + "\nplugin_dir = " + plugins_ +
+           "\nlog_level = info\nretry_initial = 50ms\nretry_max = 1s\n\n";
+  }
+  // A source of `plugin` on the simulator's account; `extra` adds or overrides keys.
+  std::string source(const std::string& plugin, const std::string& name,
+                     const std::string& extra) const {
+    return section("source." + name,
+                   {{"plugin", plugin},
+                    {"base_url", sim_->baseUrl()},
+                    {"email", kEmail},
+                    {"password", kPassword},
+                    {"interval", "200ms"},
+                    {"start_from", kStartFrom},
+                    {"timeout", "5s"}},
+                   extra);
+  }
+  std::string orders(const std::string& name = "tc-orders", const std::string& extra = "") const {
+    return source("source_tradecloud_orders", name, extra);
+  }
+  std::string shipments(const std::string& name = "tc-shipments",
+                        const std::string& extra = "") const {
+    return source("source_tradecloud_shipments", name, extra);
+  }
+  // The two CSV sinks (orders from tc-orders; shipments from tc-shipments unless `orders_only`).
+  std::string csvSinks(const std::string& extra = "", bool orders_only = false) const {
+    return section("sink.erp-orders",
+                   {{"plugin", "sink_erp_csv"},
+                    {"from", "tc-orders"},
+                    {"dir", ordersDir()},
+                    {"layout", "tradecloud_order_lines"},
+                    {"batch_delay", "100ms"}},
+                   extra) +
+           (orders_only ? "" : section("sink.erp-shipments",
+                   {{"plugin", "sink_erp_csv"},
+                    {"from", "tc-shipments"},
+                    {"dir", shipmentsDir()},
+                    {"layout", "tradecloud_shipment_lines"},
+                    {"batch_delay", "100ms"}},
+                   ""));
+  }
+  void writeTcConfig(const std::string& sections) { writeFile(config_, hostConfig() + sections); }
+
+  DropFolder csv(Kind kind) {
+    return readDropFolder(kind == Kind::kOrders ? ordersDir() : shipmentsDir(), dir_.path(), kind);
+  }
+
+  // Every line the simulator holds is in the CSV at its latest version (the newest row of its id
+  // carries the document's current version and the line's current change time); nothing is
+  // left half-written, every file parses, no line is written twice at one version.
+  void expectComplete(const std::map<std::string, Sim::Line>& lines, Kind kind,
+                      const std::string& what) {
+    DropFolder f = csv(kind);
+    ASSERT_TRUE(f.ok) << what << ": a CSV file did not parse: " << f.error;
+    EXPECT_TRUE(f.others.empty()) << what << ": unexpected entries, e.g. " << f.others.front();
+    auto newest = f.newest();
+    int missing = 0, stale = 0;
+    std::string example;
+    for (const auto& [id, line] : lines) {
+      auto it = newest.find(id);
+      if (it == newest.end()) {
+        if (++missing <= 3) example += " missing " + id + "@" + line.parent_updated_at + ";";
+      } else if (it->second.parent_updated_at != line.parent_updated_at ||
+                 it->second.updated_at != line.updated_at) {
+        if (++stale <= 3)
+          example += " stale " + id + ": csv " + it->second.parent_updated_at + "/" +
+                     it->second.updated_at + ", sim " + line.parent_updated_at + "/" +
+                     line.updated_at + ";";
+      }
+    }
+    EXPECT_EQ(missing, 0) << what << ":" << example;
+    EXPECT_EQ(stale, 0) << what << ":" << example;
+    size_t foreign = 0;
+    for (const auto& [id, row] : newest) foreign += lines.count(id) == 0;
+    EXPECT_EQ(foreign, 0u) << what << ": rows for lines the simulator does not hold";
+    auto dup = f.duplicates();
+    EXPECT_TRUE(dup.empty()) << what << ": written twice: " << (dup.empty() ? "" : dup.front());
+  }
+  void expectAllComplete(const std::string& what) {
+    Sim::State s = sim_->state();
+    expectComplete(s.order_lines, Kind::kOrders, what + " (orders)");
+    expectComplete(s.shipment_lines, Kind::kShipments, what + " (shipments)");
+  }
+
+  void runOk(const std::string& what) {
+    RunResult r = runOnce();
+    ASSERT_EQ(r.exit_code, 0) << what << ": " << describe(r);
+  }
+
+  std::string plugins_ = dir_.file("plugins");
+  std::string tag_ = "a";
+  std::unique_ptr<Sim> sim_;
+};
+
+// Largest number of orders sharing one lastUpdatedAt.
+size_t largestTie(const Sim::State& s) {
+  std::map<std::string, size_t> by_instant;
+  size_t largest = 0;
+  for (const auto& [id, at] : s.orders) largest = std::max(largest, ++by_instant[at]);
+  return largest;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Backfill under every window and empty-page setting, ties at page boundaries and larger
+//    than a page
+// ---------------------------------------------------------------------------------------------
+
+TEST_F(TradecloudSourceTest, BackfillIsCompleteUnderEveryWindowAndEmptyPageSetting) {
+  Sim& sim = startSim({"--seed", "21", "--orders", "250", "--shipments", "60",
+                       "--rate-limit", "0"});
+  ASSERT_GE(largestTie(sim.state()), 105u) << "precondition: a tie group larger than a page";
+  struct Setup {
+    std::string window, empty, page_size;
+  };
+  const std::vector<Setup> setups{{"exclusive", "absent", "7"},
+                                  {"inclusive", "null", "7"},
+                                  {"exclusive", "present", "100"},
+                                  {"inclusive", "absent", "100"},
+                                  {"exclusive", "null", "100"}};
+  int n = 0;
+  for (const auto& s : setups) {
+    SCOPED_TRACE(s.window + " window, empty page lastUpdatedAt " + s.empty + ", page_size " +
+                 s.page_size);
+    use("setup" + std::to_string(++n));
+    sim.config("{\"window\":\"" + s.window + "\",\"empty_last_updated\":\"" + s.empty + "\"}");
+    // tc-future asks from after every document: all its pages are empty.
+    const std::string page = "page_size = " + s.page_size + "\n";
+    writeTcConfig(orders("tc-orders", page) + shipments("tc-shipments", page) +
+                  orders("tc-future", "start_from = 2030-01-01T00:00:00Z\n") + csvSinks());
+    runOk("backfill");
+    expectAllComplete("after the backfill");
+
+    sim.change(8, "any");
+    runOk("after changes");
+    expectAllComplete("after changes");
+
+    auto st = status();
+    ASSERT_FALSE(st.isNull());
+    for (const char* name : {"tc-orders", "tc-shipments", "tc-future"}) {
+      auto src = instance(st, "sources", name);
+      ASSERT_FALSE(src.isNull()) << name;
+      EXPECT_EQ(str(src, "state"), "idle") << name << ": " << str(src, "message");
+    }
+    auto future = instance(st, "sources", "tc-future")->getObject("cursor");
+    if (!future.isNull()) {
+      EXPECT_EQ(future->getValue<std::string>("since"), "2030-01-01T00:00:00.000Z")
+          << "empty pages leave the cursor where it was";
+    }
+    auto newest = sim.state();
+    std::string last;
+    for (const auto& [id, at] : newest.orders) last = std::max(last, at);
+    EXPECT_EQ(instance(st, "sources", "tc-orders")->getObject("cursor")->getValue<std::string>(
+                  "since"),
+              last);
+  }
+  EXPECT_EQ(count(sim.requests()->getObject("by_status"), "400"), 0) << "every request valid";
+}
+
+TEST_F(TradecloudSourceTest, CompanyFilterAndStatusFiltersReachTheApi) {
+  Sim& sim = startSim({"--seed", "22", "--orders", "120", "--shipments", "50",
+                       "--rate-limit", "0"});
+  writeTcConfig(orders("tc-orders", "company_id = " + sim.company() + "\npage_size = 9\n") +
+                shipments("tc-shipments", "company_id = " + sim.company() + "\n") +
+                orders("tc-confirmed", "process_status = Confirmed, Completed\n") + csvSinks());
+  runOk("backfill");
+  Sim::State s = sim.state();
+  std::map<std::string, Sim::Line> ours;
+  size_t foreign = 0;
+  for (const auto& [id, line] : s.order_lines) {
+    const std::string order = id.substr(0, id.rfind('-'));
+    if (s.order_company[order] == sim.company()) ours[id] = line;
+    else ++foreign;
+  }
+  ASSERT_GT(foreign, 0u) << "precondition: another buyer's orders exist";
+  expectComplete(ours, Kind::kOrders, "the company's orders");
+  EXPECT_EQ(count(sim.requests()->getObject("by_status"), "400"), 0)
+      << "the filters are valid request bodies";
+  auto st = status();
+  EXPECT_EQ(str(instance(st, "sources", "tc-confirmed"), "state"), "idle");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Orders changing while paging
+// ---------------------------------------------------------------------------------------------
+
+TEST_F(TradecloudSourceTest, DocumentsChangingWhilePagingAreNotLost) {
+  Sim& sim = startSim({"--seed", "23", "--orders", "300", "--shipments", "120",
+                       "--rate-limit", "0"});
+  writeTcConfig(orders("tc-orders", "page_size = 10\n") +
+                shipments("tc-shipments", "page_size = 10\n") + csvSinks());
+  sim.control("POST", "/_sim/change-while-paging",
+              "{\"after_requests\":3,\"count\":3,\"where\":\"served\"}");
+  runOk("backfill while documents slide across page boundaries");
+  auto cwp = sim.requests()->getObject("change_while_paging");
+  ASSERT_TRUE(cwp->getValue<bool>("fired")) << "precondition: the changes were applied";
+  EXPECT_EQ(cwp->getArray("changed")->size(), 3u);
+  expectAllComplete("after the first cycle");
+
+  sim.change(30, "any");
+  sim.control("POST", "/_sim/change-while-paging",
+              "{\"after_requests\":1,\"count\":2,\"where\":\"served\"}");
+  runOk("second cycle");
+  EXPECT_TRUE(sim.requests()->getObject("change_while_paging")->getValue<bool>("fired"));
+  expectAllComplete("after the second cycle");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Tokens: expiry mid-backfill, single-use refresh, one session and one budget for both
+// ---------------------------------------------------------------------------------------------
+
+TEST_F(TradecloudSourceTest, TokensRefreshMidBackfillOnceEachBothSourcesShareSessionAndBudget) {
+  Sim& sim = startSim({"--seed", "24", "--orders", "1400", "--shipments", "400",
+                       "--access-ttl", "2s"});
+  // About 100 requests at under 10 per second: several token lifetimes.
+  writeTcConfig(orders("tc-orders", "page_size = 20\n") +
+                shipments("tc-shipments", "page_size = 20\n") + csvSinks());
+  runOk("backfill");
+  expectAllComplete("after the backfill");
+
+  auto q = sim.requests();
+  EXPECT_EQ(count(q, "logins"), 1) << "one session for both sources";
+  EXPECT_GE(count(q, "refreshes"), 3) << "the 2 s tokens were refreshed during the backfill";
+  EXPECT_EQ(count(q, "refresh_reuse_rejected"), 0) << "a refresh token was used twice";
+  EXPECT_EQ(count(q->getObject("by_status"), "401"), 0) << "refreshed before expiry";
+  EXPECT_LE(count(q->getObject("max_per_second"), kEmail), 10);
+  EXPECT_EQ(count(q, "rate_limited"), 0) << "the simulator never had to refuse a request";
+  EXPECT_GE(count(q, "bearer_polls"), 90);
+}
+
+TEST_F(TradecloudSourceTest, A401LogsInAgainOnceAndTheSourceGoesOn) {
+  Sim& sim = startSim({"--seed", "25", "--orders", "80", "--shipments", "30"});
+  writeTcConfig(orders() + shipments() + csvSinks());
+  FerryProcess ferry({"run", "--config", config_}, dir_.path());
+  Sim::State before = sim.state();
+  ASSERT_TRUE(waitUntil(
+      [&] {
+        auto f = csv(Kind::kOrders);
+        return f.ok && f.newest().size() == before.order_lines.size();
+      },
+      60s))
+      << ferry.err();
+  sim.fault("401");
+  sim.change(5, "order");
+  Sim::State after = sim.state();
+  ASSERT_TRUE(waitUntil(
+      [&] {
+        auto newest = csv(Kind::kOrders).newest();
+        for (const auto& [id, line] : after.order_lines) {
+          auto it = newest.find(id);
+          if (it == newest.end() || it->second.parent_updated_at != line.parent_updated_at)
+            return false;
+        }
+        return true;
+      },
+      60s))
+      << "the changes after the 401 did not arrive: " << ferry.err();
+  auto st = status();
+  EXPECT_NE(str(instance(st, "sources", "tc-orders"), "state"), "stopped");
+  EXPECT_NE(str(instance(st, "sources", "tc-shipments"), "state"), "stopped");
+  ferry.signal(SIGTERM);
+  EXPECT_EQ(ferry.wait(), 0) << ferry.err();
+  auto q = sim.requests();
+  EXPECT_EQ(count(q, "faults_injected"), 1);
+  EXPECT_EQ(count(q, "logins"), 2) << "one login, and one more after the 401";
+  EXPECT_EQ(count(q, "login_failures"), 0);
+  EXPECT_EQ(count(q, "refresh_reuse_rejected"), 0);
+  expectAllComplete("after the 401");
+}
+
+TEST_F(TradecloudSourceTest, WrongPasswordStopsBothSourcesWithAClearStatusAndNoPassword) {
+  Sim& sim = startSim({"--seed", "26", "--orders", "20", "--shipments", "10"});
+  const std::string wrong = "Wr0ng-Passw0rd-xyz";
+  for (const std::string auth : {"token", "basic"}) {
+    SCOPED_TRACE("auth = " + auth);
+    use(auth);
+    writeTcConfig(orders("tc-orders", "password = " + wrong + "\nauth = " + auth + "\n") +
+                  shipments("tc-shipments", "password = " + wrong + "\nauth = " + auth + "\n") +
+                  csvSinks());
+    RunResult r = runOnce();
+    EXPECT_EQ(r.exit_code, 1) << describe(r);
+    EXPECT_EQ(r.err.find(wrong), std::string::npos) << "the password was printed";
+    EXPECT_EQ(r.out.find(wrong), std::string::npos) << "the password was printed";
+    auto st = status();
+    ASSERT_FALSE(st.isNull());
+    for (const char* name : {"tc-orders", "tc-shipments"}) {
+      auto src = instance(st, "sources", name);
+      EXPECT_EQ(str(src, "state"), "stopped") << name;
+      const std::string message = str(src, "message");
+      EXPECT_NE(message.find("authentication refused"), std::string::npos) << message;
+      EXPECT_NE(message.find("email and password"), std::string::npos) << message;
+      EXPECT_EQ(message.find(wrong), std::string::npos) << message;
+      if (auth == "token") {
+        EXPECT_NE(message.find("refused the login of " + std::string(kEmail)), std::string::npos)
+            << message;
+      }
+    }
+    EXPECT_TRUE(csv(Kind::kOrders).rows.empty());
+  }
+  auto q = sim.requests();
+  EXPECT_LE(count(q, "login_failures"), 2) << "one refused login per source, no hammering";
+  EXPECT_LE(count(q->getObject("by_status"), "401"), 4);
+  EXPECT_EQ(count(q, "logins"), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. 429s, Basic
+// ---------------------------------------------------------------------------------------------
+
+TEST_F(TradecloudSourceTest, TooManyRequestsAreRetriedAndEverythingArrives) {
+  Sim& sim = startSim({"--seed", "27", "--orders", "200", "--shipments", "80"});
+  writeTcConfig(orders("tc-orders", "page_size = 25\n") +
+                shipments("tc-shipments", "page_size = 25\n") + csvSinks());
+  sim.fault("429", 2);
+  sim.fault("429-retry-after", 2);
+  sim.fault("503", 1);
+  runOk("backfill through 429s");
+  auto q = sim.requests();
+  EXPECT_EQ(count(q, "faults_injected"), 5);
+  EXPECT_EQ(count(q, "faults_pending"), 0);
+  EXPECT_EQ(count(q->getObject("by_status"), "429"), 4)
+      << "only the injected 429s: the simulator's own limiter never had to refuse";
+  EXPECT_LE(count(q->getObject("max_per_second"), kEmail), 10);
+  expectAllComplete("after the 429s");
+}
+
+TEST_F(TradecloudSourceTest, BasicAuthSendsCredentialsOnEveryRequestAndWorks) {
+  Sim& sim = startSim({"--seed", "28", "--orders", "60", "--shipments", "20",
+                       "--basic-delay-ms", "20"});
+  writeTcConfig(orders("tc-orders", "auth = basic\npage_size = 20\n") +
+                shipments("tc-shipments", "auth = basic\n") + csvSinks());
+  runOk("backfill with Basic");
+  expectAllComplete("after the backfill");
+  auto q = sim.requests();
+  EXPECT_EQ(count(q, "logins"), 0);
+  EXPECT_EQ(count(q, "bearer_polls"), 0);
+  EXPECT_GE(count(q, "basic_polls"), 4);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Echo
+// ---------------------------------------------------------------------------------------------
+
+TEST_F(TradecloudSourceTest, OwnOpenRequestsAreEchoesAndEchoLinesStayOutOfTheCsv) {
+  Sim& sim = startSim({"--seed", "29", "--orders", "60", "--shipments", "5",
+                       "--rate-limit", "0"});
+  const std::string rec = dir_.file("rec.jsonl");
+  writeTcConfig(orders() +
+                csvSinks("only_changed_lines = true\nskip_echo_lines = buyer\n", true) +
+                section("sink.rec",
+                        {{"plugin", "test_sink"}, {"from", "tc-orders"}, {"out", rec},
+                         {"skip_echo", "false"}, {"batch_delay", "50ms"}},
+                        ""));
+  runOk("backfill");
+  const auto initial_rows = csv(Kind::kOrders).rows.size();
+
+  // Two orders of our company with at least two lines that can take a request.
+  Sim::State s = sim.state();
+  std::map<std::string, int> eligible;
+  for (const auto& [id, line] : s.order_lines) {
+    const std::string order = id.substr(0, id.rfind('-'));
+    if (s.order_company[order] == sim.company() &&
+        (line.process == "Issued" || line.process == "Confirmed"))
+      ++eligible[order];
+  }
+  std::vector<std::string> picks;
+  for (const auto& [order, n] : eligible)
+    if (n >= 2 && picks.size() < 2) picks.push_back(order);
+  ASSERT_EQ(picks.size(), 2u) << "precondition: orders with two open lines";
+  const std::string a = picks[0], b = picks[1];
+
+  // A: only our own request (the ERP's update) -> an echo, no row at all.
+  auto ea = sim.control("POST", "/_sim/echo",
+                        "{\"order_id\":\"" + a + "\",\"role\":\"buyer\",\"lines\":1}");
+  // B: the supplier proposes on one line, then our ERP opens a request on another: the change is
+  // no echo (the supplier's line is news), but our own line must not reach the ERP.
+  auto sb = sim.control("POST", "/_sim/echo",
+                        "{\"order_id\":\"" + b + "\",\"role\":\"supplier\",\"lines\":1}");
+  auto eb = sim.control("POST", "/_sim/echo",
+                        "{\"order_id\":\"" + b + "\",\"role\":\"buyer\",\"lines\":1}");
+  const std::string a_version = ea->getValue<std::string>("lastUpdatedAt");
+  const std::string b_version = eb->getValue<std::string>("lastUpdatedAt");
+  const std::string supplier_line = sb->getArray("line_ids")->getElement<std::string>(0);
+  const std::string buyer_line = eb->getArray("line_ids")->getElement<std::string>(0);
+  ASSERT_NE(supplier_line, buyer_line);
+  runOk("after the requests");
+
+  auto lines = readSinkLines(rec);
+  auto find = [&](const std::string& key, const std::string& version) {
+    return std::find_if(lines.begin(), lines.end(), [&](const SinkLine& l) {
+      return l.key == key && l.version == version;
+    });
+  };
+  ASSERT_NE(find(a, a_version), lines.end()) << "A's change reached the recording sink";
+  EXPECT_TRUE(find(a, a_version)->echo) << "only our own open request changed in A";
+  ASSERT_NE(find(b, b_version), lines.end());
+  EXPECT_FALSE(find(b, b_version)->echo) << "the supplier's proposal in B is not ours";
+  for (const auto& l : lines)
+    if (l.key != a) {
+      EXPECT_FALSE(l.echo) << l.key << "@" << l.version;
+    }
+
+  DropFolder f = csv(Kind::kOrders);
+  ASSERT_TRUE(f.ok) << f.error;
+  EXPECT_TRUE(f.at(a_version).empty()) << "the echo event reached the CSV";
+  auto b_rows = f.at(b_version);
+  ASSERT_EQ(b_rows.size(), 1u) << "only B's changed line that is not ours";
+  EXPECT_EQ(b_rows[0].id, supplier_line);
+  EXPECT_EQ(b_rows[0].cells["in_progress_status"], "OpenSupplierProposal");
+  EXPECT_EQ(f.rows.size(), initial_rows + 1);
+  for (const auto& r : f.rows)
+    EXPECT_NE(r.cells.at("in_progress_status"), "OpenBuyerReopenRequest") << r.id;
+}
+
+TEST(TradecloudEchoRules, ChangedLinesDecideAndEachRuleHasItsStatuses) {
+  namespace tc = ferry::tradecloud;
+  simdjson::dom::parser parser;
+  auto order = [&](const std::string& a_status, const std::string& a_at,
+                   const std::string& b_status, const std::string& b_at) {
+    return parser.parse(
+        "{\"id\":\"o\",\"lastUpdatedAt\":\"2025-04-23T10:00:00.000Z\",\"lines\":["
+        "{\"lastUpdatedAt\":\"" + a_at + "\",\"status\":{\"processStatus\":\"InProgress\","
+        "\"inProgressStatus\":\"" + a_status + "\"}},"
+        "{\"lastUpdatedAt\":\"" + b_at + "\",\"status\":{\"processStatus\":\"Confirmed\","
+        "\"inProgressStatus\":\"" + b_status + "\"}}]}").value();
+  };
+  const std::string now = "2025-04-23T10:00:00.000Z", old = "2025-04-20T00:00:00.000Z";
+  const int64_t after = 1745398800000;  // 2025-04-23T09:00:00Z
+  using tc::EchoRule;
+  using tc::Role;
+  // Only the buyer's own request changed: an echo for the buyer, not for the supplier.
+  EXPECT_TRUE(tc::isEchoOrder(order("OpenBuyerReopenRequest", now, "", old),
+                              EchoRule::kOpenRequests, Role::kBuyer, after));
+  EXPECT_FALSE(tc::isEchoOrder(order("OpenBuyerReopenRequest", now, "", old),
+                               EchoRule::kOpenRequests, Role::kSupplier, after));
+  EXPECT_TRUE(tc::isEchoOrder(order("OpenSupplierShipmentRescheduleRequest", now, "", old),
+                              EchoRule::kOpenRequests, Role::kSupplier, after));
+  // Another line changed after the window start too: news.
+  EXPECT_FALSE(tc::isEchoOrder(order("OpenBuyerReopenRequest", now, "", "2025-04-23T09:30:00.000Z"),
+                               EchoRule::kOpenRequests, Role::kBuyer, after));
+  // in-progress: the changed line is InProgress; the Confirmed one changed too -> not an echo.
+  EXPECT_TRUE(tc::isEchoOrder(order("", now, "", old), EchoRule::kInProgress, Role::kBuyer, after));
+  EXPECT_FALSE(tc::isEchoOrder(order("", now, "", now), EchoRule::kInProgress, Role::kBuyer, after));
+  EXPECT_FALSE(tc::isEchoOrder(order("OpenBuyerReopenRequest", now, "", old), EchoRule::kOff,
+                               Role::kBuyer, after));
+  // No line changed (an order-level change): not an echo.
+  EXPECT_FALSE(tc::isEchoOrder(order("OpenBuyerReopenRequest", old, "", old),
+                               EchoRule::kOpenRequests, Role::kBuyer, after));
+}
+
+// The layouts' row filters on one order, in-process: which lines a sink with only_changed_lines
+// and skip_echo_lines writes.
+TEST(TradecloudLayouts, OnlyChangedLinesAndEchoLinesFilterRowsOfTheOrderLinesLayout) {
+  using ferry::mapping::Mapper;
+  using ferry::mapping::Mapping;
+  using ferry::mapping::Rows;
+  const std::string body =
+      "{\"id\":\"c-4500000001\",\"lastUpdatedAt\":\"2025-04-23T10:00:00.000Z\",\"buyerOrder\":"
+      "{\"purchaseOrderNumber\":\"4500000001\"},\"lines\":["
+      "{\"id\":\"l10\",\"lastUpdatedAt\":\"2025-04-20T00:00:00.000Z\",\"status\":{}},"
+      "{\"id\":\"l20\",\"lastUpdatedAt\":\"2025-04-23T10:00:00.000Z\",\"status\":"
+      "{\"inProgressStatus\":\"OpenSupplierProposal\"}},"
+      "{\"id\":\"l30\",\"lastUpdatedAt\":\"2025-04-23T10:00:00.000Z\",\"status\":"
+      "{\"inProgressStatus\":\"OpenBuyerReopenRequest\"}}]}";
+  auto lineIds = [&](const char* previous, bool changed, bool skip_buyer) {
+    Mapper mapper(Mapping::layout("tradecloud_order_lines"));
+    ferry::mapping::RowFilter filter;
+    if (changed) filter.changed_at = Mapping::layoutRowChangedAt("tradecloud_order_lines");
+    if (skip_buyer) {
+      filter.skip_at = "/status/inProgressStatus";
+      filter.skip_values = ferry::tradecloud::ownOpenRequests(ferry::tradecloud::Role::kBuyer);
+    }
+    mapper.setRowFilter(filter);
+    ferry_event e{sizeof(ferry_event), 1, "tc", "order", "c-4500000001",
+                  "2025-04-23T10:00:00.000Z", previous, body.c_str(), body.size(), 0, "k"};
+    Rows rows(mapper.mapping().columnCount());
+    std::string error;
+    EXPECT_TRUE(mapper.map(e, rows, error)) << error;
+    std::vector<std::string> ids;
+    size_t col = 0;
+    while (mapper.mapping().headers()[col] != "line_id") ++col;
+    for (size_t r = 0; r < rows.size(); ++r) ids.push_back(rows.at(r, col).text);
+    return ids;
+  };
+  using V = std::vector<std::string>;
+  EXPECT_EQ(lineIds("2025-04-22T00:00:00.000Z", false, false), (V{"l10", "l20", "l30"}));
+  EXPECT_EQ(lineIds("2025-04-22T00:00:00.000Z", true, false), (V{"l20", "l30"}));
+  EXPECT_EQ(lineIds("2025-04-22T00:00:00.000Z", true, true), (V{"l20"}));
+  EXPECT_EQ(lineIds("", true, false), (V{"l10", "l20", "l30"})) << "a new order: every line";
+  EXPECT_EQ(lineIds("", false, true), (V{"l10", "l20"}));
+  EXPECT_EQ(Mapping::layoutRowChangedAt("tradecloud_shipment_lines"), "/meta/lastUpdatedAt");
+  Mapper one_row(Mapping::layout("duckhub_order"));
+  EXPECT_THROW(one_row.setRowFilter({"/lastUpdatedAt", "", {}}), ferry::mapping::MappingError);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. kill -9 during a backfill with changes and faults
+// ---------------------------------------------------------------------------------------------
+
+TEST_F(TradecloudSourceTest, KilledAtRandomMomentsDuringABackfillNothingMissingNothingStale) {
+  Sim& sim = startSim({"--seed", "30", "--orders", "2500", "--shipments", "900",
+                       "--live-rate", "15"});
+  writeTcConfig(orders("tc-orders", "timeout = 2s\n") +
+                shipments("tc-shipments", "page_size = 50\ntimeout = 2s\n") +
+                csvSinks("batch_size = 300\n"));
+  const unsigned seed = 20250423;
+  std::mt19937 rng(seed);
+  std::cerr << "[ seed     ] " << seed << "\n";
+  const std::vector<std::string> faults{"500", "drop", "truncated", "429", "malformed",
+                                        "503", "slow"};
+  for (int round = 0; round < 7; ++round) {
+    FerryProcess ferry({"run", "--config", config_}, dir_.path());
+    std::this_thread::sleep_for(std::chrono::milliseconds(300 + rng() % 1500));
+    ASSERT_TRUE(ferry.running()) << "round " << round << ": ferry ended early: " << ferry.err();
+    ferry.kill9();
+    sim.fault(faults[round % faults.size()]);
+  }
+  sim.config("{\"live_rate\":0}");
+  // A change after the last kill, so that the final pass writes a file in both folders (a sink
+  // removes temporary files of an interrupted write at its next write).
+  sim.change(2, "order");
+  sim.change(2, "shipment");
+  RunResult r = runOnce();
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  auto q = sim.requests();
+  EXPECT_GT(count(q, "changes_applied"), 20) << "precondition: documents changed meanwhile";
+  EXPECT_EQ(count(q, "faults_pending"), 0);
+  EXPECT_EQ(count(q, "refresh_reuse_rejected"), 0);
+  expectAllComplete("after 7 kills and a final pass");
+}
+
+}  // namespace
+}  // namespace ferry::it
