@@ -78,8 +78,10 @@ std::string executableDir() {
   return ec ? std::string() : exe.parent_path().string();
 }
 
+// Pads to `width`, and always leaves one blank so that a long name never runs into the next
+// column.
 std::string padRight(std::string s, size_t width) {
-  if (s.size() < width) s.append(width - s.size(), ' ');
+  s.append(s.size() < width ? width - s.size() : 1, ' ');
   return s;
 }
 
