@@ -99,6 +99,8 @@ void App::defineOptions(Poco::Util::OptionSet& options) {
       Option("plugin-dir", "", "plugin directory (overrides [host] plugin_dir)").argument("DIR"));
   options.addOption(Option("once", "", "run: catch up once, deliver, and exit"));
   options.addOption(Option("json", "", "status, dead-letters list: print JSON"));
+  options.addOption(
+      Option("connect", "", "check: also create every instance and test its connection"));
   options.addOption(Option("sink", "", "dead-letters: the sink").argument("NAME"));
   options.addOption(
       Option("id", "", "dead-letters replay: one dead letter (repeatable)").argument("N").repeatable(true));
@@ -111,6 +113,7 @@ void App::handleOption(const std::string& name, const std::string& value) {
   else if (name == "plugin-dir") plugin_dir_ = value;
   else if (name == "once") once_ = true;
   else if (name == "json") json_ = true;
+  else if (name == "connect") connect_ = true;
   else if (name == "sink") sink_ = value;
   else if (name == "id") {
     try {
@@ -129,6 +132,8 @@ void App::printHelp() {
                "  run                      run every enabled source and sink until SIGTERM/SIGINT\n"
                "                           (--once: catch up, deliver everything, exit)\n"
                "  check                    validate the config and load the plugins\n"
+               "                           (--connect: also start each instance and test its\n"
+               "                           connection and credentials)\n"
                "  plugins                  list the plugins with their option tables\n"
                "  status                   cursors, sink offsets and backlog, dead letters (--json)\n"
                "  dead-letters list        dead letters with their reasons (--sink, --json)\n"
@@ -136,11 +141,12 @@ void App::printHelp() {
                "Options:\n"
                "  -c, --config FILE        configuration (default /etc/ferry/ferry.ini, or $FERRY_CONFIG)\n"
                "      --plugin-dir DIR     plugin directory (overrides [host] plugin_dir)\n"
-               "      --once, --json, --sink NAME, --id N\n"
+               "      --once, --json, --connect, --sink NAME, --id N\n"
                "  -V, --version            print the version\n"
                "  -h, --help               this help\n\n"
                "Exit codes: 0 ok, 1 a source or sink stopped (run --once), 64 usage,\n"
-               "78 configuration or plugin error, 74 journal error.\n";
+               "69 a connection test failed (check --connect), 78 configuration or plugin\n"
+               "error, 74 journal error.\n";
 }
 
 std::string App::configPath() const {
@@ -273,7 +279,21 @@ int App::commandCheck() {
     for (const auto& i : *list)
       std::cout << "  [" << i.section << "] plugin " << i.plugin
                 << (i.enabled ? "" : " (disabled)") << "\n";
-  return EXIT_OK;
+  if (!connect_) return EXIT_OK;
+
+  // --connect: create every instance (option errors a plugin finds itself show here) and ask
+  // each to test its connection, without polling or writing anything.
+  setUpLogging("warning", "");
+  auto journal = openSqliteJournal(config.host.journal);
+  Pipeline pipeline(config, plugins, *journal, Poco::Logger::get("ferry"));
+  pipeline.create();
+  int failures = 0;
+  std::cout << "connections:\n";
+  for (const auto& [section, problem] : pipeline.checkAll()) {
+    std::cout << "  " << section << " " << (problem.empty() ? "OK" : "FAILED: " + problem) << "\n";
+    failures += problem.empty() ? 0 : 1;
+  }
+  return failures == 0 ? EXIT_OK : EXIT_UNAVAILABLE;
 }
 
 int App::commandPlugins() {

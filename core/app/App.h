@@ -35,6 +35,7 @@ class App : public Poco::Util::Application {
   bool version_ = false;
   bool once_ = false;
   bool json_ = false;
+  bool connect_ = false;
   std::string config_;
   std::string plugin_dir_;
   std::string sink_;

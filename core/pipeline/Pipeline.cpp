@@ -136,6 +136,13 @@ int Pipeline::runOnce() {
   return anyFailed() ? 1 : 0;
 }
 
+std::vector<std::pair<std::string, std::string>> Pipeline::checkAll() {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (auto& s : sources_) out.emplace_back("[source." + s->name() + "]", s->check());
+  for (auto& s : sinks_) out.emplace_back("[sink." + s->name() + "]", s->check());
+  return out;
+}
+
 bool Pipeline::anyFailed() const {
   for (const auto& s : sources_)
     if (s->failed()) return true;

@@ -43,6 +43,9 @@ class Pipeline {
   void applyRetention();
   // True when a runner stopped with an error (AUTH/FATAL).
   bool anyFailed() const;
+  // After create(), before start(): every instance's check() (`ferry check --connect`), as
+  // ("[source.x]", "" or the reason) in config order.
+  std::vector<std::pair<std::string, std::string>> checkAll();
   HostServices& services() { return *services_; }
 
  private:

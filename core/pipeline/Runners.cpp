@@ -72,6 +72,20 @@ SourceRunner::SourceRunner(const InstanceConfig& config, InstanceHandle handle,
 
 SourceRunner::~SourceRunner() { join(); }
 
+namespace {
+
+// The shared part of SourceRunner::check and SinkRunner::check.
+std::string checkInstance(InstanceHandle& handle, ferry_status (*check)(void*)) {
+  if (check == nullptr) return "";
+  handle.ctx->clearError();
+  ferry_status s = check(handle.instance->handle());
+  return s == FERRY_OK ? "" : stoppedBecause(s, messageOr(handle.ctx->last_error, s));
+}
+
+}  // namespace
+
+std::string SourceRunner::check() { return checkInstance(handle_, handle_.instance->source()->check); }
+
 void SourceRunner::start(bool once) {
   finished_ = false;
   thread_ = std::thread([this, once] {
@@ -270,6 +284,8 @@ SinkRunner::SinkRunner(const InstanceConfig& config, InstanceHandle handle,
       rng_(std::random_device{}()) {}
 
 SinkRunner::~SinkRunner() { join(); }
+
+std::string SinkRunner::check() { return checkInstance(handle_, handle_.instance->sink()->check); }
 
 void SinkRunner::start() {
   finished_ = false;

@@ -64,6 +64,9 @@ class SourceRunner {
   const std::string& name() const { return name_; }
   // True when the plugin has a delivered() hook and this instance wants it.
   bool hasDeliveredHook() const { return has_hook_; }
+  // Calls the plugin's check() (connectivity, credentials); "" when fine, else the reason.
+  // Only before start().
+  std::string check();
   void destroyInstance() { handle_.reset(); }
 
  private:
@@ -103,6 +106,9 @@ class SinkRunner {
   bool drained();
   const std::string& name() const { return name_; }
   const std::vector<std::string>& sources() const { return sources_; }
+  // Calls the plugin's check() (reachable, writable); "" when fine, else the reason. Only
+  // before start().
+  std::string check();
   void destroyInstance() { handle_.reset(); }
 
  private:

@@ -678,6 +678,32 @@ TEST_F(DuckHubSourceTest, InvalidKeyAndFreePlanStopTheirSourcesOthersCarryOn) {
   EXPECT_EQ(count(by_status, "404"), 1);
 }
 
+TEST_F(DuckHubSourceTest, CheckConnectTestsEveryVenueWithoutPollingOrWriting) {
+  Sim& sim = startSim({"--seed", "2", "--venues", "1", "--orders", "10", "--free-venue",
+                       "--no-rate-limit", "--quiet"});
+  const std::string unknown = "dk_test_" + std::string(32, 'Q');
+  writeDuckConfig(duckSource("good", "v1") +
+                  duckSource("bad-key", "v1", "api_key = " + unknown + "\n") +
+                  duckSource("free", "free") + csvSink());
+  RunResult r = ferry({"check", "--config", config_, "--connect"});
+  EXPECT_EQ(r.exit_code, 69) << describe(r);
+  EXPECT_NE(r.out.find("[source.good] OK"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("[source.bad-key] FAILED: authentication refused"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("Invalid API key"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("[source.free] FAILED"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("The Orders API requires a paid plan"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("[sink.erp] OK"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find(unknown), std::string::npos) << "the key was printed";
+  // One cheap request per source, nothing written anywhere.
+  EXPECT_EQ(count(sim.requests(), "total"), 3);
+  EXPECT_TRUE(csv().files.empty());
+
+  writeDuckConfig(duckSource("good", "v1") + csvSink());
+  r = ferry({"check", "--config", config_, "--connect"});
+  EXPECT_EQ(r.exit_code, 0) << describe(r);
+}
+
 TEST_F(DuckHubSourceTest, KeyOfTheWrongFormatFailsAtStartWithoutPrintingIt) {
   Sim& sim = startSim({"--seed", "2", "--venues", "1", "--orders", "5", "--no-rate-limit",
                        "--quiet"});
