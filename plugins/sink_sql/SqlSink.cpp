@@ -24,7 +24,7 @@
 #include <Poco/Data/Session.h>
 #include <Poco/Data/Statement.h>
 #include <Poco/Nullable.h>
-#include <ferry/common/Instant.h>
+#include <ferry/instant.hpp>
 #include <ferry/common/Mapping.h>
 
 #include <algorithm>

@@ -4,7 +4,7 @@
 // host's `since`; an inclusive server then repeats a few orders, which the host's dedupe drops.
 // Versions come from the orders themselves, never from the response-level lastUpdatedAt (absent
 // or null on an empty page).
-#include <ferry/common/Instant.h>
+#include <ferry/instant.hpp>
 #include <ferry/common/Tradecloud.h>
 #include <ferry/plugin.hpp>
 

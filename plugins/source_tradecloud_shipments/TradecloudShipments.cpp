@@ -2,7 +2,7 @@
 // POST /v2/shipment/poll and the host's cursor algorithm. A shipment's change time is
 // meta.lastUpdatedAt (it has no top-level lastUpdatedAt). Paging as in source_tradecloud_orders:
 // lastUpdatedAfter one millisecond before the host's `since`, versions from the items only.
-#include <ferry/common/Instant.h>
+#include <ferry/instant.hpp>
 #include <ferry/common/Tradecloud.h>
 #include <ferry/plugin.hpp>
 

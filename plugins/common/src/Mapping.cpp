@@ -1,4 +1,5 @@
 #include <ferry/common/Mapping.h>
+#include <ferry/instant.hpp>
 #include <simdjson.h>
 
 #include <algorithm>
@@ -75,30 +76,6 @@ constexpr std::string_view kFunctions = "amount, date, local, count, fixed, raw"
 constexpr std::string_view kFields =
     "$key, $version, $previous, $echo, $source, $entity, $sequence, $idempotency_key, $row";
 
-// Days since 1970-01-01 of a proleptic Gregorian date and back (H. Hinnant's algorithms): exact
-// for every instant and free of the C library's time-zone state.
-int64_t daysFromCivil(int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const unsigned yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + static_cast<int64_t>(doe) - 719468;
-}
-
-void civilFromDays(int64_t z, int64_t& y, unsigned& m, unsigned& d) {
-  z += 719468;
-  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const unsigned doe = static_cast<unsigned>(z - era * 146097);
-  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  y = static_cast<int64_t>(yoe) + era * 400;
-  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const unsigned mp = (5 * doy + 2) / 153;
-  d = doy - (153 * mp + 2) / 5 + 1;
-  m = mp < 10 ? mp + 3 : mp - 9;
-  y += m <= 2;
-}
-
 void appendPadded(std::string& out, int64_t v, int width) {
   char buf[24];
   auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v < 0 ? -v : v);
@@ -119,7 +96,7 @@ void formatLocal(int64_t ms, int offset_min, bool with_time, std::string& out) {
   }
   int64_t y;
   unsigned m, d;
-  civilFromDays(days, y, m, d);
+  ferry::instant::civilFromDays(days, y, m, d);
   out.clear();
   appendPadded(out, y, 4);
   out += '-';
@@ -217,45 +194,10 @@ int currencyDigits(std::string_view code) {
 }
 
 bool parseInstantMs(std::string_view t, int64_t& ms) {
-  auto digits = [&](size_t pos, size_t n, int& v) {
-    if (pos + n > t.size()) return false;
-    v = 0;
-    for (size_t i = pos; i < pos + n; ++i) {
-      if (t[i] < '0' || t[i] > '9') return false;
-      v = v * 10 + (t[i] - '0');
-    }
-    return true;
-  };
-  int year, month, day, hour, minute, second;
-  if (!digits(0, 4, year) || !digits(5, 2, month) || !digits(8, 2, day) || !digits(11, 2, hour) ||
-      !digits(14, 2, minute) || !digits(17, 2, second) || t[4] != '-' || t[7] != '-' ||
-      (t[10] != 'T' && t[10] != 't' && t[10] != ' ') || t[13] != ':' || t[16] != ':')
-    return false;
-  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60)
-    return false;
-  size_t pos = 19;
-  int64_t frac_ms = 0;
-  if (pos < t.size() && (t[pos] == '.' || t[pos] == ',')) {
-    ++pos;
-    int64_t scale = 100;
-    const size_t start = pos;
-    while (pos < t.size() && t[pos] >= '0' && t[pos] <= '9') {
-      frac_ms += (t[pos] - '0') * scale;
-      scale /= 10;
-      ++pos;
-    }
-    if (pos == start) return false;
-  }
-  int offset_min = 0;
-  const std::string_view zone = t.substr(pos);
-  if (zone != "Z" && zone != "z" &&
-      (zone.empty() || (zone[0] != '+' && zone[0] != '-') || !parseOffset(zone, offset_min)))
-    return false;
-  const int64_t days =
-      daysFromCivil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
-  const int64_t seconds =
-      days * 86400 + hour * 3600 + minute * 60 + second - static_cast<int64_t>(offset_min) * 60;
-  ms = seconds * 1000 + frac_ms;
+  // The host's rule (<ferry/instant.hpp>), floored to the millisecond.
+  auto ns = ferry::instant::parseNs(t);
+  if (!ns) return false;
+  ms = *ns / 1000000 - (*ns % 1000000 < 0 ? 1 : 0);
   return true;
 }
 

@@ -1,14 +1,25 @@
-#include <ferry/common/Instant.h>
+// Instants as Ferry compares them, header-only, for the host and for plugins alike.
+//
+// A change's version is the remote's change time exactly as received ("2025-04-23T10:01:53.812Z",
+// any `Z`/`±hh:mm`/`±hhmm` zone, any number of fraction digits); the host compares versions as
+// instants with parseNs(), and a plugin that stores a version next to a sortable number, or asks
+// a remote for "changes after T", uses the same rule. No time-zone database and no C library
+// time state are involved: the calendar arithmetic is H. Hinnant's days_from_civil.
+//
+// Thread-safe (pure functions); nothing throws.
+#pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
+#include <optional>
+#include <string>
+#include <string_view>
 
 namespace ferry::instant {
 
-namespace {
-
-// Days since 1970-01-01 of a proleptic Gregorian date and back (H. Hinnant's algorithms).
-int64_t daysFromCivil(int64_t y, unsigned m, unsigned d) {
+// Days since 1970-01-01 of a proleptic Gregorian date (m 1-12, d 1-31).
+inline int64_t daysFromCivil(int64_t y, unsigned m, unsigned d) {
   y -= m <= 2;
   const int64_t era = (y >= 0 ? y : y - 399) / 400;
   const unsigned yoe = static_cast<unsigned>(y - era * 400);
@@ -17,7 +28,8 @@ int64_t daysFromCivil(int64_t y, unsigned m, unsigned d) {
   return era * 146097 + static_cast<int64_t>(doe) - 719468;
 }
 
-void civilFromDays(int64_t z, int64_t& y, unsigned& m, unsigned& d) {
+// The date of a day number (the inverse of daysFromCivil).
+inline void civilFromDays(int64_t z, int64_t& y, unsigned& m, unsigned& d) {
   z += 719468;
   const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
   const unsigned doe = static_cast<unsigned>(z - era * 146097);
@@ -30,7 +42,9 @@ void civilFromDays(int64_t z, int64_t& y, unsigned& m, unsigned& d) {
   y += m <= 2;
 }
 
-bool digits(std::string_view s, size_t pos, size_t n, int& out) {
+namespace detail {
+
+inline bool digits(std::string_view s, size_t pos, size_t n, int& out) {
   if (pos + n > s.size()) return false;
   out = 0;
   for (size_t i = pos; i < pos + n; ++i) {
@@ -40,21 +54,28 @@ bool digits(std::string_view s, size_t pos, size_t n, int& out) {
   return true;
 }
 
-bool leap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+inline bool leap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
 
-}  // namespace
+// Floor division, also for negative numbers and INT64_MIN.
+inline int64_t floorDiv(int64_t a, int64_t b) { return a / b - (a % b < 0 ? 1 : 0); }
 
-std::optional<int64_t> parseNs(std::string_view s) {
+}  // namespace detail
+
+// "YYYY-MM-DD(T| )hh:mm:ss[.fraction](Z|±hh:mm|±hhmm)" to nanoseconds since the epoch. nullopt
+// for a naive time (no zone), an impossible date (Feb 30), trailing text, or an instant outside
+// 1677-09-21 … 2262-04-11 (int64 nanoseconds). Digits past the ninth fraction digit are ignored.
+inline std::optional<int64_t> parseNs(std::string_view s) {
+  using detail::digits;
   int year, month, day, hour, minute, second;
   if (s.size() < 19 || !digits(s, 0, 4, year) || s[4] != '-' || !digits(s, 5, 2, month) ||
       s[7] != '-' || !digits(s, 8, 2, day) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
       !digits(s, 11, 2, hour) || s[13] != ':' || !digits(s, 14, 2, minute) || s[16] != ':' ||
       !digits(s, 17, 2, second))
     return std::nullopt;
-  static const int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
   if (month < 1 || month > 12 || day < 1 ||
-      day > kDays[month - 1] + (month == 2 && leap(year) ? 1 : 0) || hour > 23 || minute > 59 ||
-      second > 60)
+      day > kDays[month - 1] + (month == 2 && detail::leap(year) ? 1 : 0) || hour > 23 ||
+      minute > 59 || second > 60)
     return std::nullopt;
   size_t pos = 19;
   int64_t fraction_ns = 0;
@@ -90,6 +111,7 @@ std::optional<int64_t> parseNs(std::string_view s) {
   const int64_t days =
       daysFromCivil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
   const int64_t secs = days * 86400 + hour * 3600 + minute * 60 + second - offset_s;
+  // Outside the int64 nanosecond range the instant is refused rather than wrapped around.
   int64_t ns;
   if (__builtin_mul_overflow(secs, int64_t{1000000000}, &ns) ||
       __builtin_add_overflow(ns, fraction_ns, &ns))
@@ -97,11 +119,13 @@ std::optional<int64_t> parseNs(std::string_view s) {
   return ns;
 }
 
-std::string formatMs(int64_t ns) {
-  int64_t ms = ns / 1000000 - (ns % 1000000 < 0 ? 1 : 0);
-  int64_t secs = ms / 1000 - (ms % 1000 < 0 ? 1 : 0);
+// Nanoseconds since the epoch as "YYYY-MM-DDThh:mm:ss.sssZ" (UTC, rounded down to the
+// millisecond).
+inline std::string formatMs(int64_t ns) {
+  const int64_t ms = detail::floorDiv(ns, 1000000);
+  const int64_t secs = detail::floorDiv(ms, 1000);
   const int millis = static_cast<int>(ms - secs * 1000);
-  int64_t days = secs / 86400 - (secs % 86400 < 0 ? 1 : 0);
+  const int64_t days = detail::floorDiv(secs, 86400);
   const int64_t rem = secs - days * 86400;
   int64_t y;
   unsigned m, d;
@@ -113,11 +137,12 @@ std::string formatMs(int64_t ns) {
   return buf;
 }
 
-std::string nowText() {
-  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                      std::chrono::system_clock::now().time_since_epoch())
-                      .count();
-  return formatMs(static_cast<int64_t>(ns));
+// The current time (system clock) as nanoseconds since the epoch, and as formatMs() text.
+inline int64_t nowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
+inline std::string nowText() { return formatMs(nowNs()); }
 
 }  // namespace ferry::instant
