@@ -46,6 +46,19 @@ std::string messageOr(const std::string& message, ferry_status s) {
 
 }  // namespace
 
+void StatusRecorder::record(const std::string& state, const std::string& message,
+                            int64_t attempt, int64_t next_at_ms) {
+  if (state == last_state_ && message == last_message_ && attempt == 0) return;
+  last_state_ = state;
+  last_message_ = message;
+  try {
+    services_.journal.setStatus(
+        InstanceStatus{name_, kind_, state, message, nowMs(), attempt, next_at_ms});
+  } catch (const std::exception& e) {
+    services_.logger.warning(kind_ + " " + name_ + ": cannot record status: " + e.what());
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // SourceRunner
 // ---------------------------------------------------------------------------------------------
@@ -60,7 +73,8 @@ SourceRunner::SourceRunner(const InstanceConfig& config, InstanceHandle handle,
       backoff_(backoff),
       interval_ms_(config.interval_ms),
       routed_sinks_(std::move(routed_sinks)),
-      rng_(std::random_device{}()) {
+      rng_(std::random_device{}()),
+      status_(services, config.name, "source") {
   const ferry_source_api* api = handle_.instance->source();
   has_hook_ = api->delivered != nullptr;
   // wants_delivered was appended to the table: only read it when the plugin's table has it.
@@ -107,16 +121,7 @@ void SourceRunner::join() {
 
 void SourceRunner::status(const std::string& state, const std::string& message, int64_t attempt,
                           int64_t next_at_ms) {
-  // Only changes are written: an idle loop must not cost a transaction per second.
-  if (state == last_state_ && message == last_message_ && attempt == 0) return;
-  last_state_ = state;
-  last_message_ = message;
-  try {
-    services_.journal.setStatus(
-        InstanceStatus{name_, "source", state, message, nowMs(), attempt, next_at_ms});
-  } catch (const std::exception& e) {
-    services_.logger.warning("source " + name_ + ": cannot record status: " + e.what());
-  }
+  status_.record(state, message, attempt, next_at_ms);
 }
 
 bool SourceRunner::sleepFor(int64_t ms, bool wake_on_sink_progress) {
@@ -281,7 +286,8 @@ SinkRunner::SinkRunner(const InstanceConfig& config, InstanceHandle handle,
       batch_size_(static_cast<size_t>(std::max<int64_t>(1, config.batch_size))),
       batch_delay_ms_(config.batch_delay_ms),
       skip_echo_(config.skip_echo),
-      rng_(std::random_device{}()) {}
+      rng_(std::random_device{}()),
+      status_(services, config.name, "sink") {}
 
 SinkRunner::~SinkRunner() { join(); }
 
@@ -313,16 +319,7 @@ bool SinkRunner::drained() {
 
 void SinkRunner::status(const std::string& state, const std::string& message, int64_t attempt,
                         int64_t next_at_ms) {
-  // Only changes are written: an idle loop must not cost a transaction per second.
-  if (state == last_state_ && message == last_message_ && attempt == 0) return;
-  last_state_ = state;
-  last_message_ = message;
-  try {
-    services_.journal.setStatus(
-        InstanceStatus{name_, "sink", state, message, nowMs(), attempt, next_at_ms});
-  } catch (const std::exception& e) {
-    services_.logger.warning("sink " + name_ + ": cannot record status: " + e.what());
-  }
+  status_.record(state, message, attempt, next_at_ms);
 }
 
 bool SinkRunner::sleepFor(int64_t ms) {

@@ -20,6 +20,21 @@
 
 namespace ferry::core {
 
+// The last status a runner recorded in the journal: only changes are written, so that an idle
+// loop does not cost a transaction per second.
+class StatusRecorder {
+ public:
+  StatusRecorder(HostServices& services, std::string name, std::string kind)
+      : services_(services), name_(std::move(name)), kind_(std::move(kind)) {}
+  void record(const std::string& state, const std::string& message, int64_t attempt,
+              int64_t next_at_ms);
+
+ private:
+  HostServices& services_;
+  std::string name_, kind_;
+  std::string last_state_, last_message_;
+};
+
 // A plugin instance with the context the host handed it. Destroys the instance before the
 // context, and the instance releases its library last.
 struct InstanceHandle {
@@ -89,7 +104,7 @@ class SourceRunner {
   std::thread thread_;
   std::atomic<bool> finished_{true};
   std::atomic<bool> failed_{false};
-  std::string last_state_, last_message_;
+  StatusRecorder status_;
 };
 
 class SinkRunner {
@@ -139,7 +154,7 @@ class SinkRunner {
   std::thread thread_;
   std::atomic<bool> finished_{true};
   std::atomic<bool> failed_{false};
-  std::string last_state_, last_message_;
+  StatusRecorder status_;
 };
 
 }  // namespace ferry::core
