@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -137,7 +138,9 @@ void App::printHelp() {
                "  plugins                  list the plugins with their option tables\n"
                "  status                   cursors, sink offsets and backlog, dead letters (--json)\n"
                "  dead-letters list        dead letters with their reasons (--sink, --json)\n"
-               "  dead-letters replay      write dead letters again: --sink NAME [--id N ...]\n\n"
+               "  dead-letters replay      write dead letters again: --sink NAME [--id N ...]\n"
+               "  trace KEY                every journalled version of a record: when it was\n"
+               "                           fetched, which sinks got it, when and how (--json)\n\n"
                "Options:\n"
                "  -c, --config FILE        configuration (default /etc/ferry/ferry.ini, or $FERRY_CONFIG)\n"
                "      --plugin-dir DIR     plugin directory (overrides [host] plugin_dir)\n"
@@ -145,8 +148,8 @@ void App::printHelp() {
                "  -V, --version            print the version\n"
                "  -h, --help               this help\n\n"
                "Exit codes: 0 ok, 1 a source or sink stopped (run --once), 64 usage,\n"
-               "69 a connection test failed (check --connect), 78 configuration or plugin\n"
-               "error, 74 journal error.\n";
+               "65 trace found no event of that key, 69 a connection test failed (check\n"
+               "--connect), 78 configuration or plugin error, 74 journal error.\n";
 }
 
 std::string App::configPath() const {
@@ -197,8 +200,9 @@ int App::main(const std::vector<std::string>& args) {
     if (command == "plugins") return commandPlugins();
     if (command == "status") return commandStatus();
     if (command == "dead-letters") return commandDeadLetters(args);
+    if (command == "trace") return commandTrace(args);
     std::cerr << "ferry: unknown command '" << command
-              << "'; commands: run, check, plugins, status, dead-letters (see ferry --help)\n";
+              << "'; commands: run, check, plugins, status, dead-letters, trace (see ferry --help)\n";
     return EXIT_USAGE;
   } catch (const ConfigError& e) {
     std::cerr << "ferry: configuration error: " << e.what() << "\n";
@@ -433,6 +437,116 @@ int App::commandStatus() {
     std::cout << "  " << padRight(r.name, 20) << padRight(r.state, 11) << "offset " << r.offset
               << ", backlog " << r.backlog << ", dead letters " << r.dead_letters << "\n";
     if (!r.message.empty()) std::cout << "    " << r.message << "\n";
+  }
+  return EXIT_OK;
+}
+
+int App::commandTrace(const std::vector<std::string>& args) {
+  if (args.size() != 2) {
+    std::cerr << "ferry: trace needs exactly one key, e.g. ferry trace cm3x0k2a --config FILE\n";
+    return EXIT_USAGE;
+  }
+  const std::string& key = args[1];
+  Config config = loadConfig(configPath());
+  auto journal = openSqliteJournal(config.host.journal);
+  auto events = journal->eventsOfKey(key);
+  std::vector<DeadLetter> dead;
+  for (auto& d : journal->deadLetters(std::nullopt))
+    if (d.event.key == key) dead.push_back(std::move(d));
+
+  // What each configured sink did with one event: delivered (when, what it said), dead-lettered
+  // (why), skipped (an echo it does not take, or a source it is not routed from), or pending.
+  struct Step {
+    std::string sink, outcome, at, detail;
+  };
+  auto stepsOf = [&](const JournalEvent& e) {
+    std::vector<Step> steps;
+    auto deliveries = journal->deliveriesOf(e.sequence);
+    for (const auto& sink : config.sinks) {
+      Step step{sink.name, "", "", ""};
+      std::vector<std::string> from;
+      if (auto it = sink.raw.find("from"); it != sink.raw.end()) {
+        std::stringstream list(it->second);
+        for (std::string item; std::getline(list, item, ',');) {
+          item.erase(0, item.find_first_not_of(" \t"));
+          item.erase(item.find_last_not_of(" \t") + 1);
+          if (!item.empty()) from.push_back(item);
+        }
+      }
+      const bool routed = from.empty() || std::find(from.begin(), from.end(), e.source) != from.end();
+      auto delivered = std::find_if(deliveries.begin(), deliveries.end(),
+                                    [&](const DeliveryRecord& d) { return d.sink == sink.name; });
+      auto letter = std::find_if(dead.begin(), dead.end(), [&](const DeadLetter& d) {
+        return d.sink == sink.name && d.event.sequence == e.sequence;
+      });
+      if (!routed) {
+        step.outcome = "not routed";
+      } else if (delivered != deliveries.end()) {
+        step.outcome = "delivered";
+        step.at = formatInstantMs(delivered->delivered_at_ms * 1000000);
+        step.detail = "in the write of events " + std::to_string(delivered->first_sequence) +
+                      "-" + std::to_string(delivered->last_sequence) + " (" + delivered->detail +
+                      ")";
+      } else if (letter != dead.end()) {
+        step.outcome = "dead letter";
+        step.at = formatInstantMs(letter->failed_at_ms * 1000000);
+        step.detail = "#" + std::to_string(letter->id) + ": " + letter->reason;
+      } else if (journal->sinkOffset(sink.name) >= e.sequence) {
+        step.outcome = "passed";
+        step.detail = e.echo ? "an echo, skipped by this sink" : "no delivery recorded";
+      } else {
+        step.outcome = sink.enabled ? "pending" : "pending (sink disabled)";
+      }
+      steps.push_back(step);
+    }
+    return steps;
+  };
+
+  if (json_) {
+    Poco::JSON::Array out;
+    for (const auto& e : events) {
+      Poco::JSON::Object o;
+      o.set("sequence", e.sequence);
+      o.set("id", e.idempotencyKey());
+      o.set("source", e.source);
+      o.set("entity", e.entity);
+      o.set("version", e.version);
+      o.set("previous", e.previous);
+      o.set("echo", e.echo);
+      o.set("fetched_at", formatInstantMs(e.fetched_at_ms * 1000000));
+      Poco::JSON::Array sinks;
+      for (const auto& step : stepsOf(e)) {
+        Poco::JSON::Object s;
+        s.set("sink", step.sink);
+        s.set("outcome", step.outcome);
+        s.set("at", step.at);
+        s.set("detail", step.detail);
+        sinks.add(s);
+      }
+      o.set("sinks", sinks);
+      out.add(o);
+    }
+    out.stringify(std::cout);
+    std::cout << "\n";
+    return events.empty() ? EXIT_DATAERR : EXIT_OK;
+  }
+  if (events.empty()) {
+    std::cout << "no event with key '" << key << "' in " << config.host.journal
+              << " (never fetched, or older than the retention)\n";
+    for (const auto& d : dead)
+      std::cout << "dead letter #" << d.id << " of sink " << d.sink << ": "
+                << d.event.idempotencyKey() << ": " << d.reason << "\n";
+    return EXIT_DATAERR;
+  }
+  for (const auto& e : events) {
+    std::cout << e.idempotencyKey() << "  (sequence " << e.sequence << ", fetched "
+              << formatInstantMs(e.fetched_at_ms * 1000000)
+              << (e.previous.empty() ? ", new" : ", previous " + e.previous)
+              << (e.echo ? ", echo" : "") << ")\n";
+    for (const auto& step : stepsOf(e)) {
+      std::cout << "    " << padRight(step.sink, 20) << padRight(step.outcome, 12)
+                << (step.at.empty() ? "" : step.at + "  ") << step.detail << "\n";
+    }
   }
   return EXIT_OK;
 }

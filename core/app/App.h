@@ -26,6 +26,7 @@ class App : public Poco::Util::Application {
   int commandPlugins();
   int commandStatus();
   int commandDeadLetters(const std::vector<std::string>& args);
+  int commandTrace(const std::vector<std::string>& args);
   void printHelp();
   void setUpLogging(const std::string& level, const std::string& file);
   std::string configPath() const;

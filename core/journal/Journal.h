@@ -77,6 +77,15 @@ struct DeliveryRange {
   std::string detail;  // what the sink said, e.g. "3 events"
 };
 
+// A recorded delivery of a range of events to a sink (`ferry trace`).
+struct DeliveryRecord {
+  std::string sink;
+  int64_t first_sequence = 0;
+  int64_t last_sequence = 0;
+  int64_t delivered_at_ms = 0;
+  std::string detail;
+};
+
 struct NewDeadLetter {
   int64_t sequence = 0;
   std::string reason;
@@ -176,6 +185,14 @@ class Journal {
   // The sequences in (after, up_to] that any sink dead-lettered (so they were not delivered
   // everywhere), ascending. One query for a whole range of delivered hooks.
   virtual std::vector<int64_t> deadLetteredBetween(int64_t after, int64_t up_to) = 0;
+
+  // --- audit (`ferry trace`) --------------------------------------------------------------------
+
+  // The retained events whose key is `key` (any source and entity), oldest first. Scans the
+  // events table: an operator's question, not a hot path.
+  virtual std::vector<JournalEvent> eventsOfKey(const std::string& key) = 0;
+  // The deliveries whose range covers `sequence`, oldest first.
+  virtual std::vector<DeliveryRecord> deliveriesOf(int64_t sequence) = 0;
 
   // --- plugin state, status, retention -------------------------------------------------------
 

@@ -462,6 +462,33 @@ std::vector<JournalEvent> SqliteJournal::readAfter(int64_t after,
   });
 }
 
+std::vector<JournalEvent> SqliteJournal::eventsOfKey(const std::string& key) {
+  return locked("reading the events of key '" + key + "'", [&] {
+    std::vector<EventRow> rows;
+    session_ << std::string("SELECT ") + kEventColumns +
+                    " FROM events WHERE key = ? ORDER BY sequence",
+        useRef(key), into(rows), now;
+    std::vector<JournalEvent> out;
+    out.reserve(rows.size());
+    for (const EventRow& row : rows) out.push_back(toEvent(row));
+    return out;
+  });
+}
+
+std::vector<DeliveryRecord> SqliteJournal::deliveriesOf(int64_t sequence) {
+  return locked("reading the deliveries of event " + std::to_string(sequence), [&] {
+    Int64 seq = sequence;
+    std::vector<Poco::Tuple<std::string, Int64, Int64, Int64, std::string>> rows;
+    session_ << "SELECT sink, first_sequence, last_sequence, delivered_at_ms, detail "
+                "FROM deliveries WHERE last_sequence >= ? AND first_sequence <= ? ORDER BY id",
+        use(seq), use(seq), into(rows), now;
+    std::vector<DeliveryRecord> out;
+    for (const auto& r : rows)
+      out.push_back(DeliveryRecord{r.get<0>(), r.get<1>(), r.get<2>(), r.get<3>(), r.get<4>()});
+    return out;
+  });
+}
+
 int64_t SqliteJournal::lastSequence() {
   return locked("reading the last sequence", [&] {
     Int64 last = 0;

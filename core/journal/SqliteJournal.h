@@ -64,6 +64,8 @@ class SqliteJournal final : public Journal {
   int64_t deliveredUpTo(const std::string& source) override;
   void setDeliveredUpTo(const std::string& source, int64_t sequence) override;
   std::vector<int64_t> deadLetteredBetween(int64_t after, int64_t up_to) override;
+  std::vector<JournalEvent> eventsOfKey(const std::string& key) override;
+  std::vector<DeliveryRecord> deliveriesOf(int64_t sequence) override;
 
   std::optional<std::string> stateGet(const std::string& instance, const std::string& key) override;
   void stateSet(const std::string& instance, const std::string& key,

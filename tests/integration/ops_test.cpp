@@ -82,6 +82,40 @@ TEST_F(FerryTest, RetentionKeepsEventsASinkHasNotPassed) {
   EXPECT_EQ(count.out, "20\n") << "sink b has none of them yet";
 }
 
+TEST_F(FerryTest, TraceShowsEveryVersionAndWhatEachSinkDidWithIt) {
+  const std::string data = dir_.file("data.jsonl");
+  writeFile(data, items(5));
+  writeFile(dir_.file("b.fail"), "fatal_keys k2\n");
+  writeConfig(sourceSection("src", data) + sinkSection("a", dir_.file("a.jsonl")) +
+              sinkSection("b", dir_.file("b.jsonl"), "fail_file = " + dir_.file("b.fail") + "\n"));
+  ASSERT_EQ(runOnce().exit_code, 0);
+  appendFile(data, itemLine("k1", versionAt(60000)));
+  ASSERT_EQ(runOnce().exit_code, 0);
+
+  RunResult r = ferry({"trace", "k1", "--config", config_, "--json"});
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  auto versions = parseArray(r.out);
+  ASSERT_EQ(versions->size(), 2u) << r.out;
+  auto second = versions->getObject(1);
+  EXPECT_EQ(str(second, "version"), versionAt(60000));
+  EXPECT_EQ(str(second, "previous"), versionAt(1000));
+  auto sinks = second->getArray("sinks");
+  ASSERT_EQ(sinks->size(), 2u);
+  EXPECT_EQ(str(sinks->getObject(0), "sink"), "a");
+  EXPECT_EQ(str(sinks->getObject(0), "outcome"), "delivered");
+  EXPECT_EQ(str(sinks->getObject(1), "outcome"), "delivered");
+
+  r = ferry({"trace", "k2", "--config", config_});
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  EXPECT_NE(r.out.find("src/order/k2/" + versionAt(2000)), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("dead letter"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("scripted: rejected key k2"), std::string::npos) << r.out;
+
+  r = ferry({"trace", "no-such-key", "--config", config_});
+  EXPECT_EQ(r.exit_code, 65) << describe(r);
+  EXPECT_NE(r.out.find("no event with key 'no-such-key'"), std::string::npos) << r.out;
+}
+
 TEST_F(FerryTest, AdminEndpointServesHealthAndMetrics) {
   const std::string data = dir_.file("data.jsonl");
   writeFile(data, items(12));
