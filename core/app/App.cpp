@@ -21,7 +21,6 @@
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
-#include <sstream>
 #include <thread>
 
 #include "config/Config.h"
@@ -373,17 +372,7 @@ int App::commandStatus() {
   for (const auto& s : config.sinks) {
     Row r = row("sink", s);
     r.offset = journal->sinkOffset(s.name);
-    // status does not load plugins, so `from` comes straight from the file.
-    std::vector<std::string> from;
-    if (auto it = s.raw.find("from"); it != s.raw.end()) {
-      std::stringstream list(it->second);
-      for (std::string item; std::getline(list, item, ',');) {
-        item.erase(0, item.find_first_not_of(" \t"));
-        item.erase(item.find_last_not_of(" \t") + 1);
-        if (!item.empty()) from.push_back(item);
-      }
-    }
-    r.backlog = journal->countAfter(r.offset, from);
+    r.backlog = journal->countAfter(r.offset, s.from);
     r.dead_letters = dead[s.name];
     sinks.push_back(r);
   }
@@ -464,16 +453,8 @@ int App::commandTrace(const std::vector<std::string>& args) {
     auto deliveries = journal->deliveriesOf(e.sequence);
     for (const auto& sink : config.sinks) {
       Step step{sink.name, "", "", ""};
-      std::vector<std::string> from;
-      if (auto it = sink.raw.find("from"); it != sink.raw.end()) {
-        std::stringstream list(it->second);
-        for (std::string item; std::getline(list, item, ',');) {
-          item.erase(0, item.find_first_not_of(" \t"));
-          item.erase(item.find_last_not_of(" \t") + 1);
-          if (!item.empty()) from.push_back(item);
-        }
-      }
-      const bool routed = from.empty() || std::find(from.begin(), from.end(), e.source) != from.end();
+      const bool routed = sink.from.empty() ||
+                          std::find(sink.from.begin(), sink.from.end(), e.source) != sink.from.end();
       auto delivered = std::find_if(deliveries.begin(), deliveries.end(),
                                     [&](const DeliveryRecord& d) { return d.sink == sink.name; });
       auto letter = std::find_if(dead.begin(), dead.end(), [&](const DeadLetter& d) {

@@ -546,11 +546,14 @@ Config loadConfig(const std::string& path) {
   // removing a source does not block a sink nobody runs.
   std::vector<std::string> source_names;
   for (const auto& s : config.sources) source_names.push_back(s.name);
-  for (const auto& sink : config.sinks) {
+  for (auto& sink : config.sinks) {
     auto from = sink.raw.find("from");
-    if (!sink.enabled || from == sink.raw.end()) continue;
-    const std::string where = file + ": [" + sink.section + "] from";
+    if (from == sink.raw.end()) continue;
     auto names = split(from->second, ',');
+    // Known without the plugins: `ferry status` and `ferry trace` route by it too.
+    sink.from = names;
+    if (!sink.enabled) continue;
+    const std::string where = file + ": [" + sink.section + "] from";
     if (names.empty())
       throw ConfigError(where +
                         ": empty; name the sources to take events from, or remove the "
