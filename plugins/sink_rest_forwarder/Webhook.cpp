@@ -1,5 +1,7 @@
 #include "Webhook.h"
 
+#include <ferry/json.hpp>
+
 #include <Poco/Base64Decoder.h>
 #include <Poco/Base64Encoder.h>
 #include <Poco/DigestEngine.h>
@@ -56,45 +58,19 @@ bool isToken(std::string_view s) {
 
 }  // namespace
 
-std::string jsonString(std::string_view text) {
-  std::string out;
-  out.reserve(text.size() + 2);
-  out.push_back('"');
-  for (unsigned char c : text) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          static const char kHex[] = "0123456789abcdef";
-          out += "\\u00";
-          out.push_back(kHex[c >> 4]);
-          out.push_back(kHex[c & 0xf]);
-        } else {
-          out.push_back(static_cast<char>(c));
-        }
-    }
-  }
-  out.push_back('"');
-  return out;
-}
-
 void appendEnvelope(std::string& out, const ferry::Event& e) {
   out += "{\"id\":";
-  out += jsonString(e.idempotencyKey());
+  out += ferry::json::quote(e.idempotencyKey());
   out += ",\"source\":";
-  out += jsonString(e.source());
+  out += ferry::json::quote(e.source());
   out += ",\"entity\":";
-  out += jsonString(e.entity());
+  out += ferry::json::quote(e.entity());
   out += ",\"key\":";
-  out += jsonString(e.key());
+  out += ferry::json::quote(e.key());
   out += ",\"version\":";
-  out += jsonString(e.version());
+  out += ferry::json::quote(e.version());
   out += ",\"previous\":";
-  out += e.previous().empty() ? std::string("null") : jsonString(e.previous());
+  out += e.previous().empty() ? std::string("null") : ferry::json::quote(e.previous());
   out += ",\"echo\":";
   out += e.echo() ? "true" : "false";
   out += ",\"sequence\":";

@@ -13,9 +13,6 @@
 
 namespace ferry::rest {
 
-// `text` as a JSON string literal, quotes included.
-std::string jsonString(std::string_view text);
-
 // Appends the envelope of one event: {"id","source","entity","key","version","previous","echo",
 // "sequence","body"}. `previous` is null for a key never delivered before; the body is embedded
 // as JSON, byte for byte as journalled (it must be valid JSON, see isValidJson).

@@ -5,6 +5,7 @@
 // Versions come from the orders themselves, never from the response-level lastUpdatedAt (absent
 // or null on an empty page).
 #include <ferry/instant.hpp>
+#include <ferry/json.hpp>
 #include <ferry/common/Tradecloud.h>
 #include <ferry/plugin.hpp>
 
@@ -60,7 +61,7 @@ class TradecloudOrders : public ferry::Source {
         page_size_(tc::pageSizeFrom(options)) {
     // The filters never change: build that part of the body once.
     const std::string company = tc::companyIdFrom(options);
-    if (!company.empty()) filters_ += ",\"companyId\":" + tc::jsonString(company);
+    if (!company.empty()) filters_ += ",\"companyId\":" + ferry::json::quote(company);
     std::string status;
     for (const auto& [option, field] :
          {std::pair{"process_status", "processStatus"}, {"in_progress_status", "inProgressStatus"},

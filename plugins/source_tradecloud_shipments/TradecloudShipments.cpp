@@ -3,6 +3,7 @@
 // meta.lastUpdatedAt (it has no top-level lastUpdatedAt). Paging as in source_tradecloud_orders:
 // lastUpdatedAfter one millisecond before the host's `since`, versions from the items only.
 #include <ferry/instant.hpp>
+#include <ferry/json.hpp>
 #include <ferry/common/Tradecloud.h>
 #include <ferry/plugin.hpp>
 
@@ -40,7 +41,7 @@ class TradecloudShipments : public ferry::Source {
       // The API filters by the buyer's company only; a supplier's is matched here, on
       // supplierShipment.companyId.
       if (tc::parseRole(options.string("role", "buyer")) == tc::Role::kBuyer)
-        filters_ += ",\"buyerShipment\":{\"companyId\":" + tc::jsonString(company) + "}";
+        filters_ += ",\"buyerShipment\":{\"companyId\":" + ferry::json::quote(company) + "}";
       else
         supplier_company_ = company;
     }

@@ -1,5 +1,6 @@
 #include <ferry/common/Mapping.h>
 #include <ferry/common/Tradecloud.h>
+#include <ferry/json.hpp>
 
 #include <algorithm>
 #include <array>
@@ -406,28 +407,9 @@ uint32_t PageReader::read(
   return received;
 }
 
-std::string jsonString(std::string_view text) {
-  std::string out = "\"";
-  for (char c : text) {
-    const auto u = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (u < 0x20) {
-      static const char* hex = "0123456789abcdef";
-      out += "\\u00";
-      out += hex[u >> 4];
-      out += hex[u & 15];
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
-
 std::string jsonStrings(const std::vector<std::string>& list) {
   std::string out = "[";
-  for (size_t i = 0; i < list.size(); ++i) out += (i ? "," : "") + jsonString(list[i]);
+  for (size_t i = 0; i < list.size(); ++i) out += (i ? "," : "") + ferry::json::quote(list[i]);
   return out + "]";
 }
 

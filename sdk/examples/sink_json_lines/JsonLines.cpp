@@ -15,6 +15,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ferry/json.hpp>
 #include <ferry/plugin.hpp>
 #include <ferry/version.h>
 #include <string>
@@ -28,30 +29,6 @@ constexpr ferry_option_def kOptions[] = {
         .defaultsTo("true")
         .help("fsync the file after each batch (false: faster, a crash may lose acknowledged lines)"),
 };
-
-// Appends `s` as a JSON string literal.
-void appendString(std::string& out, std::string_view s) {
-  out += '"';
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          static const char* hex = "0123456789abcdef";
-          out += "\\u00";
-          out += hex[c >> 4];
-          out += hex[c & 15];
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  out += '"';
-}
 
 class JsonLines : public ferry::Sink {
  public:
@@ -73,20 +50,20 @@ class JsonLines : public ferry::Sink {
         return ferry::WriteOutcome::fatal(i, "body is not a JSON object or array");
       }
       lines += "{\"id\":";
-      appendString(lines, e.idempotencyKey());
+      ferry::json::appendString(lines, e.idempotencyKey());
       lines += ",\"source\":";
-      appendString(lines, e.source());
+      ferry::json::appendString(lines, e.source());
       lines += ",\"entity\":";
-      appendString(lines, e.entity());
+      ferry::json::appendString(lines, e.entity());
       lines += ",\"key\":";
-      appendString(lines, e.key());
+      ferry::json::appendString(lines, e.key());
       lines += ",\"version\":";
-      appendString(lines, e.version());
+      ferry::json::appendString(lines, e.version());
       lines += ",\"previous\":";
       if (e.previous().empty()) {
         lines += "null";
       } else {
-        appendString(lines, e.previous());
+        ferry::json::appendString(lines, e.previous());
       }
       lines += e.echo() ? ",\"echo\":true" : ",\"echo\":false";
       lines += ",\"sequence\":" + std::to_string(e.sequence()) + ",\"body\":";

@@ -124,9 +124,9 @@ std::string DuckHubServer::keysJson() {
     if (!first) out += ',';
     first = false;
     out += "{\"venue\":";
-    appendJsonString(out, v->name);
+    appendString(out, v->name);
     out += ",\"api_key\":";
-    appendJsonString(out, v->api_key);
+    appendString(out, v->api_key);
     out += v->paid ? ",\"plan\":\"paid\"}" : ",\"plan\":\"free\"}";
   }
   return out + "]}";
@@ -175,14 +175,14 @@ void DuckHubServer::sendJson(HTTPServerResponse& response, int status, const std
 void DuckHubServer::sendError(HTTPServerResponse& response, int status, const std::string& message,
                               const std::string& path, const std::vector<std::string>& errors) {
   std::string body = "{\"statusCode\":" + std::to_string(status) + ",\"message\":";
-  appendJsonString(body, message);
+  appendString(body, message);
   body += ",\"timestamp\":\"" + formatIsoMs(store_.nowMs()) + "\",\"path\":";
-  appendJsonString(body, path);
+  appendString(body, path);
   if (!errors.empty()) {
     body += ",\"errors\":[";
     for (std::size_t i = 0; i < errors.size(); ++i) {
       if (i) body += ',';
-      appendJsonString(body, errors[i]);
+      appendString(body, errors[i]);
     }
     body += ']';
   }
@@ -469,9 +469,9 @@ void DuckHubServer::patchStatus(Venue& venue, const std::string& id, const std::
     std::lock_guard<std::mutex> lock(mutex_);
     if (!patches_json_.empty()) patches_json_ += ',';
     patches_json_ += "{\"id\":";
-    appendJsonString(patches_json_, id);
+    appendString(patches_json_, id);
     patches_json_ += ",\"status\":";
-    appendJsonString(patches_json_, requested);
+    appendString(patches_json_, requested);
     patches_json_ += ",\"code\":" + std::to_string(code) + "}";
   };
   std::vector<std::string> errors;
@@ -595,7 +595,7 @@ void DuckHubServer::handleControl(HTTPServerRequest& request, HTTPServerResponse
   const std::string& method = request.getMethod();
   auto fail = [&](int status, const std::string& message) {
     std::string out = "{\"error\":";
-    appendJsonString(out, message);
+    appendString(out, message);
     sendJson(response, status, out + "}", false);
   };
   try {
@@ -612,9 +612,9 @@ void DuckHubServer::handleControl(HTTPServerRequest& request, HTTPServerResponse
           if (found) out += ',';
           found = true;
           out += "{\"venue\":";
-          appendJsonString(out, v->name);
+          appendString(out, v->name);
           out += ",\"api_key\":";
-          appendJsonString(out, v->api_key);
+          appendString(out, v->api_key);
           out += v->paid ? ",\"plan\":\"paid\"" : ",\"plan\":\"free\"";
           out += ",\"orders\":[";
           for (std::size_t i = 0; i < v->orders.size(); ++i) {
@@ -650,7 +650,7 @@ void DuckHubServer::handleControl(HTTPServerRequest& request, HTTPServerResponse
              ",\"fired\":" + std::to_string(paging_changes_fired_) + ",\"changed\":[";
       for (std::size_t i = 0; i < paging_changed_ids_.size(); ++i) {
         if (i) out += ',';
-        appendJsonString(out, paging_changed_ids_[i]);
+        appendString(out, paging_changed_ids_[i]);
       }
       out += "]}}";
       return sendJson(response, 200, out, false);
@@ -694,7 +694,7 @@ void DuckHubServer::handleControl(HTTPServerRequest& request, HTTPServerResponse
           auto ids = applyChanges(count, only);
           for (std::size_t i = 0; i < ids.size(); ++i) {
             if (i) out += ',';
-            appendJsonString(out, ids[i]);
+            appendString(out, ids[i]);
           }
         }
       }

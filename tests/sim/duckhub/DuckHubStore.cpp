@@ -124,7 +124,7 @@ void appendNullableString(std::string& out, const char* key, const std::string* 
   out += key;
   out += "\":";
   if (value) {
-    appendJsonString(out, *value);
+    appendString(out, *value);
   } else {
     out += "null";
   }
@@ -300,38 +300,6 @@ std::optional<std::int64_t> parseIsoUs(std::string_view s) {
   return secs * 1000000 + micros;
 }
 
-void appendJsonString(std::string& out, std::string_view text) {
-  out += '"';
-  for (char c : text) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-  out += '"';
-}
-
 void appendOrderJson(std::string& out, const Order& o) {
   out += "{\"id\":\"";
   out += o.id;
@@ -434,7 +402,7 @@ std::unique_ptr<Order> DuckHubStore::makeOrder(Venue& venue, std::mt19937_64& rn
     if (chance(rng, 25)) {
       const std::int64_t extra = 50 * uniform(rng, 1, 4);
       modifiers += "{\"name\":";
-      appendJsonString(modifiers, pick(rng, kModifiers));
+      appendString(modifiers, pick(rng, kModifiers));
       modifiers += ",\"price\":" + std::to_string(extra) + "}";
       unit += extra;
     }
@@ -443,7 +411,7 @@ std::unique_ptr<Order> DuckHubStore::makeOrder(Venue& venue, std::mt19937_64& rn
     items += "{\"productExternalId\":\"";
     items += p.external_id;
     items += "\",\"productName\":";
-    appendJsonString(items, p.name);
+    appendString(items, p.name);
     items +=
         ",\"quantity\":" + std::to_string(quantity) + ",\"unitPrice\":" + std::to_string(unit) +
         ",\"totalPrice\":" + std::to_string(unit * quantity) + ",\"modifiers\":" + modifiers + "}";

@@ -4,6 +4,8 @@
 // changes a test or the live thread applies. Not thread-safe: DuckHubServer holds one mutex
 // around every call.
 
+#include <ferry/json.hpp>
+
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -36,8 +38,8 @@ std::string formatIsoMs(std::int64_t ms);
 // Naive timestamps, date-only values and anything malformed give nullopt.
 std::optional<std::int64_t> parseIsoUs(std::string_view text);
 
-// Appends `text` as a JSON string literal (quotes included).
-void appendJsonString(std::string& out, std::string_view text);
+// JSON string literals, written the SDK's way.
+using ferry::json::appendString;
 
 struct Order {
   std::string id;

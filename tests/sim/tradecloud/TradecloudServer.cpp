@@ -333,7 +333,7 @@ void TradecloudServer::issueTokens(HTTPServerResponse& response, const std::stri
                                    std::uint64_t session_id) {
   const std::int64_t now_s = wallMs() / 1000;
   std::string payload = "{\"sub\":";
-  appendJsonString(payload, account);
+  appendString(payload, account);
   payload += ",\"companyId\":\"" + options_.store.company_id + "\",\"roles\":[\"integration\"]" +
              ",\"iat\":" + std::to_string(now_s) +
              ",\"exp\":" + std::to_string(now_s + (options_.access_ttl_ms + 999) / 1000) +
@@ -624,7 +624,7 @@ void TradecloudServer::poll(Endpoint endpoint, HTTPServerRequest& request,
     }
   } catch (const BadRequest& e) {
     std::string error = "{\"code\":\"BadRequest\",\"message\":";
-    appendJsonString(error, e.what());
+    appendString(error, e.what());
     send(response, 400, error + "}");
     return;
   }
@@ -727,7 +727,7 @@ void TradecloudServer::handleControl(HTTPServerRequest& request, HTTPServerRespo
   };
   auto fail = [&](int status, const std::string& message) {
     std::string json = "{\"error\":";
-    appendJsonString(json, message);
+    appendString(json, message);
     reply(status, json + "}");
   };
   try {
@@ -755,7 +755,7 @@ void TradecloudServer::handleControl(HTTPServerRequest& request, HTTPServerRespo
         for (const auto& [account, n] : max_per_second_) {
           if (!first) json += ',';
           first = false;
-          appendJsonString(json, account);
+          appendString(json, account);
           json += ':' + std::to_string(n);
         }
         json += "},\"rate_limited\":" + std::to_string(rate_limited_) +
@@ -774,7 +774,7 @@ void TradecloudServer::handleControl(HTTPServerRequest& request, HTTPServerRespo
                 ",\"fired\":" + (paging_fired_ ? "true" : "false") + ",\"changed\":[";
         for (std::size_t i = 0; i < paging_changed_ids_.size(); ++i) {
           if (i) json += ',';
-          appendJsonString(json, paging_changed_ids_[i]);
+          appendString(json, paging_changed_ids_[i]);
         }
         json += "]}}";
       }

@@ -82,7 +82,7 @@ void appendNullable(std::string& out, const std::string& text) {
   if (text.empty()) {
     out += "null";
   } else {
-    appendJsonString(out, text);
+    appendString(out, text);
   }
 }
 
@@ -123,7 +123,7 @@ void appendDelivery(std::string& out, const Delivery& d) {
          "\",\"quantity\":";
   appendDecimal(out, d.quantity_milli, 3);
   out += ",\"status\":";
-  appendJsonString(out, d.status);
+  appendString(out, d.status);
   if (d.has_etd_eta) {
     out += ",\"etd\":\"" + formatDate(d.date_ms - 2 * kDayMs) + "\",\"eta\":\"" +
            formatDate(d.date_ms) + "\"}";
@@ -163,7 +163,7 @@ void appendPrices(std::string& out, const Prices& p) {
 
 void appendLine(std::string& out, const Line& line, const std::string& id, int only_position) {
   out += "{\"id\":";
-  appendJsonString(out, id);
+  appendString(out, id);
   out += ",\"lineType\":\"" + line.line_type + "\",";
   out += line.buyer_line_json;
   out += ",\"deliverySchedule\":";
@@ -318,38 +318,6 @@ std::optional<std::int64_t> parseIsoUs(std::string_view t) {
   return secs * 1000000 + frac_us;
 }
 
-void appendJsonString(std::string& out, std::string_view text) {
-  out += '"';
-  for (unsigned char c : text) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  out += '"';
-}
-
 TradecloudStore::TradecloudStore(const StoreOptions& options)
     : options_(options), change_rng_(options.seed * 0x9e3779b97f4a7c15ULL + 17) {
   std::mt19937_64 rng(options_.seed);
@@ -407,19 +375,19 @@ std::unique_ptr<Order> TradecloudStore::makeOrder(std::mt19937_64& rng,
   f = "\"buyerOrder\":{\"companyId\":\"" + buyer_company + "\",\"purchaseOrderNumber\":\"" +
       o->purchase_order_number + "\",\"supplierAccountNumber\":\"SUP-" +
       std::to_string(10020 + supplier) + "\",\"description\":";
-  appendJsonString(f, pick(rng, kDescriptions));
+  appendString(f, pick(rng, kDescriptions));
   f += ",\"orderType\":\"Purchase\",\"destination\":{\"code\":";
-  appendJsonString(f, place[0]);
+  appendString(f, place[0]);
   f += ",\"names\":[";
-  appendJsonString(f, place[1]);
+  appendString(f, place[1]);
   f += "],\"addressLines\":[";
-  appendJsonString(f, place[2]);
+  appendString(f, place[2]);
   f += "],\"city\":";
-  appendJsonString(f, place[3]);
+  appendString(f, place[3]);
   f += ",\"countryCodeIso2\":";
-  appendJsonString(f, place[4]);
+  appendString(f, place[4]);
   f += "},\"terms\":{\"incotermsCode\":\"DAP\",\"incotermsPlace\":";
-  appendJsonString(f, place[3]);
+  appendString(f, place[3]);
   f += ",\"paymentTermsCode\":\"N30\",\"paymentTerms\":\"30 days net, 2% discount within 10 "
        "days\"},\"contact\":{\"name\":\"Jürgen O'Neill\",\"email\":\"purchasing@buyer.example\"}}";
   f += ",\"supplierOrder\":{\"companyId\":\"" + o->supplier_company_id +
@@ -441,13 +409,13 @@ std::unique_ptr<Order> TradecloudStore::makeOrder(std::mt19937_64& rng,
     const std::string number = "ART-" + std::to_string(between(rng, 10000, 99999));
     l.item_json = "{\"number\":\"" + number + "\",\"revision\":\"" +
                   std::string(1, char('A' + below(rng, 3))) + "\",\"name\":";
-    appendJsonString(l.item_json, name);
+    appendString(l.item_json, name);
     l.item_json += ",\"purchaseUnitOfMeasureIso\":\"" + unit + "\",\"supplierItemNumber\":\"S-" +
                    std::to_string(between(rng, 1000, 9999)) + "/" +
                    std::to_string(between(rng, 1, 99)) + "\"}";
     l.buyer_line_json = "\"buyerLine\":{\"position\":\"" + l.position +
                         "\",\"item\":" + l.item_json + ",\"description\":";
-    appendJsonString(l.buyer_line_json, name);
+    appendString(l.buyer_line_json, name);
     l.buyer_line_json += ",\"terms\":{\"contractNumber\":null}}";
 
     const int deliveries = chance(rng, 70) ? 1 : static_cast<int>(between(rng, 2, 3));
@@ -547,15 +515,15 @@ std::unique_ptr<Shipment> TradecloudStore::makeShipment(std::mt19937_64& rng,
   const auto& to = kPlaces[below(rng, kPlaces.size())];
   auto place = [](const std::array<const char*, 5>& p) {
     std::string out = "{\"code\":";
-    appendJsonString(out, p[0]);
+    appendString(out, p[0]);
     out += ",\"name\":";
-    appendJsonString(out, p[1]);
+    appendString(out, p[1]);
     out += ",\"addressLines\":[";
-    appendJsonString(out, p[2]);
+    appendString(out, p[2]);
     out += "],\"city\":";
-    appendJsonString(out, p[3]);
+    appendString(out, p[3]);
     out += ",\"countryCodeIso2\":";
-    appendJsonString(out, p[4]);
+    appendString(out, p[4]);
     return out + "}";
   };
   s->locations_json = "{\"shipFrom\":" + place(from) + ",\"shipTo\":" + place(to) + "}";
@@ -640,7 +608,7 @@ std::vector<const Shipment*> TradecloudStore::matchShipments(const ShipmentFilte
 
 void TradecloudStore::appendOrder(std::string& out, const Order& o, bool single_delivery) const {
   out += "{\"id\":";
-  appendJsonString(out, o.id);
+  appendString(out, o.id);
   out += ",\"version\":" + std::to_string(o.version) + ',';
   out += o.fixed_json;
   out += ",\"status\":{\"processStatus\":\"" + o.process_status + "\",\"logisticsStatus\":\"" +

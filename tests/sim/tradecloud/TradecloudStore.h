@@ -4,6 +4,8 @@
 // filters the poll endpoints apply, and the changes a test (or the live thread) makes. Not
 // thread-safe: TradecloudServer holds one mutex around every call.
 
+#include <ferry/json.hpp>
+
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -22,8 +24,8 @@ std::string formatDate(std::int64_t ms);
 // Parses an ISO 8601 instant carrying `Z` or `±hh:mm` (any number of fraction digits) into
 // microseconds since the epoch. Naive or malformed text gives nullopt.
 std::optional<std::int64_t> parseIsoUs(std::string_view text);
-// Appends `text` as a JSON string literal (quotes included).
-void appendJsonString(std::string& out, std::string_view text);
+// JSON string literals, written the SDK's way.
+using ferry::json::appendString;
 
 struct Delivery {
   int position = 1;

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <ferry/json.hpp>
 #include <ferry/plugin.hpp>
 #include <fstream>
 #include <set>
@@ -29,38 +30,6 @@ constexpr ferry_option_def kOptions[] = {
         .help("the first N write calls of the process answer RETRY"),
     ferry::Option("slow_ms", FERRY_OPT_INT).defaultsTo("0").help("sleep this long per write call"),
 };
-
-void appendJsonString(std::string& out, std::string_view s) {
-  out += '"';
-  for (char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-  out += '"';
-}
 
 class TestSink : public ferry::Sink {
  public:
@@ -111,17 +80,17 @@ class TestSink : public ferry::Sink {
     for (size_t i = 0; i < count; ++i) {
       const ferry_event& e = batch[i];
       text += "{\"seq\":" + std::to_string(e.sequence) + ",\"source\":";
-      appendJsonString(text, e.source);
+      ferry::json::appendString(text, e.source);
       text += ",\"entity\":";
-      appendJsonString(text, e.entity);
+      ferry::json::appendString(text, e.entity);
       text += ",\"key\":";
-      appendJsonString(text, e.key);
+      ferry::json::appendString(text, e.key);
       text += ",\"version\":";
-      appendJsonString(text, e.version);
+      ferry::json::appendString(text, e.version);
       text += ",\"previous\":";
-      appendJsonString(text, e.previous);
+      ferry::json::appendString(text, e.previous);
       text += e.echo ? ",\"echo\":true,\"id\":" : ",\"echo\":false,\"id\":";
-      appendJsonString(text, e.idempotency_key);
+      ferry::json::appendString(text, e.idempotency_key);
       text += ",\"batch_size\":" + std::to_string(batch.size()) + "}\n";
     }
     if (!text.empty()) appendDurably(text);

@@ -183,8 +183,6 @@ class PageReader {
   std::string item_;
 };
 
-// A JSON string literal of `text` (quotes included).
-std::string jsonString(std::string_view text);
 // A JSON array of string literals.
 std::string jsonStrings(const std::vector<std::string>& list);
 // Checks that every value of a status filter option is a plain word ([A-Za-z0-9_]); throws
