@@ -48,6 +48,7 @@ CycleResult CursorEngine::runCycle(const FetchPage& fetch, const std::atomic<boo
                                    const OnCommit& on_commit) {
   CycleResult result;
   const Cursor start = currentCursor();
+  result.cursor = start.since;
   const uint32_t limit = std::max<uint32_t>(1, settings_.page_size);
 
   // The cursor to persist: never behind where the cycle started (the look-back reads older
@@ -75,6 +76,7 @@ CycleResult CursorEngine::runCycle(const FetchPage& fetch, const std::atomic<boo
     c.since = formatInstantMs(c.since_ns);
     c.offset = persist_offset;
     journal_.commit(source_, pending.events, c);
+    result.cursor = c.since;
     bool added = !pending.events.empty();
     result.new_events += static_cast<int64_t>(pending.events.size());
     pending = Pending{};

@@ -49,6 +49,7 @@ struct CycleResult {
   int64_t items = 0;       // items fetched, repeats included
   int64_t new_events = 0;  // events journalled
   int64_t passes = 0;      // extra passes over an instant that needed offset paging
+  std::string cursor;      // where the source stands after the cycle (its `since`)
 };
 
 class CursorEngine {

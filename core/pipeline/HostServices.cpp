@@ -189,6 +189,7 @@ ferry_status hostHttpRequest(ferry_host_ctx* ctx, const ferry_http_request* requ
           if (unverified) settings.tls_verify = false;
           client = std::make_unique<HttpClient>(settings);
         }
+        ++ctx->http_requests;
         owned->result = client->perform(call);
         ctx->services.metrics.add("http_requests_total", ctx->name, 1);
         if (owned->result.status == 0 || owned->result.transient)

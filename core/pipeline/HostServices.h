@@ -123,6 +123,10 @@ struct ferry_host_ctx {
   std::vector<ferry::core::FetchedItem>* page = nullptr;
   std::string emit_error;
 
+  // Requests sent through http_request, so that the host knows when a call into the plugin
+  // changed something at the remote (the delivered hook's progress is then saved at once).
+  uint64_t http_requests = 0;
+
   std::unique_ptr<ferry::core::HttpClient> http;
   std::unique_ptr<ferry::core::HttpClient> http_unverified;  // skip_tls_verify requests only
 };

@@ -176,19 +176,7 @@ void SourceRunner::loop(bool once) {
     processDelivered();
     const int64_t cycle_start = steadyNowMs();
     int64_t next_progress = cycle_start + kProgressEveryMs;
-    CycleResult r = engine_.runCycle(
-        [this](const PageRequest& q) { return fetchPage(q); }, services_.stopping,
-        [&](const CycleResult& so_far, const Cursor& cursor) {
-          services_.new_events.notify();
-          // A long backfill says how far it got, so that an operator sees it move.
-          if (steadyNowMs() >= next_progress) {
-            next_progress = steadyNowMs() + kProgressEveryMs;
-            services_.logger.information("source " + name_ + ": catching up, " +
-                                         std::to_string(so_far.new_events) + " new event(s) in " +
-                                         std::to_string(so_far.pages) + " page(s) so far, at " +
-                                         cursor.since);
-          }
-        });
+    CycleResult r = runCycle(next_progress);
     services_.metrics.add("source_events_total", name_, static_cast<double>(r.new_events));
     if (services_.stopping.load()) break;
     if (r.status == FERRY_OK) {
@@ -196,10 +184,9 @@ void SourceRunner::loop(bool once) {
         services_.logger.information("source " + name_ + ": recovered after " +
                                      std::to_string(attempt) + " failed attempt(s)");
       attempt = 0;
-      Cursor c = engine_.currentCursor();
       std::string summary = "source " + name_ + ": " + std::to_string(r.new_events) +
                             " new event(s) in " + std::to_string(r.pages) + " page(s), cursor " +
-                            c.since;
+                            r.cursor;
       if (r.new_events > 0) services_.logger.information(summary);
       else services_.logger.debug(summary);
       status("idle", "");
@@ -215,6 +202,10 @@ void SourceRunner::loop(bool once) {
       status("stopped", stoppedBecause(r.status, r.error));
       return;
     }
+    // A cycle that committed something before it failed made progress: only failures in a row
+    // without progress grow the backoff, so occasional errors during a long backfill do not
+    // slow it down more and more.
+    if (r.new_events > 0) attempt = 0;
     ++attempt;
     int64_t delay = backoffDelayMs(backoff_, attempt, r.retry_after_ms, rng_);
     services_.logger.warning("source " + name_ + ": " + r.error + "; retry " +
@@ -226,6 +217,35 @@ void SourceRunner::loop(bool once) {
   status("idle", "");
 }
 
+CycleResult SourceRunner::runCycle(int64_t& next_progress) {
+  int64_t committed = 0;
+  try {
+    return engine_.runCycle(
+        [this](const PageRequest& q) { return fetchPage(q); }, services_.stopping,
+        [&](const CycleResult& so_far, const Cursor& cursor) {
+          committed = so_far.new_events;
+          services_.new_events.notify();
+          // A long backfill says how far it got, so that an operator sees it move.
+          if (steadyNowMs() >= next_progress) {
+            next_progress = steadyNowMs() + kProgressEveryMs;
+            services_.logger.information("source " + name_ + ": catching up, " +
+                                         std::to_string(so_far.new_events) + " new event(s) in " +
+                                         std::to_string(so_far.pages) + " page(s) so far, at " +
+                                         cursor.since);
+          }
+        });
+  } catch (const JournalError& e) {
+    // The journal failed (disk full, I/O error, locked): nothing of the failed page counts, the
+    // cursor stays where the journal has it, and the cycle is retried like any transient error,
+    // so the source recovers by itself once the journal does.
+    CycleResult r;
+    r.status = FERRY_RETRY;
+    r.error = std::string("journal: ") + e.what();
+    r.new_events = committed;
+    return r;
+  }
+}
+
 void SourceRunner::processDelivered() {
   if (!handle_.instance || !has_hook_) return;
   Journal& journal = services_.journal;
@@ -233,6 +253,7 @@ void SourceRunner::processDelivered() {
     int64_t up_to = journal.lastSequence();
     for (const auto& sink : routed_sinks_) up_to = std::min(up_to, journal.sinkOffset(sink));
     int64_t from = journal.deliveredUpTo(name_);
+    int64_t saved = from;
     while (from < up_to && !services_.stopping.load()) {
       auto events = journal.readAfter(from, {name_}, 500);
       auto dead = journal.deadLetteredBetween(from, up_to);
@@ -247,7 +268,14 @@ void SourceRunner::processDelivered() {
                           e.previous.c_str(),  e.body.c_str(),     e.body.size(),
                           e.echo ? 1 : 0,      id.c_str()};
           handle_.ctx->clearError();
+          const uint64_t requests_before = handle_.ctx->http_requests;
           ferry_status s = handle_.instance->source()->delivered(handle_.instance->handle(), &raw);
+          if (s != FERRY_RETRY && handle_.ctx->http_requests != requests_before) {
+            // The hook changed something at the remote (a DuckHub confirmation): its progress
+            // is saved at once, so that a restart never repeats it.
+            journal.setDeliveredUpTo(name_, e.sequence);
+            saved = e.sequence;
+          }
           if (s == FERRY_RETRY) {
             services_.logger.warning("source " + name_ + ": delivered(" + id + ") will be retried: " +
                                      messageOr(handle_.ctx->last_error, s));
@@ -262,7 +290,10 @@ void SourceRunner::processDelivered() {
       }
       // Events of other sources between `reached` and `up_to` need no hook.
       if (!blocked && events.size() < 500) reached = up_to;
-      if (reached > from) journal.setDeliveredUpTo(name_, reached);
+      if (reached > saved) {
+        journal.setDeliveredUpTo(name_, reached);
+        saved = reached;
+      }
       if (blocked || reached == from) break;
       from = reached;
     }
@@ -314,7 +345,11 @@ void SinkRunner::join() {
 
 bool SinkRunner::drained() {
   Journal& j = services_.journal;
-  return j.countAfter(j.sinkOffset(name_), sources_) == 0 && j.pendingReplays(name_, 1).empty();
+  try {
+    return j.countAfter(j.sinkOffset(name_), sources_) == 0 && j.pendingReplays(name_, 1).empty();
+  } catch (const JournalError&) {
+    return false;  // unknown until the journal answers again
+  }
 }
 
 void SinkRunner::status(const std::string& state, const std::string& message, int64_t attempt,
@@ -466,6 +501,8 @@ SinkRunner::Outcome SinkRunner::deliverFeed() {
     journal.advanceSink(name_, to_write[done - 1].sequence, delivered(done), {});
     offset_ = to_write[done - 1].sequence;
     services_.sink_advanced.notify();
+    // A transient error after progress is not a failure streak: the backoff starts over.
+    attempt_ = 0;
   }
   if (s == FERRY_AUTH || s == FERRY_STOP) {
     failed_ = true;
@@ -477,28 +514,52 @@ SinkRunner::Outcome SinkRunner::deliverFeed() {
   return Outcome::Retry;
 }
 
+int64_t SinkRunner::sinkOffsetOr(int64_t fallback) {
+  try {
+    return services_.journal.sinkOffset(name_);
+  } catch (const JournalError&) {
+    return fallback;
+  }
+}
+
 void SinkRunner::loop() {
-  offset_ = services_.journal.sinkOffset(name_);
+  // The offset is read once; until the journal can be read, the sink waits for it.
+  bool known = false;
+  while (!known && !services_.stopping.load()) {
+    try {
+      offset_ = services_.journal.sinkOffset(name_);
+      known = true;
+    } catch (const JournalError& e) {
+      backOff(std::string("journal: ") + e.what(), -1);
+    }
+  }
+  attempt_ = 0;
   status("running", "");
-  bool retrying = false;
+  int failures = 0;
   while (!services_.stopping.load()) {
     uint64_t seen = services_.new_events.generation();
-    Outcome o = deliverReplays();
-    if (o == Outcome::Retry) {
-      retrying = true;
-      continue;
+    Outcome o = Outcome::Idle;
+    try {
+      o = deliverReplays();
+      if (o == Outcome::Idle) o = deliverFeed();
+    } catch (const JournalError& e) {
+      // The journal failed (disk full, I/O error): the offset stays where the journal has it,
+      // and a batch the plugin already wrote is written again after recovery (sinks are
+      // idempotent by the event's key). Backing off here, instead of ending the thread, lets
+      // the sink recover by itself once the journal does.
+      offset_ = sinkOffsetOr(offset_);
+      backOff(std::string("journal: ") + e.what(), -1);
+      o = Outcome::Retry;
     }
     if (o == Outcome::Stopped) return;
-    if (o == Outcome::Idle) o = deliverFeed();
-    if (o == Outcome::Stopped) return;
     if (o == Outcome::Retry) {
-      retrying = true;
+      ++failures;
       continue;
     }
-    if (retrying) {
+    if (failures > 0) {
       services_.logger.information("sink " + name_ + ": recovered after " +
-                                   std::to_string(attempt_) + " failed attempt(s)");
-      retrying = false;
+                                   std::to_string(failures) + " failed attempt(s)");
+      failures = 0;
       attempt_ = 0;
       status("running", "");
     }
