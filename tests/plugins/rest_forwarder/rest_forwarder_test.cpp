@@ -242,6 +242,81 @@ TEST_F(RestForwarderTest, RandomTransientFailuresLoseNothing) {
   EXPECT_GT(failures_429, 0) << "the script did not exercise 429";
 }
 
+// 2b. Occasional errors on a long run (batch = 1, one event per request): a transient error
+//     after progress is not a failure streak, so each fault costs one short retry and the sink
+//     never falls behind for good. With the default-like retry_max of 60 s, a backoff that kept
+//     growing across successful requests would need minutes here.
+TEST_F(RestForwarderTest, OccasionalErrorsDoNotGrowTheBackoff) {
+  const int kEvents = 2000;
+  const int64_t kRetryInitialMs = 100;
+  auto config = [&](const std::string& url) {
+    writeFile(config_, "[host]\njournal = " + dir_.file("journal.db") + "\nplugin_dir = " +
+                           plugins_ + "\nlog_level = info\nretry_initial = " +
+                           std::to_string(kRetryInitialMs) + "ms\nretry_max = 60s\n\n" +
+                           sourceSection("src", data_, "page_size = 100\n") +
+                           section("sink.hook",
+                                   {{"plugin", "sink_rest_forwarder"},
+                                    {"url", url},
+                                    {"batch", "1"},
+                                    {"batch_size", "100"},
+                                    {"batch_delay", "50ms"}},
+                                   ""));
+  };
+  writeFile(data_, orders(kEvents));
+  auto timedRun = [&] {
+    const auto start = std::chrono::steady_clock::now();
+    runOk();
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                 start)
+        .count();
+  };
+
+  // The fault-free time of the same run, on a fresh journal.
+  int64_t clean_ms = 0;
+  {
+    Receiver clean;
+    config(clean.url());
+    clean_ms = timedRun();
+    ASSERT_EQ(clean.requests().size(), static_cast<size_t>(kEvents));
+  }
+  fs::remove(dir_.file("journal.db"));
+  fs::remove(dir_.file("journal.db-wal"));
+  fs::remove(dir_.file("journal.db-shm"));
+
+  Receiver receiver;
+  std::mt19937 rng(4711);
+  receiver.setScript([&rng](const Request&, size_t) {
+    const int roll = static_cast<int>(rng() % 100);
+    if (roll < 4) return Answer{500, "internal error", "", 0};
+    if (roll < 7) return Answer{503, "unavailable", "", 0};
+    if (roll < 10) return Answer{429, "slow down", "", 0};
+    return Answer{200, "ok", "", 0};
+  });
+  config(receiver.url());
+  const int64_t faulty_ms = timedRun();
+
+  auto requests = receiver.requests();
+  expectDelivered(requests, ids(kEvents));
+  // Every injected fault costs exactly one more request, and nothing else is re-sent.
+  size_t faults = 0;
+  int64_t allowed_wait_ms = 0;  // the longest the backoff may wait: initial × 2^(streak − 1)
+  int streak = 0;
+  for (const auto& r : requests) {
+    if (r.answer.status == 200) {
+      streak = 0;
+      continue;
+    }
+    ++faults;
+    ++streak;
+    allowed_wait_ms += kRetryInitialMs << std::min(streak - 1, 20);
+  }
+  EXPECT_GT(faults, 100u) << "the script did not inject enough faults";
+  EXPECT_EQ(requests.size(), kEvents + faults);
+  EXPECT_LE(faulty_ms, 2 * clean_ms + allowed_wait_ms + 3000)
+      << "fault-free " << clean_ms << " ms, with " << faults << " faults " << faulty_ms
+      << " ms; the backoff may add at most " << allowed_wait_ms << " ms";
+}
+
 // 3. 410 Gone stops the sink with a status naming the 410; `run --once` exits 1; the endpoint is
 //    not asked again.
 TEST_F(RestForwarderTest, GoneStopsTheSink) {
