@@ -193,6 +193,25 @@ class Transaction {
   bool done_ = false;
 };
 
+// Several reads that belong together, under one read lock: without it every step of a vector-bound
+// SELECT is a transaction of its own, with its own pair of file-lock calls.
+class ReadTransaction {
+ public:
+  explicit ReadTransaction(Session& session) : session_(session) { session_ << "BEGIN", now; }
+  ~ReadTransaction() {
+    try {
+      session_ << "COMMIT", now;
+    } catch (...) {
+      // Nothing was written; SQLite may already have ended the transaction after an error.
+    }
+  }
+  ReadTransaction(const ReadTransaction&) = delete;
+  ReadTransaction& operator=(const ReadTransaction&) = delete;
+
+ private:
+  Session& session_;
+};
+
 constexpr const char* kOpenHint =
     " (check that the path names a ferry journal and that this user may write it and its "
     "directory)";
@@ -257,6 +276,9 @@ void SqliteJournal::configure() {
   // Before anything touches the file, so that the PRAGMAs below already wait for another
   // process's lock instead of failing at once.
   session_ << "PRAGMA busy_timeout = " + std::to_string(kBusyTimeoutMs), now;
+  // Event bodies are a kilobyte or more: larger pages mean fewer WAL frames (one write call each)
+  // per committed page of events. Only takes effect on a new file, before WAL mode is set.
+  session_ << "PRAGMA page_size = 16384", now;
   std::string mode;
   session_ << "PRAGMA journal_mode = WAL", into(mode), now;
   if (mode != "wal") {
@@ -264,12 +286,13 @@ void SqliteJournal::configure() {
                                                    "'); put the journal on a local file system"));
   }
   session_ << "PRAGMA synchronous = FULL", now;
-  // A backfill writes and reads back event bodies by the hundred megabytes: map the file and keep
-  // a large page cache, so that reads are memory copies rather than one pread() per page, and let
-  // the WAL grow to 64 MB between checkpoints (each checkpoint copies and fsyncs the database).
-  session_ << "PRAGMA cache_size = -65536", now;
-  session_ << "PRAGMA mmap_size = 1073741824", now;
-  session_ << "PRAGMA wal_autocheckpoint = 16384", now;
+  // A backfill writes event bodies by the hundred megabytes, and sinks that are caught up get
+  // them from memory (Handoff), not from here. The cache is bounded and the file is not mapped,
+  // so that the process's memory stays flat however large the journal grows; the WAL may grow to
+  // 64 MB between checkpoints (each checkpoint copies and fsyncs the database).
+  session_ << "PRAGMA cache_size = -16384", now;
+  session_ << "PRAGMA mmap_size = 0", now;
+  session_ << "PRAGMA wal_autocheckpoint = 4096", now;
   session_ << "PRAGMA temp_store = MEMORY", now;
 }
 
@@ -346,6 +369,7 @@ std::unordered_map<std::string, VersionSeen> SqliteJournal::latestVersions(
     }
     std::vector<std::string> found_entities, found_keys, versions;
     std::vector<Int64> versions_ns;
+    ReadTransaction tx(session_);
     session_ << "SELECT entity, key, version, version_ns FROM latest_versions "
                 "WHERE source = ? AND entity = ? AND key = ?",
         use(sources), use(entities), use(key_values), into(found_entities), into(found_keys),

@@ -32,8 +32,12 @@ struct CursorEngine::Pending {
   int64_t started_ms = 0;
 };
 
-CursorEngine::CursorEngine(std::string source, Journal& journal, CycleSettings settings)
-    : source_(std::move(source)), journal_(journal), settings_(std::move(settings)) {}
+CursorEngine::CursorEngine(std::string source, Journal& journal, CycleSettings settings,
+                           Handoff* handoff)
+    : source_(std::move(source)),
+      journal_(journal),
+      settings_(std::move(settings)),
+      handoff_(handoff) {}
 
 Cursor CursorEngine::currentCursor() {
   if (auto c = journal_.cursor(source_)) return *c;
@@ -75,10 +79,15 @@ CycleResult CursorEngine::runCycle(const FetchPage& fetch, const std::atomic<boo
     c.since_ns = persist_ms * kNsPerMs;
     c.since = formatInstantMs(c.since_ns);
     c.offset = persist_offset;
-    journal_.commit(source_, pending.events, c);
+    const auto added_events = static_cast<int64_t>(pending.events.size());
+    if (handoff_ != nullptr)
+      handoff_->commitAndPublish(source_, pending.events, nowMs(),
+                                 [&] { return journal_.commit(source_, pending.events, c); });
+    else
+      journal_.commit(source_, pending.events, c);
     result.cursor = c.since;
-    bool added = !pending.events.empty();
-    result.new_events += static_cast<int64_t>(pending.events.size());
+    bool added = added_events > 0;
+    result.new_events += added_events;
     pending = Pending{};
     if (added && on_commit) on_commit(result, c);
   };

@@ -11,6 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "delivery/Handoff.h"
 #include "journal/Journal.h"
 #include "pipeline/HostServices.h"
 
@@ -54,7 +55,9 @@ struct CycleResult {
 
 class CursorEngine {
  public:
-  CursorEngine(std::string source, Journal& journal, CycleSettings settings);
+  // With `handoff`, every commit is also published to the caught-up sinks in memory.
+  CursorEngine(std::string source, Journal& journal, CycleSettings settings,
+               Handoff* handoff = nullptr);
 
   // Runs one poll cycle: pages from the cursor (minus the look-back) until the remote has
   // nothing newer, journalling new events and the cursor page by page (grouped into one
@@ -74,6 +77,7 @@ class CursorEngine {
   std::string source_;
   Journal& journal_;
   CycleSettings settings_;
+  Handoff* handoff_;
 };
 
 }  // namespace ferry::core

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "delivery/Handoff.h"
 #include "journal/Journal.h"
 #include "services/Http.h"
 #include "services/RateLimiter.h"
@@ -74,6 +75,9 @@ struct HostServices {
   std::atomic<bool> sources_finished{false};
   Signal new_events;    // a source committed events
   Signal sink_advanced; // a sink moved its offset
+  // Just-committed events for the sinks that are caught up (bounded; the journal has them all).
+  static constexpr size_t kHandoffBytes = 32u << 20;
+  Handoff handoff{kHandoffBytes};
 
   std::shared_ptr<SharedScope> scope(const std::string& name);
 

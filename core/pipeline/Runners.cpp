@@ -69,7 +69,7 @@ SourceRunner::SourceRunner(const InstanceConfig& config, InstanceHandle handle,
     : name_(config.name),
       handle_(std::move(handle)),
       services_(services),
-      engine_(config.name, services.journal, std::move(cycle)),
+      engine_(config.name, services.journal, std::move(cycle), &services.handoff),
       backoff_(backoff),
       interval_ms_(config.interval_ms),
       routed_sinks_(std::move(routed_sinks)),
@@ -367,13 +367,14 @@ bool SinkRunner::sleepFor(int64_t ms) {
   return false;
 }
 
-ferry_status SinkRunner::write(const std::vector<JournalEvent>& events, size_t& done,
+ferry_status SinkRunner::write(const std::vector<const JournalEvent*>& events, size_t& done,
                                std::string& message, int64_t& retry_after_ms) {
   std::vector<std::string> ids;
   std::vector<ferry_event> raw;
   ids.reserve(events.size());
   raw.reserve(events.size());
-  for (const auto& e : events) {
+  for (const JournalEvent* event : events) {
+    const JournalEvent& e = *event;
     ids.push_back(e.idempotencyKey());
     raw.push_back(ferry_event{sizeof(ferry_event), e.sequence, e.source.c_str(), e.entity.c_str(),
                               e.key.c_str(), e.version.c_str(), e.previous.c_str(), e.body.c_str(),
@@ -398,8 +399,8 @@ SinkRunner::Outcome SinkRunner::deliverReplays() {
   Journal& journal = services_.journal;
   auto replays = journal.pendingReplays(name_, batch_size_);
   if (replays.empty()) return Outcome::Idle;
-  std::vector<JournalEvent> events;
-  for (const auto& d : replays) events.push_back(d.event);
+  std::vector<const JournalEvent*> events;
+  for (const auto& d : replays) events.push_back(&d.event);
   size_t done = 0;
   std::string message;
   int64_t retry_after = -1;
@@ -412,7 +413,7 @@ SinkRunner::Outcome SinkRunner::deliverReplays() {
   }
   if (s == FERRY_FATAL) {
     journal.settleReplay(replays[done].id, message);
-    services_.logger.error("sink " + name_ + ": replay of " + events[done].idempotencyKey() +
+    services_.logger.error("sink " + name_ + ": replay of " + events[done]->idempotencyKey() +
                            " failed again: " + message);
     return Outcome::Progress;
   }
@@ -438,7 +439,7 @@ void SinkRunner::backOff(const std::string& message, int64_t retry_after_ms) {
 
 SinkRunner::Outcome SinkRunner::deliverFeed() {
   Journal& journal = services_.journal;
-  auto events = journal.readAfter(offset_, sources_, batch_size_);
+  EventBatch events = readFeed(services_.handoff, journal, offset_, sources_, batch_size_);
   if (events.empty()) return Outcome::Idle;
 
   // A partial batch waits up to batch_delay for more events, so that a trickle still arrives in
@@ -449,16 +450,18 @@ SinkRunner::Outcome SinkRunner::deliverFeed() {
     while (!services_.stopping.load() && !services_.sources_finished.load() &&
            steadyNowMs() < until) {
       seen = services_.new_events.waitFor(seen, std::min(kSliceMs, until - steadyNowMs()));
-      if (journal.countAfter(offset_, sources_) >= static_cast<int64_t>(batch_size_)) break;
+      if (countFeed(services_.handoff, journal, offset_, sources_) >=
+          static_cast<int64_t>(batch_size_))
+        break;
     }
-    events = journal.readAfter(offset_, sources_, batch_size_);
+    events = readFeed(services_.handoff, journal, offset_, sources_, batch_size_);
   }
 
-  const int64_t batch_last = events.back().sequence;
-  std::vector<JournalEvent> to_write;
+  const int64_t batch_last = events.back()->sequence;
+  std::vector<const JournalEvent*> to_write;
   to_write.reserve(events.size());
-  for (auto& e : events)
-    if (!(skip_echo_ && e.echo)) to_write.push_back(std::move(e));
+  for (const auto& e : events)
+    if (!(skip_echo_ && e->echo)) to_write.push_back(e.get());
 
   if (to_write.empty()) {
     journal.advanceSink(name_, batch_last, std::nullopt, {});
@@ -474,7 +477,7 @@ SinkRunner::Outcome SinkRunner::deliverFeed() {
 
   auto delivered = [&](size_t count) -> std::optional<DeliveryRange> {
     if (count == 0) return std::nullopt;
-    return DeliveryRange{to_write.front().sequence, to_write[count - 1].sequence,
+    return DeliveryRange{to_write.front()->sequence, to_write[count - 1]->sequence,
                          std::to_string(count) + " event(s)"};
   };
   if (s == FERRY_OK) {
@@ -487,7 +490,7 @@ SinkRunner::Outcome SinkRunner::deliverFeed() {
   if (s == FERRY_FATAL) {
     // Events before `done` are durable, event `done` can never be written: dead-letter it and
     // go on with the next one. Skipped echoes between them are covered by the offset.
-    const JournalEvent& dead = to_write[done];
+    const JournalEvent& dead = *to_write[done];
     journal.advanceSink(name_, dead.sequence, delivered(done), {{dead.sequence, message}});
     offset_ = dead.sequence;
     services_.logger.error("sink " + name_ + ": " + dead.idempotencyKey() +
@@ -498,8 +501,8 @@ SinkRunner::Outcome SinkRunner::deliverFeed() {
     return Outcome::Progress;
   }
   if (done > 0) {
-    journal.advanceSink(name_, to_write[done - 1].sequence, delivered(done), {});
-    offset_ = to_write[done - 1].sequence;
+    journal.advanceSink(name_, to_write[done - 1]->sequence, delivered(done), {});
+    offset_ = to_write[done - 1]->sequence;
     services_.sink_advanced.notify();
     // A transient error after progress is not a failure streak: the backoff starts over.
     attempt_ = 0;

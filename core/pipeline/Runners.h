@@ -134,8 +134,8 @@ class SinkRunner {
   Outcome deliverReplays();
   Outcome deliverFeed();
   // Hands `events` to the plugin; the shared part of the feed and of replays.
-  ferry_status write(const std::vector<JournalEvent>& events, size_t& done, std::string& message,
-                     int64_t& retry_after_ms);
+  ferry_status write(const std::vector<const JournalEvent*>& events, size_t& done,
+                     std::string& message, int64_t& retry_after_ms);
   void status(const std::string& state, const std::string& message, int64_t attempt = 0,
               int64_t next_at_ms = 0);
   bool sleepFor(int64_t ms);
