@@ -2,9 +2,12 @@
 
 #include <Poco/Data/LOB.h>
 #include <Poco/Data/SQLite/Connector.h>
+#include <Poco/Data/SQLite/Utility.h>
 #include <Poco/Data/Statement.h>
 #include <Poco/Exception.h>
 #include <Poco/Tuple.h>
+
+#include <sqlite3.h>
 
 #include <filesystem>
 #include <limits>
@@ -242,12 +245,47 @@ SqliteJournal::SqliteJournal(const std::string& path) : path_(path), session_(op
 }
 
 SqliteJournal::~SqliteJournal() {
+  for (sqlite3_stmt*& statement : prepared_) {
+    sqlite3_finalize(statement);
+    statement = nullptr;
+  }
   try {
     session_.close();
   } catch (...) {
     // Closing cannot lose committed data; nothing useful to report from a destructor.
   }
 }
+
+sqlite3_stmt* SqliteJournal::prepared(int which, const char* sql) {
+  if (prepared_[which] == nullptr) {
+    sqlite3* db = Poco::Data::SQLite::Utility::dbHandle(session_);
+    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &prepared_[which], nullptr) !=
+        SQLITE_OK)
+      throw std::runtime_error(sqlite3_errmsg(db));
+  }
+  sqlite3_stmt* statement = prepared_[which];
+  sqlite3_reset(statement);
+  sqlite3_clear_bindings(statement);
+  return statement;
+}
+
+void SqliteJournal::step(sqlite3_stmt* statement) {
+  const int rc = sqlite3_step(statement);
+  if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+    std::string message = sqlite3_errmsg(sqlite3_db_handle(statement));
+    sqlite3_reset(statement);
+    throw std::runtime_error(message);
+  }
+}
+
+namespace {
+
+void bindText(sqlite3_stmt* statement, int index, const std::string& text) {
+  // SQLITE_STATIC: the text outlives the step, which happens before the caller's data changes.
+  sqlite3_bind_text(statement, index, text.data(), static_cast<int>(text.size()), SQLITE_STATIC);
+}
+
+}  // namespace
 
 std::string SqliteJournal::describe(const std::string& action, const std::string& cause) const {
   return "journal " + path_ + ": " + action + ": " + cause;
@@ -358,25 +396,28 @@ std::unordered_map<std::string, VersionSeen> SqliteJournal::latestVersions(
   return locked("reading latest versions of '" + source + "'", [&] {
     std::unordered_map<std::string, VersionSeen> out;
     if (keys.empty()) return out;
-    // Vectors bind as one prepared statement stepped once per key (Poco's SQLite binder does
-    // that): one compile per page, not one per key. Absent keys simply add no row.
-    std::vector<std::string> sources(keys.size(), source), entities, key_values;
-    entities.reserve(keys.size());
-    key_values.reserve(keys.size());
-    for (const KeyRef& k : keys) {
-      entities.push_back(k.entity);
-      key_values.push_back(k.key);
-    }
-    std::vector<std::string> found_entities, found_keys, versions;
-    std::vector<Int64> versions_ns;
     ReadTransaction tx(session_);
-    session_ << "SELECT entity, key, version, version_ns FROM latest_versions "
-                "WHERE source = ? AND entity = ? AND key = ?",
-        use(sources), use(entities), use(key_values), into(found_entities), into(found_keys),
-        into(versions), into(versions_ns), now;
-    for (size_t i = 0; i < found_entities.size(); ++i) {
-      out[versionMapKey(found_entities[i], found_keys[i])] = {versions[i], versions_ns[i]};
+    sqlite3_stmt* select = prepared(
+        kSelectLatest,
+        "SELECT version, version_ns FROM latest_versions WHERE source = ? AND entity = ? AND key = ?");
+    for (const KeyRef& k : keys) {
+      sqlite3_reset(select);
+      bindText(select, 1, source);
+      bindText(select, 2, k.entity);
+      bindText(select, 3, k.key);
+      const int rc = sqlite3_step(select);
+      if (rc == SQLITE_ROW) {
+        const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(select, 0));
+        out[versionMapKey(k.entity, k.key)] = {
+            std::string(text, static_cast<size_t>(sqlite3_column_bytes(select, 0))),
+            sqlite3_column_int64(select, 1)};
+      } else if (rc != SQLITE_DONE) {
+        std::string message = sqlite3_errmsg(sqlite3_db_handle(select));
+        sqlite3_reset(select);
+        throw std::runtime_error(message);
+      }
     }
+    sqlite3_reset(select);
     return out;
   });
 }
@@ -400,38 +441,38 @@ int64_t SqliteJournal::commit(const std::string& source, const std::vector<NewEv
     Transaction tx(session_);
     if (!events.empty()) {
       // Backfills hand over thousands of events per call: each statement is compiled once and
-      // stepped per row (vector binding), never prepared per event. Every bound vector must have
-      // the same length, hence the repeated source and time.
-      const size_t n = events.size();
-      std::vector<std::string> sources(n, source), entities, keys, versions, previous, bodies;
-      std::vector<int> echo;
-      std::vector<Int64> versions_ns, fetched_at(n, now_ms);
-      entities.reserve(n);
-      keys.reserve(n);
-      versions.reserve(n);
-      previous.reserve(n);
-      bodies.reserve(n);
-      echo.reserve(n);
-      versions_ns.reserve(n);
+      // stepped per event with its text bound in place.
+      sqlite3_stmt* insert = prepared(
+          kInsertEvent,
+          "INSERT INTO events (source, entity, key, version, previous, body, echo, fetched_at_ms) "
+          "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+      sqlite3_stmt* upsert = prepared(
+          kUpsertLatest,
+          "INSERT INTO latest_versions (source, entity, key, version, version_ns) "
+          "VALUES (?, ?, ?, ?, ?) ON CONFLICT (source, entity, key) DO UPDATE SET "
+          "version = excluded.version, version_ns = excluded.version_ns");
       for (const NewEvent& e : events) {
-        entities.push_back(e.entity);
-        keys.push_back(e.key);
-        versions.push_back(e.version);
-        previous.push_back(e.previous);
-        bodies.push_back(e.body);
-        echo.push_back(e.echo ? 1 : 0);
-        versions_ns.push_back(e.version_ns);
+        sqlite3_reset(insert);
+        bindText(insert, 1, source);
+        bindText(insert, 2, e.entity);
+        bindText(insert, 3, e.key);
+        bindText(insert, 4, e.version);
+        bindText(insert, 5, e.previous);
+        bindText(insert, 6, e.body);
+        sqlite3_bind_int(insert, 7, e.echo ? 1 : 0);
+        sqlite3_bind_int64(insert, 8, now_ms);
+        step(insert);
+        sqlite3_reset(upsert);
+        bindText(upsert, 1, source);
+        bindText(upsert, 2, e.entity);
+        bindText(upsert, 3, e.key);
+        bindText(upsert, 4, e.version);
+        sqlite3_bind_int64(upsert, 5, e.version_ns);
+        step(upsert);
       }
-      session_ << "INSERT INTO events "
-                  "(source, entity, key, version, previous, body, echo, fetched_at_ms) "
-                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-          use(sources), use(entities), use(keys), use(versions), use(previous), use(bodies),
-          use(echo), use(fetched_at), now;
-      session_ << "SELECT last_insert_rowid()", into(last), now;
-      session_ << "INSERT INTO latest_versions (source, entity, key, version, version_ns) "
-                  "VALUES (?, ?, ?, ?, ?) ON CONFLICT (source, entity, key) DO UPDATE SET "
-                  "version = excluded.version, version_ns = excluded.version_ns",
-          use(sources), use(entities), use(keys), use(versions), use(versions_ns), now;
+      sqlite3_reset(insert);
+      sqlite3_reset(upsert);
+      last = sqlite3_last_insert_rowid(Poco::Data::SQLite::Utility::dbHandle(session_));
     }
     upsertCursor(source, cursor, now_ms);
     tx.commit();

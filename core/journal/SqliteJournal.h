@@ -8,6 +8,8 @@
 
 #include <Poco/Data/Session.h>
 
+struct sqlite3_stmt;
+
 #include <cstdint>
 #include <mutex>
 #include <string>
@@ -91,9 +93,17 @@ class SqliteJournal final : public Journal {
   int64_t totalChanges();
   std::string describe(const std::string& action, const std::string& cause) const;
 
+  // The hot path (a source's commit, its latest-version lookups) runs on SQLite's own API with
+  // statements compiled once and text bound in place: through Poco::Data every body would be
+  // copied into a bound vector first. Prepared on first use, finalized before the session closes.
+  sqlite3_stmt* prepared(int which, const char* sql);
+  void step(sqlite3_stmt* statement);
+  enum Prepared { kInsertEvent, kUpsertLatest, kSelectLatest, kPreparedCount };
+
   std::string path_;
   std::mutex mutex_;
   Poco::Data::Session session_;
+  sqlite3_stmt* prepared_[kPreparedCount] = {};
 };
 
 }  // namespace ferry::core
