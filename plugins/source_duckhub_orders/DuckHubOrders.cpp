@@ -339,10 +339,10 @@ class DuckHubOrders : public ferry::Source {
 
   void saveEchoes() {
     while (echoes_.size() > kMaxEchoes) {
-      auto oldest = std::min_element(echoes_.begin(), echoes_.end(), [](const auto& a,
-                                                                         const auto& b) {
-        return a.second.delivered_ns < b.second.delivered_ns;
-      });
+      auto oldest =
+          std::min_element(echoes_.begin(), echoes_.end(), [](const auto& a, const auto& b) {
+            return a.second.delivered_ns < b.second.delivered_ns;
+          });
       echoes_.erase(oldest);
     }
     std::string text;

@@ -756,9 +756,10 @@ TEST_F(DuckHubSourceTest, KilledBetweenConfirmationAndPageCommitOurEchoesStayEch
   Sim& sim = startSim({"--seed", "3", "--venues", "1", "--orders", "120", "--no-rate-limit",
                        "--quiet"});
   const std::string rec = dir_.file("rec.jsonl");
-  writeFile(config_, hostConfig() + "commit_pages = 1000\ncommit_interval = 1h\n\n" +
-                         duckSource("v1", "v1", "confirm_delivered_as = confirmed\npage_size = 3\n") +
-                         csvSink() + recordingSink(rec, "skip_echo = false\n"));
+  writeFile(config_,
+            hostConfig() + "commit_pages = 1000\ncommit_interval = 1h\n\n" +
+                duckSource("v1", "v1", "confirm_delivered_as = confirmed\npage_size = 3\n") +
+                csvSink() + recordingSink(rec, "skip_echo = false\n"));
   auto initial = sim.state();
   std::set<std::string> fresh;
   for (const auto& [id, o] : initial)

@@ -107,7 +107,7 @@ class DuckHubServer {
   int recordArrival(const std::string& client);
   std::vector<std::string> applyChanges(int count, Venue* only);  // store lock held
   void firePagingChange(Venue& venue, const OrderQuery& query);   // store lock held
-  void changeBeforePatch(Venue& venue, Order& order);               // store lock held
+  void changeBeforePatch(Venue& venue, Order& order);             // store lock held
   void liveLoop();
   bool sleepInterruptibly(int delay_ms);
 

@@ -644,16 +644,15 @@ TEST_F(DuckHubSimTest, ChangeBeforePatchLetsTheVenueEditOrMoveTheOrderFirst) {
   for (auto& o : allByCursor("2000-01-01T00:00:00Z"))
     if (o->getValue<std::string>("status") == "new") fresh.push_back(o);
   ASSERT_GE(fresh.size(), 3u);
-  ASSERT_EQ(control("POST", "/_sim/change-before-patch",
-                    R"({"venue":"v1","change":"edit","count":1})")
-                .status,
-            200);
-  ASSERT_EQ(control("POST", "/_sim/change-before-patch", R"({"change":"confirmed"})").status,
-            200);
+  ASSERT_EQ(
+      control("POST", "/_sim/change-before-patch", R"({"venue":"v1","change":"edit","count":1})")
+          .status,
+      200);
+  ASSERT_EQ(control("POST", "/_sim/change-before-patch", R"({"change":"confirmed"})").status, 200);
   EXPECT_EQ(control("POST", "/_sim/change-before-patch", R"({"change":"eaten"})").status, 400);
-  EXPECT_EQ(control("POST", "/_sim/change-before-patch", R"({"venue":"v9","change":"edit"})")
-                .status,
-            404);
+  EXPECT_EQ(
+      control("POST", "/_sim/change-before-patch", R"({"venue":"v9","change":"edit"})").status,
+      404);
 
   // 1. The venue adds an item, then our PATCH confirms: the answer's version has both.
   const auto edited_id = fresh[0]->getValue<std::string>("id");
