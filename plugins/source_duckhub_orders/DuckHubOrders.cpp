@@ -1,14 +1,18 @@
 // source_duckhub_orders: every DuckHub order change of one venue, through the host's cursor
 // algorithm (updatedSince, inclusive; keyset paging by the host), with an optional confirmation
 // of new orders once every sink has them.
+#include <ferry/instant.hpp>
 #include <ferry/plugin.hpp>
 #include <simdjson.h>
 
 #include <algorithm>
 #include <array>
-#include <map>
 #include <cctype>
+#include <cstdio>
+#include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace {
 
@@ -108,6 +112,19 @@ std::string apiMessage(const ferry::HttpResponse& r) {
   return r.describe();
 }
 
+// The timestamp field a PATCH to `status` sets (the first time), besides status and updatedAt.
+std::string timestampFieldOf(std::string_view status) {
+  if (status == "confirmed") return "confirmedAt";
+  if (status == "completed") return "completedAt";
+  return "";
+}
+
+// FNV-1a, 64 bits, over `text` and a separator byte that UTF-8 JSON text never contains.
+void mixInto(uint64_t& hash, std::string_view text) {
+  for (unsigned char c : text) hash = (hash ^ c) * 1099511628211ULL;
+  hash = (hash ^ 0xFFu) * 1099511628211ULL;
+}
+
 class DuckHubOrders : public ferry::Source {
  public:
   DuckHubOrders(ferry::Host host, const ferry::Options& options)
@@ -116,6 +133,7 @@ class DuckHubOrders : public ferry::Source {
         api_key_(options.string("api_key")),
         status_(options.string("status")),
         confirm_as_(options.string("confirm_delivered_as")),
+        confirm_stamp_(timestampFieldOf(confirm_as_)),
         timeout_ms_(options.durationMs("timeout")) {
     while (!base_url_.empty() && base_url_.back() == '/') base_url_.pop_back();
     if (base_url_.rfind("http://", 0) != 0 && base_url_.rfind("https://", 0) != 0)
@@ -177,22 +195,26 @@ class DuckHubOrders : public ferry::Source {
     std::string body(event.body());
     std::string_view status;
     if (dom_.parse(body).get(order) || order["status"].get(status) || status != "new") return;
+    auto delivered_ns = ferry::instant::parseNs(event.version());
+    if (!delivered_ns) return;  // the host compared it as an instant: cannot happen
     std::string id(event.key());
+    // Remembered (durably) BEFORE the PATCH: whenever the process dies from here on, the version
+    // the PATCH produces is still recognised as ours.
+    echoes_[id] = Echo{*delivered_ns, std::string(event.version()), fingerprint(order)};
+    saveEchoes();
     std::string url = base_url_ + "/orders/" + urlEncode(id) + "/status";
     ferry::HttpResponse r = call("PATCH", url, "{\"status\":\"" + confirm_as_ + "\"}");
     if (r.status() == 422) {
       // The order moved on (or was cancelled) meanwhile: nothing to confirm, nothing to retry.
+      forgetEcho(id);
       host().warning("order " + id + " not moved to " + confirm_as_ + ": " + apiMessage(r));
       return;
     }
-    if (!r.ok()) fail(r, "PATCH /orders/" + id + "/status");
-    // Our own PATCH bumps updatedAt: remember that version so that it comes back as an echo.
-    simdjson::dom::element answer;
-    std::string text(r.body());
-    std::string_view updated_at;
-    if (!dom_.parse(text).get(answer) && !answer["updatedAt"].get(updated_at)) {
-      echoes_[id] = std::string(updated_at);
-      saveEchoes();
+    if (!r.ok()) {
+      // Refused for good: nothing was written. A transient failure keeps the memory for the
+      // retry.
+      if (r.status() != 0 && !r.transient()) forgetEcho(id);
+      fail(r, "PATCH /orders/" + id + "/status");
     }
     host().count("orders_confirmed_total");
     host().info("order " + id + " moved to " + confirm_as_);
@@ -238,21 +260,55 @@ class DuckHubOrders : public ferry::Source {
     bool echo = false;
     if (!echoes_.empty()) {
       if (auto ours = echoes_.find(std::string(id)); ours != echoes_.end()) {
-        echo = ours->second == updated_at;
-        // Seen, or overtaken by a newer version: the remembered one can go.
-        if (echo || ours->second < updated_at) {
-          echoes_.erase(ours);
-          saveEchoes();
+        auto version_ns = ferry::instant::parseNs(updated_at);
+        if (version_ns && *version_ns > ours->second.delivered_ns) {
+          // A later version than the one we delivered and confirmed. It is our echo only if it
+          // differs from that one in nothing but what our PATCH sets.
+          std::string_view status;
+          echo = !order["status"].get(status) && status == confirm_as_ &&
+                 fingerprint(order) == ours->second.fingerprint;
+          // An echo stays remembered: this page may yet be fetched again (a crash before it
+          // commits), and must then be recognised again. Anything else is a change of the
+          // venue's, which every later version carries too: none of them can be our echo, so
+          // the memory can go now, whatever happens to this page.
+          if (!echo) forgetEcho(std::string(id));
         }
       }
     }
     host().emit(ferry::Item{"order", id, updated_at, raw, echo});
   }
 
-  // The versions our own PATCHes produced, kept as ONE durable state value ("id\tupdatedAt"
-  // lines) and in memory: a backfill then costs no state lookup per order, and a restart still
-  // recognises the echoes of confirmations made before it. Bounded: an echo that never came back
-  // (the order changed again first) is dropped after kMaxEchoes newer ones.
+  // A digest of everything in an order that our PATCH does not set: every field but status,
+  // updatedAt and the target status's timestamp, by name, values as minified JSON.
+  uint64_t fingerprint(simdjson::dom::element order) const {
+    simdjson::dom::object object;
+    if (order.get(object)) return 0;
+    std::vector<std::pair<std::string_view, std::string>> fields;
+    for (auto field : object) {
+      if (field.key == "status" || field.key == "updatedAt" || field.key == confirm_stamp_)
+        continue;
+      fields.emplace_back(field.key, simdjson::minify(field.value));
+    }
+    std::sort(fields.begin(), fields.end());  // JSON objects are unordered
+    uint64_t hash = 14695981039346656037ULL;
+    for (const auto& [name, value] : fields) {
+      mixInto(hash, name);
+      mixInto(hash, value);
+    }
+    return hash;
+  }
+
+  // Our own PATCHes, kept as ONE durable state value (lines "id\tdelivered version\tdigest") and
+  // in memory: a backfill then costs no state lookup per order, and a restart still recognises
+  // the echoes of confirmations made before it. Written before each PATCH; an entry goes when a
+  // later version of the order turns out not to be ours, when the PATCH is refused, or, beyond
+  // kMaxEchoes entries, oldest delivered version first.
+  struct Echo {
+    int64_t delivered_ns = 0;       // the version delivered (and confirmed), as an instant
+    std::string delivered_version;  // the same, as received
+    uint64_t fingerprint = 0;       // fingerprint() of that version
+  };
+
   void loadEchoes() {
     auto text = host().state("echoes");
     if (!text) return;
@@ -260,23 +316,43 @@ class DuckHubOrders : public ferry::Source {
     while (start < text->size()) {
       size_t end = text->find('\n', start);
       if (end == std::string::npos) end = text->size();
-      size_t tab = text->find('\t', start);
-      if (tab != std::string::npos && tab < end)
-        echoes_[text->substr(start, tab - start)] = text->substr(tab + 1, end - tab - 1);
+      const std::string line = text->substr(start, end - start);
       start = end + 1;
+      // Lines of an older format ("id\tversion of our PATCH") are dropped: such an echo, if it
+      // is still to come, arrives once as a change.
+      size_t tab1 = line.find('\t'), tab2 = line.find('\t', tab1 + 1);
+      if (tab1 == std::string::npos || tab2 == std::string::npos) continue;
+      Echo e;
+      e.delivered_version = line.substr(tab1 + 1, tab2 - tab1 - 1);
+      auto ns = ferry::instant::parseNs(e.delivered_version);
+      char* parsed_to = nullptr;
+      e.fingerprint = std::strtoull(line.c_str() + tab2 + 1, &parsed_to, 16);
+      if (!ns || parsed_to != line.c_str() + line.size()) continue;
+      e.delivered_ns = *ns;
+      echoes_[line.substr(0, tab1)] = std::move(e);
     }
+  }
+
+  void forgetEcho(const std::string& id) {
+    if (echoes_.erase(id) > 0) saveEchoes();
   }
 
   void saveEchoes() {
     while (echoes_.size() > kMaxEchoes) {
-      auto oldest = std::min_element(echoes_.begin(), echoes_.end(), [](const auto& a,
-                                                                         const auto& b) {
-        return a.second < b.second;
-      });
+      auto oldest =
+          std::min_element(echoes_.begin(), echoes_.end(), [](const auto& a, const auto& b) {
+            return a.second.delivered_ns < b.second.delivered_ns;
+          });
       echoes_.erase(oldest);
     }
     std::string text;
-    for (const auto& [id, version] : echoes_) text += id + '\t' + version + '\n';
+    text.reserve(echoes_.size() * 72);
+    char digest[17];
+    for (const auto& [id, e] : echoes_) {
+      std::snprintf(digest, sizeof digest, "%016llx",
+                    static_cast<unsigned long long>(e.fingerprint));
+      text += id + '\t' + e.delivered_version + '\t' + digest + '\n';
+    }
     host().setState("echoes", text);
   }
 
@@ -286,13 +362,14 @@ class DuckHubOrders : public ferry::Source {
   std::string api_key_;
   std::string status_;
   std::string confirm_as_;
+  std::string confirm_stamp_;  // the timestamp field our PATCH sets: confirmedAt, completedAt, ""
   int64_t timeout_ms_;
   std::string rate_key_;
   simdjson::ondemand::parser ondemand_;
   simdjson::dom::parser dom_;
   std::string body_;
   std::string item_;
-  std::map<std::string, std::string> echoes_;  // order id -> updatedAt of our own PATCH
+  std::map<std::string, Echo> echoes_;  // order id -> the version we confirmed
 };
 
 }  // namespace

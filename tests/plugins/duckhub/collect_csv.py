@@ -4,7 +4,7 @@
 Usage: collect_csv.py DIR
 Prints one JSON object:
   {"files": [names of *.csv files], "others": [every other entry, e.g. a left-over .tmp],
-   "rows": [[order_id, updated_at, status, previous_version, file], ...]}
+   "rows": [[order_id, updated_at, status, previous_version, item_count, file], ...]}
 Columns are found by their header (layout duckhub_order). A file that is not UTF-8, not strict
 RFC 4180 CSV, or lacks one of the columns makes the script fail (exit 1, reason on stderr).
 """
@@ -14,7 +14,7 @@ import json
 import os
 import sys
 
-COLUMNS = ('order_id', 'updated_at', 'status', 'previous_version')
+COLUMNS = ('order_id', 'updated_at', 'status', 'previous_version', 'item_count')
 
 
 def main():

@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <random>
 #include <regex>
@@ -141,7 +142,45 @@ class Sim {
       ids.push_back(changed->getElement<std::string>(static_cast<unsigned>(i)));
     return ids;
   }
+  // The next `method` request after `after` others is handled, and its answer held `delay_ms`.
+  void hold(const std::string& method, int after, int delay_ms) {
+    control("POST", "/_sim/faults",
+            "{\"kind\":\"hold\",\"method\":\"" + method + "\",\"after_requests\":" +
+                std::to_string(after) + ",\"delay_ms\":" + std::to_string(delay_ms) + "}");
+  }
   Poco::JSON::Object::Ptr requests() { return control("GET", "/_sim/requests"); }
+  struct Patch {
+    std::string id, status;
+    int code = 0;
+  };
+  // Every PATCH …/status the simulator received (its request log), in order.
+  std::vector<Patch> patches() {
+    auto list = requests()->getArray("patches");
+    std::vector<Patch> out;
+    for (size_t i = 0; i < list->size(); ++i) {
+      auto p = list->getObject(static_cast<unsigned>(i));
+      out.push_back({p->getValue<std::string>("id"), p->getValue<std::string>("status"),
+                     p->getValue<int>("code")});
+    }
+    return out;
+  }
+  // The venue's staff change the next `count` orders Ferry PATCHes in `venue` right before the
+  // PATCH is applied: "edit" (one more item) or a status.
+  void changeBeforePatch(const std::string& venue, const std::string& change, int count) {
+    control("POST", "/_sim/change-before-patch",
+            "{\"venue\":\"" + venue + "\",\"change\":\"" + change +
+                "\",\"count\":" + std::to_string(count) + "}");
+  }
+  // id -> the change made before its PATCH.
+  std::map<std::string, std::string> changedBeforePatch() {
+    auto list = requests()->getArray("changed_before_patch");
+    std::map<std::string, std::string> out;
+    for (size_t i = 0; i < list->size(); ++i) {
+      auto c = list->getObject(static_cast<unsigned>(i));
+      out[c->getValue<std::string>("id")] = c->getValue<std::string>("change");
+    }
+    return out;
+  }
   // PATCH /v1/orders/:id/status as another client of the venue (the venue's staff).
   HttpAnswer patchStatus(const std::string& venue, const std::string& id,
                          const std::string& status) {
@@ -186,7 +225,7 @@ int64_t count(const Poco::JSON::Object::Ptr& o, const std::string& key) {
 // ---------------------------------------------------------------------------------------------
 
 struct CsvRow {
-  std::string id, updated_at, status, previous, file;
+  std::string id, updated_at, status, previous, item_count, file;
 };
 struct DropFolder {
   bool ok = false;  // every file parsed
@@ -210,6 +249,11 @@ struct DropFolder {
     for (const auto& r : rows)
       if (++seen[{r.id, r.updated_at}] == 2) out.push_back(r.id + "@" + r.updated_at);
     return out;
+  }
+  const CsvRow* find(const std::string& id, const std::string& updated_at) const {
+    for (const auto& r : rows)
+      if (r.id == id && r.updated_at == updated_at) return &r;
+    return nullptr;
   }
   bool has(const std::string& id, const std::string& updated_at) const {
     return std::any_of(rows.begin(), rows.end(),
@@ -241,7 +285,7 @@ DropFolder readDropFolder(const std::string& dir, const std::string& scratch) {
   auto rows = o->getArray("rows");
   for (size_t i = 0; i < rows->size(); ++i) {
     auto cells = strings(rows->getArray(static_cast<unsigned>(i)));
-    f.rows.push_back(CsvRow{cells[0], cells[1], cells[2], cells[3], cells[4]});
+    f.rows.push_back(CsvRow{cells[0], cells[1], cells[2], cells[3], cells[4], cells[5]});
   }
   f.ok = true;
   return f;
@@ -330,6 +374,22 @@ class DuckHubSourceTest : public FerryTest {
   void runOk(const std::string& what) {
     RunResult r = runOnce();
     ASSERT_EQ(r.exit_code, 0) << what << ": " << describe(r);
+  }
+
+  // `ferry trace ID --json`: version -> its echo flag, for every journalled version of the order.
+  std::map<std::string, bool> traceEchoes(const std::string& id) {
+    RunResult r = ferry({"trace", id, "--config", config_, "--json"}, 60s);
+    std::map<std::string, bool> out;
+    if (r.exit_code != 0) {
+      ADD_FAILURE() << "ferry trace " << id << ": " << describe(r);
+      return out;
+    }
+    auto versions = parseArray(r.out);
+    for (size_t i = 0; i < versions->size(); ++i) {
+      auto v = versions->getObject(static_cast<unsigned>(i));
+      out[v->getValue<std::string>("version")] = v->getValue<bool>("echo");
+    }
+    return out;
   }
 
   std::string plugins_ = dir_.file("plugins");
@@ -606,6 +666,168 @@ TEST_F(DuckHubSourceTest, NewOrdersAreConfirmedTheirEchoIsMarkedAnd422IsLoggedNo
   for (const auto& id : echoes) {
     EXPECT_EQ(newest[id].status, "new") << id << ": the CSV keeps the order as delivered";
   }
+}
+
+// What our PATCH sets is the status, its timestamp (confirmedAt for `confirmed`) and updatedAt.
+// When the venue's staff change the order after Ferry delivered it and before the PATCH, the
+// version the PATCH produces carries their change too: it is delivered, not skipped as our echo.
+TEST_F(DuckHubSourceTest, VenueChangesBetweenDeliveryAndOurConfirmationReachTheErp) {
+  Sim& sim = startSim({"--seed", "3", "--venues", "2", "--orders", "120", "--no-rate-limit",
+                       "--quiet"});
+  const std::string rec = dir_.file("rec.jsonl");
+  writeDuckConfig(duckSource("v1", "v1", "confirm_delivered_as = confirmed\npage_size = 20\n") +
+                  duckSource("v2", "v2", "confirm_delivered_as = cancelled\npage_size = 20\n") +
+                  csvSink() + recordingSink(rec, "skip_echo = false\n"));
+  auto initial = sim.state();
+  std::map<std::string, std::set<std::string>> fresh;  // venue -> its NEW orders
+  for (const auto& [id, o] : initial)
+    if (o.status == "new") fresh[o.venue].insert(id);
+  ASSERT_GE(fresh["v1"].size(), 5u) << "precondition: NEW orders in v1";
+  ASSERT_GE(fresh["v2"].size(), 4u) << "precondition: NEW orders in v2";
+
+  // v1 (confirm_delivered_as = confirmed): the staff add an item to the first two orders Ferry
+  // confirms, and confirm the third themselves. v2 (confirm_delivered_as = cancelled): the staff
+  // confirm the first two, which Ferry then cancels.
+  sim.changeBeforePatch("v1", "edit", 2);
+  sim.changeBeforePatch("v1", "confirmed", 1);
+  sim.changeBeforePatch("v2", "confirmed", 2);
+  runOk("pass 1: delivered, then confirmed (v1) or cancelled (v2)");
+  auto changed = sim.changedBeforePatch();
+  ASSERT_EQ(changed.size(), 5u) << "precondition: the staff changed five orders";
+  auto patches = sim.patches();
+  std::map<std::string, int> patched;
+  for (const auto& p : patches) {
+    SCOPED_TRACE(p.id);
+    EXPECT_EQ(p.code, 200);
+    EXPECT_EQ(p.status, fresh["v1"].count(p.id) ? "confirmed" : "cancelled");
+    ++patched[p.id];
+  }
+  EXPECT_EQ(patched.size(), fresh["v1"].size() + fresh["v2"].size()) << "every NEW order";
+  runOk("pass 2: the versions the PATCHes produced");
+
+  auto state = sim.state();
+  DropFolder f = csv();
+  ASSERT_TRUE(f.ok) << f.error;
+  auto lines = readSinkLines(rec);
+  auto recorded = [&](const std::string& id, const std::string& version) {
+    std::vector<bool> echoes;
+    for (const auto& l : lines)
+      if (l.key == id && l.version == version) echoes.push_back(l.echo);
+    return echoes;
+  };
+  std::set<std::string> skipped;  // versions that are (or count as) our own echo
+  for (const auto& venue : {"v1", "v2"}) {
+    for (const auto& id : fresh[venue]) {
+      SCOPED_TRACE(std::string(venue) + " " + id);
+      const Sim::Order& now = state[id];
+      ASSERT_GT(now.updated_at, initial[id].updated_at);
+      const CsvRow* first = f.find(id, initial[id].updated_at);
+      ASSERT_NE(first, nullptr) << "the order as first delivered";
+      const CsvRow* row = f.find(id, now.updated_at);
+      const std::string change = changed.count(id) ? changed[id] : "";
+      if (change == "edit" || (std::string(venue) == "v2" && change == "confirmed")) {
+        // The staff's change is in the version our PATCH answered: the ERP must get it.
+        ASSERT_NE(row, nullptr) << "the venue's change (" << change << ") never reached the ERP";
+        EXPECT_EQ(row->status, std::string(venue) == "v1" ? "confirmed" : "cancelled");
+        EXPECT_EQ(row->previous, initial[id].updated_at);
+        if (change == "edit") {
+          EXPECT_EQ(std::stoi(row->item_count), std::stoi(first->item_count) + 1)
+              << "the item the venue added";
+        }
+        EXPECT_EQ(recorded(id, now.updated_at), std::vector<bool>{false}) << "not an echo";
+        EXPECT_FALSE(traceEchoes(id)[now.updated_at]);
+      } else {
+        // Nothing but our own change (or, v1's third order, the staff's confirmation, which
+        // is the very change our PATCH makes): an echo, skipped by the CSV sink.
+        EXPECT_EQ(row, nullptr) << "our own confirmation reached the ERP as a change";
+        EXPECT_EQ(recorded(id, now.updated_at), std::vector<bool>{true});
+        skipped.insert(id);
+      }
+    }
+  }
+  expectCsvMatchesState(state, "after pass 2 (our echoes aside)", skipped);
+  EXPECT_EQ(sim.patches().size(), patches.size()) << "no order is confirmed twice";
+}
+
+// The memory of our own confirmations survives kill -9 at any moment: while a PATCH is answered,
+// and while pages holding the confirmed versions are fetched but not yet committed (one journal
+// transaction per cycle here). None of them comes back as a normal change.
+TEST_F(DuckHubSourceTest, KilledBetweenConfirmationAndPageCommitOurEchoesStayEchoes) {
+  Sim& sim = startSim({"--seed", "3", "--venues", "1", "--orders", "120", "--no-rate-limit",
+                       "--quiet"});
+  const std::string rec = dir_.file("rec.jsonl");
+  writeFile(config_,
+            hostConfig() + "commit_pages = 1000\ncommit_interval = 1h\n\n" +
+                duckSource("v1", "v1", "confirm_delivered_as = confirmed\npage_size = 3\n") +
+                csvSink() + recordingSink(rec, "skip_echo = false\n"));
+  auto initial = sim.state();
+  std::set<std::string> fresh;
+  for (const auto& [id, o] : initial)
+    if (o.status == "new") fresh.insert(id);
+  ASSERT_GE(fresh.size(), 8u) << "precondition: NEW orders over several pages";
+
+  // Waits (20 ms steps, 60 s at most) until the simulator's request log satisfies `done`.
+  auto waitForLog = [&](const std::function<bool(const Poco::JSON::Object::Ptr&)>& done) {
+    for (int i = 0; i < 3000; ++i) {
+      if (done(sim.requests())) return true;
+      std::this_thread::sleep_for(20ms);
+    }
+    return false;
+  };
+
+  // Round 0: backfill, then killed while the third PATCH's answer is held back (DuckHub has
+  // already confirmed that order).
+  sim.hold("PATCH", 2, 5000);
+  {
+    FerryProcess ferry({"run", "--config", config_}, dir_.path());
+    ASSERT_TRUE(waitForLog([](const Poco::JSON::Object::Ptr& q) {
+      return q->getArray("patches")->size() >= 3;
+    })) << ferry.err();
+    std::this_thread::sleep_for(50ms);
+    ferry.kill9();
+  }
+  ASSERT_EQ(count(sim.requests(), "faults_pending"), 0);
+  // Rounds 1-4: killed while the (r+1)-th GET of the run is held back: the r pages before it
+  // were fetched, and hold confirmed versions (the first run after round 0 confirms the rest
+  // first), but their transaction was not committed.
+  for (int r = 1; r <= 4; ++r) {
+    SCOPED_TRACE("round " + std::to_string(r));
+    sim.hold("GET", r, 5000);
+    FerryProcess ferry({"run", "--config", config_}, dir_.path());
+    ASSERT_TRUE(waitForLog([](const Poco::JSON::Object::Ptr& q) {
+      return count(q, "faults_pending") == 0;
+    })) << ferry.err();
+    std::this_thread::sleep_for(50ms);
+    ferry.kill9();
+  }
+  runOk("the final pass");
+
+  auto state = sim.state();
+  for (const auto& p : sim.patches()) {
+    SCOPED_TRACE(p.id);
+    EXPECT_TRUE(fresh.count(p.id)) << "only NEW orders are confirmed";
+    EXPECT_EQ(p.status, "confirmed");
+    EXPECT_EQ(p.code, 200);
+  }
+  DropFolder f = csv();
+  ASSERT_TRUE(f.ok) << f.error;
+  auto newest = f.newest();
+  auto lines = readSinkLines(rec);
+  for (const auto& id : fresh) {
+    SCOPED_TRACE(id);
+    const std::string& ours = state[id].updated_at;
+    ASSERT_EQ(state[id].status, "confirmed");
+    ASSERT_GT(ours, initial[id].updated_at);
+    EXPECT_FALSE(f.has(id, ours)) << "our own confirmation reached the ERP as a change";
+    EXPECT_EQ(newest[id].status, "new") << "the ERP keeps the order as delivered";
+    std::vector<bool> echoes;
+    for (const auto& l : lines)
+      if (l.key == id && l.version == ours) echoes.push_back(l.echo);
+    ASSERT_FALSE(echoes.empty()) << "the confirmed version never reached the recording sink";
+    for (bool echo : echoes) EXPECT_TRUE(echo) << "the confirmed version arrived as a change";
+    EXPECT_TRUE(traceEchoes(id)[ours]) << "ferry trace: the journal holds it as a normal change";
+  }
+  expectCsvMatchesState(state, "after the kills (our echoes aside)", fresh);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -62,6 +62,10 @@ std::optional<std::int64_t> parseInteger(const std::string& text) {
   return value;
 }
 
+// A `hold` fault's delay for the request this thread is answering: sendJson waits this long
+// before sending, after the request took effect.
+thread_local int t_hold_ms = 0;
+
 std::uint64_t countSince(const std::deque<std::int64_t>& hits, std::int64_t after) {
   return static_cast<std::uint64_t>(hits.end() - std::upper_bound(hits.begin(), hits.end(), after));
 }
@@ -166,6 +170,7 @@ void DuckHubServer::countStatus(int status) {
 void DuckHubServer::sendJson(HTTPServerResponse& response, int status, const std::string& body,
                              bool count) {
   if (count) countStatus(status);
+  if (count && t_hold_ms > 0 && !sleepInterruptibly(t_hold_ms)) return;
   response.setStatusAndReason(static_cast<HTTPResponse::HTTPStatus>(status));
   response.setContentType("application/json; charset=utf-8");
   response.setContentLength(static_cast<std::streamsize>(body.size()));
@@ -238,11 +243,21 @@ void DuckHubServer::handleApi(HTTPServerRequest& request, HTTPServerResponse& re
     std::lock_guard<std::mutex> lock(mutex_);
     throttle = recordArrival(request.clientAddress().host().toString());
     if (!faults_.empty()) {
-      fault = faults_.front();
-      if (--faults_.front().remaining <= 0) faults_.pop_front();
-      ++faults_injected_;
+      Fault& next = faults_.front();
+      if (!next.method.empty() && next.method != request.getMethod()) {
+        // not for this request
+      } else if (next.after_requests > 0) {
+        --next.after_requests;
+      } else {
+        fault = next;
+        if (--next.remaining <= 0) faults_.pop_front();
+        ++faults_injected_;
+      }
     }
   }
+  struct Hold {
+    ~Hold() { t_hold_ms = 0; }
+  } hold;
   if (fault) {
     switch (fault->kind) {
       case FaultKind::k429:
@@ -292,6 +307,9 @@ void DuckHubServer::handleApi(HTTPServerRequest& request, HTTPServerResponse& re
       case FaultKind::kSlow:
         if (!sleepInterruptibly(fault->delay_ms)) return;
         break;  // then answer normally
+      case FaultKind::kHold:
+        t_hold_ms = fault->delay_ms;
+        break;  // handled normally, answered late
     }
   }
   if (throttle >= 0) {
@@ -506,6 +524,7 @@ void DuckHubServer::patchStatus(Venue& venue, const std::string& id, const std::
     auto it = venue.by_id.find(id);
     if (it != venue.by_id.end()) {
       Order& order = *it->second;
+      changeBeforePatch(venue, order);
       if (order.status != *target && !isLegalTransition(order.status, *target)) {
         std::string allowed;
         for (Status s : legalTargets(order.status)) {
@@ -536,6 +555,29 @@ void DuckHubServer::patchStatus(Venue& venue, const std::string& id, const std::
     record(200);
     sendJson(response, 200, result);
   }
+}
+
+void DuckHubServer::changeBeforePatch(Venue& venue, Order& order) {
+  auto armed = std::find_if(before_patch_.begin(), before_patch_.end(), [&](const BeforePatch& b) {
+    return b.venue.empty() || b.venue == venue.name;
+  });
+  if (armed == before_patch_.end()) return;
+  const std::string change = armed->change;
+  if (--armed->remaining <= 0) before_patch_.erase(armed);
+  if (change == "edit") {
+    store_.applyEdit(venue, order);
+  } else if (auto to = parseStatus(change); to && isLegalTransition(order.status, *to)) {
+    store_.applyTransition(venue, order, *to);
+  } else {
+    return;  // not possible from the order's status: nothing changed
+  }
+  ++changes_applied_;
+  if (!changed_before_patch_json_.empty()) changed_before_patch_json_ += ',';
+  changed_before_patch_json_ += "{\"id\":";
+  appendString(changed_before_patch_json_, order.id);
+  changed_before_patch_json_ += ",\"change\":";
+  appendString(changed_before_patch_json_, change);
+  changed_before_patch_json_ += '}';
 }
 
 std::vector<std::string> DuckHubServer::applyChanges(int count, Venue* only) {
@@ -652,7 +694,7 @@ void DuckHubServer::handleControl(HTTPServerRequest& request, HTTPServerResponse
         if (i) out += ',';
         appendString(out, paging_changed_ids_[i]);
       }
-      out += "]}}";
+      out += "]},\"changed_before_patch\":[" + changed_before_patch_json_ + "]}";
       return sendJson(response, 200, out, false);
     }
     if (method != "POST") return fail(404, "no such control endpoint: " + method + " " + path);
@@ -667,15 +709,21 @@ void DuckHubServer::handleControl(HTTPServerRequest& request, HTTPServerResponse
           {"slow", FaultKind::kSlow},
           {"drop", FaultKind::kDrop},
           {"malformed", FaultKind::kMalformed},
-          {"truncated", FaultKind::kTruncated}};
+          {"truncated", FaultKind::kTruncated},
+          {"hold", FaultKind::kHold}};
       const std::string kind = args->optValue<std::string>("kind", "");
       auto it = kKinds.find(kind);
       if (it == kKinds.end()) return fail(400, "unknown fault kind '" + kind + "'");
       const int count = args->optValue<int>("count", 1);
       const int delay_ms = args->optValue<int>("delay_ms", 5000);
-      if (count < 1 || delay_ms < 0) return fail(400, "count must be >= 1, delay_ms >= 0");
+      const std::string only = args->optValue<std::string>("method", "");
+      const int after = args->optValue<int>("after_requests", 0);
+      if (count < 1 || delay_ms < 0 || after < 0)
+        return fail(400, "count must be >= 1, delay_ms >= 0, after_requests >= 0");
+      if (!only.empty() && only != "GET" && only != "PATCH")
+        return fail(400, "method must be GET or PATCH");
       std::lock_guard<std::mutex> lock(mutex_);
-      faults_.push_back({it->second, count, delay_ms});
+      faults_.push_back({it->second, count, delay_ms, only, after});
       return sendJson(response, 200,
                       "{\"queued\":" + std::to_string(count) + ",\"kind\":\"" + kind + "\"}",
                       false);
@@ -709,6 +757,19 @@ void DuckHubServer::handleControl(HTTPServerRequest& request, HTTPServerResponse
       paging_change_ = PagingChange{after, count};
       return sendJson(response, 200, "{\"armed\":true}", false);
     }
+    if (path == "/_sim/change-before-patch") {
+      const std::string change = args->optValue<std::string>("change", "");
+      const std::string venue_name = args->optValue<std::string>("venue", "");
+      const int count = args->optValue<int>("count", 1);
+      if (change != "edit" && !parseStatus(change))
+        return fail(400, "change must be 'edit' or a status (" + std::string(kStatusList) + ")");
+      if (count < 1) return fail(400, "count must be >= 1");
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!venue_name.empty() && !store_.venueByName(venue_name))
+        return fail(404, "unknown venue " + venue_name);
+      before_patch_.push_back({venue_name, change, count});
+      return sendJson(response, 200, "{\"armed\":" + std::to_string(count) + "}", false);
+    }
     if (path == "/_sim/live") {
       const double rate = args->optValue<double>("rate", 0.0);
       if (rate < 0) return fail(400, "rate must be >= 0");
@@ -727,6 +788,7 @@ void DuckHubServer::handleControl(HTTPServerRequest& request, HTTPServerResponse
       patches_json_.clear();
       paging_changed_ids_.clear();
       paging_changes_fired_ = 0;
+      changed_before_patch_json_.clear();
       for (auto& [client, windows] : clients_) windows.stats_hits.clear();
       return sendJson(response, 200, "{\"ok\":true}", false);
     }

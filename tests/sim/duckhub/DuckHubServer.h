@@ -62,12 +62,21 @@ class DuckHubServer {
     kSlow,
     kDrop,
     kMalformed,
-    kTruncated
+    kTruncated,
+    kHold
   };
   struct Fault {
     FaultKind kind;
     int remaining;
     int delay_ms;
+    std::string method;  // only requests with this method ("" = any) take it or count below
+    int after_requests;  // let this many (matching) requests through first
+  };
+  // A change the venue's staff make to an order right before a PATCH of it is applied.
+  struct BeforePatch {
+    std::string venue;   // "" = any venue
+    std::string change;  // "edit" or a status name
+    int remaining;
   };
   struct ClientWindows {
     std::deque<std::int64_t> limiter_hits;  // steady ms, last 60 s
@@ -98,6 +107,7 @@ class DuckHubServer {
   int recordArrival(const std::string& client);
   std::vector<std::string> applyChanges(int count, Venue* only);  // store lock held
   void firePagingChange(Venue& venue, const OrderQuery& query);   // store lock held
+  void changeBeforePatch(Venue& venue, Order& order);             // store lock held
   void liveLoop();
   bool sleepInterruptibly(int delay_ms);
 
@@ -110,6 +120,8 @@ class DuckHubServer {
   std::optional<PagingChange> paging_change_;
   std::vector<std::string> paging_changed_ids_;
   int paging_changes_fired_ = 0;
+  std::deque<BeforePatch> before_patch_;
+  std::string changed_before_patch_json_;  // comma-separated {"id","change"} objects
   std::unordered_map<std::string, ClientWindows> clients_;
   std::uint64_t total_requests_ = 0;
   std::map<int, std::uint64_t> by_status_;

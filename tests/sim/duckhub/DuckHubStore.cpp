@@ -586,13 +586,42 @@ void DuckHubStore::insertCreated(Venue& venue, Order* order) {
   venue.by_created.insert(it, order);
 }
 
-void DuckHubStore::applyTransition(Venue& venue, Order& order, Status to) {
+std::int64_t DuckHubStore::touch(Venue& venue, Order& order) {
   const std::int64_t stamp = std::max(nowMs(), order.updated_ms + 1);
+  reindexUpdated(venue, order, stamp);
+  ++venue.version;
+  return stamp;
+}
+
+void DuckHubStore::applyTransition(Venue& venue, Order& order, Status to) {
+  const std::int64_t stamp = touch(venue, order);
   order.status = to;
   if (to == Status::kConfirmed && order.confirmed_ms < 0) order.confirmed_ms = stamp;
   if (to == Status::kCompleted && order.completed_ms < 0) order.completed_ms = stamp;
-  reindexUpdated(venue, order, stamp);
-  ++venue.version;
+}
+
+void DuckHubStore::applyEdit(Venue& venue, Order& order) {
+  // One more item line; the amounts grow by its price. The pre-rendered head ends with
+  // `"subtotalAmount":s,"deliveryFee":f,"discountAmount":d,"totalAmount":t,` and the tail starts
+  // with the items array.
+  const Product& extra = kMenu[static_cast<std::size_t>(order.order_number) % kMenu.size()];
+  auto addTo = [&](const std::string& field) {
+    const std::string key = "\"" + field + "\":";
+    const std::size_t at = order.head.rfind(key) + key.size();
+    const std::size_t end = order.head.find(',', at);
+    const std::int64_t value = std::stoll(order.head.substr(at, end - at)) + extra.price;
+    order.head.replace(at, end - at, std::to_string(value));
+  };
+  addTo("subtotalAmount");
+  addTo("totalAmount");
+  std::string line = ",{\"productExternalId\":\"";
+  line += extra.external_id;
+  line += "\",\"productName\":";
+  appendString(line, extra.name);
+  line += ",\"quantity\":1,\"unitPrice\":" + std::to_string(extra.price) +
+          ",\"totalPrice\":" + std::to_string(extra.price) + ",\"modifiers\":[]}";
+  order.tail.insert(order.tail.find("],\"channel\":"), line);
+  touch(venue, order);
 }
 
 Order& DuckHubStore::addOrder(Venue& venue) {

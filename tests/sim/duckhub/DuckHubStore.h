@@ -105,6 +105,9 @@ class DuckHubStore {
   // Moves an order to `to` (legality checked by the caller), stamped with the clock and always
   // strictly later than the order's previous updatedAt.
   void applyTransition(Venue& venue, Order& order, Status to);
+  // The venue's staff edit the order's contents: one more item line, the amounts grow with it;
+  // updatedAt moves on as for a transition.
+  void applyEdit(Venue& venue, Order& order);
   Order& addOrder(Venue& venue);
   // One random change in `venue`: a new order or a legal transition of a random open order.
   std::string randomChange(Venue& venue);
@@ -116,6 +119,9 @@ class DuckHubStore {
   void generateVenue(Venue& venue, std::uint64_t venue_seed, int count);
   std::unique_ptr<Order> makeOrder(Venue& venue, std::mt19937_64& rng, std::int64_t created_ms);
   void reindexUpdated(Venue& venue, Order& order, std::int64_t new_updated_ms);
+  // Stamps a change of `order` with the clock (strictly later than its previous updatedAt) and
+  // returns the stamp.
+  std::int64_t touch(Venue& venue, Order& order);
   void insertCreated(Venue& venue, Order* order);
 
   StoreOptions options_;

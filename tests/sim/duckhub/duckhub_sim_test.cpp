@@ -613,6 +613,92 @@ TEST_F(DuckHubSimTest, SlowFaultOutlastsAClientTimeoutOrAnswersLate) {
   EXPECT_EQ(parseObject(late.body)->getArray("items")->size(), 3u);
 }
 
+TEST_F(DuckHubSimTest, HoldFaultAppliesTheRequestThenAnswersLateAndCanWaitForItsTurn) {
+  startDefault();
+  auto order = findOrderWithStatus("new");
+  ASSERT_TRUE(order);
+  const auto id = order->getValue<std::string>("id");
+  // Only PATCHes take it, and only after one PATCH went through: the GET and the first PATCH
+  // (an illegal one) are answered at once.
+  ASSERT_EQ(control("POST", "/_sim/faults",
+                    R"({"kind":"hold","method":"PATCH","after_requests":1,"delay_ms":3000})")
+                .status,
+            200);
+  EXPECT_EQ(get("/v1/orders?limit=1").status, 200);
+  EXPECT_EQ(patch(id, R"({"status":"preparing"})").status, 422);
+  EXPECT_EQ(parseObject(control("GET", "/_sim/requests").body)->getValue<int>("faults_pending"), 1);
+  // The held PATCH is written at once, but its answer outlasts the client's timeout.
+  EXPECT_THROW(call(port_, "PATCH", "/v1/orders/" + id + "/status", keys_["v1"],
+                    R"({"status":"confirmed"})", 300),
+               Poco::TimeoutException);
+  EXPECT_EQ(getJson("/v1/orders/" + id)->getValue<std::string>("status"), "confirmed");
+  auto stats = parseObject(control("GET", "/_sim/requests").body);
+  EXPECT_EQ(stats->getValue<int>("faults_pending"), 0);
+  EXPECT_EQ(stats->getValue<int>("faults_injected"), 1);
+  EXPECT_EQ(control("POST", "/_sim/faults", R"({"kind":"hold","method":"PUT"})").status, 400);
+}
+
+TEST_F(DuckHubSimTest, ChangeBeforePatchLetsTheVenueEditOrMoveTheOrderFirst) {
+  startDefault();
+  std::vector<Object::Ptr> fresh;
+  for (auto& o : allByCursor("2000-01-01T00:00:00Z"))
+    if (o->getValue<std::string>("status") == "new") fresh.push_back(o);
+  ASSERT_GE(fresh.size(), 3u);
+  ASSERT_EQ(
+      control("POST", "/_sim/change-before-patch", R"({"venue":"v1","change":"edit","count":1})")
+          .status,
+      200);
+  ASSERT_EQ(control("POST", "/_sim/change-before-patch", R"({"change":"confirmed"})").status, 200);
+  EXPECT_EQ(control("POST", "/_sim/change-before-patch", R"({"change":"eaten"})").status, 400);
+  EXPECT_EQ(
+      control("POST", "/_sim/change-before-patch", R"({"venue":"v9","change":"edit"})").status,
+      404);
+
+  // 1. The venue adds an item, then our PATCH confirms: the answer's version has both.
+  const auto edited_id = fresh[0]->getValue<std::string>("id");
+  Reply r = patch(edited_id, R"({"status":"confirmed"})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto edited = getJson("/v1/orders/" + edited_id);
+  EXPECT_EQ(edited->getValue<std::string>("status"), "confirmed");
+  EXPECT_EQ(edited->getArray("items")->size(), fresh[0]->getArray("items")->size() + 1);
+  const auto added = edited->getArray("items")->getObject(
+      static_cast<unsigned>(edited->getArray("items")->size() - 1));
+  EXPECT_EQ(edited->getValue<std::int64_t>("subtotalAmount"),
+            fresh[0]->getValue<std::int64_t>("subtotalAmount") +
+                added->getValue<std::int64_t>("totalPrice"));
+  EXPECT_EQ(edited->getValue<std::int64_t>("totalAmount"),
+            edited->getValue<std::int64_t>("subtotalAmount") +
+                edited->getValue<std::int64_t>("deliveryFee") -
+                edited->getValue<std::int64_t>("discountAmount"));
+  EXPECT_GT(edited->getValue<std::string>("updatedAt"),
+            fresh[0]->getValue<std::string>("updatedAt"));
+
+  // 2. The staff confirm first: our PATCH to confirmed is then the same status, nothing written.
+  const auto confirmed_id = fresh[1]->getValue<std::string>("id");
+  r = patch(confirmed_id, R"({"status":"confirmed"})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto confirmed = getJson("/v1/orders/" + confirmed_id);
+  EXPECT_EQ(parseObject(r.body)->getValue<std::string>("updatedAt"),
+            confirmed->getValue<std::string>("updatedAt"));
+  EXPECT_EQ(confirmed->getValue<std::string>("confirmedAt"),
+            confirmed->getValue<std::string>("updatedAt"));
+
+  // 3. Nothing armed any more: a plain PATCH.
+  const auto plain_id = fresh[2]->getValue<std::string>("id");
+  ASSERT_EQ(patch(plain_id, R"({"status":"cancelled"})").status, 200);
+  EXPECT_EQ(getJson("/v1/orders/" + plain_id)->getArray("items")->size(),
+            fresh[2]->getArray("items")->size());
+
+  auto stats = parseObject(control("GET", "/_sim/requests").body);
+  auto changed = stats->getArray("changed_before_patch");
+  ASSERT_EQ(changed->size(), 2u);
+  EXPECT_EQ(changed->getObject(0)->getValue<std::string>("id"), edited_id);
+  EXPECT_EQ(changed->getObject(0)->getValue<std::string>("change"), "edit");
+  EXPECT_EQ(changed->getObject(1)->getValue<std::string>("id"), confirmed_id);
+  EXPECT_EQ(changed->getObject(1)->getValue<std::string>("change"), "confirmed");
+  EXPECT_EQ(stats->getValue<int>("changes_applied"), 2);
+}
+
 TEST_F(DuckHubSimTest, DropMalformedAndTruncatedBodies) {
   startDefault();
   ASSERT_EQ(control("POST", "/_sim/faults", R"({"kind":"drop"})").status, 200);
