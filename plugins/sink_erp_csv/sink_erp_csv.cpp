@@ -426,8 +426,8 @@ class ErpCsvSink : public ferry::Sink {
         continue;
       }
       host().warning("column '" + mapper_.mapping().headers()[it->column] + "' of layout " +
-                     layout_ + " was empty in every row of " + file +
-                     "; the source may not send " + it->fields);
+                     layout_ + " was empty in every row of " + file + "; the source may not send " +
+                     it->fields);
       it = watched_.erase(it);
     }
   }

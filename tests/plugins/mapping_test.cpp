@@ -461,13 +461,12 @@ TEST(MappingLayouts, TradecloudOrderLinesFillQuantityDateAndPriceInBothVariants)
   auto single_line = [&](const char* id, const char* date, const char* quantity) {
     return std::string(R"({"id":")") + id + R"(","lineType":"Item",)" + buyer_line +
            R"("statusLine":{"scheduledDelivery":)" + delivery(date, quantity) +
-           R"(,"scheduledDeliveryInclRequests":)" + delivery(date, quantity) +
-           R"(,"prices":{)" + money + R"(},"pricesInclRequests":{)" + money +
-           R"(}},"confirmedLine":null,)" + status + "}";
+           R"(,"scheduledDeliveryInclRequests":)" + delivery(date, quantity) + R"(,"prices":{)" +
+           money + R"(},"pricesInclRequests":{)" + money + R"(}},"confirmedLine":null,)" + status +
+           "}";
   };
   const std::string single_body = head + single_line("c-4500001234-10-1", "2025-05-20", "40") +
-                                  "," + single_line("c-4500001234-10-2", "2025-06-20", "60") +
-                                  "]}";
+                                  "," + single_line("c-4500001234-10-2", "2025-06-20", "60") + "]}";
 
   auto d = layoutRows("tradecloud_order_lines", default_body);
   ASSERT_EQ(d.size(), 1u);

@@ -514,17 +514,17 @@ TEST_F(ErpCsvTest, RepeatedRunsLeaveOnlyWholeFilesAndEveryChangeOnce) {
 // One test_source line: a Tradecloud shipment with one line and no planned dates yet (no
 // departure.etdDate, no destinations).
 std::string shipmentLine(int n) {
-  const std::string at = updatedAt(n);
-  const std::string id = "shp-" + std::to_string(n);
+  const std::string at = updatedAt(n), id = "shp-" + std::to_string(n);
+  const std::string meta = R"({"lastUpdatedAt":")" + at + R"("})";
   return R"({"entity":"shipment","key":")" + id + R"(","version":")" + at + R"(","body":{"id":")" +
          id + R"(","supplierShipment":{"shipmentNumber":"SHP-)" + std::to_string(n) +
          R"("},"lines":[{"purchaseOrderNumber":"45000012)" + std::to_string(n) +
          R"(","purchaseOrderLinePosition":"10","item":{"number":"ART-1","name":"Bolt"},)"
-         R"("supplierLine":{"despatchAdviceNumber":"DA-1","despatchQuantity":40},)"
-         R"("meta":{"lastUpdatedAt":")" + at + R"("}}],"locations":{)"
-         R"("departure":{"location":{"code":"WH-01"}},"destinations":[]},)"
-         R"("status":{"processStatus":"Issued","processStatusReason":null},)"
-         R"("meta":{"lastUpdatedAt":")" + at + "\"}}}\n";
+         R"("supplierLine":{"despatchAdviceNumber":"DA-1","despatchQuantity":40},"meta":)" +
+         meta +
+         R"(}],"locations":{"departure":{"location":{"code":"WH-01"}},"destinations":[]},)"
+         R"("status":{"processStatus":"Issued","processStatusReason":null},"meta":)" +
+         meta + "}}\n";
 }
 
 // A built-in layout's column that is empty in every row of a file says so in the log, once per
@@ -537,7 +537,8 @@ TEST_F(ErpCsvTest, ABuiltInLayoutColumnEmptyInEveryRowIsLoggedOncePerSinkAndColu
   writeCsvConfig(
       csvSink("erp", one_per_file, "layout = tradecloud_shipment_lines\nmax_rows = 1\n") +
       csvSink("erp2", all_in_one, "layout = tradecloud_shipment_lines\n") +
-      csvSink("custom", custom, "layout = custom\nrows = /lines\ncolumns = a=/nothing; b=/item/number\n"));
+      csvSink("custom", custom,
+              "layout = custom\nrows = /lines\ncolumns = a=/nothing; b=/item/number\n"));
   RunResult r = runOnce();
   ASSERT_EQ(r.exit_code, 0) << describe(r);
   ASSERT_EQ(listDir(one_per_file).size(), 3u) << "precondition: one file per shipment";
@@ -551,9 +552,8 @@ TEST_F(ErpCsvTest, ABuiltInLayoutColumnEmptyInEveryRowIsLoggedOncePerSinkAndColu
   for (std::string line; std::getline(in, line);)
     if (line.find("was empty in every row") != std::string::npos) lines.push_back(line);
   auto count = [&](const std::string& part) {
-    return std::count_if(lines.begin(), lines.end(), [&](const std::string& l) {
-      return l.find(part) != std::string::npos;
-    });
+    return std::count_if(lines.begin(), lines.end(),
+                         [&](const std::string& l) { return l.find(part) != std::string::npos; });
   };
   // Per sink and column, once, naming the first file and the field the layout reads.
   EXPECT_EQ(count("erp: column 'etd' of layout tradecloud_shipment_lines was empty in every row "

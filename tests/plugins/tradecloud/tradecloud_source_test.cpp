@@ -943,9 +943,12 @@ TEST_F(TradecloudSourceTest, ShipmentRowsCarryTheDocumentedEtdAndEta) {
     ASSERT_GE(destinations->size(), 1u) << id;
     several |= destinations->size() > 1;
     auto first = destinations->getObject(0);
-    want[id] = {textAt(locations, {"departure", "etdDate"}), textAt(first, {"etaStartDate"}),
-                textAt(first, {"etaStartTime"}),             textAt(first, {"etaEndDate"}),
-                textAt(first, {"etaEndTime"}),               std::to_string(destinations->size())};
+    want[id] = {textAt(locations, {"departure", "etdDate"}),
+                textAt(first, {"etaStartDate"}),
+                textAt(first, {"etaStartTime"}),
+                textAt(first, {"etaEndDate"}),
+                textAt(first, {"etaEndTime"}),
+                std::to_string(destinations->size())};
     ASSERT_EQ(want[id].etd.size(), 10u) << id << ": departure.etdDate is a yyyy-MM-dd date";
     ASSERT_EQ(want[id].eta.size(), 10u) << id << ": etaStartDate is a yyyy-MM-dd date";
   }

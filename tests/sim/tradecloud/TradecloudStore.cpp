@@ -122,8 +122,7 @@ const std::array<const char*, 3> kRejectReasons = {"Wrong quantity, see \"remark
 // A delivery line; with_position false: a single-delivery line's statusLine.scheduledDelivery,
 // which has no position.
 void appendDelivery(std::string& out, const Delivery& d, bool with_position = true) {
-  if (with_position) out += "{\"position\":" + std::to_string(d.position) + ',';
-  else out += '{';
+  out += with_position ? "{\"position\":" + std::to_string(d.position) + ',' : std::string("{");
   out += "\"date\":\"" + formatDate(d.date_ms) + "\",\"quantity\":";
   appendDecimal(out, d.quantity_milli, 3);
   out += ",\"status\":";
@@ -574,8 +573,8 @@ std::unique_ptr<Shipment> TradecloudStore::makeShipment(std::mt19937_64& rng,
     if (i > 0) s->locations_json += ',';
     s->locations_json += "{\"location\":" + place(where) + ",\"etaStartDate\":\"" +
                          formatDate(eta) + "\",\"etaStartTime\":\"" + pick(plan, kStarts) +
-                         "\",\"etaEndDate\":\"" + formatDate(eta_end) +
-                         "\",\"etaEndTime\":\"" + pick(plan, kEnds) + "\",\"ataDate\":null,";
+                         "\",\"etaEndDate\":\"" + formatDate(eta_end) + "\",\"etaEndTime\":\"" +
+                         pick(plan, kEnds) + "\",\"ataDate\":null,";
     // A stop the goods leave again departs at the end of its window.
     s->locations_json += i + 1 < destinations
                              ? "\"etdDate\":\"" + formatDate(eta_end) + "\",\"atdDate\":null}"

@@ -884,8 +884,9 @@ TEST_F(TradecloudSimTest, SingleDeliveryVariantHasOneDeliveryPerLine) {
         EXPECT_TRUE(d->has("etd") && d->has("eta")) << key;
       }
       for (const char* key : {"prices", "pricesInclRequests"}) {
-        auto net = status_line->getObject(key)->getObject("netPrice")->getObject(
-            "priceInTransactionCurrency");
+        auto net = status_line->getObject(key)
+                       ->getObject("netPrice")
+                       ->getObject("priceInTransactionCurrency");
         EXPECT_GT(net->getValue<double>("value"), 0) << key;
         EXPECT_EQ(net->getValue<std::string>("currencyIso").size(), 3u) << key;
       }
