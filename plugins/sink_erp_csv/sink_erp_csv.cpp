@@ -149,6 +149,7 @@ class ErpCsvSink : public ferry::Sink {
     if (options.integer("max_rows") < 1) throw ferry::Fatal("max_rows: must be at least 1");
     for (size_t i = 0; i < mapper_.mapping().columnCount(); ++i)
       raw_.push_back(mapper_.mapping().raw(i));
+    watchColumns(options.string("layout", "duckhub_order"));
     try {
       mapper_.setRowFilter(rowFilterFrom(options));
     } catch (const ferry::mapping::MappingError& e) {
@@ -397,9 +398,38 @@ class ErpCsvSink : public ferry::Sink {
     }
     host().info("wrote " + final_name + " (" + std::to_string(row_end - row_begin) + " rows, " +
                 std::to_string(last - first + 1) + " events)");
+    reportEmptyColumns(row_begin, row_end, final_name);
     host().count("files_written_total");
     host().count("rows_written_total", static_cast<double>(row_end - row_begin));
     return true;
+  }
+
+  // The columns of a built-in layout that the source's documented shape fills (none for custom).
+  void watchColumns(const std::string& layout) {
+    layout_ = layout;
+    const auto& headers = mapper_.mapping().headers();
+    for (auto& [header, fields] : ferry::mapping::Mapping::layoutExpectedColumns(layout))
+      for (size_t c = 0; c < headers.size(); ++c)
+        if (headers[c] == header) watched_.push_back({c, std::move(fields)});
+  }
+
+  // A watched column that is empty in every row of the file just written is said once per sink
+  // and column: the source probably does not send that field (another API version, a shape the
+  // layout does not know), and the ERP gets empty cells.
+  void reportEmptyColumns(size_t row_begin, size_t row_end, const std::string& file) {
+    for (auto it = watched_.begin(); it != watched_.end();) {
+      bool empty = true;
+      for (size_t r = row_begin; r < row_end && empty; ++r)
+        empty = rows_.at(r, it->column).text.empty();
+      if (!empty) {
+        ++it;
+        continue;
+      }
+      host().warning("column '" + mapper_.mapping().headers()[it->column] + "' of layout " +
+                     layout_ + " was empty in every row of " + file + "; the source may not send " +
+                     it->fields);
+      it = watched_.erase(it);
+    }
   }
 
   // A rename is durable only once the folder's entry is: fsync the folder itself.
@@ -419,6 +449,12 @@ class ErpCsvSink : public ferry::Sink {
   ferry::mapping::Rows rows_;
   std::vector<size_t> row_end_;  // per mapped event: rows_.size() after it
   std::vector<bool> raw_;
+  std::string layout_;
+  struct Watched {
+    size_t column;
+    std::string fields;  // what the column reads, for the message
+  };
+  std::vector<Watched> watched_;  // not yet reported empty
   char delimiter_ = ',';
   bool bom_;
   bool header_;

@@ -3,6 +3,7 @@
 #include <ferry/common/Mapping.h>
 #include <gtest/gtest.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -260,6 +261,35 @@ TEST(MappingCount, CountsElements) {
   mapError("c=count(/items)", "", R"({"items":"abc"})");
 }
 
+TEST(MappingFirst, TheFirstArgumentThatReadsAValue) {
+  const std::string body = R"({"a":null,"b":"", "c":"C","items":[1,2],"n":1250,"cur":"JPY"})";
+  EXPECT_EQ(one("first(/missing, /c)", body), "C");
+  EXPECT_EQ(one("first(/a, /c)", body), "C") << "null is no value";
+  EXPECT_EQ(one("first(/b, /c)", body), "") << "an empty string is a value";
+  EXPECT_EQ(one("first(/missing, /a)", body), "") << "none reads a value: an empty cell";
+  // Functions as arguments: they count when their pointer reads a value.
+  EXPECT_EQ(one("first(count(/none), fixed(1))", body), "1");
+  EXPECT_EQ(one("first(count(/items), fixed(1))", body), "2");
+  EXPECT_EQ(one("first(amount(/none), amount(/n, ^/cur))", body), "1250");
+  EXPECT_EQ(one("first(date(/none), fixed(n/a\\, none))", body), "n/a, none");
+  EXPECT_EQ(one("first(/missing, first(/a, /c))", body), "C");
+  // The cell keeps the argument's kind.
+  Mapper mapper(Mapping::parse("x=first(/none, /n)"));
+  Rows out(1);
+  std::string error;
+  ASSERT_TRUE(mapper.mapBody(body, out, error)) << error;
+  EXPECT_EQ(out.at(0, 0).kind, CellKind::kNumber);
+  // An argument that reads a value but cannot be formatted still fails the event.
+  mapError("x=first(amount(/c), /n)", "", body);
+  // Mistakes.
+  EXPECT_NE(parseError("x=first(/a)").find("first() takes two or more expressions, got 1"),
+            std::string::npos)
+      << parseError("x=first(/a)");
+  EXPECT_NE(parseError("x=first(/a, nope)").find("position 13: 'nope' is not an expression"),
+            std::string::npos)
+      << parseError("x=first(/a, nope)");
+}
+
 TEST(MappingBody, InvalidJsonFailsTheEvent) {
   std::string e = mapError("a=/x", "", R"({"x": )");
   EXPECT_NE(e.find("not valid JSON"), std::string::npos) << e;
@@ -276,7 +306,7 @@ TEST(MappingBody, InvalidJsonFailsTheEvent) {
 TEST(MappingSyntax, ErrorsNameTheColumnAndThePosition) {
   EXPECT_EQ(parseError("id=/id; total=amout(/t)"),
             "columns, column 2 ('total'), position 15: unknown function 'amout'; functions: "
-            "amount, date, local, count, fixed, raw");
+            "amount, date, local, count, fixed, first, raw");
   EXPECT_EQ(parseError("id=/id; nothing"),
             "columns, column 2, position 9: expected Header=expression, found no '=' in "
             "'nothing' (write \\= for a '=' in a header)");
@@ -285,7 +315,8 @@ TEST(MappingSyntax, ErrorsNameTheColumnAndThePosition) {
   EXPECT_EQ(parseError("a=productName"),
             "columns, column 1 ('a'), position 3: 'productName' is not an expression: a JSON "
             "Pointer starts with '/' (/productName), an event field with '$' ($key), a function "
-            "call looks like amount(/field) (functions: amount, date, local, count, fixed, raw)");
+            "call looks like amount(/field) (functions: amount, date, local, count, fixed, first, "
+            "raw)");
 }
 
 TEST(MappingSyntax, MoreMistakes) {
@@ -380,6 +411,141 @@ TEST(MappingLayouts, DuckHubOrderLinesAndUnknownLayout) {
                  "unknown layout 'sap_idoc'; layouts: duckhub_order, duckhub_order_lines, "
                  "tradecloud_order_lines, tradecloud_shipment_lines");
   }
+}
+
+// The rows of a built-in layout for `body`, each as header -> cell text.
+std::vector<std::map<std::string, std::string>> layoutRows(const std::string& layout,
+                                                           const std::string& body) {
+  Mapper mapper(Mapping::layout(layout));
+  Rows out(mapper.mapping().columnCount());
+  std::string error;
+  EXPECT_TRUE(mapper.mapBody(body, out, error)) << error;
+  std::vector<std::map<std::string, std::string>> rows;
+  for (size_t r = 0; r < out.size(); ++r) {
+    rows.emplace_back();
+    for (size_t c = 0; c < out.columns(); ++c)
+      rows.back()[mapper.mapping().headers()[c]] = out.at(r, c).text;
+  }
+  return rows;
+}
+
+// Tradecloud order lines in the two documented shapes (api-contracts.md): the default poll's
+// deliverySchedule[]/prices, and /poll/single-delivery's statusLine{scheduledDelivery, prices}.
+TEST(MappingLayouts, TradecloudOrderLinesFillQuantityDateAndPriceInBothVariants) {
+  const std::string head =
+      R"({"id":"c-4500001234","lastUpdatedAt":"2025-04-23T10:00:00.000Z",)"
+      R"("buyerOrder":{"purchaseOrderNumber":"4500001234","supplierAccountNumber":"SUP-7"},)"
+      R"("lines":[)";
+  const std::string money =
+      R"("grossPrice":{"priceInTransactionCurrency":{"value":12.5,"currencyIso":"EUR"}},)"
+      R"("discountPercentage":0,"netPrice":{"priceInTransactionCurrency":)"
+      R"({"value":12.5,"currencyIso":"EUR"}},"priceUnitOfMeasureIso":"PCE","priceUnitQuantity":1)";
+  const std::string status =
+      R"("status":{"processStatus":"Issued","inProgressStatus":null,"logisticsStatus":"Open"},)"
+      R"("lastUpdatedAt":"2025-04-23T10:00:00.000Z")";
+  const std::string buyer_line =
+      R"("buyerLine":{"position":"10","item":{"number":"ART-1","name":"Bolt",)"
+      R"("purchaseUnitOfMeasureIso":"PCE"}},)";
+  const std::string schedule =
+      R"([{"position":1,"date":"2025-05-20","quantity":40,"status":"Open","etd":null,"eta":null},)"
+      R"({"position":2,"date":"2025-06-20","quantity":60,"status":"Open","etd":null,"eta":null}])";
+  const std::string default_body = head + R"({"id":"c-4500001234-10","lineType":"Item",)" +
+                                   buyer_line + R"("deliverySchedule":)" + schedule +
+                                   R"(,"deliveryScheduleIncludingRequests":)" + schedule +
+                                   R"(,"prices":{)" + money + R"(},"pricesIncludingRequests":{)" +
+                                   money + R"(},"confirmedLine":null,)" + status + "}]}";
+  auto delivery = [](const char* date, const char* quantity) {
+    return std::string(R"({"date":")") + date + R"(","quantity":)" + quantity +
+           R"(,"status":"Open","etd":"2025-05-18","eta":")" + date + R"("})";
+  };
+  auto single_line = [&](const char* id, const char* date, const char* quantity) {
+    return std::string(R"({"id":")") + id + R"(","lineType":"Item",)" + buyer_line +
+           R"("statusLine":{"scheduledDelivery":)" + delivery(date, quantity) +
+           R"(,"scheduledDeliveryInclRequests":)" + delivery(date, quantity) + R"(,"prices":{)" +
+           money + R"(},"pricesInclRequests":{)" + money + R"(}},"confirmedLine":null,)" + status +
+           "}";
+  };
+  const std::string single_body = head + single_line("c-4500001234-10-1", "2025-05-20", "40") +
+                                  "," + single_line("c-4500001234-10-2", "2025-06-20", "60") + "]}";
+
+  auto d = layoutRows("tradecloud_order_lines", default_body);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0]["quantity"], "40");
+  EXPECT_EQ(d[0]["delivery_date"], "2025-05-20");
+  EXPECT_EQ(d[0]["deliveries"], "2");
+  EXPECT_EQ(d[0]["net_price"], "12.5");
+  EXPECT_EQ(d[0]["currency"], "EUR");
+  EXPECT_EQ(d[0]["price_unit_quantity"], "1");
+  EXPECT_EQ(d[0]["unit"], "PCE");
+
+  auto s = layoutRows("tradecloud_order_lines", single_body);
+  ASSERT_EQ(s.size(), 2u);
+  const std::vector<std::vector<std::string>> want{{"c-4500001234-10-1", "40", "2025-05-20"},
+                                                   {"c-4500001234-10-2", "60", "2025-06-20"}};
+  for (size_t i = 0; i < 2; ++i) {
+    SCOPED_TRACE("single-delivery line " + std::to_string(i + 1));
+    EXPECT_EQ(s[i]["line_id"], want[i][0]);
+    EXPECT_EQ(s[i]["quantity"], want[i][1]);
+    EXPECT_EQ(s[i]["delivery_date"], want[i][2]);
+    EXPECT_EQ(s[i]["deliveries"], "1") << "a single-delivery line is one delivery line";
+    EXPECT_EQ(s[i]["net_price"], "12.5");
+    EXPECT_EQ(s[i]["currency"], "EUR");
+    EXPECT_EQ(s[i]["price_unit_quantity"], "1");
+    EXPECT_EQ(s[i]["item_number"], "ART-1");
+  }
+}
+
+// Shipment lines read the documented locations: departure.etdDate and destinations[]; with
+// several destinations, eta is the first destination's (the others: a custom layout).
+TEST(MappingLayouts, TradecloudShipmentLinesReadTheDocumentedDepartureAndDestinations) {
+  const std::string body =
+      R"({"id":"0b7e","supplierShipment":{"companyId":"s","shipmentNumber":"SHP-1"},)"
+      R"("lines":[{"purchaseOrderNumber":"4500001234","purchaseOrderLinePosition":"10",)"
+      R"("item":{"number":"ART-1","name":"Bolt"},)"
+      R"("supplierLine":{"despatchAdviceNumber":"DA-1","despatchQuantity":40},)"
+      R"("meta":{"lastUpdatedAt":"2025-04-23T10:00:00.000Z"}}],)"
+      R"("locations":{"departure":{"location":{"code":"WH-01"},"etdDate":"2025-04-25",)"
+      R"("atdDate":null},"destinations":[)"
+      R"({"location":{"code":"DC-NL"},"etaStartDate":"2025-04-28","etaStartTime":"08:00:00",)"
+      R"("etaEndDate":"2025-04-29","etaEndTime":"16:00:00","ataDate":null,"etdDate":"2025-04-29",)"
+      R"("atdDate":null},)"
+      R"({"location":{"code":"PL-02"},"etaStartDate":"2025-05-02","etaStartTime":"07:00:00",)"
+      R"("etaEndDate":"2025-05-02","etaEndTime":"12:00:00","ataDate":null,"etdDate":null,)"
+      R"("atdDate":null}]},)"
+      R"("status":{"processStatus":"Issued","processStatusReason":null},)"
+      R"("meta":{"lastUpdatedAt":"2025-04-23T10:00:00.000Z"}})";
+  auto rows = layoutRows("tradecloud_shipment_lines", body);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0]["etd"], "2025-04-25");
+  EXPECT_EQ(rows[0]["eta"], "2025-04-28");
+  EXPECT_EQ(rows[0]["eta_time"], "08:00:00");
+  EXPECT_EQ(rows[0]["eta_end"], "2025-04-29");
+  EXPECT_EQ(rows[0]["eta_end_time"], "16:00:00");
+  EXPECT_EQ(rows[0]["destinations"], "2");
+  EXPECT_EQ(rows[0]["despatch_quantity"], "40");
+  EXPECT_EQ(rows[0]["shipment_number"], "SHP-1");
+}
+
+TEST(MappingLayouts, ExpectedColumnsNameTheFieldsTheyRead) {
+  auto expected = [](const std::string& layout) {
+    std::map<std::string, std::string> out;
+    for (const auto& [header, fields] : Mapping::layoutExpectedColumns(layout))
+      out[header] = fields;
+    return out;
+  };
+  auto shipments = expected("tradecloud_shipment_lines");
+  EXPECT_EQ(shipments["etd"], "^/locations/departure/etdDate");
+  EXPECT_EQ(shipments["eta"], "^/locations/destinations/0/etaStartDate");
+  for (const char* never : {"destinations", "previous_version", "status_reason", "eta_end"})
+    EXPECT_EQ(shipments.count(never), 0u) << never;
+  auto orders = expected("tradecloud_order_lines");
+  EXPECT_EQ(orders["quantity"],
+            "/deliverySchedule/0/quantity or /statusLine/scheduledDelivery/quantity");
+  for (const char* never : {"deliveries", "confirmed_quantity", "in_progress_status"})
+    EXPECT_EQ(orders.count(never), 0u) << never;
+  EXPECT_EQ(expected("duckhub_order").count("completed_at"), 0u);
+  EXPECT_EQ(expected("duckhub_order")["total"], "/totalAmount");
+  EXPECT_TRUE(Mapping::layoutExpectedColumns("sap_idoc").empty());
 }
 
 TEST(MappingRowsStorage, ReusedAcrossClearAndRolledBackOnFailure) {

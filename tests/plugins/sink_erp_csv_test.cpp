@@ -511,5 +511,70 @@ TEST_F(ErpCsvTest, RepeatedRunsLeaveOnlyWholeFilesAndEveryChangeOnce) {
   EXPECT_EQ(rows, 14);
 }
 
+// One test_source line: a Tradecloud shipment with one line and no planned dates yet (no
+// departure.etdDate, no destinations).
+std::string shipmentLine(int n) {
+  const std::string at = updatedAt(n), id = "shp-" + std::to_string(n);
+  const std::string meta = R"({"lastUpdatedAt":")" + at + R"("})";
+  return R"({"entity":"shipment","key":")" + id + R"(","version":")" + at + R"(","body":{"id":")" +
+         id + R"(","supplierShipment":{"shipmentNumber":"SHP-)" + std::to_string(n) +
+         R"("},"lines":[{"purchaseOrderNumber":"45000012)" + std::to_string(n) +
+         R"(","purchaseOrderLinePosition":"10","item":{"number":"ART-1","name":"Bolt"},)"
+         R"("supplierLine":{"despatchAdviceNumber":"DA-1","despatchQuantity":40},"meta":)" +
+         meta +
+         R"(}],"locations":{"departure":{"location":{"code":"WH-01"}},"destinations":[]},)"
+         R"("status":{"processStatus":"Issued","processStatusReason":null},"meta":)" +
+         meta + "}}\n";
+}
+
+// A built-in layout's column that is empty in every row of a file says so in the log, once per
+// sink and column: the ERP gets files with empty ETA/ETD cells, the operator gets told why.
+TEST_F(ErpCsvTest, ABuiltInLayoutColumnEmptyInEveryRowIsLoggedOncePerSinkAndColumn) {
+  const std::string one_per_file = makeDir("erp");
+  const std::string all_in_one = makeDir("erp2");
+  const std::string custom = makeDir("custom");
+  writeFile(data_, shipmentLine(1) + shipmentLine(2) + shipmentLine(3));
+  writeCsvConfig(
+      csvSink("erp", one_per_file, "layout = tradecloud_shipment_lines\nmax_rows = 1\n") +
+      csvSink("erp2", all_in_one, "layout = tradecloud_shipment_lines\n") +
+      csvSink("custom", custom,
+              "layout = custom\nrows = /lines\ncolumns = a=/nothing; b=/item/number\n"));
+  RunResult r = runOnce();
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  ASSERT_EQ(listDir(one_per_file).size(), 3u) << "precondition: one file per shipment";
+  CsvFile f = readCsv(all_in_one + "/" + listDir(all_in_one).at(0), ",", dir_.path());
+  ASSERT_EQ(f.rows.size(), 4u);
+  EXPECT_EQ(cell(f, 1, "eta"), "");
+  EXPECT_EQ(cell(f, 1, "item_number"), "ART-1");
+
+  std::vector<std::string> lines;
+  std::istringstream in(r.err);
+  for (std::string line; std::getline(in, line);)
+    if (line.find("was empty in every row") != std::string::npos) lines.push_back(line);
+  auto count = [&](const std::string& part) {
+    return std::count_if(lines.begin(), lines.end(),
+                         [&](const std::string& l) { return l.find(part) != std::string::npos; });
+  };
+  // Per sink and column, once, naming the first file and the field the layout reads.
+  EXPECT_EQ(count("erp: column 'etd' of layout tradecloud_shipment_lines was empty in every row "
+                  "of ferry-000000000001-000000000001.csv; the source may not send "
+                  "^/locations/departure/etdDate"),
+            1)
+      << r.err;
+  EXPECT_EQ(count("erp: column 'eta' of layout tradecloud_shipment_lines was empty in every row "
+                  "of ferry-000000000001-000000000001.csv; the source may not send "
+                  "^/locations/destinations/0/etaStartDate"),
+            1)
+      << r.err;
+  EXPECT_EQ(count("erp2: column 'etd' of layout tradecloud_shipment_lines was empty in every row "
+                  "of ferry-000000000001-000000000003.csv"),
+            1)
+      << r.err;
+  EXPECT_EQ(count("erp2: column 'eta' of layout tradecloud_shipment_lines"), 1) << r.err;
+  // Nothing else: not the filled columns, not the ones that are often empty (status_reason, the
+  // ETA window's times and end), not event fields (previous_version), not custom columns.
+  EXPECT_EQ(lines.size(), 4u) << r.err;
+}
+
 }  // namespace
 }  // namespace ferry::it

@@ -30,7 +30,7 @@ struct Pointer {
   std::string text;  // as written, for messages
 };
 
-enum class Op { kPointer, kCount, kAmount, kDate, kLocal, kFixed, kEvent };
+enum class Op { kPointer, kCount, kAmount, kDate, kLocal, kFixed, kEvent, kFirst };
 enum class Field { kKey, kVersion, kPrevious, kEcho, kSource, kEntity, kSequence, kIdemKey, kRow };
 
 struct Expr {
@@ -41,6 +41,7 @@ struct Expr {
   int offset_min = 0;  // date()/local(): fixed UTC offset in minutes
   std::string text;    // fixed()
   Field field = Field::kKey;
+  std::vector<Expr> alternatives;  // first()
 };
 
 struct Column {
@@ -72,7 +73,7 @@ using detail::Program;
 
 namespace {
 
-constexpr std::string_view kFunctions = "amount, date, local, count, fixed, raw";
+constexpr std::string_view kFunctions = "amount, date, local, count, fixed, first, raw";
 constexpr std::string_view kFields =
     "$key, $version, $previous, $echo, $source, $entity, $sequence, $idempotency_key, $row";
 
@@ -359,11 +360,14 @@ class Parser {
       raw = true;
       return e;
     }
-    // Arguments: split at unescaped commas.
+    // Arguments: split at unescaped commas outside nested parentheses.
     std::vector<std::pair<size_t, size_t>> args;
     size_t start = open + 1;
+    size_t nested = 0;
     for (size_t k = open + 1; k <= close; ++k) {
-      if (k == close || is(t[k], ',')) {
+      if (k < close && is(t[k], '(')) ++nested;
+      if (k < close && is(t[k], ')')) --nested;
+      if (k == close || (nested == 0 && is(t[k], ','))) {
         size_t a = start, b = k;
         trim(t, a, b);
         args.emplace_back(a, b);
@@ -384,6 +388,18 @@ class Parser {
       arity(0, 1, "one text");
       e.op = Op::kFixed;
       if (!args.empty()) e.text = argText(0);
+      return e;
+    }
+    if (name == "first") {
+      if (args.size() < 2)
+        fail(t[open].pos, "first() takes two or more expressions, got " +
+                              std::to_string(args.size()) + " argument(s)");
+      e.op = Op::kFirst;
+      for (const auto& [from, to] : args) {
+        bool inner_raw = false;
+        e.alternatives.push_back(expression(t, from, to, inner_raw));
+        raw = raw || inner_raw;
+      }
       return e;
     }
     if (name == "count") {
@@ -513,6 +529,9 @@ struct Layout {
   std::string_view rows;
   std::string_view columns;
   std::string_view row_changed_at = {};  // the row element's change time, for RowFilter
+  // Columns that are often empty in every row of a file with no fault of the source (a status
+  // reason only rejected documents have, …): not in layoutExpectedColumns(). Space-separated.
+  std::string_view sparse = {};
 };
 
 // The built-in layouts are written in the mapping language itself: what a user copies to start
@@ -524,46 +543,61 @@ constexpr Layout kLayouts[] = {
      "delivery_fee=amount(/deliveryFee); discount=amount(/discountAmount); "
      "total=amount(/totalAmount); created_date=date(/createdAt); updated_at=/updatedAt; "
      "confirmed_at=/confirmedAt; completed_at=/completedAt; item_count=count(/items); "
-     "previous_version=$previous"},
+     "previous_version=$previous",
+     "", "customer_name confirmed_at completed_at"},
     {"duckhub_order_lines", "/items",
      "order_id=^/id; order_number=^/orderNumber; status=^/status; type=^/type; "
      "customer_name=^/customerName; currency=^/currency; order_total=amount(^/totalAmount); "
      "created_date=date(^/createdAt); updated_at=^/updatedAt; line=$row; "
      "product_id=/productExternalId; product_name=/productName; quantity=/quantity; "
-     "unit_price=amount(/unitPrice); line_total=amount(/totalPrice); previous_version=$previous"},
-    // Tradecloud purchase order lines (source_tradecloud_orders): the first delivery line's
-    // quantity and date; with several deliveries per line use the source's variant =
+     "unit_price=amount(/unitPrice); line_total=amount(/totalPrice); previous_version=$previous",
+     "", "customer_name"},
+    // Tradecloud purchase order lines (source_tradecloud_orders), both variants: the default
+    // poll's lines carry deliverySchedule[] and prices, the single-delivery poll's lines
+    // statusLine{scheduledDelivery, prices} instead (one delivery line each). Quantity and date
+    // are the first delivery line's; with several deliveries per line use the source's variant =
     // single-delivery, which makes each delivery line a line of its own.
     {"tradecloud_order_lines", "/lines",
      "order_id=^/id; purchase_order_number=^/buyerOrder/purchaseOrderNumber; "
      "supplier_account_number=^/buyerOrder/supplierAccountNumber; line_id=/id; "
      "line_position=/buyerLine/position; item_number=/buyerLine/item/number; "
-     "item_name=/buyerLine/item/name; quantity=/deliverySchedule/0/quantity; "
-     "unit=/buyerLine/item/purchaseUnitOfMeasureIso; delivery_date=/deliverySchedule/0/date; "
-     "deliveries=count(/deliverySchedule); "
-     "net_price=/prices/netPrice/priceInTransactionCurrency/value; "
-     "currency=/prices/netPrice/priceInTransactionCurrency/currencyIso; "
-     "price_unit_quantity=/prices/priceUnitQuantity; process_status=/status/processStatus; "
+     "item_name=/buyerLine/item/name; "
+     "quantity=first(/deliverySchedule/0/quantity, /statusLine/scheduledDelivery/quantity); "
+     "unit=/buyerLine/item/purchaseUnitOfMeasureIso; "
+     "delivery_date=first(/deliverySchedule/0/date, /statusLine/scheduledDelivery/date); "
+     "deliveries=first(count(/deliverySchedule), fixed(1)); "
+     "net_price=first(/prices/netPrice/priceInTransactionCurrency/value, "
+     "/statusLine/prices/netPrice/priceInTransactionCurrency/value); "
+     "currency=first(/prices/netPrice/priceInTransactionCurrency/currencyIso, "
+     "/statusLine/prices/netPrice/priceInTransactionCurrency/currencyIso); "
+     "price_unit_quantity=first(/prices/priceUnitQuantity, /statusLine/prices/priceUnitQuantity); "
+     "process_status=/status/processStatus; "
      "in_progress_status=/status/inProgressStatus; logistics_status=/status/logisticsStatus; "
      "confirmed_quantity=/confirmedLine/deliverySchedule/0/quantity; "
      "confirmed_delivery_date=/confirmedLine/deliverySchedule/0/date; "
      "confirmed_net_price=/confirmedLine/prices/netPrice/priceInTransactionCurrency/value; "
      "line_updated_at=/lastUpdatedAt; order_updated_at=^/lastUpdatedAt; "
      "previous_version=$previous",
-     "/lastUpdatedAt"},
-    // Tradecloud shipment lines (source_tradecloud_shipments). etd/eta: the documented contract
-    // names no shipment dates; these pointers are an assumption (empty cells when absent).
+     "/lastUpdatedAt",
+     "in_progress_status confirmed_quantity confirmed_delivery_date confirmed_net_price"},
+    // Tradecloud shipment lines (source_tradecloud_shipments). etd is the departure's; eta (and
+    // its window: eta_time, eta_end, eta_end_time) the FIRST destination's, the next stop of the
+    // goods; `destinations` says how many there are.
     {"tradecloud_shipment_lines", "/lines",
      "shipment_id=^/id; shipment_number=^/supplierShipment/shipmentNumber; "
      "despatch_advice_number=/supplierLine/despatchAdviceNumber; "
      "purchase_order_number=/purchaseOrderNumber; line_position=/purchaseOrderLinePosition; "
      "item_number=/item/number; item_name=/item/name; "
      "despatch_quantity=/supplierLine/despatchQuantity; "
-     "etd=^/locations/shipFrom/estimatedDateTime; eta=^/locations/shipTo/estimatedDateTime; "
+     "etd=^/locations/departure/etdDate; eta=^/locations/destinations/0/etaStartDate; "
+     "eta_time=^/locations/destinations/0/etaStartTime; "
+     "eta_end=^/locations/destinations/0/etaEndDate; "
+     "eta_end_time=^/locations/destinations/0/etaEndTime; "
+     "destinations=count(^/locations/destinations); "
      "status=^/status/processStatus; status_reason=^/status/processStatusReason; "
      "line_updated_at=/meta/lastUpdatedAt; shipment_updated_at=^/meta/lastUpdatedAt; "
      "previous_version=$previous",
-     "/meta/lastUpdatedAt"},
+     "/meta/lastUpdatedAt", "eta_time eta_end eta_end_time status_reason"},
 };
 
 }  // namespace
@@ -592,6 +626,47 @@ std::string Mapping::layoutRowChangedAt(std::string_view name) {
   for (const auto& l : kLayouts)
     if (l.name == name) return std::string(l.row_changed_at);
   return {};
+}
+
+namespace {
+
+// Whether an expression's cell can be empty: count(), fixed() and event fields never are (an
+// event field is no field of the body either).
+bool canBeEmpty(const Expr& e) {
+  switch (e.op) {
+    case Op::kCount:
+    case Op::kFixed:
+    case Op::kEvent:
+      return false;
+    case Op::kFirst:
+      return std::all_of(e.alternatives.begin(), e.alternatives.end(), canBeEmpty);
+    default:
+      return true;
+  }
+}
+
+// The body fields an expression reads, as written: "/a" or "/a or /b" for first().
+std::string fieldsRead(const Expr& e) {
+  if (e.op != Op::kFirst) return e.ptr.text;
+  std::string out;
+  for (const Expr& a : e.alternatives) out += (out.empty() ? "" : " or ") + fieldsRead(a);
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::pair<std::string, std::string>> Mapping::layoutExpectedColumns(
+    std::string_view name) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& l : kLayouts) {
+    if (l.name != name) continue;
+    const std::string sparse = " " + std::string(l.sparse) + " ";
+    const Mapping m = parse(l.columns, l.rows);
+    for (const Column& c : m.program_->columns)
+      if (canBeEmpty(c.expr) && sparse.find(" " + c.header + " ") == std::string::npos)
+        out.emplace_back(c.header, fieldsRead(c.expr));
+  }
+  return out;
 }
 
 size_t Mapping::columnCount() const { return program_->columns.size(); }
@@ -712,10 +787,25 @@ std::string describe(element v) {
   return s.size() > 60 ? s.substr(0, 60) + "…" : s;
 }
 
-// Evaluates one column for one row. `event` may be null (mapBody).
-bool evaluate(const Column& c, element entity, element row, size_t row_index,
+// Whether `e` reads a value for first(): its pointer leads to something that is not null;
+// fixed() and event fields always do.
+bool readsValue(const Expr& e, element entity, element row) {
+  element v;
+  switch (e.op) {
+    case Op::kFixed:
+    case Op::kEvent:
+      return true;
+    case Op::kFirst:
+      return std::any_of(e.alternatives.begin(), e.alternatives.end(),
+                         [&](const Expr& a) { return readsValue(a, entity, row); });
+    default:
+      return resolve(e.ptr, entity, row, v) && !v.is_null();
+  }
+}
+
+// Evaluates expression `e` of column `c` for one row. `event` may be null (mapBody).
+bool evaluate(const Column& c, const Expr& e, element entity, element row, size_t row_index,
               const ferry_event* event, Cell& cell, std::string& error) {
-  const Expr& e = c.expr;
   auto failWith = [&](const std::string& what) {
     error = "column '" + c.header + "' (" + c.source + "): " + what;
     return false;
@@ -732,6 +822,13 @@ bool evaluate(const Column& c, element entity, element row, size_t row_index,
       return true;
     case Op::kFixed:
       textCell(cell, e.text);
+      return true;
+    case Op::kFirst:
+      for (const Expr& a : e.alternatives)
+        if (readsValue(a, entity, row))
+          return evaluate(c, a, entity, row, row_index, event, cell, error);
+      cell.kind = CellKind::kEmpty;
+      cell.text.clear();
       return true;
     case Op::kCount: {
       int64_t n = 0;
@@ -882,7 +979,8 @@ bool mapOne(const Program& program, const CompiledFilter& filter, simdjson::dom:
   auto row = [&](element r, size_t index) {
     Cell* cells = out.appendRow();
     for (size_t i = 0; i < program.columns.size(); ++i) {
-      if (!evaluate(program.columns[i], root, r, index, event, cells[i], error)) {
+      const Column& c = program.columns[i];
+      if (!evaluate(c, c.expr, root, r, index, event, cells[i], error)) {
         out.truncate(before);
         return false;
       }

@@ -5,6 +5,7 @@
 // and saw (/_sim/requests) with the CSV files, read back by Python's csv module
 // (collect_lines.py), and with `ferry status --json`. The echo rules shared with sink_erp_csv are
 // also checked in-process on order JSON.
+#include <Poco/Base64Encoder.h>
 #include <Poco/JSON/Object.h>
 #include <Poco/Net/HTTPClientSession.h>
 #include <Poco/Net/HTTPRequest.h>
@@ -23,6 +24,7 @@
 #include <map>
 #include <random>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -121,6 +123,38 @@ class Sim {
   }
   void config(const std::string& json) { control("POST", "/_sim/config", json); }
   Poco::JSON::Object::Ptr requests() { return control("GET", "/_sim/requests"); }
+
+  // Every document the API serves on `path` (e.g. /v2/shipment/poll) from kStartFrom, as a client
+  // with Basic credentials sees it.
+  std::vector<Poco::JSON::Object::Ptr> poll(const std::string& path) {
+    std::ostringstream credentials;
+    Poco::Base64Encoder encoder(credentials);
+    encoder.rdbuf()->setLineLength(0);
+    encoder << kEmail << ':' << kPassword;
+    encoder.close();
+    std::vector<Poco::JSON::Object::Ptr> out;
+    for (int offset = 0;; offset += 100) {
+      Poco::Net::HTTPClientSession session("127.0.0.1", static_cast<Poco::UInt16>(port_));
+      session.setTimeout(Poco::Timespan(30, 0));
+      Poco::Net::HTTPRequest q("POST", path, Poco::Net::HTTPMessage::HTTP_1_1);
+      q.set("Authorization", "Basic " + credentials.str());
+      const std::string body = std::string("{\"filters\":{\"lastUpdatedAfter\":\"") + kStartFrom +
+                               "\"},\"offset\":" + std::to_string(offset) + ",\"limit\":100}";
+      q.setContentType("application/json");
+      q.setContentLength(static_cast<std::streamsize>(body.size()));
+      session.sendRequest(q) << body;
+      Poco::Net::HTTPResponse r;
+      std::string text;
+      Poco::StreamCopier::copyToString(session.receiveResponse(r), text);
+      if (r.getStatus() != 200)
+        throw std::runtime_error("POST " + path + " -> " + std::to_string(r.getStatus()) + ": " +
+                                 text);
+      auto data = parseObject(text)->getArray("data");
+      for (size_t i = 0; i < data->size(); ++i)
+        out.push_back(data->getObject(static_cast<unsigned>(i)));
+      if (data->size() < 100) return out;
+    }
+  }
 
   // One line of an order, or of a shipment (id = shipment id|PO number|position).
   struct Line {
@@ -788,6 +822,156 @@ TEST(TradecloudLayouts, OnlyChangedLinesAndEchoLinesFilterRowsOfTheOrderLinesLay
   EXPECT_EQ(Mapping::layoutRowChangedAt("tradecloud_shipment_lines"), "/meta/lastUpdatedAt");
   Mapper one_row(Mapping::layout("duckhub_order"));
   EXPECT_THROW(one_row.setRowFilter({"/lastUpdatedAt", "", {}}), ferry::mapping::MappingError);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5b. The layouts against the documented shapes: single-delivery order lines, shipment dates
+// ---------------------------------------------------------------------------------------------
+
+// A JSON value at a path of object keys as text ("" when a step is missing or null).
+std::string textAt(Poco::JSON::Object::Ptr o, const std::vector<std::string>& path) {
+  for (size_t i = 0; i + 1 < path.size(); ++i) {
+    if (o.isNull() || !o->has(path[i]) || o->isNull(path[i])) return "";
+    o = o->getObject(path[i]);
+  }
+  if (o.isNull() || !o->has(path.back()) || o->isNull(path.back())) return "";
+  return o->get(path.back()).toString();
+}
+
+// The log lines of `err` that say a column was empty in every row of a file.
+std::vector<std::string> emptyColumnLines(const std::string& err) {
+  std::vector<std::string> out;
+  std::istringstream in(err);
+  for (std::string line; std::getline(in, line);)
+    if (line.find("was empty in every row") != std::string::npos) out.push_back(line);
+  return out;
+}
+
+// variant = single-delivery: each delivery line is a CSV row whose quantity, date and net price
+// are that delivery line's, the same values the default poll shows in deliverySchedule[]/prices.
+TEST_F(TradecloudSourceTest, SingleDeliveryRowsCarryQuantityDateAndNetPrice) {
+  Sim& sim = startSim({"--seed", "31", "--orders", "40", "--shipments", "2", "--rate-limit", "0"});
+  writeTcConfig(orders("tc-orders", "variant = single-delivery\n") + csvSinks("", true));
+  RunResult r = runOnce();
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+
+  // What each delivery line holds, from the default poll (<line id>-<delivery position>).
+  struct Want {
+    std::string quantity, date, net_price, currency, price_unit_quantity;
+  };
+  std::map<std::string, Want> want;
+  bool split_seen = false;
+  for (const auto& o : sim.poll("/v2/order-search/poll")) {
+    auto lines = o->getArray("lines");
+    for (size_t i = 0; i < lines->size(); ++i) {
+      auto l = lines->getObject(static_cast<unsigned>(i));
+      auto schedule = l->getArray("deliverySchedule");
+      split_seen |= schedule->size() > 1;
+      auto prices = l->getObject("prices");
+      for (size_t k = 0; k < schedule->size(); ++k) {
+        auto d = schedule->getObject(static_cast<unsigned>(k));
+        want[l->getValue<std::string>("id") + "-" + d->get("position").toString()] = {
+            d->get("quantity").toString(), d->getValue<std::string>("date"),
+            textAt(prices, {"netPrice", "priceInTransactionCurrency", "value"}),
+            textAt(prices, {"netPrice", "priceInTransactionCurrency", "currencyIso"}),
+            textAt(prices, {"priceUnitQuantity"})};
+      }
+    }
+  }
+  ASSERT_TRUE(split_seen) << "precondition: lines with several delivery lines";
+  // The simulator sends the documented single-delivery shape: statusLine instead of
+  // deliverySchedule/prices.
+  for (const auto& o : sim.poll("/v2/order-search/poll/single-delivery")) {
+    auto l = o->getArray("lines")->getObject(0);
+    ASSERT_FALSE(l->has("deliverySchedule") || l->has("prices")) << o->getValue<std::string>("id");
+    ASSERT_EQ(textAt(l, {"statusLine", "scheduledDelivery", "date"}).size(), 10u)
+        << o->getValue<std::string>("id") << ": statusLine.scheduledDelivery.date";
+  }
+
+  DropFolder f = csv(Kind::kOrders);
+  ASSERT_TRUE(f.ok) << f.error;
+  auto newest = f.newest();
+  EXPECT_EQ(newest.size(), want.size()) << "one row per delivery line";
+  int checked = 0;
+  for (const auto& [id, w] : want) {
+    auto it = newest.find(id);
+    if (it == newest.end()) {
+      ADD_FAILURE() << "no row for delivery line " << id;
+      continue;
+    }
+    auto& c = it->second.cells;
+    SCOPED_TRACE(id);
+    ASSERT_FALSE(w.quantity.empty() || w.date.empty() || w.net_price.empty());
+    EXPECT_NE(c["quantity"], "");
+    if (!c["quantity"].empty()) {
+      EXPECT_DOUBLE_EQ(std::stod(c["quantity"]), std::stod(w.quantity));
+    }
+    EXPECT_EQ(c["delivery_date"], w.date);
+    EXPECT_NE(c["net_price"], "");
+    if (!c["net_price"].empty()) {
+      EXPECT_DOUBLE_EQ(std::stod(c["net_price"]), std::stod(w.net_price));
+    }
+    EXPECT_EQ(c["currency"], w.currency);
+    EXPECT_EQ(c["price_unit_quantity"], w.price_unit_quantity);
+    EXPECT_EQ(c["deliveries"], "1");
+    if (++checked == 5 && HasFailure()) break;  // enough to see the pattern
+  }
+  EXPECT_EQ(emptyColumnLines(r.err), std::vector<std::string>{})
+      << "every column the documented shape fills is filled";
+}
+
+// Shipments: etd is locations.departure.etdDate; eta, eta_time, eta_end and eta_end_time are the
+// first destination's etaStartDate, etaStartTime, etaEndDate and etaEndTime; destinations counts
+// them.
+TEST_F(TradecloudSourceTest, ShipmentRowsCarryTheDocumentedEtdAndEta) {
+  Sim& sim = startSim({"--seed", "32", "--orders", "20", "--shipments", "40", "--rate-limit", "0"});
+  writeTcConfig(orders() + shipments() + csvSinks());
+  RunResult r = runOnce();
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+
+  struct Want {
+    std::string etd, eta, eta_time, eta_end, eta_end_time, destinations;
+  };
+  std::map<std::string, Want> want;  // by shipment id
+  bool several = false;
+  for (const auto& s : sim.poll("/v2/shipment/poll")) {
+    const std::string id = s->getValue<std::string>("id");
+    auto locations = s->getObject("locations");
+    ASSERT_FALSE(locations.isNull()) << id;
+    auto destinations = locations->getArray("destinations");
+    ASSERT_FALSE(destinations.isNull()) << id << ": no locations.destinations";
+    ASSERT_GE(destinations->size(), 1u) << id;
+    several |= destinations->size() > 1;
+    auto first = destinations->getObject(0);
+    want[id] = {textAt(locations, {"departure", "etdDate"}),
+                textAt(first, {"etaStartDate"}),
+                textAt(first, {"etaStartTime"}),
+                textAt(first, {"etaEndDate"}),
+                textAt(first, {"etaEndTime"}),
+                std::to_string(destinations->size())};
+    ASSERT_EQ(want[id].etd.size(), 10u) << id << ": departure.etdDate is a yyyy-MM-dd date";
+    ASSERT_EQ(want[id].eta.size(), 10u) << id << ": etaStartDate is a yyyy-MM-dd date";
+  }
+  ASSERT_TRUE(several) << "precondition: a shipment with several destinations";
+
+  DropFolder f = csv(Kind::kShipments);
+  ASSERT_TRUE(f.ok) << f.error;
+  ASSERT_EQ(f.newest().size(), sim.state().shipment_lines.size());
+  int rows = 0;
+  for (const auto& [line, row] : f.newest()) {
+    auto c = row.cells;
+    const Want& w = want[c["shipment_id"]];
+    SCOPED_TRACE(line);
+    EXPECT_EQ(c["etd"], w.etd);
+    EXPECT_EQ(c["eta"], w.eta);
+    EXPECT_EQ(c["eta_time"], w.eta_time);
+    EXPECT_EQ(c["eta_end"], w.eta_end);
+    EXPECT_EQ(c["eta_end_time"], w.eta_end_time);
+    EXPECT_EQ(c["destinations"], w.destinations);
+    if (++rows == 5 && HasFailure()) break;
+  }
+  EXPECT_EQ(emptyColumnLines(r.err), std::vector<std::string>{})
+      << "every column the documented shapes fill is filled";
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@
 #include <array>
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <tuple>
 
 namespace ferry::sim::tradecloud {
@@ -118,9 +119,11 @@ const std::array<const char*, 3> kRejectReasons = {"Wrong quantity, see \"remark
                                                    "Lieferadresse falsch; bitte prüfen",
                                                    "Date de livraison trop tardive"};
 
-void appendDelivery(std::string& out, const Delivery& d) {
-  out += "{\"position\":" + std::to_string(d.position) + ",\"date\":\"" + formatDate(d.date_ms) +
-         "\",\"quantity\":";
+// A delivery line; with_position false: a single-delivery line's statusLine.scheduledDelivery,
+// which has no position.
+void appendDelivery(std::string& out, const Delivery& d, bool with_position = true) {
+  out += with_position ? "{\"position\":" + std::to_string(d.position) + ',' : std::string("{");
+  out += "\"date\":\"" + formatDate(d.date_ms) + "\",\"quantity\":";
   appendDecimal(out, d.quantity_milli, 3);
   out += ",\"status\":";
   appendString(out, d.status);
@@ -161,19 +164,41 @@ void appendPrices(std::string& out, const Prices& p) {
          "\",\"priceUnitQuantity\":" + std::to_string(p.unit_quantity) + '}';
 }
 
+// The delivery line at `position` of a schedule.
+const Delivery& deliveryAt(const std::vector<Delivery>& schedule, int position) {
+  for (const auto& d : schedule)
+    if (d.position == position) return d;
+  return schedule.front();
+}
+
+// only_position 0: a line of the default poll (deliverySchedule[], prices). Otherwise a line of
+// the single-delivery poll for that one delivery line: statusLine{scheduledDelivery,
+// scheduledDeliveryInclRequests, prices, pricesInclRequests} instead (api-contracts.md).
 void appendLine(std::string& out, const Line& line, const std::string& id, int only_position) {
   out += "{\"id\":";
   appendString(out, id);
   out += ",\"lineType\":\"" + line.line_type + "\",";
   out += line.buyer_line_json;
-  out += ",\"deliverySchedule\":";
-  appendSchedule(out, line.schedule, only_position);
-  out += ",\"deliveryScheduleIncludingRequests\":";
-  appendSchedule(out, line.schedule_requested, only_position);
-  out += ",\"prices\":";
-  appendPrices(out, line.prices);
-  out += ",\"pricesIncludingRequests\":";
-  appendPrices(out, line.prices_requested);
+  if (only_position == 0) {
+    out += ",\"deliverySchedule\":";
+    appendSchedule(out, line.schedule, 0);
+    out += ",\"deliveryScheduleIncludingRequests\":";
+    appendSchedule(out, line.schedule_requested, 0);
+    out += ",\"prices\":";
+    appendPrices(out, line.prices);
+    out += ",\"pricesIncludingRequests\":";
+    appendPrices(out, line.prices_requested);
+  } else {
+    out += ",\"statusLine\":{\"scheduledDelivery\":";
+    appendDelivery(out, deliveryAt(line.schedule, only_position), false);
+    out += ",\"scheduledDeliveryInclRequests\":";
+    appendDelivery(out, deliveryAt(line.schedule_requested, only_position), false);
+    out += ",\"prices\":";
+    appendPrices(out, line.prices);
+    out += ",\"pricesInclRequests\":";
+    appendPrices(out, line.prices_requested);
+    out += '}';
+  }
   out += ",\"confirmedLine\":";
   if (line.confirmed) {
     out += "{\"deliverySchedule\":";
@@ -526,7 +551,37 @@ std::unique_ptr<Shipment> TradecloudStore::makeShipment(std::mt19937_64& rng,
     appendString(out, p[4]);
     return out + "}";
   };
-  s->locations_json = "{\"shipFrom\":" + place(from) + ",\"shipTo\":" + place(to) + "}";
+  // The planned dates of api-contracts.md: locations{departure{location, etdDate, atdDate},
+  // destinations[]{location, etaStartDate, etaStartTime, etaEndDate, etaEndTime, ataDate,
+  // etdDate, atdDate}}; about one shipment in four has a second destination. Drawn from a
+  // generator of their own, seeded by the shipment, so that the rest of the data set stays the
+  // same.
+  std::mt19937_64 plan(std::hash<std::string>{}(s->id));
+  static constexpr std::array<const char*, 3> kStarts = {"06:00:00", "08:00:00", "10:30:00"};
+  static constexpr std::array<const char*, 3> kEnds = {"12:00:00", "16:00:00", "18:00:00"};
+  const std::int64_t transit_days = s->transport_mode == "Sea"    ? between(plan, 18, 35)
+                                    : s->transport_mode == "Rail" ? between(plan, 4, 8)
+                                                                  : between(plan, 1, 3);
+  const std::int64_t etd = floorDiv(s->created_ms, kDayMs) * kDayMs + between(plan, 0, 3) * kDayMs;
+  s->locations_json = "{\"departure\":{\"location\":" + place(from) + ",\"etdDate\":\"" +
+                      formatDate(etd) + "\",\"atdDate\":null},\"destinations\":[";
+  const int destinations = chance(plan, 25) ? 2 : 1;
+  std::int64_t eta = etd + transit_days * kDayMs;
+  for (int i = 0; i < destinations; ++i) {
+    const std::int64_t eta_end = eta + between(plan, 0, 1) * kDayMs;
+    const auto& where = i == 0 ? to : kPlaces[below(plan, kPlaces.size())];
+    if (i > 0) s->locations_json += ',';
+    s->locations_json += "{\"location\":" + place(where) + ",\"etaStartDate\":\"" +
+                         formatDate(eta) + "\",\"etaStartTime\":\"" + pick(plan, kStarts) +
+                         "\",\"etaEndDate\":\"" + formatDate(eta_end) + "\",\"etaEndTime\":\"" +
+                         pick(plan, kEnds) + "\",\"ataDate\":null,";
+    // A stop the goods leave again departs at the end of its window.
+    s->locations_json += i + 1 < destinations
+                             ? "\"etdDate\":\"" + formatDate(eta_end) + "\",\"atdDate\":null}"
+                             : std::string("\"etdDate\":null,\"atdDate\":null}");
+    eta = eta_end + between(plan, 1, 3) * kDayMs;
+  }
+  s->locations_json += "]}";
   const auto roll = below(rng, 100);
   if (roll < 30) {
     s->process_status = "Approved";

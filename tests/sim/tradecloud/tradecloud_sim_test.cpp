@@ -866,17 +866,73 @@ TEST_F(TradecloudSimTest, SingleDeliveryVariantHasOneDeliveryPerLine) {
     }
     auto lines = objects(orders[i]->getArray("lines"));
     EXPECT_EQ(lines.size(), expected);
+    std::map<std::string, int> deliveries_of;  // buyer line position -> delivery lines so far
     for (auto& l : lines) {
-      ASSERT_EQ(l->getArray("deliverySchedule")->size(), 1u);
-      ASSERT_EQ(l->getArray("deliveryScheduleIncludingRequests")->size(), 1u);
-      const auto pos = l->getArray("deliverySchedule")->getObject(0)->getValue<int>("position");
-      EXPECT_EQ(l->getValue<std::string>("id"),
-                orders[i]->getValue<std::string>("id") + "-" +
-                    l->getObject("buyerLine")->getValue<std::string>("position") + "-" +
-                    std::to_string(pos));
+      // The documented shape: statusLine instead of deliverySchedule/prices.
+      EXPECT_FALSE(l->has("deliverySchedule"));
+      EXPECT_FALSE(l->has("deliveryScheduleIncludingRequests"));
+      EXPECT_FALSE(l->has("prices"));
+      EXPECT_FALSE(l->has("pricesIncludingRequests"));
+      auto status_line = l->getObject("statusLine");
+      ASSERT_FALSE(status_line.isNull());
+      for (const char* key : {"scheduledDelivery", "scheduledDeliveryInclRequests"}) {
+        auto d = status_line->getObject(key);
+        ASSERT_FALSE(d.isNull()) << key;
+        EXPECT_EQ(d->getValue<std::string>("date").size(), 10u) << key;
+        EXPECT_GT(d->getValue<double>("quantity"), 0) << key;
+        EXPECT_FALSE(d->getValue<std::string>("status").empty()) << key;
+        EXPECT_TRUE(d->has("etd") && d->has("eta")) << key;
+      }
+      for (const char* key : {"prices", "pricesInclRequests"}) {
+        auto net = status_line->getObject(key)
+                       ->getObject("netPrice")
+                       ->getObject("priceInTransactionCurrency");
+        EXPECT_GT(net->getValue<double>("value"), 0) << key;
+        EXPECT_EQ(net->getValue<std::string>("currencyIso").size(), 3u) << key;
+      }
+      const std::string position = l->getObject("buyerLine")->getValue<std::string>("position");
+      EXPECT_EQ(l->getValue<std::string>("id"), orders[i]->getValue<std::string>("id") + "-" +
+                                                    position + "-" +
+                                                    std::to_string(++deliveries_of[position]));
     }
   }
   EXPECT_TRUE(split_seen) << "the data set must have lines with several deliveries";
+}
+
+TEST_F(TradecloudSimTest, ShipmentsCarryTheDocumentedDepartureAndDestinations) {
+  startServer();
+  int several = 0;
+  for (auto& s : pollAll(kShipmentsPath)) {
+    const std::string id = s->getValue<std::string>("id");
+    auto locations = s->getObject("locations");
+    ASSERT_FALSE(locations.isNull()) << id;
+    auto departure = locations->getObject("departure");
+    ASSERT_FALSE(departure.isNull()) << id;
+    EXPECT_FALSE(departure->getObject("location").isNull()) << id;
+    const std::string etd = departure->getValue<std::string>("etdDate");
+    EXPECT_EQ(etd.size(), 10u) << id;
+    EXPECT_TRUE(departure->has("atdDate")) << id;
+    auto destinations = objects(locations->getArray("destinations"));
+    ASSERT_GE(destinations.size(), 1u) << id;
+    several += destinations.size() > 1;
+    std::string after = etd;
+    for (std::size_t i = 0; i < destinations.size(); ++i) {
+      auto& d = destinations[i];
+      EXPECT_FALSE(d->getObject("location").isNull()) << id;
+      const std::string start = d->getValue<std::string>("etaStartDate");
+      const std::string end = d->getValue<std::string>("etaEndDate");
+      EXPECT_EQ(start.size(), 10u) << id;
+      EXPECT_GT(start, after) << id << ": each arrival after the departure before it";
+      EXPECT_LE(start, end) << id;
+      EXPECT_EQ(d->getValue<std::string>("etaStartTime").size(), 8u) << id;
+      EXPECT_EQ(d->getValue<std::string>("etaEndTime").size(), 8u) << id;
+      for (const char* key : {"ataDate", "etdDate", "atdDate"}) EXPECT_TRUE(d->has(key)) << key;
+      // A stop the goods leave again has its departure date.
+      EXPECT_EQ(d->isNull("etdDate"), i + 1 == destinations.size()) << id;
+      after = end;
+    }
+  }
+  EXPECT_GT(several, 0) << "some shipments have several destinations";
 }
 
 TEST(TradecloudSimProgram, StartsPrintsItsPortAndStopsOnSigterm) {

@@ -17,6 +17,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace ferry::mapping {
@@ -65,6 +66,14 @@ class Mapping {
   // The JSON Pointer (into a row element) of the change time of one row of a built-in layout
   // (tradecloud_order_lines: "/lastUpdatedAt"); empty when the layout has none.
   static std::string layoutRowChangedAt(std::string_view name);
+  // The columns of a built-in layout that the source's documented shape fills, each with the
+  // body fields it reads ("/a", or "/a or /b" for first()): a file in which such a column is empty
+  // in every row suggests that the source does not send those fields (sink_erp_csv logs it).
+  // Left out: columns that are never empty (count(), fixed(), event fields such as $previous) and
+  // those often empty by nature (in_progress_status, confirmed_*, status_reason, …). Empty for an
+  // unknown name.
+  static std::vector<std::pair<std::string, std::string>> layoutExpectedColumns(
+      std::string_view name);
 
   size_t columnCount() const;
   const std::vector<std::string>& headers() const;
