@@ -24,6 +24,7 @@
 #include <thread>
 
 #include "config/Config.h"
+#include "delivery/Delivery.h"
 #include "journal/Journal.h"
 #include "loader/Loader.h"
 #include "ops/AdminServer.h"
@@ -372,7 +373,7 @@ int App::commandStatus() {
   for (const auto& s : config.sinks) {
     Row r = row("sink", s);
     r.offset = journal->sinkOffset(s.name);
-    r.backlog = journal->countAfter(r.offset, s.from);
+    r.backlog = backlog(*journal, s);
     r.dead_letters = dead[s.name];
     sinks.push_back(r);
   }
@@ -452,33 +453,9 @@ int App::commandTrace(const std::vector<std::string>& args) {
     std::vector<Step> steps;
     auto deliveries = journal->deliveriesOf(e.sequence);
     for (const auto& sink : config.sinks) {
-      Step step{sink.name, "", "", ""};
-      const bool routed = sink.from.empty() ||
-                          std::find(sink.from.begin(), sink.from.end(), e.source) != sink.from.end();
-      auto delivered = std::find_if(deliveries.begin(), deliveries.end(),
-                                    [&](const DeliveryRecord& d) { return d.sink == sink.name; });
-      auto letter = std::find_if(dead.begin(), dead.end(), [&](const DeadLetter& d) {
-        return d.sink == sink.name && d.event.sequence == e.sequence;
-      });
-      if (!routed) {
-        step.outcome = "not routed";
-      } else if (delivered != deliveries.end()) {
-        step.outcome = "delivered";
-        step.at = formatInstantMs(delivered->delivered_at_ms * 1000000);
-        step.detail = "in the write of events " + std::to_string(delivered->first_sequence) +
-                      "-" + std::to_string(delivered->last_sequence) + " (" + delivered->detail +
-                      ")";
-      } else if (letter != dead.end()) {
-        step.outcome = "dead letter";
-        step.at = formatInstantMs(letter->failed_at_ms * 1000000);
-        step.detail = "#" + std::to_string(letter->id) + ": " + letter->reason;
-      } else if (journal->sinkOffset(sink.name) >= e.sequence) {
-        step.outcome = "passed";
-        step.detail = e.echo ? "an echo, skipped by this sink" : "no delivery recorded";
-      } else {
-        step.outcome = sink.enabled ? "pending" : "pending (sink disabled)";
-      }
-      steps.push_back(step);
+      TraceStep t = traceStep(*journal, sink, e, deliveries, dead);
+      steps.push_back(
+          Step{t.sink, t.outcome, t.at_ms > 0 ? formatInstantMs(t.at_ms * 1000000) : "", t.detail});
     }
     return steps;
   };

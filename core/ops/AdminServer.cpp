@@ -11,6 +11,8 @@
 
 #include <sstream>
 
+#include "delivery/Delivery.h"
+
 namespace ferry::core {
 namespace {
 
@@ -56,7 +58,7 @@ class Handler : public Poco::Net::HTTPRequestHandler {
         for (const auto& sink : config_.sinks)
           if (sink.enabled)
             out << "ferry_sink_backlog{instance=\"" << sink.name << "\"} "
-                << j.countAfter(j.sinkOffset(sink.name), sink.from) << "\n";
+                << backlog(j, sink) << "\n";
         out << "# TYPE ferry_dead_letters gauge\n";
         for (const auto& sink : config_.sinks)
           if (sink.enabled)

@@ -7,6 +7,7 @@
 #include <map>
 #include <thread>
 
+#include "delivery/Delivery.h"
 #include "services/Time.h"
 
 namespace ferry::core {
@@ -57,13 +58,7 @@ void Pipeline::create() {
   }
   for (const auto& source : config_.sources) {
     if (!source.enabled) continue;
-    std::vector<std::string> routed;
-    for (const auto& sink : config_.sinks) {
-      if (!sink.enabled) continue;
-      if (sink.from.empty() ||
-          std::find(sink.from.begin(), sink.from.end(), source.name) != sink.from.end())
-        routed.push_back(sink.name);
-    }
+    std::vector<std::string> routed = routedSinks(config_, source.name);
     CycleSettings cycle;
     cycle.lookback_ms = source.lookback_ms;
     cycle.page_size = static_cast<uint32_t>(std::max<int64_t>(1, source.page_size));
@@ -153,9 +148,10 @@ bool Pipeline::anyFailed() const {
 
 void Pipeline::applyRetention() {
   Journal& journal = services_->journal;
-  int64_t up_to = journal.lastSequence();
+  std::vector<std::string> sinks;
   for (const auto& sink : config_.sinks)
-    if (sink.enabled) up_to = std::min(up_to, journal.sinkOffset(sink.name));
+    if (sink.enabled) sinks.push_back(sink.name);
+  int64_t up_to = lowWaterMark(journal, sinks);
   // A source with a delivered hook still needs its events until the hook has run.
   for (const auto& source : sources_)
     if (source->hasDeliveredHook()) up_to = std::min(up_to, journal.deliveredUpTo(source->name()));

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstddef>
 
+#include "delivery/Delivery.h"
 #include "services/Time.h"
 
 namespace ferry::core {
@@ -250,8 +251,7 @@ void SourceRunner::processDelivered() {
   if (!handle_.instance || !has_hook_) return;
   Journal& journal = services_.journal;
   try {
-    int64_t up_to = journal.lastSequence();
-    for (const auto& sink : routed_sinks_) up_to = std::min(up_to, journal.sinkOffset(sink));
+    const int64_t up_to = lowWaterMark(journal, routed_sinks_);
     int64_t from = journal.deliveredUpTo(name_);
     int64_t saved = from;
     while (from < up_to && !services_.stopping.load()) {

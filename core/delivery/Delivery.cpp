@@ -1,0 +1,67 @@
+#include "delivery/Delivery.h"
+
+#include <algorithm>
+
+namespace ferry::core {
+
+bool routes(const InstanceConfig& sink, const std::string& source) {
+  return sink.from.empty() || std::find(sink.from.begin(), sink.from.end(), source) != sink.from.end();
+}
+
+std::vector<std::string> routedSinks(const Config& config, const std::string& source) {
+  std::vector<std::string> out;
+  for (const auto& sink : config.sinks)
+    if (sink.enabled && routes(sink, source)) out.push_back(sink.name);
+  return out;
+}
+
+int64_t backlog(Journal& journal, const InstanceConfig& sink) {
+  return journal.countAfter(journal.sinkOffset(sink.name), sink.from);
+}
+
+int64_t lowWaterMark(Journal& journal, const std::vector<std::string>& sinks) {
+  int64_t mark = journal.lastSequence();
+  for (const auto& sink : sinks) mark = std::min(mark, journal.sinkOffset(sink));
+  return mark;
+}
+
+TraceStep traceStep(Journal& journal, const InstanceConfig& sink, const JournalEvent& event,
+                    const std::vector<DeliveryRecord>& deliveries,
+                    const std::vector<DeadLetter>& dead_letters) {
+  TraceStep step{sink.name, "", 0, ""};
+  if (!routes(sink, event.source)) {
+    step.outcome = "not routed";
+    return step;
+  }
+  const bool passed = journal.sinkOffset(sink.name) >= event.sequence;
+  // A delivery record covers a range of sequences; an echo the sink skips lies inside such a
+  // range without having been written, so it is told apart first.
+  if (event.echo && sink.skip_echo) {
+    step.outcome = passed ? "skipped" : (sink.enabled ? "pending" : "pending (sink disabled)");
+    step.detail = "an echo of this integration's own change; this sink skips echoes";
+    return step;
+  }
+  auto delivered = std::find_if(deliveries.begin(), deliveries.end(),
+                                [&](const DeliveryRecord& d) { return d.sink == sink.name; });
+  auto letter = std::find_if(dead_letters.begin(), dead_letters.end(), [&](const DeadLetter& d) {
+    return d.sink == sink.name && d.event.sequence == event.sequence;
+  });
+  if (delivered != deliveries.end()) {
+    step.outcome = "delivered";
+    step.at_ms = delivered->delivered_at_ms;
+    step.detail = "in the write of events " + std::to_string(delivered->first_sequence) + "-" +
+                  std::to_string(delivered->last_sequence) + " (" + delivered->detail + ")";
+  } else if (letter != dead_letters.end()) {
+    step.outcome = "dead letter";
+    step.at_ms = letter->failed_at_ms;
+    step.detail = "#" + std::to_string(letter->id) + ": " + letter->reason;
+  } else if (passed) {
+    step.outcome = "passed";
+    step.detail = "no delivery recorded";
+  } else {
+    step.outcome = sink.enabled ? "pending" : "pending (sink disabled)";
+  }
+  return step;
+}
+
+}  // namespace ferry::core

@@ -1,0 +1,42 @@
+// What the host knows about where events go, each defined once and used by the runners,
+// retention, `ferry status`, `ferry trace` and /metrics: routing, a sink's backlog, the
+// low-water mark every sink has passed, and what a sink did with one event.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "config/Config.h"
+#include "journal/Journal.h"
+
+namespace ferry::core {
+
+// True when `sink` takes events of `source` (its `from` is empty or names the source).
+bool routes(const InstanceConfig& sink, const std::string& source);
+
+// The enabled sinks of `config` that take events of `source`, by name, in config order.
+std::vector<std::string> routedSinks(const Config& config, const std::string& source);
+
+// How many events routed to `sink` lie after its offset.
+int64_t backlog(Journal& journal, const InstanceConfig& sink);
+
+// The highest sequence that every one of `sinks` has passed (the journal's last sequence when
+// there are none).
+int64_t lowWaterMark(Journal& journal, const std::vector<std::string>& sinks);
+
+// What one sink did with one event (`ferry trace`).
+struct TraceStep {
+  std::string sink;
+  std::string outcome;  // delivered | dead letter | skipped | passed | not routed | pending…
+  int64_t at_ms = 0;    // when delivered or dead-lettered, 0 otherwise
+  std::string detail;
+};
+
+// The step of `sink` for `event`, given the deliveries recorded for the event's sequence and the
+// dead letters of its key.
+TraceStep traceStep(Journal& journal, const InstanceConfig& sink, const JournalEvent& event,
+                    const std::vector<DeliveryRecord>& deliveries,
+                    const std::vector<DeadLetter>& dead_letters);
+
+}  // namespace ferry::core
