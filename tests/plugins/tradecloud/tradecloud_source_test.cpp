@@ -751,7 +751,7 @@ TEST_F(TradecloudSourceTest, OwnOpenRequestsAreEchoesAndEchoLinesStayOutOfTheCsv
     EXPECT_NE(r.cells.at("in_progress_status"), "OpenBuyerReopenRequest") << r.id;
 }
 
-TEST(TradecloudEchoRules, ChangedLinesDecideAndEachRuleHasItsStatuses) {
+TEST(TradecloudEchoRules, LinesChangedSinceTheDeliveredVersionDecideAndEachRuleHasItsStatuses) {
   namespace tc = ferry::tradecloud;
   simdjson::dom::parser parser;
   auto order = [&](const std::string& a_status, const std::string& a_at,
@@ -764,27 +764,35 @@ TEST(TradecloudEchoRules, ChangedLinesDecideAndEachRuleHasItsStatuses) {
         "\"inProgressStatus\":\"" + b_status + "\"}}]}").value();
   };
   const std::string now = "2025-04-23T10:00:00.000Z", old = "2025-04-20T00:00:00.000Z";
-  const int64_t after = 1745398800000;  // 2025-04-23T09:00:00Z
+  const std::optional<int64_t> delivered = 1745398800000;  // 2025-04-23T09:00:00Z
   using tc::EchoRule;
   using tc::Role;
-  // Only the buyer's own request changed: an echo for the buyer, not for the supplier.
+  // Only the buyer's own request changed since the delivered version: an echo for the buyer,
+  // not for the supplier.
   EXPECT_TRUE(tc::isEchoOrder(order("OpenBuyerReopenRequest", now, "", old),
-                              EchoRule::kOpenRequests, Role::kBuyer, after));
+                              EchoRule::kOpenRequests, Role::kBuyer, delivered));
   EXPECT_FALSE(tc::isEchoOrder(order("OpenBuyerReopenRequest", now, "", old),
-                               EchoRule::kOpenRequests, Role::kSupplier, after));
+                               EchoRule::kOpenRequests, Role::kSupplier, delivered));
   EXPECT_TRUE(tc::isEchoOrder(order("OpenSupplierShipmentRescheduleRequest", now, "", old),
-                              EchoRule::kOpenRequests, Role::kSupplier, after));
-  // Another line changed after the window start too: news.
-  EXPECT_FALSE(tc::isEchoOrder(order("OpenBuyerReopenRequest", now, "", "2025-04-23T09:30:00.000Z"),
-                               EchoRule::kOpenRequests, Role::kBuyer, after));
+                              EchoRule::kOpenRequests, Role::kSupplier, delivered));
+  // Never on first sight (no delivered version): the ERP never had the order.
+  EXPECT_FALSE(tc::isEchoOrder(order("OpenBuyerReopenRequest", now, "", old),
+                               EchoRule::kOpenRequests, Role::kBuyer, std::nullopt));
+  // Another line changed after the delivered version, however long before our request: news.
+  EXPECT_FALSE(tc::isEchoOrder(order("OpenBuyerReopenRequest", now, "", "2025-04-23T09:00:00.001Z"),
+                               EchoRule::kOpenRequests, Role::kBuyer, delivered));
+  EXPECT_TRUE(tc::isEchoOrder(order("OpenBuyerReopenRequest", now, "", "2025-04-23T09:00:00.000Z"),
+                              EchoRule::kOpenRequests, Role::kBuyer, delivered));
   // in-progress: the changed line is InProgress; the Confirmed one changed too -> not an echo.
-  EXPECT_TRUE(tc::isEchoOrder(order("", now, "", old), EchoRule::kInProgress, Role::kBuyer, after));
-  EXPECT_FALSE(tc::isEchoOrder(order("", now, "", now), EchoRule::kInProgress, Role::kBuyer, after));
+  EXPECT_TRUE(tc::isEchoOrder(order("", now, "", old), EchoRule::kInProgress, Role::kBuyer,
+                              delivered));
+  EXPECT_FALSE(tc::isEchoOrder(order("", now, "", now), EchoRule::kInProgress, Role::kBuyer,
+                               delivered));
   EXPECT_FALSE(tc::isEchoOrder(order("OpenBuyerReopenRequest", now, "", old), EchoRule::kOff,
-                               Role::kBuyer, after));
-  // No line changed (an order-level change): not an echo.
+                               Role::kBuyer, delivered));
+  // No line changed since the delivered version (an order-level change): not an echo.
   EXPECT_FALSE(tc::isEchoOrder(order("OpenBuyerReopenRequest", old, "", old),
-                               EchoRule::kOpenRequests, Role::kBuyer, after));
+                               EchoRule::kOpenRequests, Role::kBuyer, delivered));
 }
 
 // The layouts' row filters on one order, in-process: which lines a sink with only_changed_lines
