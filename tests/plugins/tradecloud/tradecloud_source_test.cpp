@@ -1006,8 +1006,9 @@ TEST_F(TradecloudBuyerEchoTest, KilledWhileRequestsOpenAndSettleNothingMissingNo
     const auto until = std::chrono::steady_clock::now() +
                        std::chrono::milliseconds(400 + rng() % 1400);
     while (std::chrono::steady_clock::now() < until) {
-      const std::string role_body = rng() % 2 ? "{\"role\":\"buyer\"}"
-                                               : "{\"role\":\"buyer\",\"supplier_change_first\":true}";
+      const std::string role_body =
+          rng() % 2 ? "{\"role\":\"buyer\"}"
+                    : "{\"role\":\"buyer\",\"supplier_change_first\":true}";
       try {
         sim.control("POST", "/_sim/echo", role_body);
       } catch (const std::exception&) {
