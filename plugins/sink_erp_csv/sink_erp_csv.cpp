@@ -6,19 +6,29 @@
 // the file is rewritten under the same name instead of being added a second time. A file only
 // ever appears complete: it is written under a hidden temporary name, fsynced, renamed, and the
 // rename is made durable by fsyncing the folder.
+//
+// only_changed_lines compares a line's change time with the version of the same document this
+// sink last wrote (not the event's `previous`, which may be a version the sink never wrote: an
+// echo it skipped, a dead letter). The sink keeps, per document, that version in its durable
+// plugin state, recorded once per batch after the files are durable (see Written).
 #include <dirent.h>
 #include <fcntl.h>
 #include <ferry/common/Mapping.h>
+#include <ferry/common/StateMap.h>
 #include <ferry/common/Tradecloud.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ferry/plugin.hpp>
 #include <map>
+#include <optional>
 #include <string>
+#include <tuple>
+#include <unordered_map>
 #include <vector>
 
 namespace {
@@ -44,8 +54,8 @@ constexpr ferry_option_def kOptions[] = {
         "empty for one row per event"),
     ferry::Option("only_changed_lines", FERRY_OPT_BOOL)
         .defaultsTo("false")
-        .help("write only the lines that changed since the version delivered before (line change "
-              "time after `previous`; every line of a new document); tradecloud_* layouts, or "
+        .help("write only the lines that changed since the version of the document this sink "
+              "wrote before (every line of a document it never wrote); tradecloud_* layouts, or "
               "custom with line_changed_at"),
     ferry::Option("line_changed_at").help(
         "layout = custom with only_changed_lines: JSON Pointer into a row element to its change "
@@ -89,6 +99,32 @@ constexpr ferry_option_def kOptions[] = {
 };
 
 std::string errnoText(int e) { return std::strerror(e); }
+
+// only_changed_lines: what the sink wrote of one document (key "source/entity/key"). `seq` and
+// `version_ms` are the last event written; `base_ms` is the version written before the batch
+// that wrote it (nullopt: none). A range is delivered again after a crash from its first
+// sequence: an event then finds a record of its own (seq >= its sequence) and compares with
+// `base_ms`, exactly as the first time, so the same file is written again.
+struct Written {
+  int64_t seq = 0;
+  int64_t version_ms = 0;
+  std::optional<int64_t> base_ms;
+
+  std::string encode() const {
+    return std::to_string(seq) + " " + std::to_string(version_ms) + " " +
+           (base_ms ? std::to_string(*base_ms) : "-");
+  }
+  static std::optional<Written> decode(const std::string& text) {
+    Written w;
+    char base[32] = {0};
+    long long seq = 0, version = 0;
+    if (std::sscanf(text.c_str(), "%lld %lld %31s", &seq, &version, base) != 3) return std::nullopt;
+    w.seq = seq;
+    w.version_ms = version;
+    if (base[0] != '-') w.base_ms = std::strtoll(base, nullptr, 10);
+    return w;
+  }
+};
 
 std::string seq12(int64_t seq) {
   char buf[32];
@@ -155,6 +191,7 @@ class ErpCsvSink : public ferry::Sink {
     } catch (const ferry::mapping::MappingError& e) {
       throw ferry::Fatal(e.what());
     }
+    if (options.boolean("only_changed_lines")) written_.emplace(host, "written/");
     // A write killed mid-way leaves a hidden .tmp file: remove it at start rather than at the
     // next write, which may be hours away. A missing folder is reported by the first write.
     std::string ignored;
@@ -171,10 +208,33 @@ class ErpCsvSink : public ferry::Sink {
     //    after the events before it are written).
     rows_.clear();
     row_end_.clear();
+    updates_.clear();
     size_t usable = batch.size();
     std::string map_error;
+    std::unordered_map<std::string, Written> in_batch;  // records made by this batch so far
     for (size_t i = 0; i < batch.size(); ++i) {
-      if (!mapper_.map(batch[i], rows_, map_error)) {
+      bool mapped;
+      if (written_) {
+        const ferry_event& e = batch[i];
+        std::string key = std::string(e.source) + "/" + e.entity + "/" + e.key;
+        std::optional<Written> last;
+        if (auto it = in_batch.find(key); it != in_batch.end()) last = it->second;
+        else if (const std::string* text = written_->find(key)) last = Written::decode(*text);
+        std::optional<int64_t> since;
+        if (last) since = last->seq < e.sequence ? std::optional(last->version_ms) : last->base_ms;
+        mapped = mapper_.map(e, since, rows_, map_error);
+        int64_t version_ms = 0;
+        if (mapped && ferry::mapping::parseInstantMs(e.version, version_ms)) {
+          Written w{e.sequence, version_ms, std::nullopt};
+          if (last) w.base_ms = last->seq < batch[0].sequence ? std::optional(last->version_ms)
+                                                              : last->base_ms;
+          in_batch[key] = w;
+          updates_.emplace_back(i, std::move(key), w);
+        }
+      } else {
+        mapped = mapper_.map(batch[i], rows_, map_error);
+      }
+      if (!mapped) {
         usable = i;
         map_error = "event " + std::string(batch[i].idempotency_key) + " (sequence " +
                     std::to_string(batch[i].sequence) + "): " + map_error;
@@ -196,10 +256,13 @@ class ErpCsvSink : public ferry::Sink {
       const size_t row_begin = first == 0 ? 0 : row_end_[first - 1];
       while (last + 1 < usable && row_end_[last + 1] - row_begin <= max_rows_) ++last;
       std::string error;
-      if (!writeSlice(batch, first, last, row_begin, row_end_[last], error))
+      if (!writeSlice(batch, first, last, row_begin, row_end_[last], error)) {
+        recordWritten(first);
         return ferry::WriteOutcome::retry(first, error);
+      }
       first = last + 1;
     }
+    recordWritten(usable);
     if (usable < batch.size()) return ferry::WriteOutcome::fatal(usable, map_error);
     return ferry::WriteOutcome::ok();
   }
@@ -432,6 +495,17 @@ class ErpCsvSink : public ferry::Sink {
     }
   }
 
+  // only_changed_lines: the events [0, done) of the batch are in durable files: remember what
+  // was written, in one state write. A crash before it only makes the next change of those
+  // documents write some lines again; a crash after it and before the host moved the offset
+  // re-delivers the range, which finds its own records and compares as the first time.
+  void recordWritten(size_t done) {
+    if (!written_) return;
+    for (const auto& [index, key, w] : updates_)
+      if (index < done) written_->put(key, w.encode());
+    written_->flush();
+  }
+
   // A rename is durable only once the folder's entry is: fsync the folder itself.
   bool syncFolder(std::string& error) const {
     Fd d(::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
@@ -463,6 +537,9 @@ class ErpCsvSink : public ferry::Sink {
   bool neutralise_;
   std::string buffer_;
   std::map<std::string, std::vector<std::string>> existing_;  // first seq → our files
+  // only_changed_lines: per document, what this sink wrote (Written), and the batch's records.
+  std::optional<ferry::common::StateMap> written_;
+  std::vector<std::tuple<size_t, std::string, Written>> updates_;  // event index, key, record
 };
 
 }  // namespace

@@ -4,11 +4,22 @@
 // host's `since`; an inclusive server then repeats a few orders, which the host's dedupe drops.
 // Versions come from the orders themselves, never from the response-level lastUpdatedAt (absent
 // or null on an empty page).
+//
+// Echo: an order change is our own echo only when everything that changed since the version
+// delivered before is our own open request. The plugin learns which version of each order has
+// been delivered from the host's delivered() hook (called once every sink has it, so the version
+// is certainly journalled: the host's `previous` is that version or a newer one) and keeps it in
+// its durable state. Without a delivered version (first sight, or a version not yet through every
+// sink) nothing is an echo; a delivered version older than `previous` only makes the rule
+// stricter, never takes a real change for an echo.
+#include <ferry/common/Mapping.h>
+#include <ferry/common/StateMap.h>
 #include <ferry/instant.hpp>
 #include <ferry/json.hpp>
 #include <ferry/common/Tradecloud.h>
 #include <ferry/plugin.hpp>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -58,7 +69,8 @@ class TradecloudOrders : public ferry::Source {
         path_(options.string("variant", "default") == "single-delivery"
                   ? "/order-search/poll/single-delivery"
                   : "/order-search/poll"),
-        page_size_(tc::pageSizeFrom(options)) {
+        page_size_(tc::pageSizeFrom(options)),
+        delivered_(host, "delivered/") {
     // The filters never change: build that part of the body once.
     const std::string company = tc::companyIdFrom(options);
     if (!company.empty()) filters_ += ",\"companyId\":" + ferry::json::quote(company);
@@ -75,7 +87,16 @@ class TradecloudOrders : public ferry::Source {
     if (!status.empty()) filters_ += ",\"status\":{" + status + "}";
   }
 
+  ~TradecloudOrders() override {
+    try {
+      delivered_.flush();
+    } catch (...) {
+      // Losing the last delivered versions only makes the echo rule stricter until they return.
+    }
+  }
+
   uint32_t fetch(const ferry::FetchRequest& request) override {
+    delivered_.flush();
     // "After since - 1 ms" is "at or after since" for an exclusive server; the host asks for
     // inclusive windows and drops what it has seen.
     const int64_t after_ms = request.since_ms - 1;
@@ -91,10 +112,21 @@ class TradecloudOrders : public ferry::Source {
       if (order["id"].get(id) || order["lastUpdatedAt"].get(updated_at))
         throw ferry::Retry(what + " answered an order without id or lastUpdatedAt: " +
                            std::string(raw.substr(0, 200)));
-      const bool echo = tc::isEchoOrder(order, echo_, role_, after_ms);
+      const bool echo = tc::isEchoOrder(order, echo_, role_, deliveredMs(id));
       host().emit(ferry::Item{"order", id, updated_at, raw, echo});
     });
   }
+
+  // Every sink has this version: remember it (the newest per order) for the echo rule.
+  void delivered(const ferry::Event& event) override {
+    int64_t ms = 0;
+    if (!ferry::mapping::parseInstantMs(event.version(), ms)) return;
+    const std::string key(event.key());
+    if (auto known = deliveredMs(key); known && *known >= ms) return;
+    delivered_.put(key, std::to_string(ms));
+    if (delivered_.pending() >= kFlushEvery) delivered_.flush();
+  }
+  bool wantsDelivered() const override { return echo_ != tc::EchoRule::kOff; }
 
   void check() override {
     ferry::HttpResponse r = session_.post(path_, "{\"offset\":0,\"limit\":1}");
@@ -109,6 +141,16 @@ class TradecloudOrders : public ferry::Source {
   uint32_t page_size_;
   std::string filters_;  // ,"companyId":…,"status":{…} after lastUpdatedAfter
   tc::PageReader reader_;
+  // Order id -> lastUpdatedAt (ms) of its newest version every sink has. Flushed before each
+  // page, every kFlushEvery versions, and at shutdown.
+  ferry::common::StateMap delivered_;
+  static constexpr size_t kFlushEvery = 1000;
+
+  std::optional<int64_t> deliveredMs(std::string_view id) const {
+    const std::string* v = delivered_.find(std::string(id));
+    if (v == nullptr) return std::nullopt;
+    return std::stoll(*v);
+  }
 };
 
 }  // namespace

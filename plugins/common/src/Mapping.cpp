@@ -8,6 +8,7 @@
 #include <charconv>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <utility>
 
 namespace ferry::mapping {
@@ -962,8 +963,11 @@ bool keepRow(const CompiledFilter& f, bool have_previous, int64_t previous_ms, e
   return true;
 }
 
+// `changed_after`: the instant (ms) a row must have changed after to be written; nullopt writes
+// every row.
 bool mapOne(const Program& program, const CompiledFilter& filter, simdjson::dom::parser& parser,
-            std::string_view body, const ferry_event* event, Rows& out, std::string& error) {
+            std::string_view body, const ferry_event* event, std::optional<int64_t> changed_after,
+            Rows& out, std::string& error) {
   if (out.columns() != program.columns.size()) {
     error = "internal: Rows has " + std::to_string(out.columns()) + " columns, the mapping " +
             std::to_string(program.columns.size());
@@ -994,10 +998,8 @@ bool mapOne(const Program& program, const CompiledFilter& filter, simdjson::dom:
     error = "rows: " + program.rows.text + " is " + describe(list) + ", not an array";
     return false;
   }
-  int64_t previous_ms = 0;
-  const bool have_previous = event != nullptr && event->previous != nullptr &&
-                             event->previous[0] != '\0' &&
-                             parseInstantMs(event->previous, previous_ms);
+  const bool have_previous = changed_after.has_value();
+  const int64_t previous_ms = changed_after.value_or(0);
   size_t index = 0;
   // A named copy: value_unsafe() of a temporary result would dangle in a range-for.
   const simdjson::dom::array items = list.get_array().value_unsafe();
@@ -1035,12 +1037,24 @@ void Mapper::setRowFilter(const RowFilter& filter) {
 }
 
 bool Mapper::map(const ferry_event& event, Rows& out, std::string& error) {
-  return mapOne(*mapping_.program_, impl_->filter, impl_->parser, std::string_view(event.body, event.body_len),
-                &event, out, error);
+  int64_t previous_ms = 0;
+  std::optional<int64_t> changed_after;
+  if (event.previous != nullptr && event.previous[0] != '\0' &&
+      parseInstantMs(event.previous, previous_ms))
+    changed_after = previous_ms;
+  return map(event, changed_after, out, error);
+}
+
+bool Mapper::map(const ferry_event& event, std::optional<int64_t> changed_after_ms, Rows& out,
+                 std::string& error) {
+  return mapOne(*mapping_.program_, impl_->filter, impl_->parser,
+                std::string_view(event.body, event.body_len), &event, changed_after_ms, out,
+                error);
 }
 
 bool Mapper::mapBody(std::string_view body, Rows& out, std::string& error) {
-  return mapOne(*mapping_.program_, impl_->filter, impl_->parser, body, nullptr, out, error);
+  return mapOne(*mapping_.program_, impl_->filter, impl_->parser, body, nullptr, std::nullopt, out,
+                error);
 }
 
 }  // namespace ferry::mapping

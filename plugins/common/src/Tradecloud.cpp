@@ -142,20 +142,19 @@ bool isEchoLine(EchoRule rule, Role role, std::string_view process_status,
   return false;
 }
 
-bool isEchoOrder(simdjson::dom::element order, EchoRule rule, Role role, int64_t after_ms) {
-  if (rule == EchoRule::kOff) return false;
-  std::string_view order_at;
-  int64_t order_ms = 0;
+bool isEchoOrder(simdjson::dom::element order, EchoRule rule, Role role,
+                 std::optional<int64_t> delivered_ms) {
+  // Never on first sight: what the ERP never had cannot come back to it.
+  if (rule == EchoRule::kOff || !delivered_ms) return false;
   simdjson::dom::array lines;
-  if (order["lastUpdatedAt"].get(order_at) || !mapping::parseInstantMs(order_at, order_ms) ||
-      order["lines"].get(lines))
-    return false;
+  if (order["lines"].get(lines)) return false;
   bool any = false;
   for (simdjson::dom::element line : lines) {
     std::string_view at;
     int64_t ms = 0;
-    if (line["lastUpdatedAt"].get(at) || !mapping::parseInstantMs(at, ms)) continue;
-    if (ms != order_ms && ms <= after_ms) continue;  // not changed in this window
+    // A line without a readable change time may have changed.
+    if (!line["lastUpdatedAt"].get(at) && mapping::parseInstantMs(at, ms) && ms <= *delivered_ms)
+      continue;
     any = true;
     std::string_view process, in_progress;
     if (line.at_pointer("/status/processStatus").get(process)) process = {};

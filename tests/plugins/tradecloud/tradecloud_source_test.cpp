@@ -22,6 +22,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
 #include <sstream>
@@ -410,6 +411,47 @@ class TradecloudSourceTest : public FerryTest {
     expectComplete(s.shipment_lines, Kind::kShipments, what + " (shipments)");
   }
 
+  // The line-level check of a drop folder of order lines: the newest row of every line the
+  // simulator holds carries the line's latest state (its change time and statuses). With
+  // `all_lines` false, lines that are the buyer's own open requests right now are not checked:
+  // their latest change is our echo, which stays out of the ERP until it is settled. No row may
+  // show our own open request where `skip_own` (skip_echo_lines = buyer).
+  void expectLinesLatest(const std::string& dir, const Sim::State& s, bool all_lines,
+                         bool skip_own, const std::string& what) {
+    DropFolder f = readDropFolder(dir, dir_.path(), Kind::kOrders);
+    ASSERT_TRUE(f.ok) << what << ": a CSV file did not parse: " << f.error;
+    EXPECT_TRUE(f.others.empty()) << what << ": unexpected entries, e.g. " << f.others.front();
+    auto newest = f.newest();
+    int missing = 0, stale = 0, checked = 0;
+    std::string example;
+    for (const auto& [id, line] : s.order_lines) {
+      if (!all_lines && line.in_progress == "OpenBuyerReopenRequest") continue;
+      ++checked;
+      auto it = newest.find(id);
+      if (it == newest.end()) {
+        if (++missing <= 3) example += " missing " + id + "@" + line.updated_at + ";";
+        continue;
+      }
+      const Row& r = it->second;
+      if (r.updated_at != line.updated_at || r.cells.at("process_status") != line.process ||
+          r.cells.at("in_progress_status") != line.in_progress) {
+        if (++stale <= 3)
+          example += " stale " + id + ": csv " + r.updated_at + " " +
+                     r.cells.at("process_status") + "/" + r.cells.at("in_progress_status") +
+                     ", sim " + line.updated_at + " " + line.process + "/" + line.in_progress +
+                     ";";
+      }
+    }
+    EXPECT_GT(checked, 0) << what;
+    EXPECT_EQ(missing, 0) << what << ":" << example;
+    EXPECT_EQ(stale, 0) << what << ":" << example;
+    if (skip_own) {
+      for (const auto& r : f.rows)
+        EXPECT_NE(r.cells.at("in_progress_status"), "OpenBuyerReopenRequest")
+            << what << ": our own request reached the ERP: " << r.id;
+    }
+  }
+
   void runOk(const std::string& what) {
     RunResult r = runOnce();
     ASSERT_EQ(r.exit_code, 0) << what << ": " << describe(r);
@@ -743,7 +785,7 @@ TEST_F(TradecloudSourceTest, OwnOpenRequestsAreEchoesAndEchoLinesStayOutOfTheCsv
     EXPECT_NE(r.cells.at("in_progress_status"), "OpenBuyerReopenRequest") << r.id;
 }
 
-TEST(TradecloudEchoRules, ChangedLinesDecideAndEachRuleHasItsStatuses) {
+TEST(TradecloudEchoRules, LinesChangedSinceTheDeliveredVersionDecideAndEachRuleHasItsStatuses) {
   namespace tc = ferry::tradecloud;
   simdjson::dom::parser parser;
   auto order = [&](const std::string& a_status, const std::string& a_at,
@@ -756,27 +798,35 @@ TEST(TradecloudEchoRules, ChangedLinesDecideAndEachRuleHasItsStatuses) {
         "\"inProgressStatus\":\"" + b_status + "\"}}]}").value();
   };
   const std::string now = "2025-04-23T10:00:00.000Z", old = "2025-04-20T00:00:00.000Z";
-  const int64_t after = 1745398800000;  // 2025-04-23T09:00:00Z
+  const std::optional<int64_t> delivered = 1745398800000;  // 2025-04-23T09:00:00Z
   using tc::EchoRule;
   using tc::Role;
-  // Only the buyer's own request changed: an echo for the buyer, not for the supplier.
+  // Only the buyer's own request changed since the delivered version: an echo for the buyer,
+  // not for the supplier.
   EXPECT_TRUE(tc::isEchoOrder(order("OpenBuyerReopenRequest", now, "", old),
-                              EchoRule::kOpenRequests, Role::kBuyer, after));
+                              EchoRule::kOpenRequests, Role::kBuyer, delivered));
   EXPECT_FALSE(tc::isEchoOrder(order("OpenBuyerReopenRequest", now, "", old),
-                               EchoRule::kOpenRequests, Role::kSupplier, after));
+                               EchoRule::kOpenRequests, Role::kSupplier, delivered));
   EXPECT_TRUE(tc::isEchoOrder(order("OpenSupplierShipmentRescheduleRequest", now, "", old),
-                              EchoRule::kOpenRequests, Role::kSupplier, after));
-  // Another line changed after the window start too: news.
-  EXPECT_FALSE(tc::isEchoOrder(order("OpenBuyerReopenRequest", now, "", "2025-04-23T09:30:00.000Z"),
-                               EchoRule::kOpenRequests, Role::kBuyer, after));
+                              EchoRule::kOpenRequests, Role::kSupplier, delivered));
+  // Never on first sight (no delivered version): the ERP never had the order.
+  EXPECT_FALSE(tc::isEchoOrder(order("OpenBuyerReopenRequest", now, "", old),
+                               EchoRule::kOpenRequests, Role::kBuyer, std::nullopt));
+  // Another line changed after the delivered version, however long before our request: news.
+  EXPECT_FALSE(tc::isEchoOrder(order("OpenBuyerReopenRequest", now, "", "2025-04-23T09:00:00.001Z"),
+                               EchoRule::kOpenRequests, Role::kBuyer, delivered));
+  EXPECT_TRUE(tc::isEchoOrder(order("OpenBuyerReopenRequest", now, "", "2025-04-23T09:00:00.000Z"),
+                              EchoRule::kOpenRequests, Role::kBuyer, delivered));
   // in-progress: the changed line is InProgress; the Confirmed one changed too -> not an echo.
-  EXPECT_TRUE(tc::isEchoOrder(order("", now, "", old), EchoRule::kInProgress, Role::kBuyer, after));
-  EXPECT_FALSE(tc::isEchoOrder(order("", now, "", now), EchoRule::kInProgress, Role::kBuyer, after));
+  EXPECT_TRUE(tc::isEchoOrder(order("", now, "", old), EchoRule::kInProgress, Role::kBuyer,
+                              delivered));
+  EXPECT_FALSE(tc::isEchoOrder(order("", now, "", now), EchoRule::kInProgress, Role::kBuyer,
+                               delivered));
   EXPECT_FALSE(tc::isEchoOrder(order("OpenBuyerReopenRequest", now, "", old), EchoRule::kOff,
-                               Role::kBuyer, after));
-  // No line changed (an order-level change): not an echo.
+                               Role::kBuyer, delivered));
+  // No line changed since the delivered version (an order-level change): not an echo.
   EXPECT_FALSE(tc::isEchoOrder(order("OpenBuyerReopenRequest", old, "", old),
-                               EchoRule::kOpenRequests, Role::kBuyer, after));
+                               EchoRule::kOpenRequests, Role::kBuyer, delivered));
 }
 
 // The layouts' row filters on one order, in-process: which lines a sink with only_changed_lines
@@ -972,6 +1022,196 @@ TEST_F(TradecloudSourceTest, ShipmentRowsCarryTheDocumentedEtdAndEta) {
   }
   EXPECT_EQ(emptyColumnLines(r.err), std::vector<std::string>{})
       << "every column the documented shapes fill is filled";
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5b. Echo is judged against the version delivered before, and only_changed_lines against the
+//     version the sink wrote: real changes are never taken for our own echo
+// ---------------------------------------------------------------------------------------------
+
+// The buyer setup of issue 16: every order line reaches both ERP folders at its latest state
+// (0 missing, 0 stale), our own open requests stay out, and a change that is only our request is
+// still an echo.
+class TradecloudBuyerEchoTest : public TradecloudSourceTest {
+ protected:
+  std::string changedDir() const { return dir_.file(tag_ + "-erp-changed"); }
+  // erp-orders: every line but our own requests; erp-changed: only the lines that changed since
+  // the version that sink wrote before; rec: every event with its echo flag.
+  std::string buyerConfig(const std::string& source_extra) {
+    fs::create_directories(changedDir());
+    return orders("tc-orders", "role = buyer\n" + source_extra) +
+           csvSinks("skip_echo_lines = buyer\n", true) +
+           section("sink.erp-changed",
+                   {{"plugin", "sink_erp_csv"},
+                    {"from", "tc-orders"},
+                    {"dir", changedDir()},
+                    {"layout", "tradecloud_order_lines"},
+                    {"only_changed_lines", "true"},
+                    {"batch_delay", "100ms"}},
+                   "") +
+           section("sink.rec",
+                   {{"plugin", "test_sink"}, {"from", "tc-orders"}, {"out", rec()},
+                    {"skip_echo", "false"}, {"batch_delay", "50ms"}},
+                   "");
+  }
+  std::string rec() const { return dir_.file(tag_ + "-rec.jsonl"); }
+  // Both folders: the latest state of every line (not our open requests unless `all_lines`).
+  void expectBothLatest(bool all_lines, const std::string& what) {
+    Sim::State s = sim_->state();
+    expectLinesLatest(ordersDir(), s, all_lines, true, what + " (erp-orders)");
+    expectLinesLatest(changedDir(), s, all_lines, false, what + " (erp-changed)");
+  }
+  // An order of the buyer company with at least `lines` lines that can take a request, not in
+  // `taken`.
+  std::string pickOrder(const Sim::State& s, size_t lines, std::set<std::string>& taken) {
+    std::map<std::string, size_t> open;
+    for (const auto& [id, line] : s.order_lines) {
+      const std::string order = id.substr(0, id.rfind('-'));
+      if (s.order_company.at(order) == sim_->company() &&
+          (line.process == "Issued" || line.process == "Confirmed"))
+        ++open[order];
+    }
+    for (const auto& [order, n] : open)
+      if (n >= lines && taken.insert(order).second) return order;
+    return "";
+  }
+  Poco::JSON::Object::Ptr echo(const std::string& order, const std::string& role,
+                               bool supplier_first = false) {
+    return sim_->control("POST", "/_sim/echo",
+                         "{\"order_id\":\"" + order + "\",\"role\":\"" + role + "\"" +
+                             (supplier_first ? ",\"supplier_change_first\":true" : "") + "}");
+  }
+  void settleAll() { sim_->control("POST", "/_sim/settle", "{}"); }
+  std::optional<SinkLine> recorded(const std::string& key, const std::string& version) {
+    for (const auto& l : readSinkLines(rec()))
+      if (l.key == key && l.version == version) return l;
+    return std::nullopt;
+  }
+};
+
+TEST_F(TradecloudBuyerEchoTest, FirstSightAndCatchUpChangesAreNoEchoAndReachBothFolders) {
+  Sim& sim = startSim({"--seed", "41", "--orders", "160", "--shipments", "5",
+                       "--rate-limit", "0"});
+  Sim::State s = sim.state();
+  std::set<std::string> taken;
+  // Before Ferry ever saw them: P1's newest change is our own request; P2 went Issued ->
+  // supplier's proposal -> accepted -> our reopen request. Only their last versions are read.
+  const std::string p1 = pickOrder(s, 1, taken), p2 = pickOrder(s, 2, taken);
+  ASSERT_FALSE(p1.empty() || p2.empty()) << "precondition: orders open for requests";
+  const std::string p1_version = echo(p1, "buyer")->getValue<std::string>("lastUpdatedAt");
+  echo(p2, "supplier");
+  sim.control("POST", "/_sim/settle", "{\"order_id\":\"" + p2 + "\"}");
+  const std::string p2_version = echo(p2, "buyer")->getValue<std::string>("lastUpdatedAt");
+
+  writeTcConfig(buyerConfig("page_size = 10\n"));
+  // While the backfill pages: orders on later pages get our request (first sight again), and
+  // others a supplier's change followed by our request.
+  sim.control("POST", "/_sim/change-while-paging",
+              "{\"after_requests\":2,\"count\":3,\"where\":\"later\",\"change\":\"echo\"}");
+  runOk("backfill");
+  ASSERT_TRUE(sim.requests()->getObject("change_while_paging")->getValue<bool>("fired"));
+  for (const auto& [key, version] : {std::pair{p1, p1_version}, {p2, p2_version}}) {
+    auto l = recorded(key, version);
+    ASSERT_TRUE(l.has_value()) << key << "@" << version << " was not journalled";
+    EXPECT_FALSE(l->echo) << key << ": first seen with our request as its newest change: the "
+                             "ERP never had this order, so it is no echo";
+  }
+  expectBothLatest(false, "after the backfill");
+
+  // Catch-up: the supplier proposes on a line of Q1..Q3 (already delivered), then 40 other
+  // orders change, then our ERP opens a request on another line of each Q. The next cycle reads
+  // Q on a later page than the proposal's instant: the proposal is news all the same.
+  s = sim.state();
+  std::vector<std::pair<std::string, std::string>> qs;  // order, supplier's line
+  for (int i = 0; i < 3; ++i) {
+    const std::string q = pickOrder(s, 2, taken);
+    ASSERT_FALSE(q.empty());
+    qs.emplace_back(q, echo(q, "supplier")->getArray("line_ids")->getElement<std::string>(0));
+  }
+  sim.change(40, "order");
+  std::vector<std::string> q_versions;
+  for (const auto& [q, line] : qs)
+    q_versions.push_back(echo(q, "buyer")->getValue<std::string>("lastUpdatedAt"));
+  // And while this cycle pages, two more orders get a supplier's change and our request.
+  sim.control("POST", "/_sim/change-while-paging",
+              "{\"after_requests\":1,\"count\":2,\"where\":\"later\","
+              "\"change\":\"supplier-then-echo\"}");
+  runOk("catch-up");
+  for (size_t i = 0; i < qs.size(); ++i) {
+    auto l = recorded(qs[i].first, q_versions[i]);
+    ASSERT_TRUE(l.has_value()) << qs[i].first << "@" << q_versions[i];
+    EXPECT_FALSE(l->echo) << qs[i].first << ": the supplier's proposal on " << qs[i].second
+                          << " changed since the version delivered before";
+  }
+  expectBothLatest(false, "after the catch-up");
+
+  // Only our own request on an order delivered before: still an echo, and no row anywhere.
+  s = sim.state();
+  const std::string a = pickOrder(s, 1, taken);
+  ASSERT_FALSE(a.empty());
+  const std::string a_version = echo(a, "buyer")->getValue<std::string>("lastUpdatedAt");
+  runOk("our own request");
+  auto la = recorded(a, a_version);
+  ASSERT_TRUE(la.has_value());
+  EXPECT_TRUE(la->echo) << "only our own request changed since the version delivered";
+  for (const auto& dir : {ordersDir(), changedDir()}) {
+    DropFolder f = readDropFolder(dir, dir_.path(), Kind::kOrders);
+    EXPECT_TRUE(f.at(a_version).empty()) << dir << ": the echo reached the CSV";
+  }
+
+  // Every request settled (while the pages are read, and after): every line of every order is
+  // in both folders at its latest state. The lines changed before an echo the changed-lines sink
+  // skipped come too.
+  sim.control("POST", "/_sim/change-while-paging",
+              "{\"after_requests\":1,\"count\":2,\"where\":\"later\",\"change\":\"settle\"}");
+  settleAll();
+  runOk("settled");
+  settleAll();
+  runOk("settled, the rest");
+  expectBothLatest(true, "after every request was settled");
+}
+
+TEST_F(TradecloudBuyerEchoTest, KilledWhileRequestsOpenAndSettleNothingMissingNothingStale) {
+  Sim& sim = startSim({"--seed", "42", "--orders", "700", "--shipments", "5",
+                       "--live-rate", "10"});
+  writeTcConfig(buyerConfig("page_size = 20\ntimeout = 2s\n"));
+  const unsigned seed = 20250516;
+  std::mt19937 rng(seed);
+  std::cerr << "[ seed     ] " << seed << "\n";
+  const std::vector<std::string> while_paging{"echo", "supplier-then-echo", "settle", "any"};
+  for (int round = 0; round < 6; ++round) {
+    sim.control("POST", "/_sim/change-while-paging",
+                "{\"after_requests\":" + std::to_string(1 + rng() % 4) +
+                    ",\"count\":3,\"where\":\"" + (round % 2 ? "served" : "later") +
+                    "\",\"change\":\"" + while_paging[round % while_paging.size()] + "\"}");
+    FerryProcess ferry({"run", "--config", config_}, dir_.path());
+    // Our requests, supplier's changes followed by our requests, and settlements, while Ferry
+    // pages, delivers and is killed.
+    const auto until = std::chrono::steady_clock::now() +
+                       std::chrono::milliseconds(400 + rng() % 1400);
+    while (std::chrono::steady_clock::now() < until) {
+      const std::string role_body =
+          rng() % 2 ? "{\"role\":\"buyer\"}"
+                    : "{\"role\":\"buyer\",\"supplier_change_first\":true}";
+      try {
+        sim.control("POST", "/_sim/echo", role_body);
+      } catch (const std::exception&) {
+        // 409: the random order had no two lines for it; the next one will.
+      }
+      if (rng() % 20 == 0) settleAll();
+      std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    }
+    ASSERT_TRUE(ferry.running()) << "round " << round << ": ferry ended early: " << ferry.err();
+    ferry.kill9();
+  }
+  sim.config("{\"live_rate\":0}");
+  runOk("a clean pass with requests still open");
+  expectBothLatest(false, "after 6 kills, requests open");
+  settleAll();
+  runOk("every request settled");
+  expectBothLatest(true, "after 6 kills, every request settled");
+  auto q = sim.requests();
+  EXPECT_GT(count(q, "changes_applied"), 40) << "precondition: orders changed meanwhile";
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -688,17 +688,28 @@ void TradecloudServer::firePagingChange(Endpoint endpoint, const std::vector<std
   std::int64_t to = change.later ? static_cast<std::int64_t>(ids.size()) : page_end;
   to = std::min<std::int64_t>(to, static_cast<std::int64_t>(ids.size()));
   std::vector<std::string> targets;
-  for (std::int64_t i = from; i < to && static_cast<int>(targets.size()) < change.count; ++i) {
-    targets.push_back(ids[static_cast<std::size_t>(i)]);
-  }
-  for (const auto& id : targets) {
+  // The requests of `change` apply to orders of the buyer company only; an order that cannot
+  // take one (no open line, nothing to settle) is passed over for the next.
+  int changed = 0;
+  for (std::int64_t i = from; i < to && changed < change.count; ++i) {
+    const std::string& id = ids[static_cast<std::size_t>(i)];
     if (endpoint == Endpoint::kShipments) {
       if (auto* s = store_.shipmentById(id)) store_.changeShipment(*s);
     } else if (auto* o = store_.orderById(id)) {
-      store_.changeOrder(*o);
+      if (change.change == "any") {
+        store_.changeOrder(*o);
+      } else if (o->buyer_company_id != store_.options().company_id) {
+        continue;
+      } else if (change.change == "echo" ? store_.echo(*o, "buyer", 1).empty()
+                 : change.change == "supplier-then-echo"
+                     ? store_.supplierChangeThenEcho(*o, "buyer").empty()
+                     : store_.settle(*o).empty()) {
+        continue;
+      }
     }
     paging_changed_ids_.push_back(id);
     ++changes_applied_;
+    ++changed;
   }
 }
 
@@ -915,12 +926,44 @@ void TradecloudServer::handleControl(HTTPServerRequest& request, HTTPServerRespo
       reply(200, json + "]}");
       return;
     }
+    if (path == "/_sim/settle") {
+      rejectUnknown(in, {"order_id"}, "");
+      std::string json = "{\"settled\":[";
+      bool unknown = false;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        std::vector<Order*> orders;
+        if (in->has("order_id")) {
+          Order* o = store_.orderById(in->getValue<std::string>("order_id"));
+          if (o) orders.push_back(o);
+          unknown = o == nullptr;
+        } else {
+          orders = store_.allOrders();
+        }
+        bool first = true;
+        for (Order* o : orders) {
+          const auto ids = store_.settle(*o);
+          if (ids.empty()) continue;
+          ++changes_applied_;
+          json += std::string(first ? "" : ",") + "{\"order_id\":\"" + o->id +
+                  "\",\"line_ids\":[";
+          for (std::size_t i = 0; i < ids.size(); ++i) json += (i ? ",\"" : "\"") + ids[i] + "\"";
+          json += "],\"lastUpdatedAt\":\"" + formatIsoMs(o->updated_ms) + "\"}";
+          first = false;
+        }
+      }
+      if (unknown) fail(404, "no such order");
+      else reply(200, json + "]}");
+      return;
+    }
     if (path == "/_sim/echo") {
-      rejectUnknown(in, {"order_id", "role", "lines"}, "");
+      rejectUnknown(in, {"order_id", "role", "lines", "supplier_change_first"}, "");
       const std::string role = in->has("role") ? in->getValue<std::string>("role") : "";
       if (role != "buyer" && role != "supplier") throw BadRequest("role must be buyer or supplier");
       const auto lines = integerField(in, "lines").value_or(1);
       if (lines < 1) throw BadRequest("lines must be at least 1");
+      const bool supplier_first =
+          in->has("supplier_change_first") && in->getValue<bool>("supplier_change_first");
       std::string json;
       {
         std::lock_guard<std::mutex> lock(mutex_);
@@ -929,7 +972,10 @@ void TradecloudServer::handleControl(HTTPServerRequest& request, HTTPServerRespo
         if (!order) {
           json = "404";
         } else {
-          const auto ids = store_.echo(*order, role, static_cast<int>(lines));
+          // With supplier_change_first the answer's line_ids are the supplier's line, then the
+          // request's.
+          const auto ids = supplier_first ? store_.supplierChangeThenEcho(*order, role)
+                                          : store_.echo(*order, role, static_cast<int>(lines));
           if (ids.empty()) {
             json = "409";
           } else {
@@ -952,15 +998,20 @@ void TradecloudServer::handleControl(HTTPServerRequest& request, HTTPServerRespo
       return;
     }
     if (path == "/_sim/change-while-paging") {
-      rejectUnknown(in, {"after_requests", "count", "where"}, "");
+      rejectUnknown(in, {"after_requests", "count", "where", "change"}, "");
       const auto k = integerField(in, "after_requests").value_or(1);
       const auto n = integerField(in, "count").value_or(1);
       const std::string where = in->has("where") ? in->getValue<std::string>("where") : "later";
+      const std::string change = in->has("change") ? in->getValue<std::string>("change") : "any";
       if (k < 1 || n < 1) throw BadRequest("after_requests and count must be at least 1");
       if (where != "later" && where != "served") throw BadRequest("where must be later or served");
+      if (change != "any" && change != "echo" && change != "supplier-then-echo" &&
+          change != "settle")
+        throw BadRequest("change must be any, echo, supplier-then-echo or settle");
       {
         std::lock_guard<std::mutex> lock(mutex_);
-        paging_change_ = PagingChange{static_cast<int>(k), static_cast<int>(n), where == "later"};
+        paging_change_ =
+            PagingChange{static_cast<int>(k), static_cast<int>(n), where == "later", change};
         paging_fired_ = false;
         paging_changed_ids_.clear();
       }

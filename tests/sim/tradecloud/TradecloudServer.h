@@ -94,6 +94,7 @@ class TradecloudServer {
     int remaining_requests;
     int count;
     bool later;  // change items on pages after the one served (else on pages already served)
+    std::string change;  // any | echo | supplier-then-echo | settle (orders only but any)
   };
   enum class Endpoint { kOrders, kOrdersSingleDelivery, kShipments };
 

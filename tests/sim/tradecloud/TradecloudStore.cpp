@@ -775,6 +775,28 @@ void TradecloudStore::touchOrder(Order& order, std::int64_t ms) {
   orders_dirty_ = true;
 }
 
+// The supplier confirms the line; an open request is settled with its requested values.
+static void confirmLine(Line& l, std::int64_t ms) {
+  l.schedule = l.schedule_requested;
+  l.prices = l.prices_requested;
+  for (auto& d : l.schedule) d.has_etd_eta = true;
+  l.schedule_requested = l.schedule;
+  l.confirmed = true;
+  l.process_status = "Confirmed";
+  l.in_progress_status.clear();
+  l.updated_ms = ms;
+}
+
+// A price change by the supplier: the current and the requested price move together.
+static void changePrice(std::mt19937_64& rng, Line& l, std::int64_t ms) {
+  const std::int64_t delta = std::max<std::int64_t>(1, l.prices.gross_cents / 20);
+  const std::int64_t sign = chance(rng, 50) ? 1 : -1;
+  l.prices.gross_cents = std::max<std::int64_t>(1, l.prices.gross_cents + sign * delta);
+  l.prices_requested.gross_cents =
+      std::max<std::int64_t>(1, l.prices_requested.gross_cents + sign * delta);
+  l.updated_ms = ms;
+}
+
 ChangeRecord TradecloudStore::changeOrder(Order& order) {
   auto& rng = change_rng_;
   std::vector<Line*> confirmable, open;
@@ -787,16 +809,7 @@ ChangeRecord TradecloudStore::changeOrder(Order& order) {
   ChangeRecord rec{"order", order.id, "", ms};
   const auto roll = below(rng, 3);
   if (!confirmable.empty() && roll == 0) {
-    // The supplier confirms the line; an open request is settled with its requested values.
-    Line& l = *confirmable[below(rng, confirmable.size())];
-    l.schedule = l.schedule_requested;
-    l.prices = l.prices_requested;
-    for (auto& d : l.schedule) d.has_etd_eta = true;
-    l.schedule_requested = l.schedule;
-    l.confirmed = true;
-    l.process_status = "Confirmed";
-    l.in_progress_status.clear();
-    l.updated_ms = ms;
+    confirmLine(*confirmable[below(rng, confirmable.size())], ms);
     rec.change = "line-confirmed";
   } else if (roll == 1) {
     Line& l = *open[below(rng, open.size())];
@@ -806,13 +819,7 @@ ChangeRecord TradecloudStore::changeOrder(Order& order) {
     l.updated_ms = ms;
     rec.change = "delivery-date";
   } else {
-    Line& l = *open[below(rng, open.size())];
-    const std::int64_t delta = std::max<std::int64_t>(1, l.prices.gross_cents / 20);
-    const std::int64_t sign = chance(rng, 50) ? 1 : -1;
-    l.prices.gross_cents = std::max<std::int64_t>(1, l.prices.gross_cents + sign * delta);
-    l.prices_requested.gross_cents =
-        std::max<std::int64_t>(1, l.prices_requested.gross_cents + sign * delta);
-    l.updated_ms = ms;
+    changePrice(rng, *open[below(rng, open.size())], ms);
     rec.change = "price";
   }
   touchOrder(order, ms);
@@ -897,29 +904,73 @@ Order* TradecloudStore::echoCandidate() {
   return nullptr;
 }
 
+// The request's values go to *IncludingRequests only: the line keeps its current schedule and
+// prices until the other party accepts.
+static void openRequest(Line& l, bool buyer, std::int64_t ms) {
+  l.schedule_requested = l.schedule;
+  for (auto& d : l.schedule_requested) d.date_ms += (buyer ? 7 : 5) * kDayMs;
+  l.prices_requested = l.prices;
+  l.prices_requested.gross_cents =
+      std::max<std::int64_t>(1, l.prices.gross_cents * (buyer ? 98 : 103) / 100);
+  l.process_status = "InProgress";
+  l.in_progress_status = buyer ? "OpenBuyerReopenRequest" : "OpenSupplierProposal";
+  l.updated_ms = ms;
+}
+
 std::vector<std::string> TradecloudStore::echo(Order& order, const std::string& role,
                                                int line_count) {
   std::vector<std::string> ids;
-  const bool buyer = role == "buyer";
   std::int64_t ms = 0;
   for (auto& l : order.lines) {
     if (static_cast<int>(ids.size()) >= line_count) break;
     if (!echoable(l)) continue;
     if (ms == 0) ms = stamp();
-    // The request's values go to *IncludingRequests only: the line keeps its current schedule
-    // and prices until the other party accepts.
-    l.schedule_requested = l.schedule;
-    for (auto& d : l.schedule_requested) d.date_ms += (buyer ? 7 : 5) * kDayMs;
-    l.prices_requested = l.prices;
-    l.prices_requested.gross_cents =
-        std::max<std::int64_t>(1, l.prices.gross_cents * (buyer ? 98 : 103) / 100);
-    l.process_status = "InProgress";
-    l.in_progress_status = buyer ? "OpenBuyerReopenRequest" : "OpenSupplierProposal";
-    l.updated_ms = ms;
+    openRequest(l, role == "buyer", ms);
     ids.push_back(l.id);
   }
   if (ms != 0) touchOrder(order, ms);
   return ids;
+}
+
+std::vector<std::string> TradecloudStore::supplierChangeThenEcho(Order& order,
+                                                                 const std::string& role) {
+  Line* request = nullptr;
+  Line* supplier = nullptr;
+  for (auto& l : order.lines) {
+    if (request == nullptr && echoable(l)) request = &l;
+  }
+  for (auto& l : order.lines) {
+    if (supplier == nullptr && &l != request && l.process_status != "Cancelled" &&
+        l.process_status != "Completed")
+      supplier = &l;
+  }
+  if (request == nullptr || supplier == nullptr) return {};
+  const std::int64_t first = stamp();
+  changePrice(change_rng_, *supplier, first);
+  touchOrder(order, first);
+  const std::int64_t second = stamp();
+  openRequest(*request, role == "buyer", second);
+  touchOrder(order, second);
+  return {supplier->id, request->id};
+}
+
+std::vector<std::string> TradecloudStore::settle(Order& order) {
+  std::vector<std::string> ids;
+  std::int64_t ms = 0;
+  for (auto& l : order.lines) {
+    if (l.in_progress_status.empty()) continue;
+    if (ms == 0) ms = stamp();
+    confirmLine(l, ms);
+    ids.push_back(l.id);
+  }
+  if (ms != 0) touchOrder(order, ms);
+  return ids;
+}
+
+std::vector<Order*> TradecloudStore::allOrders() {
+  std::vector<Order*> out;
+  for (auto& o : orders_) out.push_back(o.get());
+  return out;
 }
 
 }  // namespace ferry::sim::tradecloud

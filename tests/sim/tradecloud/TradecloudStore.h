@@ -161,6 +161,15 @@ class TradecloudStore {
   std::vector<std::string> echo(Order& order, const std::string& role, int line_count);
   // A random order with a line that can take a request, or nullptr.
   Order* echoCandidate();
+  // The supplier changes one line's price, then the ERP's own update opens a request (role
+  // "buyer" or "supplier") on another line: two changes, two stamps. Returns {the supplier's
+  // line, the request's line}, or nothing when the order has no two such lines.
+  std::vector<std::string> supplierChangeThenEcho(Order& order, const std::string& role);
+  // The other party accepts every open request of the order: each such line takes its requested
+  // schedule and prices and becomes Confirmed, with one new stamp. Returns the settled lines.
+  std::vector<std::string> settle(Order& order);
+  // Every order, in poll order (for settling them all).
+  std::vector<Order*> allOrders();
 
  private:
   std::unique_ptr<Order> makeOrder(std::mt19937_64& rng, const std::string& buyer_company,

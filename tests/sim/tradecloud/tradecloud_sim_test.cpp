@@ -673,6 +673,68 @@ TEST_F(TradecloudSimTest, EchoKeepsOldValuesAndPutsTheRequestInIncludingRequests
   control("POST", "/_sim/echo", "{\"role\":\"carrier\"}", 400);
 }
 
+TEST_F(TradecloudSimTest, SupplierChangeThenEchoAndSettleStampEachChange) {
+  startServer();
+  auto line = [&](const std::string& order, const std::string& id) -> Object::Ptr {
+    for (auto& o : pollAll(kOrdersPath)) {
+      if (o->getValue<std::string>("id") != order) continue;
+      for (auto& l : objects(o->getArray("lines")))
+        if (l->getValue<std::string>("id") == id) return l;
+    }
+    return nullptr;
+  };
+  // An order with two lines open for a request.
+  std::string id;
+  for (int i = 0; i < 50 && id.empty(); ++i) {
+    Reply r = call(port_, "POST", "/_sim/echo", {},
+                   "{\"role\":\"buyer\",\"supplier_change_first\":true}");
+    if (r.status == 200)
+      id = parseObject(r.body)->getValue<std::string>("order_id");
+    else
+      EXPECT_EQ(r.status, 409) << r.body;
+  }
+  ASSERT_FALSE(id.empty());
+  const auto o = objects(state()->getArray("orders"));
+  Object::Ptr order;
+  for (auto& x : o)
+    if (x->getValue<std::string>("id") == id) order = x;
+  ASSERT_TRUE(order);
+  std::string newest_other, request;
+  for (auto& l : objects(order->getArray("lines"))) {
+    const std::string s = l->optValue<std::string>("inProgressStatus", "");
+    if (s == "OpenBuyerReopenRequest") request = l->getValue<std::string>("id");
+  }
+  ASSERT_FALSE(request.empty());
+  // The supplier's change (the newest other line) was stamped before the request.
+  for (auto& l : objects(order->getArray("lines"))) {
+    const std::string at = l->getValue<std::string>("lastUpdatedAt");
+    if (l->getValue<std::string>("id") != request && at > newest_other) newest_other = at;
+  }
+  EXPECT_LT(newest_other, order->getValue<std::string>("lastUpdatedAt"));
+  auto req = line(id, request);
+  ASSERT_TRUE(req);
+  EXPECT_EQ(req->getValue<std::string>("lastUpdatedAt"),
+            order->getValue<std::string>("lastUpdatedAt"));
+
+  // Settling: the request's values become the line's, Confirmed, a new stamp.
+  auto settled = control("POST", "/_sim/settle", "{\"order_id\":\"" + id + "\"}");
+  auto list = objects(settled->getArray("settled"));
+  ASSERT_EQ(list.size(), 1u);
+  auto after = line(id, request);
+  ASSERT_TRUE(after);
+  EXPECT_GT(after->getValue<std::string>("lastUpdatedAt"),
+            req->getValue<std::string>("lastUpdatedAt"));
+  EXPECT_EQ(after->getObject("status")->getValue<std::string>("processStatus"), "Confirmed");
+  EXPECT_TRUE(after->getObject("status")->isNull("inProgressStatus"));
+  EXPECT_EQ(stringify(after->get("prices")), stringify(req->get("pricesIncludingRequests")));
+  // Nothing left to settle there; an unknown order is 404.
+  EXPECT_TRUE(
+      objects(control("POST", "/_sim/settle", "{\"order_id\":\"" + id + "\"}")->getArray("settled"))
+          .empty());
+  control("POST", "/_sim/settle", "{\"order_id\":\"nope\"}", 404);
+  control("POST", "/_sim/change-while-paging", "{\"change\":\"teapot\"}", 400);
+}
+
 TEST_F(TradecloudSimTest, ChangeBumpsLinesAndEntitiesStrictlyIncreasing) {
   startServer();
   const std::string newest = pollAll(kOrdersPath).back()->getValue<std::string>("lastUpdatedAt");

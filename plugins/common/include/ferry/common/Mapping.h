@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -140,6 +141,10 @@ class Mapper {
   // JSON, `rows` names something that is not an array, amount() of a non-integer, date() of
   // text that is no instant) appends nothing, sets `error` and returns false.
   bool map(const ferry_event& event, Rows& out, std::string& error);
+  // The same, but the row filter's change time is compared with `changed_after_ms` instead of
+  // the event's `previous` (e.g. the version this sink last wrote); nullopt keeps every row.
+  bool map(const ferry_event& event, std::optional<int64_t> changed_after_ms, Rows& out,
+           std::string& error);
   // The same for a bare JSON text with no event around it ($key etc. are empty): for tests and
   // previews.
   bool mapBody(std::string_view body, Rows& out, std::string& error);

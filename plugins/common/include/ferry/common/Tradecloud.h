@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -47,12 +48,14 @@ const std::vector<std::string>& ownOpenRequests(Role role);
 bool isEchoLine(EchoRule rule, Role role, std::string_view process_status,
                 std::string_view in_progress_status);
 
-// Whether an order (its JSON text) is an echo as a whole: every line that changed in it is an
-// echo line, and at least one line changed. A line changed when its lastUpdatedAt equals the
-// order's lastUpdatedAt (the lines the order's latest change touched) or is after
-// `after_ms` (the request's lastUpdatedAfter: lines changed since the window this poll reads,
-// which a sink may not have yet). False for kOff and for a body that does not parse.
-bool isEchoOrder(simdjson::dom::element order, EchoRule rule, Role role, int64_t after_ms);
+// Whether an order is an echo as a whole: every line that changed since the version of the
+// order delivered before (`delivered_ms`, its lastUpdatedAt) is an echo line, and at least one
+// line changed. A line changed when its lastUpdatedAt is after `delivered_ms` (or unreadable).
+// Never an echo without a delivered version (an order seen for the first time, or whose earlier
+// versions have not reached every sink yet): what the ERP does not have yet is never taken for
+// its own write. False for kOff and for a body without lines.
+bool isEchoOrder(simdjson::dom::element order, EchoRule rule, Role role,
+                 std::optional<int64_t> delivered_ms);
 
 // ------------------------------------------------------------------------------------------------
 // Options both sources declare (each plugin lists them in its own table)
