@@ -547,6 +547,15 @@ Config loadConfig(const std::string& path) {
   std::vector<std::string> source_names;
   for (const auto& s : config.sources) source_names.push_back(s.name);
   for (auto& sink : config.sinks) {
+    // Known without the plugins too, for `ferry trace`; a bad value is reported by validate().
+    if (auto skip = sink.raw.find("skip_echo"); skip != sink.raw.end()) {
+      static const ferry_option_def kSkipEcho =
+          def("skip_echo", FERRY_OPT_BOOL, "true", "skip changes this integration caused itself");
+      try {
+        sink.skip_echo = normaliseOption(kSkipEcho, skip->second, file) == "true";
+      } catch (const ConfigError&) {
+      }
+    }
     auto from = sink.raw.find("from");
     if (from == sink.raw.end()) continue;
     auto names = split(from->second, ',');

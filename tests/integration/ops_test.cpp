@@ -116,6 +116,30 @@ TEST_F(FerryTest, TraceShowsEveryVersionAndWhatEachSinkDidWithIt) {
   EXPECT_NE(r.out.find("no event with key 'no-such-key'"), std::string::npos) << r.out;
 }
 
+// An echo that a sink skips lies inside the range of a write it took part in; trace must say it
+// was skipped, not delivered, and a sink that takes echoes did get it.
+TEST_F(FerryTest, TraceTellsASkippedEchoFromADeliveredOne) {
+  const std::string data = dir_.file("data.jsonl");
+  writeFile(data, items(5));
+  writeConfig(sourceSection("src", data, "echo_keys = k2\n") +
+              sinkSection("a", dir_.file("a.jsonl")) +
+              sinkSection("b", dir_.file("b.jsonl"), "skip_echo = false\n"));
+  ASSERT_EQ(runOnce().exit_code, 0);
+  ASSERT_EQ(readSinkLines(dir_.file("a.jsonl")).size(), 4u);
+  ASSERT_EQ(readSinkLines(dir_.file("b.jsonl")).size(), 5u);
+
+  RunResult r = ferry({"trace", "k2", "--config", config_, "--json"});
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  auto versions = parseArray(r.out);
+  ASSERT_EQ(versions->size(), 1u) << r.out;
+  EXPECT_TRUE(versions->getObject(0)->getValue<bool>("echo"));
+  auto sinks = versions->getObject(0)->getArray("sinks");
+  ASSERT_EQ(sinks->size(), 2u);
+  EXPECT_EQ(str(sinks->getObject(0), "outcome"), "skipped") << r.out;
+  EXPECT_NE(str(sinks->getObject(0), "detail").find("echo"), std::string::npos) << r.out;
+  EXPECT_EQ(str(sinks->getObject(1), "outcome"), "delivered") << r.out;
+}
+
 TEST_F(FerryTest, AdminEndpointServesHealthAndMetrics) {
   const std::string data = dir_.file("data.jsonl");
   writeFile(data, items(12));
