@@ -30,7 +30,6 @@
 #include <ferry/common/Mapping.h>
 
 #include <algorithm>
-#include <cstdint>
 #include <map>
 #include <optional>
 #include <random>
@@ -487,13 +486,11 @@ struct SqlSink::Impl {
 
   // Calls run(first, n) for consecutive ranges of the rows in `values` (`per_row` values each,
   // row-major) such that a statement of `fixed` + n * per_row values stays within the dialect's
-  // parameter limit, `statement_bytes` and `most_rows`. A row above the byte limit goes alone.
+  // parameter limit and `statement_bytes`. A row above the byte limit goes alone.
   template <class Run>
-  void inChunks(const std::vector<Value>& values, size_t per_row, size_t fixed, Run run,
-                size_t most_rows = SIZE_MAX) {
+  void inChunks(const std::vector<Value>& values, size_t per_row, size_t fixed, Run run) {
     const size_t rows = values.size() / per_row;
-    const size_t max_rows =
-        std::clamp<size_t>((dialect.maxParams() - fixed) / per_row, 1, most_rows);
+    const size_t max_rows = std::max<size_t>(1, (dialect.maxParams() - fixed) / per_row);
     size_t first = 0, n = 0, bytes = 0;
     for (size_t r = 0; r < rows; ++r) {
       size_t row_bytes = 0;
@@ -702,33 +699,36 @@ struct SqlSink::Impl {
     }
     upsert(rows_table.upsert, v);
 
-    // Rows of these records that the new version no longer has are older than it.
+    // Rows of these records that the new version no longer has are older than it. ferry_versions
+    // now holds each one's new version: compare with it, so that a statement needs one value per
+    // record and finds the rows through the ferry_parent index (an OR of (parent, version) pairs
+    // made PostgreSQL plan and scan for every pair).
     const std::string parent = dialect.quote("ferry_parent");
-    const std::string vns = dialect.quote("ferry_version_ns");
+    const std::string& versions = versions_table.upsert.table;
+    const std::string newest = "(SELECT v." + dialect.quote("version_ns") + " FROM " + versions +
+                               " v WHERE v." + dialect.quote("tbl") + " = " + ph(1) + " AND v." +
+                               dialect.quote("parent") + " = " + rows_table.upsert.table + "." +
+                               parent + ")";
     v.clear();
-    for (size_t i : winners) {
-      v.push_back(text(events[i].parent));
-      v.push_back(number(events[i].ns));
-    }
+    for (size_t i : winners) v.push_back(text(events[i].parent));
     const std::string verb =
         flag_removed ? "UPDATE " + rows_table.upsert.table : "DELETE FROM " + rows_table.upsert.table;
-    inChunks(
-        v, 2, 0,
-        [&](size_t first, size_t n) {
-          std::string sql = verb;
-          if (flag_removed) {
-            const std::string removed = dialect.quote("ferry_removed");
-            sql += " SET " + removed + " = 1 WHERE " + removed + " = 0 AND (";
-          } else {
-            sql += " WHERE (";
-          }
-          for (size_t i = 0; i < n; ++i)
-            sql += (i ? " OR (" : "(") + parent + " = " + ph(2 * i + 1) + " AND " + vns + " < " +
-                   ph(2 * i + 2) + ")";
-          sql += ")";
-          run(sql, v.data() + 2 * first, 2 * n, verb + " … " + rowsText(n, "record"));
-        },
-        400);  // an OR of 400 terms: SQLite limits an expression's depth to 1000
+    inChunks(v, 1, 1, [&](size_t first, size_t n) {
+      std::string sql = verb;
+      if (flag_removed) {
+        const std::string removed = dialect.quote("ferry_removed");
+        sql += " SET " + removed + " = 1 WHERE " + removed + " = 0 AND ";
+      } else {
+        sql += " WHERE ";
+      }
+      sql += dialect.quote("ferry_version_ns") + " < " + newest + " AND " + parent + " IN (";
+      for (size_t i = 0; i < n; ++i) sql += (i ? ", " : "") + ph(i + 2);
+      sql += ")";
+      std::vector<Value> args{text(rows_table.name)};
+      args.insert(args.end(), v.begin() + static_cast<long>(first),
+                  v.begin() + static_cast<long>(first + n));
+      run(sql, args.data(), args.size(), verb + " … " + rowsText(n, "record"));
+    });
   }
 
   void writeBookkeeping(int64_t offset, const std::vector<int64_t>& replayed,

@@ -677,6 +677,27 @@ TEST_P(SqlSinkTest, LargeBodiesInOneBatch) {
   EXPECT_SINK_AT(400);
 }
 
+// removed_rows = flag: a line a newer version no longer has stays, with ferry_removed = 1; the
+// lines of other orders are untouched.
+TEST_P(SqlSinkTest, RemovedRowsAreFlagged) {
+  auto orders = someOrders(6);
+  writeFile(data_, orderLines(orders));
+  writeSqlConfig(mappedTables() + "removed_rows = flag\n");
+  runOk();
+  std::string more;
+  for (auto& o : orders) {
+    o.version_ms += 100000;
+    if (o.lines.size() == 3) o.lines.pop_back();
+    more += orderLine(o);
+  }
+  appendFile(data_, more);
+  runOk();
+  EXPECT_EQ(db_.count("order_lines"), 6 * 2 + 2);
+  EXPECT_EQ(db_.query("SELECT order_id, line, product_name FROM order_lines WHERE ferry_removed = 1 "
+                      "ORDER BY order_id"),
+            "o-3\t3\tTiramisu\no-6\t3\tTiramisu\n");
+}
+
 // A statement the database refuses for a reason that does not go away (here a trigger on the
 // table that writes to a table that does not exist): the sink retries, and `ferry status` and the
 // log carry a short message naming the table and the size of the statement, with the database's
