@@ -271,4 +271,28 @@ std::string upsertSql(const Dialect& d, const UpsertSpec& spec, size_t rows) {
   return sql + " WHERE cur." + spec.guard + " < excluded." + spec.guard;
 }
 
+std::string statementError(const std::string& message, const std::string& sql,
+                           const std::string& what) {
+  std::string rest = message;
+  // The statement is in the message whole, or (some drivers) cut: remove from its beginning up to
+  // its length.
+  const std::string head = sql.substr(0, 40);
+  for (size_t at; !head.empty() && (at = rest.find(head)) != std::string::npos;)
+    rest.erase(at, std::min(sql.size(), rest.size() - at));
+  for (char& ch : rest)
+    if (ch == '\n' || ch == '\r' || ch == '\t') ch = ' ';
+  while (!rest.empty() && (rest.back() == ' ' || rest.back() == ':')) rest.pop_back();
+  // Cut at character boundaries: the message goes into JSON.
+  auto boundary = [&](size_t at) {
+    while (at > 0 && at < rest.size() && (static_cast<unsigned char>(rest[at]) & 0xc0) == 0x80)
+      --at;
+    return at;
+  };
+  const size_t keep_front = 400, keep_back = 150;
+  if (rest.size() > keep_front + keep_back + 10)
+    rest = rest.substr(0, boundary(keep_front)) + " … " +
+           rest.substr(boundary(rest.size() - keep_back));
+  return what + ": " + rest;
+}
+
 }  // namespace ferry::sql

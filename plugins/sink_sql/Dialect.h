@@ -51,8 +51,15 @@ class Dialect {
   std::string tableOptions() const;
   std::string begin() const;
 
-  // Bound values per statement stay under every database's limit.
-  size_t maxParams() const { return 30000; }
+  // The most values bound to one statement. PostgreSQL's protocol allows 65535, but libpq 15
+  // (Debian 12) takes a ParameterDescription message over 30,000 bytes (4 bytes a parameter) for
+  // lost synchronization, so a statement of more than 7,498 parameters can never run there.
+  // MySQL/MariaDB allow 65535 placeholders; SQLite 32766 (SQLITE_MAX_VARIABLE_NUMBER since 3.32;
+  // Debian builds 250000).
+  size_t maxParams() const { return c_ == Connector::kPostgres ? 7000 : 30000; }
+  // The most bytes of values bound to one statement when the server sets no smaller limit
+  // (MySQL's max_allowed_packet, read at connect): bounds a statement's memory.
+  static constexpr size_t kMaxStatementBytes = 64u << 20;
 
   DbError classify(const Poco::Exception& e) const;
 
@@ -79,5 +86,12 @@ struct UpsertSpec {
 
 // The SQL of an upsert of `rows` rows.
 std::string upsertSql(const Dialect& d, const UpsertSpec& spec, size_t rows);
+
+// A database's message about a failed statement, fit for `ferry status`, logs and dead letters:
+// the statement's text (which drivers append, thousands of placeholders long) is replaced by
+// `what`, a short description such as `INSERT INTO "orders" … (19 columns × 368 rows)`, and the
+// rest is cut to its beginning and end when it is still long (a row's values in a DETAIL).
+std::string statementError(const std::string& message, const std::string& sql,
+                           const std::string& what);
 
 }  // namespace ferry::sql

@@ -12,7 +12,9 @@
 // - Rows tables (one row per order line) need the guard per record, not per row: an older
 //   version must not bring back a line a newer one removed. ferry_versions keeps the newest
 //   version written per record; only events newer than it touch the rows table.
-// - Speed: one transaction per batch, multi-row VALUES (Poco's bulk binding is ODBC only).
+// - Speed: one transaction per batch, multi-row VALUES (Poco's bulk binding is ODBC only), split
+//   into statements that stay within each database's limits (Dialect::maxParams(), MySQL's
+//   max_allowed_packet), so that any batch_size works; all of them in the batch's transaction.
 // - One bad row must not dead-letter the batch around it: after a data error the batch is
 //   bisected with rolled-back trial transactions to find the first event the database refuses;
 //   the events before it commit, it is answered FATAL, and the host goes on after it.
@@ -139,6 +141,8 @@ struct SqlSink::Impl {
 
   std::optional<Session> session;
   std::string sink_id;
+  // The most bytes of values in one statement (MySQL: within the server's max_allowed_packet).
+  size_t statement_bytes = Dialect::kMaxStatementBytes;
 
   Impl(ferry::Host h, const ferry::Options& o)
       : host(h),
@@ -340,6 +344,14 @@ struct SqlSink::Impl {
           exec("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,"
                "ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'");
           exec("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED");
+          {
+            // A statement whose values exceed max_allowed_packet makes the server drop the
+            // connection ("server has gone away"); a quarter is left for the packet's own bytes.
+            Poco::Int64 packet = 0;
+            *session << "SELECT CAST(@@max_allowed_packet AS SIGNED)", into(packet), now;
+            statement_bytes = std::min<size_t>(Dialect::kMaxStatementBytes,
+                                               static_cast<size_t>(packet) / 4 * 3);
+          }
           break;
       }
       checkSchema();
@@ -469,36 +481,74 @@ struct SqlSink::Impl {
   static Value text(std::string_view s) { return Value{false, std::string(s)}; }
   static Value number(int64_t v) { return Value{false, std::to_string(v)}; }
 
-  // Runs an upsert of `rows` (row-major, spec.columns.size() values each) in chunks.
-  void upsert(const UpsertSpec& spec, const std::vector<Value>& values) {
-    const size_t cols = spec.columns.size();
-    if (values.empty()) return;
-    const size_t total = values.size() / cols;
-    const size_t per = std::max<size_t>(1, dialect.maxParams() / cols);
-    for (size_t first = 0; first < total; first += per) {
-      const size_t n = std::min(per, total - first);
-      Statement st(*session);
-      st << upsertSql(dialect, spec, n);
-      for (size_t i = first * cols; i < (first + n) * cols; ++i) {
-        if (values[i].null)
-          st, bind(Poco::Nullable<std::string>());
-        else
-          st, bind(values[i].text);
+  // What each bound value adds to a statement besides its bytes (type, length, placeholder).
+  static constexpr size_t kValueOverhead = 16;
+
+  // Calls run(first, n) for consecutive ranges of the rows in `values` (`per_row` values each,
+  // row-major) such that a statement of `fixed` + n * per_row values stays within the dialect's
+  // parameter limit and `statement_bytes`. A row above the byte limit goes alone.
+  template <class Run>
+  void inChunks(const std::vector<Value>& values, size_t per_row, size_t fixed, Run run) {
+    const size_t rows = values.size() / per_row;
+    const size_t max_rows = std::max<size_t>(1, (dialect.maxParams() - fixed) / per_row);
+    size_t first = 0, n = 0, bytes = 0;
+    for (size_t r = 0; r < rows; ++r) {
+      size_t row_bytes = 0;
+      for (size_t i = r * per_row; i < (r + 1) * per_row; ++i)
+        row_bytes += values[i].text.size() + kValueOverhead;
+      if (n > 0 && (n == max_rows || bytes + row_bytes > statement_bytes)) {
+        run(first, n);
+        first = r;
+        n = 0;
+        bytes = 0;
       }
-      st.execute();
+      ++n;
+      bytes += row_bytes;
+    }
+    if (n > 0) run(first, n);
+  }
+
+  static void bindValues(Statement& st, const Value* values, size_t count) {
+    for (size_t i = 0; i < count; ++i) {
+      if (values[i].null)
+        st, bind(Poco::Nullable<std::string>());
+      else
+        st, bind(values[i].text);
     }
   }
 
-  void exec(const std::string& sql, const std::vector<Value>& values) {
+  // Runs `st`, whose SQL is `sql`. A failure is thrown as DbFailure with the database's message
+  // about `what` (a short description of the statement), never the statement itself.
+  void run(Statement& st, const std::string& sql, const std::string& what) {
+    try {
+      st.execute();
+    } catch (const Poco::Exception& e) {
+      DbError error = dialect.classify(e);
+      error.message = statementError(error.message, sql, what);
+      throw DbFailure{error};
+    }
+  }
+
+  void run(const std::string& sql, const Value* values, size_t count, const std::string& what) {
     Statement st(*session);
     st << sql;
-    for (const auto& v : values) {
-      if (v.null)
-        st, bind(Poco::Nullable<std::string>());
-      else
-        st, bind(v.text);
-    }
-    st.execute();
+    bindValues(st, values, count);
+    run(st, sql, what);
+  }
+
+  static std::string rowsText(size_t n, const char* what) {
+    return "(" + std::to_string(n) + " " + what + (n == 1 ? ")" : "s)");
+  }
+
+  // Upserts the rows in `values` (row-major, spec.columns.size() values each) in statements
+  // within the dialect's limits, all in the open transaction.
+  void upsert(const UpsertSpec& spec, const std::vector<Value>& values) {
+    const size_t cols = spec.columns.size();
+    inChunks(values, cols, 0, [&](size_t first, size_t n) {
+      run(upsertSql(dialect, spec, n), values.data() + first * cols, n * cols,
+          "INSERT INTO " + spec.table + " … (" + std::to_string(cols) + " columns × " +
+              std::to_string(n) + (n == 1 ? " row)" : " rows)"));
+    });
   }
 
   std::string ph(size_t n) const { return dialect.placeholder(n); }
@@ -527,9 +577,9 @@ struct SqlSink::Impl {
   // The newest version written to the rows table of each parent in `parents`.
   std::unordered_map<std::string, int64_t> readVersions(const std::vector<std::string>& parents) {
     std::unordered_map<std::string, int64_t> out;
-    const size_t per = 500;
-    for (size_t first = 0; first < parents.size(); first += per) {
-      const size_t n = std::min(per, parents.size() - first);
+    std::vector<Value> keys;
+    for (const auto& p : parents) keys.push_back(text(p));
+    inChunks(keys, 1, 1, [&](size_t first, size_t n) {
       std::vector<std::string> names;
       std::vector<int64_t> ns;
       std::string sql = "SELECT " + dialect.quote("parent") + ", " + dialect.quote("version_ns") +
@@ -540,10 +590,10 @@ struct SqlSink::Impl {
       sql += ")";
       Statement st(*session);
       st << sql, into(names), into(ns), bind(rows_table.name);
-      for (size_t i = 0; i < n; ++i) st, bind(parents[first + i]);
-      st.execute();
+      bindValues(st, keys.data() + first, n);
+      run(st, sql, "SELECT … FROM " + versions_table.upsert.table + " … " + rowsText(n, "record"));
       for (size_t i = 0; i < names.size() && i < ns.size(); ++i) out[names[i]] = ns[i];
-    }
+    });
     return out;
   }
 
@@ -649,50 +699,55 @@ struct SqlSink::Impl {
     }
     upsert(rows_table.upsert, v);
 
-    // Rows of these records that the new version no longer has are older than it.
+    // Rows of these records that the new version no longer has are older than it. ferry_versions
+    // now holds each one's new version: compare with it, so that a statement needs one value per
+    // record and finds the rows through the ferry_parent index (an OR of (parent, version) pairs
+    // made PostgreSQL plan and scan for every pair).
     const std::string parent = dialect.quote("ferry_parent");
-    const std::string vns = dialect.quote("ferry_version_ns");
-    const size_t per = 400;
-    for (size_t first = 0; first < winners.size(); first += per) {
-      const size_t n = std::min(per, winners.size() - first);
-      std::string sql;
-      std::vector<Value> args;
-      size_t k = 0;
+    const std::string& versions = versions_table.upsert.table;
+    const std::string newest = "(SELECT v." + dialect.quote("version_ns") + " FROM " + versions +
+                               " v WHERE v." + dialect.quote("tbl") + " = " + ph(1) + " AND v." +
+                               dialect.quote("parent") + " = " + rows_table.upsert.table + "." +
+                               parent + ")";
+    v.clear();
+    for (size_t i : winners) v.push_back(text(events[i].parent));
+    const std::string verb =
+        flag_removed ? "UPDATE " + rows_table.upsert.table : "DELETE FROM " + rows_table.upsert.table;
+    inChunks(v, 1, 1, [&](size_t first, size_t n) {
+      std::string sql = verb;
       if (flag_removed) {
         const std::string removed = dialect.quote("ferry_removed");
-        sql = "UPDATE " + rows_table.upsert.table + " SET " + removed + " = 1 WHERE " + removed +
-              " = 0 AND (";
+        sql += " SET " + removed + " = 1 WHERE " + removed + " = 0 AND ";
       } else {
-        sql = "DELETE FROM " + rows_table.upsert.table + " WHERE (";
+        sql += " WHERE ";
       }
-      for (size_t i = 0; i < n; ++i) {
-        const Prepared& p = events[winners[first + i]];
-        const std::string p1 = ph(++k);
-        const std::string p2 = ph(++k);
-        sql += (i ? " OR (" : "(") + parent + " = " + p1 + " AND " + vns + " < " + p2 + ")";
-        args.push_back(text(p.parent));
-        args.push_back(number(p.ns));
-      }
+      sql += dialect.quote("ferry_version_ns") + " < " + newest + " AND " + parent + " IN (";
+      for (size_t i = 0; i < n; ++i) sql += (i ? ", " : "") + ph(i + 2);
       sql += ")";
-      exec(sql, args);
-    }
+      std::vector<Value> args{text(rows_table.name)};
+      args.insert(args.end(), v.begin() + static_cast<long>(first),
+                  v.begin() + static_cast<long>(first + n));
+      run(sql, args.data(), args.size(), verb + " … " + rowsText(n, "record"));
+    });
   }
 
   void writeBookkeeping(int64_t offset, const std::vector<int64_t>& replayed,
                         std::optional<std::pair<int64_t, std::string>> refused,
                         const std::string& now_text) {
     upsert(offsets_table.upsert, {text(sink_id), number(offset), text(now_text)});
-    if (!replayed.empty()) {
+    std::vector<Value> seqs;
+    for (int64_t s : replayed) seqs.push_back(number(s));
+    inChunks(seqs, 1, 1, [&](size_t first, size_t n) {
       std::string sql = "DELETE FROM " + refused_table.upsert.table + " WHERE " +
                         dialect.quote("sink") + " = " + ph(1) + " AND " +
                         dialect.quote("sequence") + " IN (";
+      for (size_t i = 0; i < n; ++i) sql += (i ? ", " : "") + ph(i + 2);
       std::vector<Value> args{text(sink_id)};
-      for (size_t i = 0; i < replayed.size(); ++i) {
-        sql += (i ? ", " : "") + ph(i + 2);
-        args.push_back(number(replayed[i]));
-      }
-      exec(sql + ")", args);
-    }
+      args.insert(args.end(), seqs.begin() + static_cast<long>(first),
+                  seqs.begin() + static_cast<long>(first + n));
+      run(sql + ")", args.data(), args.size(),
+          "DELETE FROM " + refused_table.upsert.table + " … " + rowsText(n, "event"));
+    });
     if (refused) {
       std::string reason = refused->second.substr(0, 1000);
       upsert(refused_table.upsert,
@@ -706,6 +761,16 @@ struct SqlSink::Impl {
                    const std::vector<int64_t>& replayed,
                    std::optional<std::pair<int64_t, std::string>> refused, bool trial) {
     const std::string now_text = ferry::instant::nowText();
+    // A refused row can cost the connection (MySQL drops it after a too large packet): the trial
+    // transactions of isolate() then start on a new one.
+    ensureSession();
+    auto rollback = [&] {
+      try {
+        exec("ROLLBACK");
+      } catch (const Poco::Exception&) {
+        session.reset();  // the connection is unusable: start over with a new one
+      }
+    };
     try {
       exec(dialect.begin());
       try {
@@ -713,11 +778,11 @@ struct SqlSink::Impl {
         if (!trial) writeBookkeeping(offset, replayed, refused, now_text);
         exec(trial ? "ROLLBACK" : "COMMIT");
       } catch (const Poco::Exception&) {
-        try {
-          exec("ROLLBACK");
-        } catch (const Poco::Exception&) {
-          session.reset();  // the connection is unusable: start over with a new one
-        }
+        rollback();
+        throw;
+      } catch (const DbFailure& f) {
+        rollback();
+        if (f.error.failure != Failure::kData) session.reset();
         throw;
       }
     } catch (const Poco::Exception& e) {

@@ -157,6 +157,7 @@ struct Order {
   int64_t version_ms;  // updatedAt = versionAt(version_ms)
   std::string customer = "Ada";
   bool has_customer = true;
+  std::string note;  // a free text of the order; left out of the body when empty
   std::vector<Line> lines = {{"Pizza", 2, 850}, {"Cola", 1, 250}};
 };
 
@@ -167,6 +168,7 @@ std::string orderLine(const Order& o) {
   body.set("status", "confirmed");
   body.set("type", "delivery");
   if (o.has_customer) body.set("customerName", o.customer);
+  if (!o.note.empty()) body.set("note", o.note);
   body.set("currency", "EUR");
   int64_t subtotal = 0;
   Poco::JSON::Array items;
@@ -573,6 +575,180 @@ TEST_P(SqlSinkTest, SchemaCheckNamesTableAndColumn) {
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("table 'ferry_changes' has no column 'version'"), std::string::npos)
       << describe(r);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Large batches. `batch_size` has no upper bound in the config: one batch holds whatever the
+// journal has (here the whole backlog), and every table the sink writes is split into statements
+// that each database (and its client library) accepts, in the one transaction of the batch.
+
+// `ferry run --once` that must finish: a sink that keeps retrying is killed after the deadline.
+#define EXPECT_RUN_DELIVERS(r) \
+  EXPECT_TRUE((r).exit_code == 0 && !(r).timed_out) << describe(r)
+
+// The sink's state and offset in `ferry status`, and the offset committed in ferry_offsets.
+#define EXPECT_SINK_AT(offset)                                                             \
+  do {                                                                                     \
+    auto s_ = status();                                                                    \
+    ASSERT_FALSE(s_.isNull());                                                             \
+    auto sink_ = instance(s_, "sinks", "db");                                              \
+    ASSERT_FALSE(sink_.isNull());                                                          \
+    EXPECT_EQ(num(sink_, "offset"), (offset)) << str(sink_, "message");                    \
+    EXPECT_EQ(num(sink_, "dead_letters"), 0);                                              \
+    EXPECT_EQ(db_.query("SELECT " + db_.quote("sequence") + " FROM ferry_offsets"),        \
+              std::to_string(offset) + "\n");                                              \
+  } while (0)
+
+// The issue's backfill: thousands of orders in one batch into orders, order_lines and the
+// history (the built-in duckhub_order layouts: 19 and 21 columns), then a newer version of every
+// order, a third of them with a line fewer (the removed lines are deleted in the same batch).
+TEST_P(SqlSinkTest, BackfillOfThousandsOfOrdersInOneBatch) {
+  auto orders = someOrders(3000);
+  writeFile(data_, orderLines(orders));
+  writeSqlConfig(mappedTables() + "batch_size = 1000000\nbatch_delay = 60s\n");
+  RunResult r = ferry({"run", "--config", config_, "--once"}, 90s);
+  EXPECT_RUN_DELIVERS(r);
+  EXPECT_EQ(db_.count("ferry_changes"), 3000);
+  EXPECT_EQ(db_.count("ferry_history"), 3000);
+  EXPECT_EQ(db_.count("orders"), 3000);
+  EXPECT_EQ(db_.count("order_lines"), 3000 * 2 + 1000);
+  EXPECT_EQ(db_.count("ferry_versions"), 3000);
+  EXPECT_EQ(db_.query("SELECT customer_name, total, item_count FROM orders WHERE order_id = 'o-2997'"),
+            "Ada\t27.50\t3\n");
+  EXPECT_SINK_AT(3000);
+
+  std::string more;
+  for (auto& o : orders) {
+    o.version_ms += 1000000;
+    o.customer = "Bob";
+    if (o.lines.size() == 3) o.lines.pop_back();
+    more += orderLine(o);
+  }
+  appendFile(data_, more);
+  r = ferry({"run", "--config", config_, "--once"}, 90s);
+  EXPECT_RUN_DELIVERS(r);
+  EXPECT_EQ(db_.count("orders", "customer_name = 'Bob'"), 3000);
+  EXPECT_EQ(db_.count("ferry_history"), 6000);
+  EXPECT_EQ(db_.count("order_lines"), 3000 * 2);
+  EXPECT_EQ(db_.count("order_lines l JOIN orders o ON o.order_id = l.order_id",
+                      "l.ferry_version <> o.ferry_version"),
+            0);
+  EXPECT_SINK_AT(6000);
+}
+
+// A wide mapped table (123 columns) and a wide rows table (83 columns) in one batch of 2000
+// orders.
+TEST_P(SqlSinkTest, WideMappedTablesInOneLargeBatch) {
+  const char* head_fields[] = {"/id", "/orderNumber", "/status", "/customerName", "/updatedAt"};
+  const char* row_fields[] = {"/productName", "/productExternalId", "/quantity", "/unitPrice"};
+  std::string head = "c000=/id", rows = "order_id=^/id; line=$row";
+  for (int c = 1; c < 120; ++c) head += "; c" + std::to_string(1000 + c).substr(1) + "=" + head_fields[c % 5];
+  for (int c = 0; c < 77; ++c) rows += "; r" + std::to_string(1000 + c).substr(1) + "=" + row_fields[c % 4];
+  auto orders = someOrders(2000);
+  writeFile(data_, orderLines(orders));
+  writeSqlConfig("changes = false\ntable = wide\ntable_columns = " + head +
+                 "\nrows_table = wide_lines\nrows = /items\nrows_columns = " + rows +
+                 "\nrows_keys = order_id,line\nbatch_size = 1000000\nbatch_delay = 60s\n");
+  RunResult r = ferry({"run", "--config", config_, "--once"}, 90s);
+  EXPECT_RUN_DELIVERS(r);
+  EXPECT_EQ(db_.count("wide"), 2000);
+  EXPECT_EQ(db_.count("wide_lines"), 2000 * 2 + 666);
+  EXPECT_EQ(db_.query("SELECT c000, c001, c003, c119 FROM wide WHERE c000 = 'o-1234'"),
+            "o-1234\tN-o-1234\tAda\t" + versionAt(1000 + 1234) + "\n");
+  EXPECT_EQ(db_.query("SELECT r000, r002, r076 FROM wide_lines WHERE order_id = 'o-1998' AND "
+                      "line = '3'"),
+            "Tiramisu\t1\tTiramisu\n");
+  EXPECT_SINK_AT(2000);
+}
+
+// Large bodies: 400 orders of 50 KB each (20 MB) in one batch, in the changes and history tables.
+TEST_P(SqlSinkTest, LargeBodiesInOneBatch) {
+  auto orders = someOrders(400);
+  for (auto& o : orders) o.note = std::string(50000, 'n') + "-end-of-" + o.id;
+  writeFile(data_, orderLines(orders));
+  writeSqlConfig("history = true\nbatch_size = 1000000\nbatch_delay = 60s\n");
+  RunResult r = ferry({"run", "--config", config_, "--once"}, 90s);
+  EXPECT_RUN_DELIVERS(r);
+  EXPECT_EQ(db_.count("ferry_changes"), 400);
+  EXPECT_EQ(db_.count("ferry_history"), 400);
+  const std::string body = db_.connector() == "postgresql" ? "body::text" : "body";
+  EXPECT_EQ(db_.count("ferry_changes", body + " LIKE '%nnnnnnnnnn-end-of-o-377\"%'"), 1);
+  EXPECT_EQ(db_.count("ferry_history", body + " LIKE '%nnnnnnnnnn-end-of-o-400\"%'"), 1);
+  EXPECT_SINK_AT(400);
+}
+
+// removed_rows = flag: a line a newer version no longer has stays, with ferry_removed = 1; the
+// lines of other orders are untouched.
+TEST_P(SqlSinkTest, RemovedRowsAreFlagged) {
+  auto orders = someOrders(6);
+  writeFile(data_, orderLines(orders));
+  writeSqlConfig(mappedTables() + "removed_rows = flag\n");
+  runOk();
+  std::string more;
+  for (auto& o : orders) {
+    o.version_ms += 100000;
+    if (o.lines.size() == 3) o.lines.pop_back();
+    more += orderLine(o);
+  }
+  appendFile(data_, more);
+  runOk();
+  EXPECT_EQ(db_.count("order_lines"), 6 * 2 + 2);
+  EXPECT_EQ(db_.query("SELECT order_id, line, product_name FROM order_lines WHERE ferry_removed = 1 "
+                      "ORDER BY order_id"),
+            "o-3\t3\tTiramisu\no-6\t3\tTiramisu\n");
+}
+
+// A statement the database refuses for a reason that does not go away (here a trigger on the
+// table that writes to a table that does not exist): the sink retries, and `ferry status` and the
+// log carry a short message naming the table and the size of the statement, with the database's
+// own message — never the statement with its thousands of placeholders.
+TEST_P(SqlSinkTest, FailingStatementIsReportedShortlyWithItsTable) {
+  writeFile(data_, orderLines(someOrders(2)));
+  writeSqlConfig(mappedTables());
+  runOk();
+  if (db_.connector() == "postgresql") {
+    db_.query("CREATE FUNCTION orders_audit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+              "INSERT INTO missing_audit VALUES (1); RETURN NEW; END $$; CREATE TRIGGER audit "
+              "BEFORE INSERT ON orders FOR EACH ROW EXECUTE FUNCTION orders_audit()");
+  } else if (db_.connector() == "mysql") {
+    db_.query("CREATE TRIGGER audit BEFORE INSERT ON orders FOR EACH ROW INSERT INTO "
+              "missing_audit VALUES (1)");
+  } else {
+    db_.query("CREATE TRIGGER audit BEFORE INSERT ON orders BEGIN INSERT INTO missing_audit "
+              "VALUES (1); END");
+  }
+  appendFile(data_, orderLines(someOrders(2000, 900000)));
+  // `ferry run` waits for the batch to fill: one batch of all 2000.
+  writeSqlConfig(mappedTables() + "batch_size = 2000\nbatch_delay = 60s\n");
+  std::string message;
+  {
+    FerryProcess p({"run", "--config", config_}, dir_.path());
+    EXPECT_TRUE(waitUntil(
+        [&] {
+          auto sink = instance(tryStatus(), "sinks", "db");
+          if (sink.isNull() || str(sink, "state") != "retrying") return false;
+          message = str(sink, "message");
+          return true;
+        },
+        60s))
+        << p.err();
+    p.signal(SIGTERM);
+    EXPECT_EQ(p.wait(), 0) << p.err();
+    // Every line of the log is short, and the retry is logged with the same message.
+    std::stringstream log(p.err());
+    size_t longest = 0;
+    for (std::string line; std::getline(log, line);) longest = std::max(longest, line.size());
+    EXPECT_LT(longest, 1000u) << p.err().substr(0, 3000);
+    EXPECT_NE(p.err().find(message), std::string::npos) << p.err().substr(0, 3000);
+  }
+  EXPECT_LT(message.size(), 700u) << message.substr(0, 3000);
+  EXPECT_NE(message.find("INSERT INTO " + db_.quote("orders") + " … (19 columns × "),
+            std::string::npos)
+      << message.substr(0, 3000);
+  EXPECT_NE(message.find("missing_audit"), std::string::npos) << message.substr(0, 3000);
+  // Nothing of the batch was written: the offset stays where the first run left it.
+  EXPECT_EQ(db_.count("ferry_changes"), 2);
+  EXPECT_EQ(db_.query("SELECT " + db_.quote("sequence") + " FROM ferry_offsets"), "2\n");
 }
 
 INSTANTIATE_TEST_SUITE_P(Db, SqlSinkTest, ::testing::Values("sqlite", "postgresql", "mysql"),
