@@ -113,7 +113,7 @@ measure() {
   shift
   local sim_before
   sim_before=$(sim_cpu)
-  setsid timeout "$limit" /usr/bin/time -f "%e %U %S %M" -o "$work/$name.time" "$@" \
+  setsid timeout -k 10 "$limit" /usr/bin/time -f "%e %U %S %M" -o "$work/$name.time" "$@" \
     > "$work/$name.out" 2> "$work/$name.err" &
   job=$!
   local rc=0
@@ -144,7 +144,7 @@ check() {
   [ "$2" = "$orders" ] && [ "$3" = "$orders" ] ||
     fail "$1 holds $2 rows ($3 distinct orders), expected $orders"
 }
-csv_rows() {  # FILE… (of ferry's files: a header row each) → "rows distinct"
+csv_rows() {  # header|none FILE…: "rows distinct orders" (header: skip each file's first row)
   python3 - "$@" << 'PY'
 import csv, sys
 rows, ids = 0, set()
