@@ -1,7 +1,9 @@
 // The raw fetch rate of a DuckHub API: pages every order by keyset (updatedSince = the newest
 // updatedAt of the previous page, page 1, limit 100) over one keep-alive connection, without
 // parsing more than needed to find the next cursor. The ceiling an end-to-end backfill is
-// measured against.
+// measured against. The cursor is percent-encoded as ferry's source (and the guide's
+// URLSearchParams) encode it, so that this asks for byte-identical query strings: the pages a
+// simulator with --cache memoised for one client are the pages the other reads.
 //
 //   fetch_pages <base_url> <api_key> <start ISO>
 #include <Poco/Net/HTTPClientSession.h>
@@ -10,10 +12,31 @@
 #include <Poco/StreamCopier.h>
 #include <Poco/URI.h>
 
+#include <cctype>
 #include <chrono>
 #include <iostream>
 #include <set>
 #include <string>
+
+namespace {
+
+// Every byte but letters, digits and -._~ as %XX (a timestamp's ':' becomes %3A, '+' %2B).
+std::string encoded(const std::string& text) {
+  static const char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : text) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   if (argc != 4) {
@@ -29,7 +52,8 @@ int main(int argc, char** argv) {
   long pages = 0, orders = 0;
   auto start = std::chrono::steady_clock::now();
   while (true) {
-    std::string uri = base.getPath() + "/orders?updatedSince=" + since + "&limit=100&page=1";
+    std::string uri =
+        base.getPath() + "/orders?updatedSince=" + encoded(since) + "&limit=100&page=1";
     Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_GET, uri,
                                    Poco::Net::HTTPMessage::HTTP_1_1);
     request.set("Authorization", "Bearer " + key);
