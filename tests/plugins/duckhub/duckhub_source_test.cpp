@@ -830,6 +830,42 @@ TEST_F(DuckHubSourceTest, KilledBetweenConfirmationAndPageCommitOurEchoesStayEch
   expectCsvMatchesState(state, "after the kills (our echoes aside)", fresh);
 }
 
+// The delivered hook's progress is saved right after each confirmation, so a restart repeats at
+// most the one confirmation in flight when ferry was killed, not every one since the last save.
+TEST_F(DuckHubSourceTest, KilledWhileConfirmingRepeatsAtMostTheConfirmationInFlight) {
+  Sim& sim = startSim({"--seed", "5", "--venues", "1", "--orders", "300", "--no-rate-limit",
+                       "--quiet"});
+  writeDuckConfig(duckSource("v1", "v1", "confirm_delivered_as = confirmed\npage_size = 50\n") +
+                  csvSink());
+  std::set<std::string> fresh;
+  for (const auto& [id, o] : sim.state())
+    if (o.status == "new") fresh.insert(id);
+  ASSERT_GE(fresh.size(), 20u) << "precondition: enough NEW orders";
+
+  // The 16th confirmation is applied at DuckHub but its answer is held back: ferry is killed
+  // while it waits for it.
+  sim.hold("PATCH", 15, 5000);
+  {
+    FerryProcess ferry({"run", "--config", config_}, dir_.path());
+    bool held = false;
+    for (int i = 0; i < 3000 && !held; ++i) {
+      held = sim.patches().size() >= 16;
+      if (!held) std::this_thread::sleep_for(20ms);
+    }
+    ASSERT_TRUE(held) << ferry.err();
+    std::this_thread::sleep_for(100ms);
+    ferry.kill9();
+  }
+  runOk("after the kill");
+
+  std::map<std::string, int> confirmations;
+  for (const auto& p : sim.patches()) ++confirmations[p.id];
+  EXPECT_EQ(confirmations.size(), fresh.size()) << "every NEW order is confirmed";
+  int repeats = 0;
+  for (const auto& [id, n] : confirmations) repeats += n - 1;
+  EXPECT_LE(repeats, 1) << "confirmations sent again after the restart";
+}
+
 // ---------------------------------------------------------------------------------------------
 // 5. Rate limits and 429
 // ---------------------------------------------------------------------------------------------
