@@ -196,25 +196,6 @@ class Transaction {
   bool done_ = false;
 };
 
-// Several reads that belong together, under one read lock: without it every step of a vector-bound
-// SELECT is a transaction of its own, with its own pair of file-lock calls.
-class ReadTransaction {
- public:
-  explicit ReadTransaction(Session& session) : session_(session) { session_ << "BEGIN", now; }
-  ~ReadTransaction() {
-    try {
-      session_ << "COMMIT", now;
-    } catch (...) {
-      // Nothing was written; SQLite may already have ended the transaction after an error.
-    }
-  }
-  ReadTransaction(const ReadTransaction&) = delete;
-  ReadTransaction& operator=(const ReadTransaction&) = delete;
-
- private:
-  Session& session_;
-};
-
 constexpr const char* kOpenHint =
     " (check that the path names a ferry journal and that this user may write it and its "
     "directory)";
@@ -245,6 +226,8 @@ SqliteJournal::SqliteJournal(const std::string& path) : path_(path), session_(op
 }
 
 SqliteJournal::~SqliteJournal() {
+  sqlite3_finalize(reader_select_);
+  sqlite3_close(reader_);
   for (sqlite3_stmt*& statement : prepared_) {
     sqlite3_finalize(statement);
     statement = nullptr;
@@ -391,35 +374,58 @@ std::optional<Cursor> SqliteJournal::cursor(const std::string& source) {
   });
 }
 
+// On a connection of its own: a source looks up the versions of its next page while its previous
+// pages commit on the main connection (WAL lets one reader and one writer work at once). What is
+// being committed is not visible here yet; the cursor engine keeps those versions in memory until
+// the commit is done.
 std::unordered_map<std::string, VersionSeen> SqliteJournal::latestVersions(
     const std::string& source, const std::vector<KeyRef>& keys) {
-  return locked("reading latest versions of '" + source + "'", [&] {
-    std::unordered_map<std::string, VersionSeen> out;
-    if (keys.empty()) return out;
-    ReadTransaction tx(session_);
-    sqlite3_stmt* select = prepared(
-        kSelectLatest,
-        "SELECT version, version_ns FROM latest_versions WHERE source = ? AND entity = ? AND key = ?");
-    for (const KeyRef& k : keys) {
-      sqlite3_reset(select);
-      bindText(select, 1, source);
-      bindText(select, 2, k.entity);
-      bindText(select, 3, k.key);
-      const int rc = sqlite3_step(select);
-      if (rc == SQLITE_ROW) {
-        const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(select, 0));
-        out[versionMapKey(k.entity, k.key)] = {
-            std::string(text, static_cast<size_t>(sqlite3_column_bytes(select, 0))),
-            sqlite3_column_int64(select, 1)};
-      } else if (rc != SQLITE_DONE) {
-        std::string message = sqlite3_errmsg(sqlite3_db_handle(select));
-        sqlite3_reset(select);
-        throw std::runtime_error(message);
-      }
+  std::unordered_map<std::string, VersionSeen> out;
+  if (keys.empty()) return out;
+  std::lock_guard<std::mutex> lock(reader_mutex_);
+  auto fail = [&](const std::string& cause) {
+    return JournalError(describe("reading latest versions of '" + source + "'", cause));
+  };
+  if (reader_ == nullptr) {
+    if (sqlite3_open_v2(path_.c_str(), &reader_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                        nullptr) != SQLITE_OK) {
+      std::string cause = reader_ ? sqlite3_errmsg(reader_) : "out of memory";
+      sqlite3_close(reader_);
+      reader_ = nullptr;
+      throw fail(cause);
     }
+    sqlite3_busy_timeout(reader_, static_cast<int>(kBusyTimeoutMs));
+    if (sqlite3_prepare_v3(reader_,
+                           "SELECT version, version_ns FROM latest_versions "
+                           "WHERE source = ? AND entity = ? AND key = ?",
+                           -1, SQLITE_PREPARE_PERSISTENT, &reader_select_, nullptr) != SQLITE_OK)
+      throw fail(sqlite3_errmsg(reader_));
+  }
+  // One read transaction for the page: one snapshot and one pair of lock calls, not one per key.
+  if (sqlite3_exec(reader_, "BEGIN", nullptr, nullptr, nullptr) != SQLITE_OK)
+    throw fail(sqlite3_errmsg(reader_));
+  sqlite3_stmt* select = reader_select_;
+  int rc = SQLITE_DONE;
+  for (const KeyRef& k : keys) {
     sqlite3_reset(select);
-    return out;
-  });
+    bindText(select, 1, source);
+    bindText(select, 2, k.entity);
+    bindText(select, 3, k.key);
+    rc = sqlite3_step(select);
+    if (rc == SQLITE_ROW) {
+      const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(select, 0));
+      out[versionMapKey(k.entity, k.key)] = {
+          std::string(text, static_cast<size_t>(sqlite3_column_bytes(select, 0))),
+          sqlite3_column_int64(select, 1)};
+    } else if (rc != SQLITE_DONE) {
+      break;
+    }
+  }
+  std::string cause = rc == SQLITE_ROW || rc == SQLITE_DONE ? "" : sqlite3_errmsg(reader_);
+  sqlite3_reset(select);
+  sqlite3_exec(reader_, "COMMIT", nullptr, nullptr, nullptr);
+  if (!cause.empty()) throw fail(cause);
+  return out;
 }
 
 void SqliteJournal::upsertCursor(const std::string& source, const Cursor& cursor, int64_t now_ms) {

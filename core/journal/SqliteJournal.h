@@ -8,6 +8,7 @@
 
 #include <Poco/Data/Session.h>
 
+struct sqlite3;
 struct sqlite3_stmt;
 
 #include <cstdint>
@@ -98,12 +99,16 @@ class SqliteJournal final : public Journal {
   // copied into a bound vector first. Prepared on first use, finalized before the session closes.
   sqlite3_stmt* prepared(int which, const char* sql);
   void step(sqlite3_stmt* statement);
-  enum Prepared { kInsertEvent, kUpsertLatest, kSelectLatest, kPreparedCount };
+  enum Prepared { kInsertEvent, kUpsertLatest, kPreparedCount };
 
   std::string path_;
   std::mutex mutex_;
   Poco::Data::Session session_;
   sqlite3_stmt* prepared_[kPreparedCount] = {};
+  // latestVersions() reads on a connection of its own, opened on first use.
+  std::mutex reader_mutex_;
+  sqlite3* reader_ = nullptr;
+  sqlite3_stmt* reader_select_ = nullptr;
 };
 
 }  // namespace ferry::core

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <future>
+#include <memory>
 
 #include "services/Time.h"
 
@@ -73,28 +75,50 @@ CycleResult CursorEngine::runCycle(const FetchPage& fetch, const std::atomic<boo
   bool pass_found_new = false;
 
   Pending pending;
+  // The commit in flight: while the journal writes it, the next page is fetched and parsed. At
+  // most one at a time, in order; its versions stay visible to dedupe until it is done, and its
+  // failure (JournalError) fails the cycle, so nothing after it is committed either.
+  struct InFlight {
+    std::future<void> done;
+    std::unordered_map<std::string, VersionSeen> versions;
+    int64_t events = 0;
+    Cursor cursor;
+  } inflight;
+  auto settle = [&]() {
+    if (!inflight.done.valid()) return;
+    inflight.done.get();
+    result.cursor = inflight.cursor.since;
+    result.new_events += inflight.events;
+    const bool added = inflight.events > 0;
+    inflight.versions.clear();
+    inflight.events = 0;
+    if (added && on_commit) on_commit(result, inflight.cursor);
+  };
   auto flush = [&]() {
     if (pending.pages == 0 && pending.events.empty()) return;
+    settle();
     Cursor c;
     c.since_ns = persist_ms * kNsPerMs;
     c.since = formatInstantMs(c.since_ns);
     c.offset = persist_offset;
-    const auto added_events = static_cast<int64_t>(pending.events.size());
-    if (handoff_ != nullptr)
-      handoff_->commitAndPublish(source_, pending.events, nowMs(),
-                                 [&] { return journal_.commit(source_, pending.events, c); });
-    else
-      journal_.commit(source_, pending.events, c);
-    result.cursor = c.since;
-    bool added = added_events > 0;
-    result.new_events += added_events;
+    auto events = std::make_shared<std::vector<NewEvent>>(std::move(pending.events));
+    inflight.versions = std::move(pending.versions);
+    inflight.events = static_cast<int64_t>(events->size());
+    inflight.cursor = c;
+    inflight.done = std::async(std::launch::async, [this, events, c] {
+      if (handoff_ != nullptr)
+        handoff_->commitAndPublish(source_, *events, nowMs(),
+                                   [&] { return journal_.commit(source_, *events, c); });
+      else
+        journal_.commit(source_, *events, c);
+    });
     pending = Pending{};
-    if (added && on_commit) on_commit(result, c);
   };
 
   while (true) {
     if (stop.load()) {
       flush();
+      settle();
       result.status = FERRY_RETRY;
       result.error = "stopping";
       return result;
@@ -108,6 +132,7 @@ CycleResult CursorEngine::runCycle(const FetchPage& fetch, const std::atomic<boo
     if (page.status != FERRY_OK) {
       // The pages before this one are complete and consistent with the cursor: keep them.
       flush();
+      settle();
       result.status = page.status;
       result.error = page.error;
       result.retry_after_ms = page.retry_after_ms;
@@ -122,7 +147,8 @@ CycleResult CursorEngine::runCycle(const FetchPage& fetch, const std::atomic<boo
     // version seen for the key.
     std::vector<KeyRef> unknown;
     for (const auto& item : page.items) {
-      if (!pending.versions.count(versionMapKey(item.entity, item.key)))
+      const std::string map_key = versionMapKey(item.entity, item.key);
+      if (!pending.versions.count(map_key) && !inflight.versions.count(map_key))
         unknown.push_back({item.entity, item.key});
     }
     auto stored = unknown.empty() ? std::unordered_map<std::string, VersionSeen>{}
@@ -134,6 +160,8 @@ CycleResult CursorEngine::runCycle(const FetchPage& fetch, const std::atomic<boo
       std::string map_key = versionMapKey(item.entity, item.key);
       const VersionSeen* seen = nullptr;
       if (auto it = pending.versions.find(map_key); it != pending.versions.end()) seen = &it->second;
+      else if (auto in = inflight.versions.find(map_key); in != inflight.versions.end())
+        seen = &in->second;
       else if (auto st = stored.find(map_key); st != stored.end()) seen = &st->second;
       if (seen != nullptr && item.version_ns <= seen->version_ns) continue;
       NewEvent e;
@@ -182,6 +210,7 @@ CycleResult CursorEngine::runCycle(const FetchPage& fetch, const std::atomic<boo
         if (reaches_past && floorMs(newest_ns) > persist_ms) persist_ms = floorMs(newest_ns);
         persist_offset = 0;
         flush();
+        settle();
         return result;
       }
       // Keyset paging: the next page starts at the newest version seen, offset 0.
