@@ -28,11 +28,10 @@
 #
 # Prints a table: wall seconds, orders/s, ferry's rate over the guide's and over the raw rate, CPU
 # seconds (user + system) and peak RSS of each measured process (GNU time), and the CPU seconds
-# the simulator spent during it. Peak RSS counts file-backed pages too: ferry maps its SQLite
-# journal (mmap_size 1 GiB), so its RSS grows with the journal (at 100,000 orders about 130 MiB of
-# its ~230 are the mapped journal, ~100 MiB anonymous memory). Each row is checked: the CSV rows,
-# table rows or journal events must be ORDERS distinct orders, else the script fails without
-# printing a figure for it.
+# the simulator spent during it. Peak RSS counts file-backed pages too (ferry's journal is not
+# memory-mapped, and its page cache is bounded, so its RSS stays flat as the journal grows). Each
+# row is checked: the CSV rows, table rows or journal events must be ORDERS distinct orders, else
+# the script fails without printing a figure for it.
 # Every process it starts is stopped by its PID (database servers by servers.sh stop), also when
 # it fails or is interrupted.
 set -euo pipefail
@@ -333,7 +332,7 @@ for line in [head] + out:
     cells = zip(line, widths)
     print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(cells)))
 print(f"\n{rows[0][2]} orders per row, each checked (rows, distinct orders); wall s per process, "
-      f"CPU s (user + system) and peak RSS (file-backed pages included: ferry's mapped journal) "
+      f"CPU s (user + system) and peak RSS (file-backed pages included) "
       f"from GNU time; sim CPU s: the simulator meanwhile; "
       f"batch_size {sys.argv[2]} (PostgreSQL {sys.argv[3]}).")
 PY
