@@ -339,13 +339,15 @@ int App::commandPlugins() {
 int App::commandStatus() {
   Config config = loadConfig(configPath());
   auto journal = openSqliteJournal(config.host.journal);
-  const int64_t last = journal->lastSequence();
+  EventLog& log = journal->events();
+  SinkLedger& ledger = journal->ledger();
+  const int64_t last = log.lastSequence();
   std::map<std::string, Cursor> cursors;
-  for (auto& [name, c] : journal->cursors()) cursors[name] = c;
+  for (auto& [name, c] : log.cursors()) cursors[name] = c;
   std::map<std::string, InstanceStatus> statuses;
-  for (auto& s : journal->statuses()) statuses[s.kind + "/" + s.name] = s;
+  for (auto& s : journal->state().statuses()) statuses[s.kind + "/" + s.name] = s;
   std::map<std::string, int64_t> dead;
-  for (const auto& d : journal->deadLetters(std::nullopt)) ++dead[d.sink];
+  for (const auto& d : ledger.deadLetters(std::nullopt)) ++dead[d.sink];
 
   struct Row {
     std::string name, state, message, cursor;
@@ -372,8 +374,8 @@ int App::commandStatus() {
   }
   for (const auto& s : config.sinks) {
     Row r = row("sink", s);
-    r.offset = journal->sinkOffset(s.name);
-    r.backlog = backlog(*journal, s);
+    r.offset = ledger.sinkOffset(s.name);
+    r.backlog = backlog(log, ledger, s);
     r.dead_letters = dead[s.name];
     sinks.push_back(r);
   }
@@ -439,9 +441,10 @@ int App::commandTrace(const std::vector<std::string>& args) {
   const std::string& key = args[1];
   Config config = loadConfig(configPath());
   auto journal = openSqliteJournal(config.host.journal);
-  auto events = journal->eventsOfKey(key);
+  SinkLedger& ledger = journal->ledger();
+  auto events = journal->events().eventsOfKey(key);
   std::vector<DeadLetter> dead;
-  for (auto& d : journal->deadLetters(std::nullopt))
+  for (auto& d : ledger.deadLetters(std::nullopt))
     if (d.event.key == key) dead.push_back(std::move(d));
 
   // What each configured sink did with one event: delivered (when, what it said), dead-lettered
@@ -451,9 +454,9 @@ int App::commandTrace(const std::vector<std::string>& args) {
   };
   auto stepsOf = [&](const JournalEvent& e) {
     std::vector<Step> steps;
-    auto deliveries = journal->deliveriesOf(e.sequence);
+    auto deliveries = ledger.deliveriesOf(e.sequence);
     for (const auto& sink : config.sinks) {
-      TraceStep t = traceStep(*journal, sink, e, deliveries, dead);
+      TraceStep t = traceStep(ledger, sink, e, deliveries, dead);
       steps.push_back(
           Step{t.sink, t.outcome, t.at_ms > 0 ? formatInstantMs(t.at_ms * 1000000) : "", t.detail});
     }
@@ -528,13 +531,13 @@ int App::commandDeadLetters(const std::vector<std::string>& args) {
       std::cerr << "ferry: dead-letters replay needs --sink NAME (and optionally --id N ...)\n";
       return EXIT_USAGE;
     }
-    int64_t n = journal->requestReplay(sink_, ids_);
+    int64_t n = journal->ledger().requestReplay(sink_, ids_);
     std::cout << n << " dead letter(s) of sink " << sink_
               << " marked for replay: a running ferry writes them within seconds, ahead of the "
                  "live feed; otherwise the next `ferry run` does.\n";
     return n == 0 && !ids_.empty() ? EXIT_USAGE : EXIT_OK;
   }
-  auto letters = journal->deadLetters(sink_.empty() ? std::nullopt : std::optional(sink_));
+  auto letters = journal->ledger().deadLetters(sink_.empty() ? std::nullopt : std::optional(sink_));
   if (json_) {
     Poco::JSON::Array out;
     for (const auto& d : letters) {

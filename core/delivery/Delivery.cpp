@@ -15,17 +15,17 @@ std::vector<std::string> routedSinks(const Config& config, const std::string& so
   return out;
 }
 
-int64_t backlog(Journal& journal, const InstanceConfig& sink) {
-  return journal.countAfter(journal.sinkOffset(sink.name), sink.from);
+int64_t backlog(EventLog& events, SinkLedger& ledger, const InstanceConfig& sink) {
+  return events.countAfter(ledger.sinkOffset(sink.name), sink.from);
 }
 
-int64_t lowWaterMark(Journal& journal, const std::vector<std::string>& sinks) {
-  int64_t mark = journal.lastSequence();
-  for (const auto& sink : sinks) mark = std::min(mark, journal.sinkOffset(sink));
+int64_t lowWaterMark(EventLog& events, SinkLedger& ledger, const std::vector<std::string>& sinks) {
+  int64_t mark = events.lastSequence();
+  for (const auto& sink : sinks) mark = std::min(mark, ledger.sinkOffset(sink));
   return mark;
 }
 
-TraceStep traceStep(Journal& journal, const InstanceConfig& sink, const JournalEvent& event,
+TraceStep traceStep(SinkLedger& ledger, const InstanceConfig& sink, const JournalEvent& event,
                     const std::vector<DeliveryRecord>& deliveries,
                     const std::vector<DeadLetter>& dead_letters) {
   TraceStep step{sink.name, "", 0, ""};
@@ -33,7 +33,7 @@ TraceStep traceStep(Journal& journal, const InstanceConfig& sink, const JournalE
     step.outcome = "not routed";
     return step;
   }
-  const bool passed = journal.sinkOffset(sink.name) >= event.sequence;
+  const bool passed = ledger.sinkOffset(sink.name) >= event.sequence;
   // A delivery record covers a range of sequences; an echo the sink skips lies inside such a
   // range without having been written, so it is told apart first.
   if (event.echo && sink.skip_echo) {

@@ -8,7 +8,8 @@
 #include <vector>
 
 #include "config/Config.h"
-#include "journal/Journal.h"
+#include "journal/EventLog.h"
+#include "journal/SinkLedger.h"
 
 namespace ferry::core {
 
@@ -19,11 +20,11 @@ bool routes(const InstanceConfig& sink, const std::string& source);
 std::vector<std::string> routedSinks(const Config& config, const std::string& source);
 
 // How many events routed to `sink` lie after its offset.
-int64_t backlog(Journal& journal, const InstanceConfig& sink);
+int64_t backlog(EventLog& events, SinkLedger& ledger, const InstanceConfig& sink);
 
 // The highest sequence that every one of `sinks` has passed (the journal's last sequence when
 // there are none).
-int64_t lowWaterMark(Journal& journal, const std::vector<std::string>& sinks);
+int64_t lowWaterMark(EventLog& events, SinkLedger& ledger, const std::vector<std::string>& sinks);
 
 // What one sink did with one event (`ferry trace`).
 struct TraceStep {
@@ -35,7 +36,7 @@ struct TraceStep {
 
 // The step of `sink` for `event`, given the deliveries recorded for the event's sequence and the
 // dead letters of its key.
-TraceStep traceStep(Journal& journal, const InstanceConfig& sink, const JournalEvent& event,
+TraceStep traceStep(SinkLedger& ledger, const InstanceConfig& sink, const JournalEvent& event,
                     const std::vector<DeliveryRecord>& deliveries,
                     const std::vector<DeadLetter>& dead_letters);
 

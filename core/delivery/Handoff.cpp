@@ -72,19 +72,19 @@ std::optional<int64_t> Handoff::countAfter(int64_t after, const std::vector<std:
   return count;
 }
 
-EventBatch readFeed(Handoff& handoff, Journal& journal, int64_t after,
+EventBatch readFeed(Handoff& handoff, EventLog& events, int64_t after,
                     const std::vector<std::string>& sources, size_t limit) {
   if (auto batch = handoff.readAfter(after, sources, limit)) return std::move(*batch);
   EventBatch batch;
-  for (auto& e : journal.readAfter(after, sources, limit))
+  for (auto& e : events.readAfter(after, sources, limit))
     batch.push_back(std::make_shared<const JournalEvent>(std::move(e)));
   return batch;
 }
 
-int64_t countFeed(Handoff& handoff, Journal& journal, int64_t after,
+int64_t countFeed(Handoff& handoff, EventLog& events, int64_t after,
                   const std::vector<std::string>& sources) {
   if (auto count = handoff.countAfter(after, sources)) return *count;
-  return journal.countAfter(after, sources);
+  return events.countAfter(after, sources);
 }
 
 }  // namespace ferry::core

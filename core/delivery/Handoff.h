@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "journal/Journal.h"
+#include "journal/EventLog.h"
 
 namespace ferry::core {
 
@@ -31,7 +31,7 @@ class Handoff {
   explicit Handoff(size_t max_bytes) : max_bytes_(max_bytes) {}
 
   // Runs `commit`, which journals `events` in ONE transaction and returns the last sequence it
-  // assigned (consecutive sequences, as Journal::commit guarantees), then publishes them. Calls
+  // assigned (consecutive sequences, as EventLog::commit guarantees), then publishes them. Calls
   // are serialised, so memory sees commits in sequence order. `events` is consumed (bodies are
   // moved, not copied) only after `commit` succeeded; when it throws, nothing is published.
   int64_t commitAndPublish(const std::string& source, std::vector<NewEvent>& events,
@@ -61,10 +61,10 @@ class Handoff {
 
 // What a sink reads next: the events after `after` from `sources` (empty: all), ascending, at most
 // `limit`, from memory when it holds them, else from the journal.
-EventBatch readFeed(Handoff& handoff, Journal& journal, int64_t after,
+EventBatch readFeed(Handoff& handoff, EventLog& events, int64_t after,
                     const std::vector<std::string>& sources, size_t limit);
 // How many events from `sources` lie after `after` (memory when it can tell, else the journal).
-int64_t countFeed(Handoff& handoff, Journal& journal, int64_t after,
+int64_t countFeed(Handoff& handoff, EventLog& events, int64_t after,
                   const std::vector<std::string>& sources);
 
 }  // namespace ferry::core

@@ -29,6 +29,11 @@ using Poco::Data::Statement;
 // Why some CHECKs: an event without source, entity, key or version, or a cursor with a negative
 // offset, is a bug upstream that would corrupt dedupe for good if stored; refusing it fails the
 // whole commit, which the caller already treats as "fetch the page again".
+//
+// The tables by journal part (Journal.h): EventLog owns events, latest_versions and cursors;
+// SinkLedger owns sink_offsets, deliveries, dead_letters and delivered_hooks; InstanceState owns
+// plugin_state and instance_status. All live in this one file, so advanceSink() can copy events
+// into dead_letters in one transaction.
 const std::vector<std::vector<const char*>> kMigrations = {
     {
         // AUTOINCREMENT: sequences are never reused, even after purge deleted the newest events;
@@ -361,7 +366,7 @@ int64_t SqliteJournal::totalChanges() {
   return n;
 }
 
-// --- sources ---------------------------------------------------------------------------------
+// --- EventLog: events, cursors, latest versions --------------------------------------------------
 
 std::optional<Cursor> SqliteJournal::cursor(const std::string& source) {
   return locked("reading the cursor of '" + source + "'", [&]() -> std::optional<Cursor> {
@@ -498,14 +503,17 @@ void SqliteJournal::resetCursor(const std::string& source, const Cursor& cursor,
   });
 }
 
-// --- sinks -----------------------------------------------------------------------------------
-
-int64_t SqliteJournal::sinkOffset(const std::string& sink) {
-  return locked("reading the offset of sink '" + sink + "'", [&] {
-    Int64 offset = 0;
-    session_ << "SELECT ifnull((SELECT sequence FROM sink_offsets WHERE sink = ?), 0)",
-        useRef(sink), into(offset), now;
-    return static_cast<int64_t>(offset);
+std::vector<std::pair<std::string, Cursor>> SqliteJournal::cursors() {
+  return locked("reading cursors", [&] {
+    std::vector<Poco::Tuple<std::string, std::string, Int64, Int64>> rows;
+    session_ << "SELECT source, since, since_ns, since_offset FROM cursors ORDER BY source",
+        into(rows), now;
+    std::vector<std::pair<std::string, Cursor>> out;
+    out.reserve(rows.size());
+    for (const auto& row : rows) {
+      out.emplace_back(row.get<0>(), Cursor{row.get<1>(), row.get<2>(), row.get<3>()});
+    }
+    return out;
   });
 }
 
@@ -533,33 +541,6 @@ std::vector<JournalEvent> SqliteJournal::readAfter(int64_t after,
   });
 }
 
-std::vector<JournalEvent> SqliteJournal::eventsOfKey(const std::string& key) {
-  return locked("reading the events of key '" + key + "'", [&] {
-    std::vector<EventRow> rows;
-    session_ << std::string("SELECT ") + kEventColumns +
-                    " FROM events WHERE key = ? ORDER BY sequence",
-        useRef(key), into(rows), now;
-    std::vector<JournalEvent> out;
-    out.reserve(rows.size());
-    for (const EventRow& row : rows) out.push_back(toEvent(row));
-    return out;
-  });
-}
-
-std::vector<DeliveryRecord> SqliteJournal::deliveriesOf(int64_t sequence) {
-  return locked("reading the deliveries of event " + std::to_string(sequence), [&] {
-    Int64 seq = sequence;
-    std::vector<Poco::Tuple<std::string, Int64, Int64, Int64, std::string>> rows;
-    session_ << "SELECT sink, first_sequence, last_sequence, delivered_at_ms, detail "
-                "FROM deliveries WHERE last_sequence >= ? AND first_sequence <= ? ORDER BY id",
-        use(seq), use(seq), into(rows), now;
-    std::vector<DeliveryRecord> out;
-    for (const auto& r : rows)
-      out.push_back(DeliveryRecord{r.get<0>(), r.get<1>(), r.get<2>(), r.get<3>(), r.get<4>()});
-    return out;
-  });
-}
-
 int64_t SqliteJournal::lastSequence() {
   return locked("reading the last sequence", [&] {
     Int64 last = 0;
@@ -582,6 +563,55 @@ int64_t SqliteJournal::countAfter(int64_t after, const std::vector<std::string>&
     select.addExtract(into(count));
     select.execute();
     return static_cast<int64_t>(count);
+  });
+}
+
+int64_t SqliteJournal::purge(int64_t up_to_sequence, int64_t fetched_before_ms) {
+  return locked("purging events up to " + std::to_string(up_to_sequence), [&] {
+    Int64 up_to = up_to_sequence, before_ms = fetched_before_ms;
+    // Events only: latest versions stay (dedupe needs them) and dead letters hold their copies.
+    Transaction tx(session_);
+    const int64_t before = totalChanges();
+    session_ << "DELETE FROM events WHERE sequence <= ? AND fetched_at_ms < ?", use(up_to),
+        use(before_ms), now;
+    const int64_t deleted = totalChanges() - before;
+    tx.commit();
+    return deleted;
+  });
+}
+
+std::vector<JournalEvent> SqliteJournal::eventsOfKey(const std::string& key) {
+  return locked("reading the events of key '" + key + "'", [&] {
+    std::vector<EventRow> rows;
+    session_ << std::string("SELECT ") + kEventColumns +
+                    " FROM events WHERE key = ? ORDER BY sequence",
+        useRef(key), into(rows), now;
+    std::vector<JournalEvent> out;
+    out.reserve(rows.size());
+    for (const EventRow& row : rows) out.push_back(toEvent(row));
+    return out;
+  });
+}
+
+// --- SinkLedger: offsets, deliveries, dead letters, delivered hooks ------------------------------
+
+int64_t SqliteJournal::sinkOffset(const std::string& sink) {
+  return locked("reading the offset of sink '" + sink + "'", [&] {
+    Int64 offset = 0;
+    session_ << "SELECT ifnull((SELECT sequence FROM sink_offsets WHERE sink = ?), 0)",
+        useRef(sink), into(offset), now;
+    return static_cast<int64_t>(offset);
+  });
+}
+
+std::vector<std::pair<std::string, int64_t>> SqliteJournal::sinkOffsets() {
+  return locked("reading sink offsets", [&] {
+    std::vector<Poco::Tuple<std::string, Int64>> rows;
+    session_ << "SELECT sink, sequence FROM sink_offsets ORDER BY sink", into(rows), now;
+    std::vector<std::pair<std::string, int64_t>> out;
+    out.reserve(rows.size());
+    for (const auto& row : rows) out.emplace_back(row.get<0>(), row.get<1>());
+    return out;
   });
 }
 
@@ -628,7 +658,19 @@ void SqliteJournal::advanceSink(const std::string& sink, int64_t offset,
   });
 }
 
-// --- dead letters ----------------------------------------------------------------------------
+std::vector<DeliveryRecord> SqliteJournal::deliveriesOf(int64_t sequence) {
+  return locked("reading the deliveries of event " + std::to_string(sequence), [&] {
+    Int64 seq = sequence;
+    std::vector<Poco::Tuple<std::string, Int64, Int64, Int64, std::string>> rows;
+    session_ << "SELECT sink, first_sequence, last_sequence, delivered_at_ms, detail "
+                "FROM deliveries WHERE last_sequence >= ? AND first_sequence <= ? ORDER BY id",
+        use(seq), use(seq), into(rows), now;
+    std::vector<DeliveryRecord> out;
+    for (const auto& r : rows)
+      out.push_back(DeliveryRecord{r.get<0>(), r.get<1>(), r.get<2>(), r.get<3>(), r.get<4>()});
+    return out;
+  });
+}
 
 std::vector<DeadLetter> SqliteJournal::deadLetters(const std::optional<std::string>& sink) {
   return locked("listing dead letters", [&] {
@@ -696,8 +738,6 @@ void SqliteJournal::settleReplay(int64_t id, const std::optional<std::string>& n
   });
 }
 
-// --- delivered hook --------------------------------------------------------------------------
-
 int64_t SqliteJournal::deliveredUpTo(const std::string& source) {
   return locked("reading delivered progress of '" + source + "'", [&] {
     Int64 sequence = 0;
@@ -730,7 +770,7 @@ std::vector<int64_t> SqliteJournal::deadLetteredBetween(int64_t after, int64_t u
                 });
 }
 
-// --- plugin state, status, retention ---------------------------------------------------------
+// --- InstanceState: plugin state, instance status ------------------------------------------------
 
 std::optional<std::string> SqliteJournal::stateGet(const std::string& instance,
                                                    const std::string& key) {
@@ -793,45 +833,6 @@ std::vector<InstanceStatus> SqliteJournal::statuses() {
       out.push_back({row.get<0>(), row.get<1>(), row.get<2>(), row.get<3>(), row.get<4>(),
                      row.get<5>(), row.get<6>()});
     }
-    return out;
-  });
-}
-
-int64_t SqliteJournal::purge(int64_t up_to_sequence, int64_t fetched_before_ms) {
-  return locked("purging events up to " + std::to_string(up_to_sequence), [&] {
-    Int64 up_to = up_to_sequence, before_ms = fetched_before_ms;
-    // Events only: latest versions stay (dedupe needs them) and dead letters hold their copies.
-    Transaction tx(session_);
-    const int64_t before = totalChanges();
-    session_ << "DELETE FROM events WHERE sequence <= ? AND fetched_at_ms < ?", use(up_to),
-        use(before_ms), now;
-    const int64_t deleted = totalChanges() - before;
-    tx.commit();
-    return deleted;
-  });
-}
-
-std::vector<std::pair<std::string, Cursor>> SqliteJournal::cursors() {
-  return locked("reading cursors", [&] {
-    std::vector<Poco::Tuple<std::string, std::string, Int64, Int64>> rows;
-    session_ << "SELECT source, since, since_ns, since_offset FROM cursors ORDER BY source",
-        into(rows), now;
-    std::vector<std::pair<std::string, Cursor>> out;
-    out.reserve(rows.size());
-    for (const auto& row : rows) {
-      out.emplace_back(row.get<0>(), Cursor{row.get<1>(), row.get<2>(), row.get<3>()});
-    }
-    return out;
-  });
-}
-
-std::vector<std::pair<std::string, int64_t>> SqliteJournal::sinkOffsets() {
-  return locked("reading sink offsets", [&] {
-    std::vector<Poco::Tuple<std::string, Int64>> rows;
-    session_ << "SELECT sink, sequence FROM sink_offsets ORDER BY sink", into(rows), now;
-    std::vector<std::pair<std::string, int64_t>> out;
-    out.reserve(rows.size());
-    for (const auto& row : rows) out.emplace_back(row.get<0>(), row.get<1>());
     return out;
   });
 }

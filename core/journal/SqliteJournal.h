@@ -1,6 +1,6 @@
-// The SQLite journal: one file, WAL, synchronous=FULL. openSqliteJournal() (Journal.h) is the
-// usual way in; this header exists for callers that want to see how the file is configured
-// (`ferry check`, tests).
+// The SQLite journal: every part (EventLog, SinkLedger, InstanceState) in one file, WAL,
+// synchronous=FULL. openSqliteJournal() (Journal.h) is the usual way in; this header exists for
+// callers that want to see how the file is configured (`ferry check`, tests).
 //
 // Threading: one connection, guarded by one mutex that every method holds for its whole
 // transaction, so a reader never sees another thread's half-written commit.
@@ -27,7 +27,12 @@ struct SqliteSettings {
   int64_t schema_version = 0;  // PRAGMA user_version
 };
 
-class SqliteJournal final : public Journal {
+// All three parts over one connection: advanceSink() copies events into dead letters inside its
+// own transaction, as the SinkLedger requires.
+class SqliteJournal final : public Journal,
+                            public EventLog,
+                            public SinkLedger,
+                            public InstanceState {
  public:
   // The schema version this build creates and understands.
   static constexpr int64_t kSchemaVersion = 1;
@@ -43,44 +48,46 @@ class SqliteJournal final : public Journal {
   const std::string& path() const { return path_; }
   SqliteSettings settings();
 
+  EventLog& events() override { return *this; }
+  SinkLedger& ledger() override { return *this; }
+  InstanceState& state() override { return *this; }
+
+  // EventLog
   std::optional<Cursor> cursor(const std::string& source) override;
   std::unordered_map<std::string, VersionSeen> latestVersions(
       const std::string& source, const std::vector<KeyRef>& keys) override;
   int64_t commit(const std::string& source, const std::vector<NewEvent>& events,
                  const Cursor& cursor) override;
   void resetCursor(const std::string& source, const Cursor& cursor, bool forget_versions) override;
-
-  int64_t sinkOffset(const std::string& sink) override;
+  std::vector<std::pair<std::string, Cursor>> cursors() override;
   std::vector<JournalEvent> readAfter(int64_t after, const std::vector<std::string>& sources,
                                       size_t limit) override;
   int64_t lastSequence() override;
   int64_t countAfter(int64_t after, const std::vector<std::string>& sources) override;
+  int64_t purge(int64_t up_to_sequence, int64_t fetched_before_ms) override;
+  std::vector<JournalEvent> eventsOfKey(const std::string& key) override;
+
+  // SinkLedger
+  int64_t sinkOffset(const std::string& sink) override;
+  std::vector<std::pair<std::string, int64_t>> sinkOffsets() override;
   void advanceSink(const std::string& sink, int64_t offset,
                    const std::optional<DeliveryRange>& delivery,
                    const std::vector<NewDeadLetter>& dead) override;
-
+  std::vector<DeliveryRecord> deliveriesOf(int64_t sequence) override;
   std::vector<DeadLetter> deadLetters(const std::optional<std::string>& sink) override;
   int64_t requestReplay(const std::string& sink, const std::vector<int64_t>& ids) override;
   std::vector<DeadLetter> pendingReplays(const std::string& sink, size_t limit) override;
   void settleReplay(int64_t id, const std::optional<std::string>& new_reason) override;
-
   int64_t deliveredUpTo(const std::string& source) override;
   void setDeliveredUpTo(const std::string& source, int64_t sequence) override;
   std::vector<int64_t> deadLetteredBetween(int64_t after, int64_t up_to) override;
-  std::vector<JournalEvent> eventsOfKey(const std::string& key) override;
-  std::vector<DeliveryRecord> deliveriesOf(int64_t sequence) override;
 
+  // InstanceState
   std::optional<std::string> stateGet(const std::string& instance, const std::string& key) override;
   void stateSet(const std::string& instance, const std::string& key,
                 const std::optional<std::string>& value) override;
-
   void setStatus(const InstanceStatus& status) override;
   std::vector<InstanceStatus> statuses() override;
-
-  int64_t purge(int64_t up_to_sequence, int64_t fetched_before_ms) override;
-
-  std::vector<std::pair<std::string, Cursor>> cursors() override;
-  std::vector<std::pair<std::string, int64_t>> sinkOffsets() override;
 
  private:
   // Runs `body` holding the mutex and turns any storage failure into a JournalError that names

@@ -32,7 +32,7 @@ class Handler : public Poco::Net::HTTPRequestHandler {
         bool healthy = true;
         out << "{\"instances\":[";
         bool first = true;
-        for (const auto& s : services_.journal.statuses()) {
+        for (const auto& s : services_.instance_state.statuses()) {
           if (!first) out << ",";
           first = false;
           healthy = healthy && s.state != "stopped";
@@ -47,23 +47,24 @@ class Handler : public Poco::Net::HTTPRequestHandler {
       } else if (request.getURI() == "/metrics") {
         std::ostringstream out;
         out << services_.metrics.render();
-        Journal& j = services_.journal;
+        EventLog& log = services_.event_log;
+        SinkLedger& ledger = services_.ledger;
         out << "# TYPE ferry_journal_last_sequence gauge\nferry_journal_last_sequence "
-            << j.lastSequence() << "\n# TYPE ferry_sink_offset gauge\n";
+            << log.lastSequence() << "\n# TYPE ferry_sink_offset gauge\n";
         for (const auto& sink : config_.sinks)
           if (sink.enabled)
             out << "ferry_sink_offset{instance=\"" << sink.name << "\"} "
-                << j.sinkOffset(sink.name) << "\n";
+                << ledger.sinkOffset(sink.name) << "\n";
         out << "# TYPE ferry_sink_backlog gauge\n";
         for (const auto& sink : config_.sinks)
           if (sink.enabled)
             out << "ferry_sink_backlog{instance=\"" << sink.name << "\"} "
-                << backlog(j, sink) << "\n";
+                << backlog(log, ledger, sink) << "\n";
         out << "# TYPE ferry_dead_letters gauge\n";
         for (const auto& sink : config_.sinks)
           if (sink.enabled)
             out << "ferry_dead_letters{instance=\"" << sink.name << "\"} "
-                << j.deadLetters(sink.name).size() << "\n";
+                << ledger.deadLetters(sink.name).size() << "\n";
         body = out.str();
         type = "text/plain; version=0.0.4";
         response.setStatus(HTTPResponse::HTTP_OK);

@@ -34,15 +34,12 @@ struct CursorEngine::Pending {
   int64_t started_ms = 0;
 };
 
-CursorEngine::CursorEngine(std::string source, Journal& journal, CycleSettings settings,
+CursorEngine::CursorEngine(std::string source, EventLog& log, CycleSettings settings,
                            Handoff* handoff)
-    : source_(std::move(source)),
-      journal_(journal),
-      settings_(std::move(settings)),
-      handoff_(handoff) {}
+    : source_(std::move(source)), log_(log), settings_(std::move(settings)), handoff_(handoff) {}
 
 Cursor CursorEngine::currentCursor() {
-  if (auto c = journal_.cursor(source_)) return *c;
+  if (auto c = log_.cursor(source_)) return *c;
   Cursor c;
   auto ns = parseInstantNs(settings_.start_from);
   c.since_ns = ns ? floorMs(*ns) * kNsPerMs : floorMs(nowNs()) * kNsPerMs;
@@ -108,9 +105,9 @@ CycleResult CursorEngine::runCycle(const FetchPage& fetch, const std::atomic<boo
     inflight.done = std::async(std::launch::async, [this, events, c] {
       if (handoff_ != nullptr)
         handoff_->commitAndPublish(source_, *events, nowMs(),
-                                   [&] { return journal_.commit(source_, *events, c); });
+                                   [&] { return log_.commit(source_, *events, c); });
       else
-        journal_.commit(source_, *events, c);
+        log_.commit(source_, *events, c);
     });
     pending = Pending{};
   };
@@ -152,7 +149,7 @@ CycleResult CursorEngine::runCycle(const FetchPage& fetch, const std::atomic<boo
         unknown.push_back({item.entity, item.key});
     }
     auto stored = unknown.empty() ? std::unordered_map<std::string, VersionSeen>{}
-                                  : journal_.latestVersions(source_, unknown);
+                                  : log_.latestVersions(source_, unknown);
     int64_t newest_ns = INT64_MIN;
     bool new_at_since = false;
     for (auto& item : page.items) {

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "delivery/Handoff.h"
-#include "journal/Journal.h"
+#include "journal/EventLog.h"
 #include "pipeline/HostServices.h"
 
 namespace ferry::core {
@@ -56,7 +56,7 @@ struct CycleResult {
 class CursorEngine {
  public:
   // With `handoff`, every commit is also published to the caught-up sinks in memory.
-  CursorEngine(std::string source, Journal& journal, CycleSettings settings,
+  CursorEngine(std::string source, EventLog& log, CycleSettings settings,
                Handoff* handoff = nullptr);
 
   // Runs one poll cycle: pages from the cursor (minus the look-back) until the remote has
@@ -75,7 +75,7 @@ class CursorEngine {
  private:
   struct Pending;
   std::string source_;
-  Journal& journal_;
+  EventLog& log_;
   CycleSettings settings_;
   Handoff* handoff_;
 };

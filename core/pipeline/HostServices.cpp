@@ -248,7 +248,7 @@ ferry_status hostRateAcquire(ferry_host_ctx* ctx, const char* key) {
 ferry_status hostStateGet(ferry_host_ctx* ctx, const char* key, ferry_bytes_fn receive,
                           void* user) {
   try {
-    auto v = ctx->services.journal.stateGet(ctx->name, key);
+    auto v = ctx->services.instance_state.stateGet(ctx->name, key);
     if (!v) return FERRY_FATAL;
     receive(user, v->data(), v->size());
     return FERRY_OK;
@@ -260,7 +260,7 @@ ferry_status hostStateGet(ferry_host_ctx* ctx, const char* key, ferry_bytes_fn r
 
 ferry_status hostStateSet(ferry_host_ctx* ctx, const char* key, const char* value, size_t len) {
   try {
-    ctx->services.journal.stateSet(
+    ctx->services.instance_state.stateSet(
         ctx->name, key, value ? std::optional<std::string>(std::string(value, len)) : std::nullopt);
     return FERRY_OK;
   } catch (const std::exception& e) {

@@ -62,9 +62,16 @@ struct SharedScope {
 };
 
 struct HostServices {
-  HostServices(Journal& journal, Poco::Logger& logger) : journal(journal), logger(logger) {}
+  HostServices(Journal& journal, Poco::Logger& logger)
+      : event_log(journal.events()),
+        ledger(journal.ledger()),
+        instance_state(journal.state()),
+        logger(logger) {}
 
-  Journal& journal;
+  // The journal's parts (Journal.h); each user takes the ones it needs.
+  EventLog& event_log;
+  SinkLedger& ledger;
+  InstanceState& instance_state;
   Poco::Logger& logger;
   RateLimiterRegistry rate_limiters;
   Metrics metrics;

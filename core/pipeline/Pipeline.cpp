@@ -147,15 +147,16 @@ bool Pipeline::anyFailed() const {
 }
 
 void Pipeline::applyRetention() {
-  Journal& journal = services_->journal;
+  EventLog& log = services_->event_log;
+  SinkLedger& ledger = services_->ledger;
   std::vector<std::string> sinks;
   for (const auto& sink : config_.sinks)
     if (sink.enabled) sinks.push_back(sink.name);
-  int64_t up_to = lowWaterMark(journal, sinks);
+  int64_t up_to = lowWaterMark(log, ledger, sinks);
   // A source with a delivered hook still needs its events until the hook has run.
   for (const auto& source : sources_)
-    if (source->hasDeliveredHook()) up_to = std::min(up_to, journal.deliveredUpTo(source->name()));
-  int64_t removed = journal.purge(up_to, nowMs() - config_.host.retention_ms);
+    if (source->hasDeliveredHook()) up_to = std::min(up_to, ledger.deliveredUpTo(source->name()));
+  int64_t removed = log.purge(up_to, nowMs() - config_.host.retention_ms);
   if (removed > 0)
     services_->logger.information("retention: removed " + std::to_string(removed) +
                                   " event(s) every sink has passed");

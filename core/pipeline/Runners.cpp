@@ -53,7 +53,7 @@ void StatusRecorder::record(const std::string& state, const std::string& message
   last_state_ = state;
   last_message_ = message;
   try {
-    services_.journal.setStatus(
+    services_.instance_state.setStatus(
         InstanceStatus{name_, kind_, state, message, nowMs(), attempt, next_at_ms});
   } catch (const std::exception& e) {
     services_.logger.warning(kind_ + " " + name_ + ": cannot record status: " + e.what());
@@ -70,7 +70,7 @@ SourceRunner::SourceRunner(const InstanceConfig& config, InstanceHandle handle,
     : name_(config.name),
       handle_(std::move(handle)),
       services_(services),
-      engine_(config.name, services.journal, std::move(cycle), &services.handoff),
+      engine_(config.name, services.event_log, std::move(cycle), &services.handoff),
       backoff_(backoff),
       interval_ms_(config.interval_ms),
       routed_sinks_(std::move(routed_sinks)),
@@ -249,14 +249,15 @@ CycleResult SourceRunner::runCycle(int64_t& next_progress) {
 
 void SourceRunner::processDelivered() {
   if (!handle_.instance || !has_hook_) return;
-  Journal& journal = services_.journal;
+  EventLog& log = services_.event_log;
+  SinkLedger& ledger = services_.ledger;
   try {
-    const int64_t up_to = lowWaterMark(journal, routed_sinks_);
-    int64_t from = journal.deliveredUpTo(name_);
+    const int64_t up_to = lowWaterMark(log, ledger, routed_sinks_);
+    int64_t from = ledger.deliveredUpTo(name_);
     int64_t saved = from;
     while (from < up_to && !services_.stopping.load()) {
-      auto events = journal.readAfter(from, {name_}, 500);
-      auto dead = journal.deadLetteredBetween(from, up_to);
+      auto events = log.readAfter(from, {name_}, 500);
+      auto dead = ledger.deadLetteredBetween(from, up_to);
       int64_t reached = from;
       bool blocked = false;
       for (const auto& e : events) {
@@ -273,7 +274,7 @@ void SourceRunner::processDelivered() {
           if (s != FERRY_RETRY && handle_.ctx->http_requests != requests_before) {
             // The hook changed something at the remote (a DuckHub confirmation): its progress
             // is saved at once, so that a restart never repeats it.
-            journal.setDeliveredUpTo(name_, e.sequence);
+            ledger.setDeliveredUpTo(name_, e.sequence);
             saved = e.sequence;
           }
           if (s == FERRY_RETRY) {
@@ -291,7 +292,7 @@ void SourceRunner::processDelivered() {
       // Events of other sources between `reached` and `up_to` need no hook.
       if (!blocked && events.size() < 500) reached = up_to;
       if (reached > saved) {
-        journal.setDeliveredUpTo(name_, reached);
+        ledger.setDeliveredUpTo(name_, reached);
         saved = reached;
       }
       if (blocked || reached == from) break;
@@ -344,9 +345,10 @@ void SinkRunner::join() {
 }
 
 bool SinkRunner::drained() {
-  Journal& j = services_.journal;
+  SinkLedger& ledger = services_.ledger;
   try {
-    return j.countAfter(j.sinkOffset(name_), sources_) == 0 && j.pendingReplays(name_, 1).empty();
+    return services_.event_log.countAfter(ledger.sinkOffset(name_), sources_) == 0 &&
+           ledger.pendingReplays(name_, 1).empty();
   } catch (const JournalError&) {
     return false;  // unknown until the journal answers again
   }
@@ -396,8 +398,8 @@ ferry_status SinkRunner::write(const std::vector<const JournalEvent*>& events, s
 }
 
 SinkRunner::Outcome SinkRunner::deliverReplays() {
-  Journal& journal = services_.journal;
-  auto replays = journal.pendingReplays(name_, batch_size_);
+  SinkLedger& ledger = services_.ledger;
+  auto replays = ledger.pendingReplays(name_, batch_size_);
   if (replays.empty()) return Outcome::Idle;
   std::vector<const JournalEvent*> events;
   for (const auto& d : replays) events.push_back(&d.event);
@@ -405,14 +407,14 @@ SinkRunner::Outcome SinkRunner::deliverReplays() {
   std::string message;
   int64_t retry_after = -1;
   ferry_status s = write(events, done, message, retry_after);
-  for (size_t i = 0; i < done; ++i) journal.settleReplay(replays[i].id, std::nullopt);
+  for (size_t i = 0; i < done; ++i) ledger.settleReplay(replays[i].id, std::nullopt);
   if (s == FERRY_OK) {
     services_.logger.information("sink " + name_ + ": replayed " + std::to_string(done) +
                                  " dead letter(s)");
     return Outcome::Progress;
   }
   if (s == FERRY_FATAL) {
-    journal.settleReplay(replays[done].id, message);
+    ledger.settleReplay(replays[done].id, message);
     services_.logger.error("sink " + name_ + ": replay of " + events[done]->idempotencyKey() +
                            " failed again: " + message);
     return Outcome::Progress;
@@ -438,8 +440,9 @@ void SinkRunner::backOff(const std::string& message, int64_t retry_after_ms) {
 }
 
 SinkRunner::Outcome SinkRunner::deliverFeed() {
-  Journal& journal = services_.journal;
-  EventBatch events = readFeed(services_.handoff, journal, offset_, sources_, batch_size_);
+  EventLog& log = services_.event_log;
+  SinkLedger& ledger = services_.ledger;
+  EventBatch events = readFeed(services_.handoff, log, offset_, sources_, batch_size_);
   if (events.empty()) return Outcome::Idle;
 
   // A partial batch waits up to batch_delay for more events, so that a trickle still arrives in
@@ -450,11 +453,10 @@ SinkRunner::Outcome SinkRunner::deliverFeed() {
     while (!services_.stopping.load() && !services_.sources_finished.load() &&
            steadyNowMs() < until) {
       seen = services_.new_events.waitFor(seen, std::min(kSliceMs, until - steadyNowMs()));
-      if (countFeed(services_.handoff, journal, offset_, sources_) >=
-          static_cast<int64_t>(batch_size_))
+      if (countFeed(services_.handoff, log, offset_, sources_) >= static_cast<int64_t>(batch_size_))
         break;
     }
-    events = readFeed(services_.handoff, journal, offset_, sources_, batch_size_);
+    events = readFeed(services_.handoff, log, offset_, sources_, batch_size_);
   }
 
   const int64_t batch_last = events.back()->sequence;
@@ -464,7 +466,7 @@ SinkRunner::Outcome SinkRunner::deliverFeed() {
     if (!(skip_echo_ && e->echo)) to_write.push_back(e.get());
 
   if (to_write.empty()) {
-    journal.advanceSink(name_, batch_last, std::nullopt, {});
+    ledger.advanceSink(name_, batch_last, std::nullopt, {});
     offset_ = batch_last;
     services_.sink_advanced.notify();
     return Outcome::Progress;
@@ -481,7 +483,7 @@ SinkRunner::Outcome SinkRunner::deliverFeed() {
                          std::to_string(count) + " event(s)"};
   };
   if (s == FERRY_OK) {
-    journal.advanceSink(name_, batch_last, delivered(done), {});
+    ledger.advanceSink(name_, batch_last, delivered(done), {});
     offset_ = batch_last;
     services_.metrics.add("sink_events_total", name_, static_cast<double>(done));
     services_.sink_advanced.notify();
@@ -491,7 +493,7 @@ SinkRunner::Outcome SinkRunner::deliverFeed() {
     // Events before `done` are durable, event `done` can never be written: dead-letter it and
     // go on with the next one. Skipped echoes between them are covered by the offset.
     const JournalEvent& dead = *to_write[done];
-    journal.advanceSink(name_, dead.sequence, delivered(done), {{dead.sequence, message}});
+    ledger.advanceSink(name_, dead.sequence, delivered(done), {{dead.sequence, message}});
     offset_ = dead.sequence;
     services_.logger.error("sink " + name_ + ": " + dead.idempotencyKey() +
                            " moved to the dead letters: " + message);
@@ -501,7 +503,7 @@ SinkRunner::Outcome SinkRunner::deliverFeed() {
     return Outcome::Progress;
   }
   if (done > 0) {
-    journal.advanceSink(name_, to_write[done - 1]->sequence, delivered(done), {});
+    ledger.advanceSink(name_, to_write[done - 1]->sequence, delivered(done), {});
     offset_ = to_write[done - 1]->sequence;
     services_.sink_advanced.notify();
     // A transient error after progress is not a failure streak: the backoff starts over.
@@ -519,7 +521,7 @@ SinkRunner::Outcome SinkRunner::deliverFeed() {
 
 int64_t SinkRunner::sinkOffsetOr(int64_t fallback) {
   try {
-    return services_.journal.sinkOffset(name_);
+    return services_.ledger.sinkOffset(name_);
   } catch (const JournalError&) {
     return fallback;
   }
@@ -530,7 +532,7 @@ void SinkRunner::loop() {
   bool known = false;
   while (!known && !services_.stopping.load()) {
     try {
-      offset_ = services_.journal.sinkOffset(name_);
+      offset_ = services_.ledger.sinkOffset(name_);
       known = true;
     } catch (const JournalError& e) {
       backOff(std::string("journal: ") + e.what(), -1);

@@ -49,8 +49,8 @@ class HandoffTest : public ::testing::Test {
   int64_t publish(Handoff& handoff, const std::string& source, int count) {
     auto batch = events(count);
     Cursor cursor{"2030-01-01T00:00:00.000Z", 0, 0};
-    return handoff.commitAndPublish(source, batch, 0,
-                                    [&] { return journal_->commit(source, batch, cursor); });
+    return handoff.commitAndPublish(
+        source, batch, 0, [&] { return journal_->events().commit(source, batch, cursor); });
   }
 
   // Reads everything after `offset` the way a sink does, `limit` at a time; returns the keys.
@@ -58,7 +58,7 @@ class HandoffTest : public ::testing::Test {
                                  const std::vector<std::string>& sources, size_t limit) {
     std::vector<std::string> keys;
     while (true) {
-      EventBatch batch = readFeed(handoff, *journal_, offset, sources, limit);
+      EventBatch batch = readFeed(handoff, journal_->events(), offset, sources, limit);
       if (batch.empty()) break;
       for (const auto& e : batch) {
         EXPECT_GT(e->sequence, offset);
@@ -88,7 +88,7 @@ TEST_F(HandoffTest, CaughtUpSinkReadsFromMemoryWithTheJournalsSequences) {
   const int64_t last = publish(handoff, "a", 5);
   auto memory = handoff.readAfter(0, {}, 10);
   ASSERT_TRUE(memory.has_value());
-  auto stored = journal_->readAfter(0, {}, 10);
+  auto stored = journal_->events().readAfter(0, {}, 10);
   ASSERT_EQ(memory->size(), 5u);
   ASSERT_EQ(stored.size(), 5u);
   for (size_t i = 0; i < 5; ++i) {
@@ -112,7 +112,7 @@ TEST_F(HandoffTest, SinkThatFallsBehindReadsTheJournalAndLosesNothing) {
   for (int i = 0; i < 10; ++i) publish(handoff, "a", 10);
   EXPECT_FALSE(handoff.readAfter(offset, {}, 4).has_value())
       << "memory answered for events it no longer holds";
-  EXPECT_EQ(countFeed(handoff, *journal_, offset, {}), 100);
+  EXPECT_EQ(countFeed(handoff, journal_->events(), offset, {}), 100);
   EXPECT_EQ(drain(handoff, offset, {}, 7), keyRange(10, 110));
 
   // Caught up again: the next commit comes from memory.
@@ -141,7 +141,7 @@ TEST_F(HandoffTest, EventsWrittenPastTheHandoffAreReadFromTheJournal) {
   EXPECT_EQ(drain(handoff, offset, {}, 10), keyRange(0, 3));
   // Something else appends to the journal (another writer): memory never saw these.
   auto foreign = events(4);
-  journal_->commit("other", foreign, Cursor{"2030-01-01T00:00:00.000Z", 0, 0});
+  journal_->events().commit("other", foreign, Cursor{"2030-01-01T00:00:00.000Z", 0, 0});
   // The next publish finds the gap; memory no longer vouches for it, so the sink reads the
   // journal and gets the foreign events before the new ones.
   publish(handoff, "a", 2);
@@ -155,13 +155,13 @@ TEST_F(HandoffTest, AFailedCommitPublishesNothing) {
   auto batch = events(2);
   batch[1].key.clear();  // the journal refuses an event without a key: nothing is stored
   Cursor cursor{"2030-01-01T00:00:00.000Z", 0, 0};
-  EXPECT_THROW(handoff.commitAndPublish("a", batch, 0,
-                                        [&] { return journal_->commit("a", batch, cursor); }),
+  EXPECT_THROW(handoff.commitAndPublish(
+                   "a", batch, 0, [&] { return journal_->events().commit("a", batch, cursor); }),
                JournalError);
   EXPECT_EQ(batch.size(), 2u) << "the events must stay with the caller for its retry";
   int64_t offset = 0;
   EXPECT_EQ(drain(handoff, offset, {}, 10), keyRange(0, 2));
-  EXPECT_EQ(journal_->lastSequence(), 2);
+  EXPECT_EQ(journal_->events().lastSequence(), 2);
 }
 
 }  // namespace

@@ -84,14 +84,16 @@ const std::string kT3 = "2025-04-23T11:00:00.000Z";
 
 TEST_F(JournalTest, CommitAppendsInOrderAndReadAfterFiltersBySource) {
   const int64_t before_ms = nowMs();
+  EXPECT_EQ(journal_->events().commit("tc-orders", {event("A1", kT1), event("A2", kT1, "", true)},
+                                      cursorAt(kT1)),
+            2);
   EXPECT_EQ(
-      journal_->commit("tc-orders", {event("A1", kT1), event("A2", kT1, "", true)}, cursorAt(kT1)),
-      2);
-  EXPECT_EQ(journal_->commit("o'brien; DROP TABLE events", {event("B1", kT2)}, cursorAt(kT2)), 3);
-  EXPECT_EQ(journal_->commit("tc-orders", {event("A1", kT3, kT1)}, cursorAt(kT3)), 4);
+      journal_->events().commit("o'brien; DROP TABLE events", {event("B1", kT2)}, cursorAt(kT2)),
+      3);
+  EXPECT_EQ(journal_->events().commit("tc-orders", {event("A1", kT3, kT1)}, cursorAt(kT3)), 4);
   const int64_t after_ms = nowMs();
 
-  const auto all = journal_->readAfter(0, {}, 100);
+  const auto all = journal_->events().readAfter(0, {}, 100);
   ASSERT_THAT(sequences(all), ElementsAre(1, 2, 3, 4));
   EXPECT_EQ(all[0].source, "tc-orders");
   EXPECT_EQ(all[0].entity, "order");
@@ -107,144 +109,146 @@ TEST_F(JournalTest, CommitAppendsInOrderAndReadAfterFiltersBySource) {
   EXPECT_GE(all[0].fetched_at_ms, before_ms);
   EXPECT_LE(all[0].fetched_at_ms, after_ms);
 
-  EXPECT_THAT(sequences(journal_->readAfter(0, {"tc-orders"}, 100)), ElementsAre(1, 2, 4));
-  EXPECT_THAT(sequences(journal_->readAfter(2, {"tc-orders"}, 100)), ElementsAre(4));
-  EXPECT_THAT(sequences(journal_->readAfter(0, {"o'brien; DROP TABLE events"}, 100)),
+  EXPECT_THAT(sequences(journal_->events().readAfter(0, {"tc-orders"}, 100)), ElementsAre(1, 2, 4));
+  EXPECT_THAT(sequences(journal_->events().readAfter(2, {"tc-orders"}, 100)), ElementsAre(4));
+  EXPECT_THAT(sequences(journal_->events().readAfter(0, {"o'brien; DROP TABLE events"}, 100)),
               ElementsAre(3));
-  EXPECT_THAT(sequences(journal_->readAfter(0, {"tc-orders", "o'brien; DROP TABLE events"}, 2)),
-              ElementsAre(1, 2));
-  EXPECT_TRUE(journal_->readAfter(0, {"nobody"}, 100).empty());
-  EXPECT_TRUE(journal_->readAfter(4, {}, 100).empty());
-  EXPECT_TRUE(journal_->readAfter(0, {}, 0).empty());
-  EXPECT_EQ(journal_->lastSequence(), 4);
+  EXPECT_THAT(
+      sequences(journal_->events().readAfter(0, {"tc-orders", "o'brien; DROP TABLE events"}, 2)),
+      ElementsAre(1, 2));
+  EXPECT_TRUE(journal_->events().readAfter(0, {"nobody"}, 100).empty());
+  EXPECT_TRUE(journal_->events().readAfter(4, {}, 100).empty());
+  EXPECT_TRUE(journal_->events().readAfter(0, {}, 0).empty());
+  EXPECT_EQ(journal_->events().lastSequence(), 4);
 }
 
 TEST_F(JournalTest, CommitWithoutEventsStoresTheCursorAndReturnsZero) {
-  EXPECT_EQ(journal_->commit("tc-orders", {}, cursorAt(kT2, 7)), 0);
-  const auto c = journal_->cursor("tc-orders");
+  EXPECT_EQ(journal_->events().commit("tc-orders", {}, cursorAt(kT2, 7)), 0);
+  const auto c = journal_->events().cursor("tc-orders");
   ASSERT_TRUE(c.has_value());
   EXPECT_EQ(c->since, kT2);
   EXPECT_EQ(c->offset, 7);
-  EXPECT_EQ(journal_->lastSequence(), 0);
+  EXPECT_EQ(journal_->events().lastSequence(), 0);
 }
 
 TEST_F(JournalTest, LargeBatchIsCommittedWhole) {
   std::vector<NewEvent> events;
   for (int i = 0; i < 5000; ++i) events.push_back(event("K" + std::to_string(i), kT1));
-  EXPECT_EQ(journal_->commit("dh-orders", events, cursorAt(kT1, 5000)), 5000);
-  const auto read = journal_->readAfter(0, {"dh-orders"}, 10000);
+  EXPECT_EQ(journal_->events().commit("dh-orders", events, cursorAt(kT1, 5000)), 5000);
+  const auto read = journal_->events().readAfter(0, {"dh-orders"}, 10000);
   ASSERT_EQ(read.size(), 5000u);
   EXPECT_EQ(read.front().key, "K0");
   EXPECT_EQ(read.back().key, "K4999");
   EXPECT_EQ(read.back().sequence, 5000);
-  EXPECT_EQ(journal_->latestVersions("dh-orders", {{"order", "K4321"}}).size(), 1u);
+  EXPECT_EQ(journal_->events().latestVersions("dh-orders", {{"order", "K4321"}}).size(), 1u);
 }
 
 TEST_F(JournalTest, LatestVersionsReportsPresentKeysAndOmitsAbsentOnes) {
-  journal_->commit("tc-orders", {event("A1", kT1), event("A2", kT2)}, cursorAt(kT2));
-  journal_->commit("tc-orders", {event("A1", kT3, kT1)}, cursorAt(kT3));
-  journal_->commit("other", {event("A9", kT1)}, cursorAt(kT1));
+  journal_->events().commit("tc-orders", {event("A1", kT1), event("A2", kT2)}, cursorAt(kT2));
+  journal_->events().commit("tc-orders", {event("A1", kT3, kT1)}, cursorAt(kT3));
+  journal_->events().commit("other", {event("A9", kT1)}, cursorAt(kT1));
 
-  const auto seen = journal_->latestVersions("tc-orders", {{"order", "A1"},
-                                                           {"order", "missing"},
-                                                           {"order", "A2"},
-                                                           {"order", "A9"},
-                                                           {"shipment", "A1"}});
+  const auto seen = journal_->events().latestVersions("tc-orders", {{"order", "A1"},
+                                                                    {"order", "missing"},
+                                                                    {"order", "A2"},
+                                                                    {"order", "A9"},
+                                                                    {"shipment", "A1"}});
   ASSERT_EQ(seen.size(), 2u);
   EXPECT_EQ(seen.at(versionMapKey("order", "A1")).version, kT3);
   EXPECT_EQ(seen.at(versionMapKey("order", "A1")).version_ns, *parseInstantNs(kT3));
   EXPECT_EQ(seen.at(versionMapKey("order", "A2")).version, kT2);
-  EXPECT_TRUE(journal_->latestVersions("tc-orders", {}).empty());
-  EXPECT_TRUE(journal_->latestVersions("nobody", {{"order", "A1"}}).empty());
+  EXPECT_TRUE(journal_->events().latestVersions("tc-orders", {}).empty());
+  EXPECT_TRUE(journal_->events().latestVersions("nobody", {{"order", "A1"}}).empty());
 }
 
 TEST_F(JournalTest, CursorsOffsetsAndEventsSurviveCloseAndReopen) {
-  EXPECT_FALSE(journal_->cursor("tc-orders").has_value());
-  journal_->commit("tc-orders", {event("A1", kT1)}, cursorAt(kT2, 3));
-  journal_->commit("dh-orders", {}, cursorAt(kT1));
-  journal_->advanceSink("erp-csv", 1, std::nullopt, {});
+  EXPECT_FALSE(journal_->events().cursor("tc-orders").has_value());
+  journal_->events().commit("tc-orders", {event("A1", kT1)}, cursorAt(kT2, 3));
+  journal_->events().commit("dh-orders", {}, cursorAt(kT1));
+  journal_->ledger().advanceSink("erp-csv", 1, std::nullopt, {});
 
   reopen();
 
-  const auto c = journal_->cursor("tc-orders");
+  const auto c = journal_->events().cursor("tc-orders");
   ASSERT_TRUE(c.has_value());
   EXPECT_EQ(c->since, kT2);
   EXPECT_EQ(c->since_ns, *parseInstantNs(kT2));
   EXPECT_EQ(c->offset, 3);
-  const auto all = journal_->cursors();
+  const auto all = journal_->events().cursors();
   ASSERT_EQ(all.size(), 2u);
   EXPECT_EQ(all[0].first, "dh-orders");
   EXPECT_EQ(all[0].second.since, kT1);
   EXPECT_EQ(all[1].first, "tc-orders");
-  EXPECT_EQ(journal_->sinkOffset("erp-csv"), 1);
-  EXPECT_EQ(journal_->readAfter(0, {}, 10).size(), 1u);
-  EXPECT_EQ(journal_->latestVersions("tc-orders", {{"order", "A1"}}).size(), 1u);
+  EXPECT_EQ(journal_->ledger().sinkOffset("erp-csv"), 1);
+  EXPECT_EQ(journal_->events().readAfter(0, {}, 10).size(), 1u);
+  EXPECT_EQ(journal_->events().latestVersions("tc-orders", {{"order", "A1"}}).size(), 1u);
 }
 
 TEST_F(JournalTest, ResetCursorMovesItAndForgetsVersionsOnlyWhenAsked) {
-  journal_->commit("tc-orders", {event("A1", kT2)}, cursorAt(kT3, 2));
-  journal_->commit("other", {event("A1", kT2)}, cursorAt(kT3));
+  journal_->events().commit("tc-orders", {event("A1", kT2)}, cursorAt(kT3, 2));
+  journal_->events().commit("other", {event("A1", kT2)}, cursorAt(kT3));
 
-  journal_->resetCursor("tc-orders", cursorAt(kT1), false);
-  EXPECT_EQ(journal_->cursor("tc-orders")->since, kT1);
-  EXPECT_EQ(journal_->cursor("tc-orders")->offset, 0);
-  EXPECT_EQ(journal_->latestVersions("tc-orders", {{"order", "A1"}}).size(), 1u);
+  journal_->events().resetCursor("tc-orders", cursorAt(kT1), false);
+  EXPECT_EQ(journal_->events().cursor("tc-orders")->since, kT1);
+  EXPECT_EQ(journal_->events().cursor("tc-orders")->offset, 0);
+  EXPECT_EQ(journal_->events().latestVersions("tc-orders", {{"order", "A1"}}).size(), 1u);
 
-  journal_->resetCursor("tc-orders", cursorAt(kT1), true);
-  EXPECT_TRUE(journal_->latestVersions("tc-orders", {{"order", "A1"}}).empty());
-  EXPECT_EQ(journal_->latestVersions("other", {{"order", "A1"}}).size(), 1u);
-  EXPECT_EQ(journal_->cursor("other")->since, kT3);
+  journal_->events().resetCursor("tc-orders", cursorAt(kT1), true);
+  EXPECT_TRUE(journal_->events().latestVersions("tc-orders", {{"order", "A1"}}).empty());
+  EXPECT_EQ(journal_->events().latestVersions("other", {{"order", "A1"}}).size(), 1u);
+  EXPECT_EQ(journal_->events().cursor("other")->since, kT3);
   // Events stay: sinks that have not read them yet still get them.
-  EXPECT_EQ(journal_->countAfter(0, {}), 2);
+  EXPECT_EQ(journal_->events().countAfter(0, {}), 2);
 }
 
 TEST_F(JournalTest, FailedCommitLeavesNeitherEventsNorVersionsNorCursor) {
   // The third event has no key: the events insert fails after two rows went in.
   std::vector<NewEvent> events = {event("A1", kT1), event("A2", kT1), event("", kT2)};
   try {
-    journal_->commit("tc-orders", events, cursorAt(kT2));
+    journal_->events().commit("tc-orders", events, cursorAt(kT2));
     FAIL() << "commit of an event without a key succeeded";
   } catch (const JournalError& e) {
     EXPECT_THAT(e.what(), HasSubstr(path_));
     EXPECT_THAT(e.what(), HasSubstr("tc-orders"));
     EXPECT_THAT(e.what(), HasSubstr("CHECK constraint failed"));
   }
-  EXPECT_TRUE(journal_->readAfter(0, {}, 10).empty());
-  EXPECT_EQ(journal_->countAfter(0, {}), 0);
-  EXPECT_FALSE(journal_->cursor("tc-orders").has_value());
-  EXPECT_TRUE(journal_->latestVersions("tc-orders", {{"order", "A1"}}).empty());
+  EXPECT_TRUE(journal_->events().readAfter(0, {}, 10).empty());
+  EXPECT_EQ(journal_->events().countAfter(0, {}), 0);
+  EXPECT_FALSE(journal_->events().cursor("tc-orders").has_value());
+  EXPECT_TRUE(journal_->events().latestVersions("tc-orders", {{"order", "A1"}}).empty());
 
   // Now the events are fine but the cursor is refused: the last statement of the transaction
   // fails, after events and versions were written.
-  journal_->commit("tc-orders", {event("A0", kT1)}, cursorAt(kT1));
-  EXPECT_THROW(
-      journal_->commit("tc-orders", {event("A1", kT2), event("A2", kT2)}, cursorAt(kT2, -1)),
-      JournalError);
-  EXPECT_THAT(sequences(journal_->readAfter(0, {}, 10)), ElementsAre(1));
-  EXPECT_EQ(journal_->cursor("tc-orders")->since, kT1);
-  EXPECT_TRUE(journal_->latestVersions("tc-orders", {{"order", "A1"}, {"order", "A2"}}).empty());
+  journal_->events().commit("tc-orders", {event("A0", kT1)}, cursorAt(kT1));
+  EXPECT_THROW(journal_->events().commit("tc-orders", {event("A1", kT2), event("A2", kT2)},
+                                         cursorAt(kT2, -1)),
+               JournalError);
+  EXPECT_THAT(sequences(journal_->events().readAfter(0, {}, 10)), ElementsAre(1));
+  EXPECT_EQ(journal_->events().cursor("tc-orders")->since, kT1);
+  EXPECT_TRUE(
+      journal_->events().latestVersions("tc-orders", {{"order", "A1"}, {"order", "A2"}}).empty());
 
   // The journal is usable afterwards, and the same page commits.
   const int64_t last =
-      journal_->commit("tc-orders", {event("A1", kT2), event("A2", kT2)}, cursorAt(kT2));
-  EXPECT_EQ(last, journal_->lastSequence());
-  EXPECT_EQ(journal_->countAfter(0, {"tc-orders"}), 3);
-  EXPECT_EQ(journal_->cursor("tc-orders")->since, kT2);
+      journal_->events().commit("tc-orders", {event("A1", kT2), event("A2", kT2)}, cursorAt(kT2));
+  EXPECT_EQ(last, journal_->events().lastSequence());
+  EXPECT_EQ(journal_->events().countAfter(0, {"tc-orders"}), 3);
+  EXPECT_EQ(journal_->events().cursor("tc-orders")->since, kT2);
 }
 
 TEST_F(JournalTest, AdvanceSinkRecordsOffsetAndDeliveryRanges) {
-  journal_->commit("tc-orders", {event("A1", kT1), event("A2", kT1), event("A3", kT1)},
-                   cursorAt(kT1));
-  EXPECT_EQ(journal_->sinkOffset("erp-csv"), 0);
+  journal_->events().commit("tc-orders", {event("A1", kT1), event("A2", kT1), event("A3", kT1)},
+                            cursorAt(kT1));
+  EXPECT_EQ(journal_->ledger().sinkOffset("erp-csv"), 0);
 
   const int64_t before_ms = nowMs();
-  journal_->advanceSink("erp-csv", 2, DeliveryRange{1, 2, "2 events to orders-1.csv"}, {});
-  journal_->advanceSink("erp-csv", 3, DeliveryRange{3, 3, "1 event to orders-2.csv"}, {});
-  journal_->advanceSink("sql", 3, std::nullopt, {});
-  EXPECT_EQ(journal_->sinkOffset("erp-csv"), 3);
-  EXPECT_EQ(journal_->sinkOffset("sql"), 3);
-  EXPECT_EQ(journal_->sinkOffset("rest"), 0);
-  const auto offsets = journal_->sinkOffsets();
+  journal_->ledger().advanceSink("erp-csv", 2, DeliveryRange{1, 2, "2 events to orders-1.csv"}, {});
+  journal_->ledger().advanceSink("erp-csv", 3, DeliveryRange{3, 3, "1 event to orders-2.csv"}, {});
+  journal_->ledger().advanceSink("sql", 3, std::nullopt, {});
+  EXPECT_EQ(journal_->ledger().sinkOffset("erp-csv"), 3);
+  EXPECT_EQ(journal_->ledger().sinkOffset("sql"), 3);
+  EXPECT_EQ(journal_->ledger().sinkOffset("rest"), 0);
+  const auto offsets = journal_->ledger().sinkOffsets();
   ASSERT_EQ(offsets.size(), 2u);
   EXPECT_EQ(offsets[0], std::make_pair(std::string("erp-csv"), int64_t{3}));
   EXPECT_EQ(offsets[1], std::make_pair(std::string("sql"), int64_t{3}));
@@ -265,13 +269,13 @@ TEST_F(JournalTest, AdvanceSinkRecordsOffsetAndDeliveryRanges) {
 }
 
 TEST_F(JournalTest, DeadLettersCanBeListedReplayedAndSettled) {
-  journal_->commit("tc-orders", {event("A1", kT1), event("A2", kT2), event("A3", kT3)},
-                   cursorAt(kT3));
-  journal_->advanceSink("erp-csv", 3, DeliveryRange{1, 3, "3 events"},
-                        {{1, "column 'price' missing"}, {3, "bad date"}});
-  journal_->advanceSink("sql", 3, DeliveryRange{1, 3, "3 rows"}, {{2, "value too long"}});
+  journal_->events().commit("tc-orders", {event("A1", kT1), event("A2", kT2), event("A3", kT3)},
+                            cursorAt(kT3));
+  journal_->ledger().advanceSink("erp-csv", 3, DeliveryRange{1, 3, "3 events"},
+                                 {{1, "column 'price' missing"}, {3, "bad date"}});
+  journal_->ledger().advanceSink("sql", 3, DeliveryRange{1, 3, "3 rows"}, {{2, "value too long"}});
 
-  const auto all = journal_->deadLetters(std::nullopt);
+  const auto all = journal_->ledger().deadLetters(std::nullopt);
   ASSERT_EQ(all.size(), 3u);
   EXPECT_EQ(all[0].sink, "erp-csv");
   EXPECT_EQ(all[0].reason, "column 'price' missing");
@@ -283,51 +287,51 @@ TEST_F(JournalTest, DeadLettersCanBeListedReplayedAndSettled) {
   EXPECT_GT(all[0].failed_at_ms, 0);
   EXPECT_LT(all[0].id, all[1].id);
   EXPECT_EQ(all[2].sink, "sql");
-  ASSERT_EQ(journal_->deadLetters(std::string("erp-csv")).size(), 2u);
-  EXPECT_EQ(journal_->deadLetteredBetween(0, 10), (std::vector<int64_t>{1, 2, 3}));
-  EXPECT_EQ(journal_->deadLetteredBetween(1, 2), (std::vector<int64_t>{2}));
-  EXPECT_TRUE(journal_->deadLetteredBetween(3, 10).empty());
+  ASSERT_EQ(journal_->ledger().deadLetters(std::string("erp-csv")).size(), 2u);
+  EXPECT_EQ(journal_->ledger().deadLetteredBetween(0, 10), (std::vector<int64_t>{1, 2, 3}));
+  EXPECT_EQ(journal_->ledger().deadLetteredBetween(1, 2), (std::vector<int64_t>{2}));
+  EXPECT_TRUE(journal_->ledger().deadLetteredBetween(3, 10).empty());
 
   // By id; the sql sink's dead letter is not this sink's to replay.
-  EXPECT_EQ(journal_->requestReplay("erp-csv", {all[2].id}), 0);
-  EXPECT_EQ(journal_->requestReplay("erp-csv", {all[1].id}), 1);
-  auto pending = journal_->pendingReplays("erp-csv", 10);
+  EXPECT_EQ(journal_->ledger().requestReplay("erp-csv", {all[2].id}), 0);
+  EXPECT_EQ(journal_->ledger().requestReplay("erp-csv", {all[1].id}), 1);
+  auto pending = journal_->ledger().pendingReplays("erp-csv", 10);
   ASSERT_EQ(pending.size(), 1u);
   EXPECT_EQ(pending[0].event.key, "A3");
-  EXPECT_TRUE(journal_->pendingReplays("sql", 10).empty());
+  EXPECT_TRUE(journal_->ledger().pendingReplays("sql", 10).empty());
 
   // All of a sink.
-  EXPECT_EQ(journal_->requestReplay("erp-csv", {}), 2);
-  pending = journal_->pendingReplays("erp-csv", 10);
+  EXPECT_EQ(journal_->ledger().requestReplay("erp-csv", {}), 2);
+  pending = journal_->ledger().pendingReplays("erp-csv", 10);
   ASSERT_EQ(pending.size(), 2u);
   EXPECT_EQ(pending[0].event.key, "A1");
-  EXPECT_EQ(journal_->pendingReplays("erp-csv", 1).size(), 1u);
+  EXPECT_EQ(journal_->ledger().pendingReplays("erp-csv", 1).size(), 1u);
 
   // The replay of A1 was written: it is gone. The replay of A3 failed again: new reason, no
   // longer pending, still listed.
-  journal_->settleReplay(pending[0].id, std::nullopt);
-  journal_->settleReplay(pending[1].id, std::string("bad date, again"));
-  EXPECT_TRUE(journal_->pendingReplays("erp-csv", 10).empty());
-  const auto left = journal_->deadLetters(std::string("erp-csv"));
+  journal_->ledger().settleReplay(pending[0].id, std::nullopt);
+  journal_->ledger().settleReplay(pending[1].id, std::string("bad date, again"));
+  EXPECT_TRUE(journal_->ledger().pendingReplays("erp-csv", 10).empty());
+  const auto left = journal_->ledger().deadLetters(std::string("erp-csv"));
   ASSERT_EQ(left.size(), 1u);
   EXPECT_EQ(left[0].event.key, "A3");
   EXPECT_EQ(left[0].reason, "bad date, again");
   EXPECT_FALSE(left[0].replay_requested);
-  EXPECT_EQ(journal_->deadLetteredBetween(0, 3), (std::vector<int64_t>{2, 3}))
+  EXPECT_EQ(journal_->ledger().deadLetteredBetween(0, 3), (std::vector<int64_t>{2, 3}))
       << "A1's dead letter is settled; the sql sink's A2 and A3 remain";
 }
 
 TEST_F(JournalTest, DeadLetteringAnUnknownEventFailsTheWholeAdvance) {
-  journal_->commit("tc-orders", {event("A1", kT1)}, cursorAt(kT1));
+  journal_->events().commit("tc-orders", {event("A1", kT1)}, cursorAt(kT1));
   try {
-    journal_->advanceSink("erp-csv", 1, DeliveryRange{1, 1, "1 event"}, {{42, "bad"}});
+    journal_->ledger().advanceSink("erp-csv", 1, DeliveryRange{1, 1, "1 event"}, {{42, "bad"}});
     FAIL() << "dead-lettering event 42, which does not exist, succeeded";
   } catch (const JournalError& e) {
     EXPECT_THAT(e.what(), HasSubstr(path_));
     EXPECT_THAT(e.what(), HasSubstr("event 42"));
   }
-  EXPECT_EQ(journal_->sinkOffset("erp-csv"), 0);
-  EXPECT_TRUE(journal_->deadLetters(std::nullopt).empty());
+  EXPECT_EQ(journal_->ledger().sinkOffset("erp-csv"), 0);
+  EXPECT_TRUE(journal_->ledger().deadLetters(std::nullopt).empty());
   Poco::Data::Session db = inspect();
   Poco::Int64 deliveries = -1;
   db << "SELECT count(*) FROM deliveries", into(deliveries), now;
@@ -337,56 +341,57 @@ TEST_F(JournalTest, DeadLetteringAnUnknownEventFailsTheWholeAdvance) {
 TEST_F(JournalTest, PurgeDeletesOldEventsOnlyAndSequencesKeepIncreasing) {
   std::vector<NewEvent> events;
   for (int i = 1; i <= 5; ++i) events.push_back(event("A" + std::to_string(i), kT1));
-  journal_->commit("tc-orders", events, cursorAt(kT1));
-  journal_->advanceSink("erp-csv", 5, std::nullopt, {{2, "broken"}});
+  journal_->events().commit("tc-orders", events, cursorAt(kT1));
+  journal_->ledger().advanceSink("erp-csv", 5, std::nullopt, {{2, "broken"}});
 
   // Too recent: nothing goes.
-  EXPECT_EQ(journal_->purge(5, 0), 0);
-  EXPECT_EQ(journal_->purge(3, nowMs() + 1000), 3);
-  EXPECT_THAT(sequences(journal_->readAfter(0, {}, 10)), ElementsAre(4, 5));
+  EXPECT_EQ(journal_->events().purge(5, 0), 0);
+  EXPECT_EQ(journal_->events().purge(3, nowMs() + 1000), 3);
+  EXPECT_THAT(sequences(journal_->events().readAfter(0, {}, 10)), ElementsAre(4, 5));
 
-  const auto dead = journal_->deadLetters(std::nullopt);
+  const auto dead = journal_->ledger().deadLetters(std::nullopt);
   ASSERT_EQ(dead.size(), 1u);
   EXPECT_EQ(dead[0].event.sequence, 2);
   EXPECT_EQ(dead[0].event.key, "A2");
   EXPECT_EQ(dead[0].event.body, R"({"id":"A2","updatedAt":")" + kT1 + R"("})");
-  EXPECT_EQ(journal_->requestReplay("erp-csv", {}), 1);
-  EXPECT_EQ(journal_->pendingReplays("erp-csv", 10)[0].event.key, "A2");
+  EXPECT_EQ(journal_->ledger().requestReplay("erp-csv", {}), 1);
+  EXPECT_EQ(journal_->ledger().pendingReplays("erp-csv", 10)[0].event.key, "A2");
 
   // Even with every event gone, sequences are never handed out twice.
-  EXPECT_EQ(journal_->purge(5, nowMs() + 1000), 2);
-  EXPECT_EQ(journal_->countAfter(0, {}), 0);
-  EXPECT_EQ(journal_->lastSequence(), 5);
+  EXPECT_EQ(journal_->events().purge(5, nowMs() + 1000), 2);
+  EXPECT_EQ(journal_->events().countAfter(0, {}), 0);
+  EXPECT_EQ(journal_->events().lastSequence(), 5);
   reopen();
-  EXPECT_EQ(journal_->commit("tc-orders", {event("A6", kT2)}, cursorAt(kT2)), 6);
+  EXPECT_EQ(journal_->events().commit("tc-orders", {event("A6", kT2)}, cursorAt(kT2)), 6);
   // Dedupe still knows what was delivered before the purge.
-  EXPECT_EQ(journal_->latestVersions("tc-orders", {{"order", "A1"}}).size(), 1u);
+  EXPECT_EQ(journal_->events().latestVersions("tc-orders", {{"order", "A1"}}).size(), 1u);
 }
 
 TEST_F(JournalTest, PluginStateIsSetReadAndDeletedPerInstance) {
-  EXPECT_FALSE(journal_->stateGet("dh-orders", "token").has_value());
+  EXPECT_FALSE(journal_->state().stateGet("dh-orders", "token").has_value());
   const std::string binary("a\0b\xff", 4);
-  journal_->stateSet("dh-orders", "token", binary);
-  journal_->stateSet("dh-orders", "empty", std::string());
-  journal_->stateSet("tc-orders", "token", std::string("other"));
-  EXPECT_EQ(journal_->stateGet("dh-orders", "token"), binary);
-  EXPECT_EQ(journal_->stateGet("dh-orders", "empty"), std::string());
-  EXPECT_EQ(journal_->stateGet("tc-orders", "token"), std::string("other"));
+  journal_->state().stateSet("dh-orders", "token", binary);
+  journal_->state().stateSet("dh-orders", "empty", std::string());
+  journal_->state().stateSet("tc-orders", "token", std::string("other"));
+  EXPECT_EQ(journal_->state().stateGet("dh-orders", "token"), binary);
+  EXPECT_EQ(journal_->state().stateGet("dh-orders", "empty"), std::string());
+  EXPECT_EQ(journal_->state().stateGet("tc-orders", "token"), std::string("other"));
 
-  journal_->stateSet("dh-orders", "token", std::string("v2"));
-  EXPECT_EQ(journal_->stateGet("dh-orders", "token"), std::string("v2"));
-  journal_->stateSet("dh-orders", "token", std::nullopt);
-  EXPECT_FALSE(journal_->stateGet("dh-orders", "token").has_value());
-  EXPECT_EQ(journal_->stateGet("tc-orders", "token"), std::string("other"));
+  journal_->state().stateSet("dh-orders", "token", std::string("v2"));
+  EXPECT_EQ(journal_->state().stateGet("dh-orders", "token"), std::string("v2"));
+  journal_->state().stateSet("dh-orders", "token", std::nullopt);
+  EXPECT_FALSE(journal_->state().stateGet("dh-orders", "token").has_value());
+  EXPECT_EQ(journal_->state().stateGet("tc-orders", "token"), std::string("other"));
   reopen();
-  EXPECT_EQ(journal_->stateGet("dh-orders", "empty"), std::string());
+  EXPECT_EQ(journal_->state().stateGet("dh-orders", "empty"), std::string());
 }
 
 TEST_F(JournalTest, StatusesAreUpsertedByName) {
-  journal_->setStatus({"tc-orders", "source", "running", "", 1000, 0, 0});
-  journal_->setStatus({"erp-csv", "sink", "retrying", "disk full: /srv/erp", 2000, 3, 5000});
-  journal_->setStatus({"tc-orders", "source", "stopped", "401 Unauthorized", 3000, 0, 0});
-  const auto all = journal_->statuses();
+  journal_->state().setStatus({"tc-orders", "source", "running", "", 1000, 0, 0});
+  journal_->state().setStatus(
+      {"erp-csv", "sink", "retrying", "disk full: /srv/erp", 2000, 3, 5000});
+  journal_->state().setStatus({"tc-orders", "source", "stopped", "401 Unauthorized", 3000, 0, 0});
+  const auto all = journal_->state().statuses();
   ASSERT_EQ(all.size(), 2u);
   EXPECT_EQ(all[0].name, "erp-csv");
   EXPECT_EQ(all[0].kind, "sink");
@@ -402,25 +407,25 @@ TEST_F(JournalTest, StatusesAreUpsertedByName) {
 }
 
 TEST_F(JournalTest, CountAfterCountsBySource) {
-  journal_->commit("a", {event("1", kT1), event("2", kT1)}, cursorAt(kT1));
-  journal_->commit("b", {event("3", kT1)}, cursorAt(kT1));
-  journal_->commit("a", {event("4", kT1)}, cursorAt(kT1));
-  EXPECT_EQ(journal_->countAfter(0, {}), 4);
-  EXPECT_EQ(journal_->countAfter(0, {"a"}), 3);
-  EXPECT_EQ(journal_->countAfter(2, {"a"}), 1);
-  EXPECT_EQ(journal_->countAfter(0, {"a", "b"}), 4);
-  EXPECT_EQ(journal_->countAfter(0, {"c"}), 0);
-  EXPECT_EQ(journal_->countAfter(4, {}), 0);
+  journal_->events().commit("a", {event("1", kT1), event("2", kT1)}, cursorAt(kT1));
+  journal_->events().commit("b", {event("3", kT1)}, cursorAt(kT1));
+  journal_->events().commit("a", {event("4", kT1)}, cursorAt(kT1));
+  EXPECT_EQ(journal_->events().countAfter(0, {}), 4);
+  EXPECT_EQ(journal_->events().countAfter(0, {"a"}), 3);
+  EXPECT_EQ(journal_->events().countAfter(2, {"a"}), 1);
+  EXPECT_EQ(journal_->events().countAfter(0, {"a", "b"}), 4);
+  EXPECT_EQ(journal_->events().countAfter(0, {"c"}), 0);
+  EXPECT_EQ(journal_->events().countAfter(4, {}), 0);
 }
 
 TEST_F(JournalTest, DeliveredHookProgressIsKeptPerSource) {
-  EXPECT_EQ(journal_->deliveredUpTo("dh-orders"), 0);
-  journal_->setDeliveredUpTo("dh-orders", 17);
-  journal_->setDeliveredUpTo("dh-orders", 20);
-  journal_->setDeliveredUpTo("tc-orders", 3);
+  EXPECT_EQ(journal_->ledger().deliveredUpTo("dh-orders"), 0);
+  journal_->ledger().setDeliveredUpTo("dh-orders", 17);
+  journal_->ledger().setDeliveredUpTo("dh-orders", 20);
+  journal_->ledger().setDeliveredUpTo("tc-orders", 3);
   reopen();
-  EXPECT_EQ(journal_->deliveredUpTo("dh-orders"), 20);
-  EXPECT_EQ(journal_->deliveredUpTo("tc-orders"), 3);
+  EXPECT_EQ(journal_->ledger().deliveredUpTo("dh-orders"), 20);
+  EXPECT_EQ(journal_->ledger().deliveredUpTo("tc-orders"), 3);
 }
 
 TEST_F(JournalTest, FileIsInWalModeWithFullSyncAndVersionedSchema) {
@@ -494,9 +499,9 @@ TEST_F(JournalTest, ConcurrentReadersSeeOnlyWholeCommits) {
   for (int r = 0; r < 3; ++r) {
     readers.emplace_back([&] {
       do {
-        const int64_t count = journal_->countAfter(0, {"writer"});
+        const int64_t count = journal_->events().countAfter(0, {"writer"});
         if (count % kBatchSize != 0) ++bad_counts;
-        const auto events = journal_->readAfter(0, {}, 100000);
+        const auto events = journal_->events().readAfter(0, {}, 100000);
         if (events.size() % kBatchSize != 0) ++bad_reads;
         for (size_t i = 0; i < events.size(); ++i) {
           if (events[i].sequence != static_cast<int64_t>(i) + 1) ++bad_reads;
@@ -511,7 +516,7 @@ TEST_F(JournalTest, ConcurrentReadersSeeOnlyWholeCommits) {
       for (int i = 0; i < kBatchSize; ++i) {
         batch.push_back(event(std::to_string(b * kBatchSize + i), kT1));
       }
-      journal_->commit("writer", batch, cursorAt(kT1, (b + 1) * kBatchSize));
+      journal_->events().commit("writer", batch, cursorAt(kT1, (b + 1) * kBatchSize));
     }
     writing = false;
   });
@@ -521,8 +526,8 @@ TEST_F(JournalTest, ConcurrentReadersSeeOnlyWholeCommits) {
   EXPECT_EQ(bad_counts.load(), 0);
   EXPECT_EQ(bad_reads.load(), 0);
   EXPECT_GE(observations.load(), 3);
-  EXPECT_EQ(journal_->countAfter(0, {"writer"}), kBatches * kBatchSize);
-  EXPECT_EQ(journal_->cursor("writer")->offset, kBatches * kBatchSize);
+  EXPECT_EQ(journal_->events().countAfter(0, {"writer"}), kBatches * kBatchSize);
+  EXPECT_EQ(journal_->events().cursor("writer")->offset, kBatches * kBatchSize);
 }
 
 }  // namespace

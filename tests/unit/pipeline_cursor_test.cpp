@@ -97,11 +97,11 @@ class CursorTest : public ::testing::Test {
   }
 
   CycleResult cycle(Remote& remote) {
-    CursorEngine engine("src", *journal_, settings_);
+    CursorEngine engine("src", journal_->events(), settings_);
     return engine.runCycle([&](const PageRequest& r) { return remote.fetch(r); }, stop_);
   }
 
-  std::vector<JournalEvent> events() { return journal_->readAfter(0, {}, 1000000); }
+  std::vector<JournalEvent> events() { return journal_->events().readAfter(0, {}, 1000000); }
 
   // key -> every version journalled, in journal order.
   std::map<std::string, std::vector<std::string>> versionsByKey() {
@@ -142,7 +142,7 @@ TEST_F(CursorTest, BackfillOfDistinctVersionsEndsAtTheNewest) {
   ASSERT_EQ(r.status, FERRY_OK) << r.error;
   EXPECT_EQ(r.new_events, 250);
   expectMatchesRemote(remote);
-  auto c = journal_->cursor("src");
+  auto c = journal_->events().cursor("src");
   ASSERT_TRUE(c);
   EXPECT_EQ(c->since, formatInstantMs(kBase + 249 * 1000 * kMs));
   // Sequences are strictly increasing in version order.
@@ -171,7 +171,7 @@ TEST_F(CursorTest, MoreTiedItemsThanAPageHoldsArePagedByOffset) {
   EXPECT_EQ(r.new_events, 260);
   EXPECT_GE(r.passes, 1) << "the tied instant must be read again before the cursor leaves it";
   expectMatchesRemote(remote);
-  EXPECT_EQ(journal_->cursor("src")->since, formatInstantMs(kBase + 10 * kMs));
+  EXPECT_EQ(journal_->events().cursor("src")->since, formatInstantMs(kBase + 10 * kMs));
 }
 
 TEST_F(CursorTest, ExactlyAPageOfTiedItemsAtTheEnd) {
@@ -201,10 +201,10 @@ TEST_F(CursorTest, EmptyPageLeavesTheCursorWhereItWas) {
   CycleResult r = cycle(remote);
   ASSERT_EQ(r.status, FERRY_OK);
   EXPECT_EQ(r.new_events, 0);
-  auto c = journal_->cursor("src");
+  auto c = journal_->events().cursor("src");
   // Either nothing was stored or the start_from instant: never the local clock.
   if (c) EXPECT_EQ(c->since, "2025-01-01T00:00:00.000Z");
-  CursorEngine engine("src", *journal_, settings_);
+  CursorEngine engine("src", journal_->events(), settings_);
   EXPECT_EQ(engine.currentCursor().since, "2025-01-01T00:00:00.000Z");
 }
 
@@ -287,7 +287,7 @@ TEST_F(CursorTest, AFailedPageKeepsTheCompletePagesBeforeIt) {
   // distinct items.
   EXPECT_EQ(events().size(), 199u);
   // The cursor stands at the newest item of the last complete page: nothing of page 3 counted.
-  EXPECT_EQ(journal_->cursor("src")->since, formatInstantMs(kBase + 198 * kMs));
+  EXPECT_EQ(journal_->events().cursor("src")->since, formatInstantMs(kBase + 198 * kMs));
   CycleResult resumed = cycle(remote);
   ASSERT_EQ(resumed.status, FERRY_OK) << resumed.error;
   expectMatchesRemote(remote);
@@ -303,7 +303,7 @@ TEST_F(CursorTest, LookbackCatchesALateCommitStampedBeforeTheCursor) {
   EXPECT_EQ(cycle(remote).new_events, 0) << "without look-back the late change is behind";
   settings_.lookback_ms = 5000;
   EXPECT_EQ(cycle(remote).new_events, 1);
-  EXPECT_EQ(journal_->cursor("src")->since, formatInstantMs(kBase + 9000 * kMs))
+  EXPECT_EQ(journal_->events().cursor("src")->since, formatInstantMs(kBase + 9000 * kMs))
       << "the look-back never moves the cursor back";
 }
 
@@ -312,7 +312,7 @@ TEST_F(CursorTest, ItemsOnlyEmittedInPartStillCountAsAFullPage) {
   // recognised and the cycle pages on.
   Remote remote;
   for (int i = 0; i < 150; ++i) remote.set(key(i), kBase + i * kMs);
-  CursorEngine engine("src", *journal_, settings_);
+  CursorEngine engine("src", journal_->events(), settings_);
   CycleResult r = engine.runCycle(
       [&](const PageRequest& q) {
         PageResult p = remote.fetch(q);

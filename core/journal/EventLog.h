@@ -1,0 +1,129 @@
+// The event log, the first part of the journal (Journal.h): events with their sequence, and per
+// source its cursor and the latest version of each key. Sources write it (CursorEngine), sinks
+// and the delivered hook read it, retention trims it, `ferry trace` and `ferry status` look into
+// it.
+//
+// Threading: every method is safe to call from any thread; implementations serialise writes.
+// Errors: storage failures throw JournalError (nothing of the failed call is stored).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "journal/JournalError.h"
+
+namespace ferry::core {
+
+// A change as the source runner hands it to the journal, already deduplicated.
+struct NewEvent {
+  std::string entity;
+  std::string key;
+  std::string version;     // exact text as received
+  int64_t version_ns = 0;  // the same, as an instant
+  std::string previous;    // "" for a key never seen
+  std::string body;
+  bool echo = false;
+};
+
+// A journalled change.
+struct JournalEvent {
+  int64_t sequence = 0;
+  std::string source;
+  std::string entity;
+  std::string key;
+  std::string version;
+  std::string previous;
+  std::string body;
+  bool echo = false;
+  int64_t fetched_at_ms = 0;
+  // "source/entity/key/version"
+  std::string idempotencyKey() const { return source + "/" + entity + "/" + key + "/" + version; }
+};
+
+// Where a source stands: ask from `since`, having taken `offset` items of that instant.
+struct Cursor {
+  std::string since;  // UTC "YYYY-MM-DDThh:mm:ss.sssZ" or the exact version text it came from
+  int64_t since_ns = 0;
+  int64_t offset = 0;
+};
+
+struct KeyRef {
+  std::string entity;
+  std::string key;
+};
+
+struct VersionSeen {
+  std::string version;
+  int64_t version_ns = 0;
+};
+
+// Map key for latestVersions(): entity + '\x1f' + key.
+inline std::string versionMapKey(const std::string& entity, const std::string& key) {
+  return entity + '\x1f' + key;
+}
+
+// Transactions: commit() and resetCursor() each change events, latest versions and cursor in ONE
+// transaction of their own; nothing else in this part needs more than one statement's
+// consistency. The sink ledger (SinkLedger.h) copies events into dead letters inside its own
+// transaction, so a backend keeps both parts in one database.
+class EventLog {
+ public:
+  virtual ~EventLog() = default;
+
+  // --- written by sources --------------------------------------------------------------------
+
+  // The stored cursor of `source`, nullopt before its first commit.
+  virtual std::optional<Cursor> cursor(const std::string& source) = 0;
+
+  // The latest version seen for each of `keys` (absent when never seen), keyed by
+  // versionMapKey(entity, key).
+  virtual std::unordered_map<std::string, VersionSeen> latestVersions(
+      const std::string& source, const std::vector<KeyRef>& keys) = 0;
+
+  // In ONE transaction: appends `events` in order (assigning increasing sequences), records each
+  // one's version as the latest of its key, and stores `cursor`. Returns the last sequence
+  // assigned, or 0 when `events` is empty. Sequences are never reused, not even after purge().
+  // An event with an empty source, entity, key or version, or a cursor with a negative offset, is
+  // refused: JournalError, and nothing of the call is stored.
+  virtual int64_t commit(const std::string& source, const std::vector<NewEvent>& events,
+                         const Cursor& cursor) = 0;
+
+  // Operator actions. resetCursor sets the cursor (a backfill moves it back); with
+  // forget_versions the latest-version table of the source is cleared too, so that everything
+  // fetched again is delivered again (with the same idempotency keys). One transaction.
+  virtual void resetCursor(const std::string& source, const Cursor& cursor,
+                           bool forget_versions) = 0;
+
+  // All cursors (for `ferry status`).
+  virtual std::vector<std::pair<std::string, Cursor>> cursors() = 0;
+
+  // --- read by sinks and the delivered hook --------------------------------------------------
+
+  // Events with sequence > after, from `sources` (empty: every source), ascending, at most
+  // `limit`.
+  virtual std::vector<JournalEvent> readAfter(int64_t after,
+                                              const std::vector<std::string>& sources,
+                                              size_t limit) = 0;
+
+  // The highest sequence ever assigned (0 for an empty journal).
+  virtual int64_t lastSequence() = 0;
+
+  // How many events from `sources` (empty: all) lie after `after`.
+  virtual int64_t countAfter(int64_t after, const std::vector<std::string>& sources) = 0;
+
+  // --- retention and audit -------------------------------------------------------------------
+
+  // Deletes events with sequence <= `up_to_sequence` fetched before `fetched_before_ms`.
+  // Returns how many were deleted. Dead letters keep their copies (SinkLedger).
+  virtual int64_t purge(int64_t up_to_sequence, int64_t fetched_before_ms) = 0;
+
+  // The retained events whose key is `key` (any source and entity), oldest first (`ferry
+  // trace`). Scans the events table: an operator's question, not a hot path.
+  virtual std::vector<JournalEvent> eventsOfKey(const std::string& key) = 0;
+};
+
+}  // namespace ferry::core
