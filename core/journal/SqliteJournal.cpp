@@ -302,9 +302,6 @@ void SqliteJournal::configure() {
   // Before anything touches the file, so that the PRAGMAs below already wait for another
   // process's lock instead of failing at once.
   session_ << "PRAGMA busy_timeout = " + std::to_string(kBusyTimeoutMs), now;
-  // Event bodies are a kilobyte or more: larger pages mean fewer WAL frames (one write call each)
-  // per committed page of events. Only takes effect on a new file, before WAL mode is set.
-  session_ << "PRAGMA page_size = 16384", now;
   std::string mode;
   session_ << "PRAGMA journal_mode = WAL", into(mode), now;
   if (mode != "wal") {
