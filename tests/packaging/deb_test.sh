@@ -156,7 +156,7 @@ cpack -G DEB --config "$build/CPackConfig.cmake" -B "$work/pkg2" -D CPACK_DEBIAN
   > "$work/cpack2.log" 2>&1 || { cat "$work/cpack2.log"; fail "cpack (release 2) failed"; }
 : > "$work/systemctl.log"
 apt-get "${apt_path[@]}" install -y -q --no-install-recommends "$work"/pkg2/ferry_*-2_amd64.deb \
-  "$work"/pkg2/ferry-dev_*-2_all.deb > "$work/apt2.log" 2>&1 || { cat "$work/apt2.log"; fail "upgrade failed"; }
+  "$work"/pkg2/ferry-dev_*-2_amd64.deb > "$work/apt2.log" 2>&1 || { cat "$work/apt2.log"; fail "upgrade failed"; }
 dpkg-query -W -f='${Version}\n' ferry | grep -q -- '-2$' || fail "not upgraded"
 grep -q '^; edited by the operator$' /etc/ferry/ferry.ini || fail "upgrade lost the edited config"
 [ -f /var/lib/ferry/marker ] && [ -f /var/spool/ferry/marker ] || fail "upgrade lost the state"

@@ -37,9 +37,10 @@ class MappedLines : public ferry::Sink {
       for (const auto& h : mapper_.mapping().headers()) text += (text.empty() ? "" : "|") + h;
       text += "\n";
     }
-    ferry::mapping::Rows rows;
+    ferry::mapping::Rows rows(mapper_.mapping().columnCount());
     std::string error;
     for (size_t i = 0; i < batch.size(); ++i) {
+      rows.clear();  // map() appends
       if (!mapper_.map(batch[i], rows, error)) return ferry::WriteOutcome::fatal(i, error);
       for (size_t r = 0; r < rows.size(); ++r) {
         for (size_t c = 0; c < rows.columns(); ++c) text += (c ? "|" : "") + rows.at(r, c).text;
