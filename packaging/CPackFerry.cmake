@@ -105,14 +105,19 @@ set(CPACK_DEBIAN_RUNTIME_PACKAGE_CONTROL_EXTRA
 
 set(CPACK_DEBIAN_DEV_PACKAGE_NAME ferry-dev)
 set(CPACK_DEBIAN_DEV_PACKAGE_SECTION devel)
-set(CPACK_DEBIAN_DEV_PACKAGE_ARCHITECTURE all)
+# Architecture-dependent since it ships the static mapping library (libferry_mapping.a), which
+# links simdjson.
+set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS "libsimdjson-dev")
 set(CPACK_DEBIAN_DEV_PACKAGE_SHLIBDEPS OFF)
 # ferry (= <version>-<release>): set by CPackFerryProject.cmake at cpack time.
 set(CPACK_PROJECT_CONFIG_FILE ${FERRY_PACKAGING_DIR}/CPackFerryProject.cmake)
-set(CPACK_DEBIAN_DEV_PACKAGE_RECOMMENDS "cmake (>= 3.25), g++ (>= 4:12), make | ninja-build")
+set(CPACK_DEBIAN_DEV_PACKAGE_RECOMMENDS
+  "cmake (>= 3.25), g++ (>= 4:12), make | ninja-build, libgtest-dev")
 set(CPACK_DEBIAN_DEV_DESCRIPTION "Ferry plugin SDK
-Headers (C ABI and header-only C++ wrapper), the CMake package Ferry
-with ferry_add_plugin(), and an example sink
+Headers (C ABI and header-only C++ wrapper), the field mapping library
+of the CSV and SQL sinks (Ferry::mapping), the fake host to unit-test a
+plugin in-process (Ferry::testing), the CMake package Ferry with
+ferry_add_plugin(), and an example sink with its unit test
 (/usr/share/doc/ferry-dev/examples) to build Ferry plugins out of tree.")
 
 include(CPack)

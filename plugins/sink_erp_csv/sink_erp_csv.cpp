@@ -13,7 +13,7 @@
 // plugin state, recorded once per batch after the files are durable (see Written).
 #include <dirent.h>
 #include <fcntl.h>
-#include <ferry/common/Mapping.h>
+#include <ferry/mapping.hpp>
 #include <ferry/common/StateMap.h>
 #include <ferry/common/Tradecloud.h>
 #include <sys/stat.h>

@@ -27,7 +27,7 @@
 #include <Poco/Data/Statement.h>
 #include <Poco/Nullable.h>
 #include <ferry/instant.hpp>
-#include <ferry/common/Mapping.h>
+#include <ferry/mapping.hpp>
 
 #include <algorithm>
 #include <map>

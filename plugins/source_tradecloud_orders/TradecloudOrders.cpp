@@ -12,7 +12,7 @@
 // its durable state. Without a delivered version (first sight, or a version not yet through every
 // sink) nothing is an echo; a delivered version older than `previous` only makes the rule
 // stricter, never takes a real change for an echo.
-#include <ferry/common/Mapping.h>
+#include <ferry/mapping.hpp>
 #include <ferry/common/StateMap.h>
 #include <ferry/instant.hpp>
 #include <ferry/json.hpp>

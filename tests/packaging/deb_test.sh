@@ -53,7 +53,7 @@ trap cleanup EXIT
 step "cpack -G DEB in $build"
 cpack -G DEB --config "$build/CPackConfig.cmake" -B "$work/pkg1" > "$work/cpack1.log" 2>&1 ||
   { cat "$work/cpack1.log"; fail "cpack failed"; }
-deb=$(ls "$work"/pkg1/ferry_*_amd64.deb) dev=$(ls "$work"/pkg1/ferry-dev_*_all.deb)
+deb=$(ls "$work"/pkg1/ferry_*_amd64.deb) dev=$(ls "$work"/pkg1/ferry-dev_*_amd64.deb)
 echo "$deb"; echo "$dev"
 
 step "package contents and control fields"
@@ -70,6 +70,8 @@ if grep -E 'test_|loader_|test-plugins|broken' "$work/ferry.list" "$work/ferry-d
   fail "a test plugin is packaged"
 fi
 for f in ./usr/include/ferry/abi.h ./usr/include/ferry/plugin.hpp ./usr/include/ferry/version.h \
+         ./usr/include/ferry/mapping.hpp ./usr/include/ferry/testing/fake_host.hpp \
+         ./usr/lib/libferry_mapping.a \
          ./usr/share/cmake/Ferry/FerryConfig.cmake ./usr/share/cmake/Ferry/FerryConfigVersion.cmake \
          ./usr/share/cmake/Ferry/FerryPlugin.cmake ./usr/share/cmake/Ferry/FerryTargets.cmake \
          ./usr/share/doc/ferry-dev/examples/sink_json_lines/CMakeLists.txt; do
@@ -154,7 +156,7 @@ cpack -G DEB --config "$build/CPackConfig.cmake" -B "$work/pkg2" -D CPACK_DEBIAN
   > "$work/cpack2.log" 2>&1 || { cat "$work/cpack2.log"; fail "cpack (release 2) failed"; }
 : > "$work/systemctl.log"
 apt-get "${apt_path[@]}" install -y -q --no-install-recommends "$work"/pkg2/ferry_*-2_amd64.deb \
-  "$work"/pkg2/ferry-dev_*-2_all.deb > "$work/apt2.log" 2>&1 || { cat "$work/apt2.log"; fail "upgrade failed"; }
+  "$work"/pkg2/ferry-dev_*-2_amd64.deb > "$work/apt2.log" 2>&1 || { cat "$work/apt2.log"; fail "upgrade failed"; }
 dpkg-query -W -f='${Version}\n' ferry | grep -q -- '-2$' || fail "not upgraded"
 grep -q '^; edited by the operator$' /etc/ferry/ferry.ini || fail "upgrade lost the edited config"
 [ -f /var/lib/ferry/marker ] && [ -f /var/spool/ferry/marker ] || fail "upgrade lost the state"
@@ -171,6 +173,15 @@ cp -r /usr/share/doc/ferry-dev/examples/sink_json_lines "$work/example"
 gen=(); command -v make >/dev/null || gen=(-G Ninja)
 (cd "$work/example" && env -u CMAKE_PREFIX_PATH -u Ferry_DIR cmake "${gen[@]}" -S . -B build > "$work/ex-cmake.log" 2>&1 &&
   cmake --build build > "$work/ex-build.log" 2>&1) || { cat "$work"/ex-*.log; fail "the example does not build"; }
+# Its unit test: the built plugin in the installed fake host (Ferry::testing).
+(cd "$work/example/build" && ctest --output-on-failure > "$work/ex-test.log" 2>&1) ||
+  { cat "$work/ex-test.log"; fail "the example's unit test fails"; }
+grep -q "100% tests passed, 0 tests failed out of [1-9]" "$work/ex-test.log" ||
+  { cat "$work/ex-test.log"; fail "the example's unit test did not run"; }
+# An outsider's sink on the installed mapping library (Ferry::mapping), run below.
+cp -r "$here/mapping_sink" "$work/mapping_sink"
+(env -u CMAKE_PREFIX_PATH -u Ferry_DIR cmake "${gen[@]}" -S "$work/mapping_sink" -B "$work/mapping_sink/build" > "$work/ms.log" 2>&1 &&
+  cmake --build "$work/mapping_sink/build" >> "$work/ms.log" 2>&1) || { cat "$work/ms.log"; fail "the mapping sink does not build"; }
 grep -qx 'Ferry_DIR:PATH=/usr/share/cmake/Ferry' "$work/example/build/CMakeCache.txt" ||
   fail "the example did not use the installed SDK: $(grep Ferry_DIR "$work/example/build/CMakeCache.txt")"
 if grep -rq "$src" "$work/example/build/CMakeCache.txt" "$work/example/build"/*.ninja "$work/example/build"/Makefile 2>/dev/null; then
@@ -184,9 +195,10 @@ if cmake -S "$work/vcheck" -B "$work/vcheck/build" > "$work/vcheck.log" 2>&1; th
 fi
 grep -q "/usr/share/cmake/Ferry/FerryConfig.cmake, version: " "$work/vcheck.log" || { cat "$work/vcheck.log"; fail "no version mismatch message"; }
 
-step "run the installed ferry: test_source -> sink_json_lines"
+step "run the installed ferry: test_source -> sink_json_lines, sink_mapped_lines"
 mkdir -p "$work/plugins" "$work/run"
-cp "$work/example/build/sink_json_lines.so" "$build/test-plugins/test_source.so" "$work/plugins/"
+cp "$work/example/build/sink_json_lines.so" "$build/test-plugins/test_source.so" \
+  "$work/mapping_sink/build/sink_mapped_lines.so" "$work/plugins/"
 cat > "$work/run/ferry.ini" <<INI
 [host]
 journal = $work/run/journal.db
@@ -200,6 +212,11 @@ start_from = 2026-01-01T00:00:00Z
 [sink.jsonl]
 plugin = sink_json_lines
 path = $work/run/events.jsonl
+
+[sink.mapped]
+plugin = sink_mapped_lines
+path = $work/run/mapped.txt
+columns = id=/id; status=/status; total=amount(/total); version=\$version
 INI
 /usr/bin/ferry check --config "$work/run/ferry.ini"
 /usr/bin/ferry run --once --config "$work/run/ferry.ini" 2> "$work/run.log" || { cat "$work/run.log"; fail "ferry run --once"; }
@@ -217,6 +234,8 @@ assert events[0]["previous"] is None and events[0]["source"] == "orders" and eve
 assert events[0]["sequence"] < events[1]["sequence"]
 print(f"events.jsonl: {len(events)} lines as expected")
 PY
+printf 'id|status|total|version\nord-2|new||2026-07-05T10:00:01.000Z\nord-1|confirmed|12.50|2026-07-05T10:05:00.000Z\n' > "$work/mapped.want"
+diff -u "$work/mapped.want" "$work/run/mapped.txt" || fail "the mapping sink wrote other rows"
 
 step "a plugin built for another ABI is refused by name"
 cp -r "$here/abi_mismatch" "$work/abi"
@@ -237,7 +256,7 @@ step "purge leaves nothing behind"
 : > "$work/systemctl.log"
 apt-get "${apt_path[@]}" purge -y -q ferry-dev ferry > "$work/purge.log" 2>&1 || { cat "$work/purge.log"; fail "purge failed"; }
 for p in /etc/ferry /var/lib/ferry /var/spool/ferry /usr/lib/ferry /lib/systemd/system/ferry.service \
-         /usr/bin/ferry /usr/include/ferry /usr/share/cmake/Ferry /usr/share/doc/ferry /usr/share/doc/ferry-dev; do
+         /usr/bin/ferry /usr/include/ferry /usr/lib/libferry_mapping.a /usr/share/cmake/Ferry /usr/share/doc/ferry /usr/share/doc/ferry-dev; do
   [ ! -e "$p" ] || fail "$p is left after purge"
 done
 if dpkg-statoverride --list | grep -q ferry; then fail "statoverrides left: $(dpkg-statoverride --list | grep ferry)"; fi

@@ -1,6 +1,6 @@
-// The field mapping language (plugins/common): what a user writes in `columns` and `rows`, and
-// the cells a body turns into.
-#include <ferry/common/Mapping.h>
+// The field mapping language (the SDK's Ferry::mapping, <ferry/mapping.hpp>): what a user writes
+// in `columns` and `rows`, and the cells a body turns into.
+#include <ferry/mapping.hpp>
 #include <gtest/gtest.h>
 
 #include <map>

@@ -1,4 +1,4 @@
-#include <ferry/common/Mapping.h>
+#include <ferry/mapping.hpp>
 #include <ferry/common/Tradecloud.h>
 #include <ferry/json.hpp>
 

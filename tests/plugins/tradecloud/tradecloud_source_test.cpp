@@ -12,7 +12,7 @@
 #include <Poco/Net/HTTPResponse.h>
 #include <Poco/StreamCopier.h>
 #include <fcntl.h>
-#include <ferry/common/Mapping.h>
+#include <ferry/mapping.hpp>
 #include <ferry/common/Tradecloud.h>
 #include <signal.h>
 #include <sys/wait.h>

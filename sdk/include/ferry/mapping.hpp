@@ -1,6 +1,6 @@
-// The field mapping language shared by the table-shaped sinks (sink_erp_csv now, sink_sql later):
-// a spec, parsed once when the sink is created, that turns one event's JSON body into rows of
-// string cells. The syntax is described in plugins/common/README.md; in short
+// The field mapping language of the table-shaped sinks (sink_erp_csv, sink_sql, and any outsider's
+// sink that links Ferry::mapping): a spec, parsed once when the sink is created, that turns one event's JSON body into rows of
+// string cells. The syntax is described in sdk/README.md ("The mapping library"); in short
 //
 //   rows    = /items                  (optional: one row per element of that array)
 //   columns = order=^/orderNumber; product=/productName; total=amount(/totalPrice)

@@ -1,4 +1,4 @@
-#include <ferry/common/Mapping.h>
+#include <ferry/mapping.hpp>
 #include <ferry/instant.hpp>
 #include <simdjson.h>
 

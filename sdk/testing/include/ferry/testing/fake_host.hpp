@@ -1,0 +1,735 @@
+// Ferry's fake host: unit-test a plugin in-process, without running ferry (header-only, target
+// Ferry::testing). It builds a ferry_host_api table and one context per instance, and plays the
+// host's part of the ABI:
+//
+//   ferry::testing::FakeHost host;
+//   auto plugin = ferry::testing::Plugin::load("build/sink_json_lines.so");  // or Plugin(&entry)
+//   auto sink = host.create(plugin, {{"path", "/tmp/x/out.jsonl"}});
+//   ferry::WriteOutcome o = sink.write({{.key = "1", .version = "2026-01-01T00:00:00Z",
+//                                        .body = R"({"id":"1"})"}});
+//
+// - Options are resolved like the host does: defaults applied, `required`, `choices` and the
+//   types checked, bool/duration/instant/list values normalised (durations to milliseconds,
+//   "now" to the current instant). An undeclared option is an error (the real host also accepts
+//   its own settings such as `interval`; declare them to receive them).
+// - HTTP goes to a handler the test sets with onHttp() (request -> CannedResponse); every request
+//   is recorded (requests()). Without a handler no response arrives (status 0, transient).
+// - Durable state lives per instance name in the FakeHost and outlives the instance: create the
+//   instance again under the same name to see what a restart sees. Shared state lives per scope.
+// - Log lines, counters and gauges are captured; rate limits are recorded but never wait.
+// - Calls run on the test's thread, one at a time; the host API is thread-safe (a plugin may call
+//   it from threads of its own).
+#pragma once
+
+#include <dlfcn.h>
+#include <ferry/abi.h>
+#include <ferry/instant.hpp>
+#include <ferry/plugin.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace ferry::testing {
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+// The first header of that name (case-insensitive), or nullopt.
+inline std::optional<std::string> findHeader(const Headers& headers, std::string_view name) {
+  for (const auto& [n, v] : headers) {
+    if (n.size() == name.size() &&
+        std::equal(n.begin(), n.end(), name.begin(), [](char a, char b) {
+          return std::tolower(static_cast<unsigned char>(a)) ==
+                 std::tolower(static_cast<unsigned char>(b));
+        }))
+      return v;
+  }
+  return std::nullopt;
+}
+
+// A request as the plugin sent it.
+struct HttpCall {
+  std::string instance;  // the name of the instance that sent it
+  std::string method;
+  std::string url;
+  Headers headers;
+  std::string body;
+  int64_t timeout_ms = 0;
+  std::string rate_key;  // empty: none
+  bool tls_verify = true;
+  std::optional<std::string> header(std::string_view name) const {
+    return findHeader(headers, name);
+  }
+};
+
+// The answer a test's handler gives. `status` 0 means that no response arrived (`error` says
+// why). `transient` and `retry_after_ms` are derived as the host does: 0, 408, 425, 429 and 5xx
+// are transient; Retry-After in seconds is honoured (an HTTP date is not: -1).
+struct CannedResponse {
+  int status = 200;
+  Headers headers;
+  std::string body;
+  std::string error;
+
+  static CannedResponse json(int status, std::string body) {
+    return {status, {{"Content-Type", "application/json"}}, std::move(body), {}};
+  }
+  static CannedResponse noResponse(std::string error) { return {0, {}, {}, std::move(error)}; }
+};
+
+struct LogLine {
+  std::string instance;
+  ferry_log_level level;
+  std::string message;
+};
+
+// An item a source emitted, copied.
+struct EmittedItem {
+  std::string entity;
+  std::string key;
+  std::string version;
+  std::string body;
+  bool echo = false;
+};
+
+// What fetch() answered. On a non-OK status the host would keep none of `items`.
+struct FetchOutcome {
+  ferry_status status = FERRY_OK;
+  std::string message;
+  int64_t retry_after_ms = -1;
+  uint32_t received = 0;  // what the plugin reported (the number emitted when it left it unset)
+  std::vector<EmittedItem> items;
+};
+
+// What create() (via CreateError), check() and delivered() answered.
+struct CallOutcome {
+  ferry_status status = FERRY_OK;
+  std::string message;
+  int64_t retry_after_ms = -1;
+  bool ok() const { return status == FERRY_OK; }
+};
+
+// A journalled event as a test describes it; the fake host fills the rest like the journal does.
+// Written with designated initializers: {.key = "1", .version = "…Z", .body = "{…}"}.
+struct TestEvent {
+  std::string key{};
+  std::string version{};
+  std::string body{};
+  std::string previous{};         // "" for a key never seen before
+  std::string entity = "order";
+  std::string source = "source";  // the source instance's name
+  bool echo = false;
+  int64_t sequence = 0;           // 0: the next number (strictly increasing per FakeHost)
+  std::string idempotency_key{};  // empty: "source/entity/key/version"
+};
+
+// create() failed: the status and message the plugin gave (or the option the fake host refused).
+class CreateError : public ferry::Error {
+ public:
+  using ferry::Error::Error;
+};
+
+// A plugin's descriptor: from the entry symbol of a plugin compiled into the test
+// (Plugin(&ferry_plugin_entry)) or from a library loaded with dlopen (Plugin::load(path)). The
+// descriptor is checked like the host checks it. Copies share the library, which is closed when
+// the last copy (and every instance made from it) is gone.
+class Plugin {
+ public:
+  explicit Plugin(ferry_entry_fn entry) : Plugin(nullptr, entry, "the linked plugin") {}
+
+  static Plugin load(const std::string& path) {
+    void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (handle == nullptr) throw std::runtime_error("cannot load plugin " + path + ": " + ::dlerror());
+    std::shared_ptr<void> owned(handle, [](void* h) { ::dlclose(h); });
+    void* symbol = ::dlsym(handle, FERRY_ENTRY_SYMBOL_NAME);
+    if (symbol == nullptr)
+      throw std::runtime_error("plugin " + path + " has no entry symbol " FERRY_ENTRY_SYMBOL_NAME);
+    return Plugin(std::move(owned), reinterpret_cast<ferry_entry_fn>(symbol), path);
+  }
+
+  const ferry_plugin_descriptor& descriptor() const { return *descriptor_; }
+  std::string_view name() const { return descriptor_->name; }
+
+ private:
+  Plugin(std::shared_ptr<void> library, ferry_entry_fn entry, const std::string& what)
+      : library_(std::move(library)), descriptor_(entry()) {
+    const auto* d = descriptor_;
+    if (d == nullptr) throw std::runtime_error(what + ": the entry symbol returned no descriptor");
+    if (d->abi_version != FERRY_ABI_VERSION)
+      throw std::runtime_error(what + " speaks plugin ABI " + std::to_string(d->abi_version) +
+                               ", these headers " + std::to_string(FERRY_ABI_VERSION));
+    if (d->struct_size < sizeof(ferry_plugin_descriptor) || d->name == nullptr ||
+        d->create == nullptr || d->destroy == nullptr ||
+        (d->kind == FERRY_KIND_SOURCE) != (d->source != nullptr && d->source->fetch != nullptr) ||
+        (d->kind == FERRY_KIND_SINK) != (d->sink != nullptr && d->sink->write != nullptr))
+      throw std::runtime_error(what + ": malformed descriptor");
+  }
+
+  std::shared_ptr<void> library_;
+  const ferry_plugin_descriptor* descriptor_;
+};
+
+class FakeHost;
+
+namespace detail {
+
+// What the host keeps per instance; its address is the instance's ferry_host_ctx*.
+struct Context {
+  FakeHost* host;
+  std::string name;
+  std::string error;
+  int64_t retry_after_ms = -1;
+  std::vector<EmittedItem>* items = nullptr;  // set during fetch()
+};
+
+inline Context& context(ferry_host_ctx* ctx) { return *reinterpret_cast<Context*>(ctx); }
+
+// A response owned by the fake host, released by http_free().
+struct OwnedResponse {
+  ferry_http_response raw{};
+  CannedResponse canned;
+  std::vector<ferry_header> headers;
+};
+
+inline std::string lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+inline std::string trim(std::string_view s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  return std::string(s);
+}
+
+// A duration as the host reads it ("250ms", "20s", "5m", "1h", "2d", bare seconds) in ms.
+inline std::optional<int64_t> durationMs(std::string_view text) {
+  int64_t n = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (ec != std::errc() || n < 0) return std::nullopt;
+  std::string_view unit(end, static_cast<size_t>(text.data() + text.size() - end));
+  if (unit == "ms") return n;
+  if (unit.empty() || unit == "s") return n * 1000;
+  if (unit == "m") return n * 60'000;
+  if (unit == "h") return n * 3'600'000;
+  if (unit == "d") return n * 86'400'000;
+  return std::nullopt;
+}
+
+// One option's value resolved the host's way, or an error message.
+inline std::string resolve(const ferry_option_def& def, const std::string& text) {
+  auto bad = [&](const std::string& what) {
+    return CreateError(FERRY_FATAL, "option '" + std::string(def.name) + "' = '" +
+                                        (def.secret ? "***" : text) + "': " + what);
+  };
+  if (def.choices != nullptr) {
+    std::string_view all = def.choices;
+    bool found = false;
+    for (size_t start = 0; start <= all.size();) {
+      size_t bar = std::min(all.find('|', start), all.size());
+      if (all.substr(start, bar - start) == text) found = true;
+      start = bar + 1;
+    }
+    if (!found) throw bad(std::string("not one of ") + def.choices);
+  }
+  switch (def.type) {
+    case FERRY_OPT_INT: {
+      int64_t n = 0;
+      auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+      if (ec != std::errc() || end != text.data() + text.size()) throw bad("not an integer");
+      return text;
+    }
+    case FERRY_OPT_BOOL: {
+      std::string v = lower(text);
+      if (v == "true" || v == "yes" || v == "on" || v == "1") return "true";
+      if (v == "false" || v == "no" || v == "off" || v == "0") return "false";
+      throw bad("not a boolean (true/false, yes/no, on/off, 1/0)");
+    }
+    case FERRY_OPT_DOUBLE: {
+      size_t used = 0;
+      try {
+        (void)std::stod(text, &used);
+      } catch (const std::exception&) {
+      }
+      if (used == 0 || used != text.size()) throw bad("not a number");
+      return text;
+    }
+    case FERRY_OPT_DURATION: {
+      auto ms = durationMs(text);
+      if (!ms) throw bad("not a duration (250ms, 20s, 5m, 1h, 2d or seconds)");
+      return std::to_string(*ms);
+    }
+    case FERRY_OPT_INSTANT: {
+      if (text == "now") return ferry::instant::nowText();
+      auto ns = ferry::instant::parseNs(text);
+      if (!ns) throw bad("not an instant with a zone (2025-04-23T10:01:53.812Z) or 'now'");
+      return ferry::instant::formatMs(*ns);
+    }
+    case FERRY_OPT_LIST: {
+      std::string out;
+      for (size_t start = 0; start <= text.size();) {
+        size_t comma = std::min(text.find(',', start), text.size());
+        std::string item = trim(std::string_view(text).substr(start, comma - start));
+        if (!item.empty()) out += (out.empty() ? "" : ",") + item;
+        start = comma + 1;
+      }
+      return out;
+    }
+    default:
+      return text;
+  }
+}
+
+}  // namespace detail
+
+// One plugin instance, made by FakeHost::create(); destroyed (descriptor's destroy()) with it.
+// Move-only. The FakeHost must outlive it.
+class Instance {
+ public:
+  Instance(Instance&& o) noexcept
+      : plugin_(std::move(o.plugin_)), ctx_(std::move(o.ctx_)), self_(std::exchange(o.self_, nullptr)) {}
+  Instance& operator=(Instance&&) = delete;
+  ~Instance() {
+    if (self_ != nullptr) plugin_.descriptor().destroy(self_);
+  }
+
+  const std::string& name() const { return ctx_->name; }
+  void* raw() const { return self_; }
+
+  // Sources: fetches one page ("items at or after `since`, skipping `offset`, at most `limit`")
+  // and collects what the plugin emits.
+  FetchOutcome fetch(const std::string& since = "1970-01-01T00:00:00.000Z", uint32_t offset = 0,
+                     uint32_t limit = 100) {
+    const auto* api = source();
+    auto ns = ferry::instant::parseNs(since);
+    if (!ns) throw std::invalid_argument("fetch(): since is not an instant: " + since);
+    std::string since_text = ferry::instant::formatMs(*ns);
+    ferry_fetch_request request{sizeof(ferry_fetch_request), since_text.c_str(),
+                                ferry::instant::detail::floorDiv(*ns, 1'000'000), offset, limit};
+    ferry_fetch_result result{sizeof(ferry_fetch_result), UINT32_MAX};
+    FetchOutcome out;
+    begin();
+    ctx_->items = &out.items;
+    out.status = api->fetch(self_, &request, &result);
+    ctx_->items = nullptr;
+    out.received = result.received == UINT32_MAX ? static_cast<uint32_t>(out.items.size())
+                                                 : result.received;
+    finish(out.status, out.message, out.retry_after_ms);
+    return out;
+  }
+
+  // Sources: whether the plugin has a delivered() hook and, as configured, wants it.
+  bool wantsDelivered() const {
+    const auto* api = source();
+    if (api->delivered == nullptr) return false;
+    return api->wants_delivered == nullptr || api->wants_delivered(self_) != 0;
+  }
+
+  // Sources: the delivered() hook for one event (an error when the plugin has none).
+  CallOutcome delivered(const TestEvent& event) {
+    const auto* api = source();
+    if (api->delivered == nullptr) throw std::logic_error(name() + " has no delivered() hook");
+    auto events = journal({event});
+    auto raw = view(events);
+    begin();
+    CallOutcome out;
+    out.status = api->delivered(self_, raw.data());
+    finish(out.status, out.message, out.retry_after_ms);
+    return out;
+  }
+
+  // Sinks: writes a batch. On OK `done` is the batch's size.
+  ferry::WriteOutcome write(const std::vector<TestEvent>& batch) {
+    const auto* d = &plugin_.descriptor();
+    if (d->sink == nullptr) throw std::logic_error(name() + " is not a sink");
+    auto events = journal(batch);
+    auto raw = view(events);
+    ferry_write_result result{sizeof(ferry_write_result), 0};
+    begin();
+    ferry::WriteOutcome out;
+    out.status = d->sink->write(self_, raw.data(), raw.size(), &result);
+    out.done = out.status == FERRY_OK ? raw.size() : result.done;
+    finish(out.status, out.message, out.retry_after_ms);
+    return out;
+  }
+
+  // `ferry check --connect`: the plugin's check(), OK when it has none.
+  CallOutcome check() {
+    const auto* d = &plugin_.descriptor();
+    auto fn = d->source != nullptr ? d->source->check : d->sink->check;
+    CallOutcome out;
+    if (fn == nullptr) return out;
+    begin();
+    out.status = fn(self_);
+    finish(out.status, out.message, out.retry_after_ms);
+    return out;
+  }
+
+ private:
+  friend class FakeHost;
+  Instance(Plugin plugin, std::unique_ptr<detail::Context> ctx, void* self)
+      : plugin_(std::move(plugin)), ctx_(std::move(ctx)), self_(self) {}
+
+  const ferry_source_api* source() const {
+    const auto* api = plugin_.descriptor().source;
+    if (api == nullptr) throw std::logic_error(name() + " is not a source");
+    return api;
+  }
+  void begin() {
+    ctx_->error.clear();
+    ctx_->retry_after_ms = -1;
+  }
+  void finish(ferry_status status, std::string& message, int64_t& retry_after_ms) const {
+    if (status != FERRY_OK) message = ctx_->error;
+    retry_after_ms = ctx_->retry_after_ms;
+  }
+  std::vector<TestEvent> journal(const std::vector<TestEvent>& batch) const;
+  static std::vector<ferry_event> view(const std::vector<TestEvent>& events) {
+    std::vector<ferry_event> raw;
+    raw.reserve(events.size());
+    for (const auto& e : events)
+      raw.push_back({sizeof(ferry_event), e.sequence, e.source.c_str(), e.entity.c_str(),
+                     e.key.c_str(), e.version.c_str(), e.previous.c_str(), e.body.c_str(),
+                     e.body.size(), e.echo ? 1 : 0, e.idempotency_key.c_str()});
+    return raw;
+  }
+
+  Plugin plugin_;
+  std::unique_ptr<detail::Context> ctx_;
+  void* self_;
+};
+
+class FakeHost {
+ public:
+  using HttpHandler = std::function<CannedResponse(const HttpCall&)>;
+
+  FakeHost() = default;
+  FakeHost(const FakeHost&) = delete;
+  FakeHost& operator=(const FakeHost&) = delete;
+
+  // Creates an instance named `name` with these options (config syntax, before resolution).
+  // Throws CreateError for an option the host would refuse and for a create() that fails.
+  Instance create(const Plugin& plugin, const std::map<std::string, std::string>& options = {},
+                  const std::string& name = "test") {
+    const auto& d = plugin.descriptor();
+    for (const auto& [key, value] : options) {
+      bool declared = false;
+      for (size_t i = 0; i < d.option_count; ++i) declared |= key == d.options[i].name;
+      if (!declared)
+        throw CreateError(FERRY_FATAL, "plugin '" + std::string(d.name) +
+                                           "' has no option '" + key + "'");
+    }
+    std::vector<std::string> names, values;
+    std::vector<bool> set;
+    for (size_t i = 0; i < d.option_count; ++i) {
+      const auto& def = d.options[i];
+      auto given = options.find(def.name);
+      names.emplace_back(def.name);
+      if (given != options.end()) {
+        values.push_back(detail::resolve(def, given->second));
+        set.push_back(true);
+      } else if (def.required) {
+        throw CreateError(FERRY_FATAL, "plugin '" + std::string(d.name) + "': option '" +
+                                           def.name + "' is required");
+      } else if (def.default_value != nullptr) {
+        values.push_back(detail::resolve(def, def.default_value));
+        set.push_back(true);
+      } else {
+        values.emplace_back();
+        set.push_back(false);
+      }
+    }
+    std::vector<ferry_option_value> resolved;
+    for (size_t i = 0; i < names.size(); ++i)
+      resolved.push_back({sizeof(ferry_option_value), names[i].c_str(),
+                          set[i] ? values[i].c_str() : nullptr});
+
+    auto ctx = std::make_unique<detail::Context>();
+    ctx->host = this;
+    ctx->name = name;
+    void* self = nullptr;
+    ferry_status s = d.create(&api_, reinterpret_cast<ferry_host_ctx*>(ctx.get()),
+                              resolved.data(), resolved.size(), &self);
+    if (s != FERRY_OK) throw CreateError(s, ctx->error);
+    return Instance(plugin, std::move(ctx), self);
+  }
+
+  // The handler every HTTP request goes to (replaces the previous one).
+  void onHttp(HttpHandler handler) {
+    std::lock_guard lock(mutex_);
+    handler_ = std::move(handler);
+  }
+  // Every request sent so far, in order.
+  std::vector<HttpCall> requests() const {
+    std::lock_guard lock(mutex_);
+    return requests_;
+  }
+
+  // An instance's durable state (by instance name); the test may seed or inspect it.
+  std::map<std::string, std::string>& state(const std::string& instance = "test") {
+    std::lock_guard lock(mutex_);
+    return state_[instance];
+  }
+  // The shared state of a scope.
+  std::map<std::string, std::string>& shared(const std::string& scope) {
+    std::lock_guard lock(mutex_);
+    return shared_[scope].values;
+  }
+
+  std::vector<LogLine> logs() const {
+    std::lock_guard lock(mutex_);
+    return logs_;
+  }
+  // Whether a captured log line contains `text`.
+  bool logged(std::string_view text) const {
+    std::lock_guard lock(mutex_);
+    return std::any_of(logs_.begin(), logs_.end(), [&](const LogLine& l) {
+      return l.message.find(text) != std::string::npos;
+    });
+  }
+
+  // Counters and gauges by "instance/name".
+  double counter(const std::string& name, const std::string& instance = "test") const {
+    std::lock_guard lock(mutex_);
+    auto it = counters_.find(instance + "/" + name);
+    return it == counters_.end() ? 0 : it->second;
+  }
+  std::optional<double> gauge(const std::string& name, const std::string& instance = "test") const {
+    std::lock_guard lock(mutex_);
+    auto it = gauges_.find(instance + "/" + name);
+    return it == gauges_.end() ? std::nullopt : std::optional<double>(it->second);
+  }
+
+  // Rate limits as first defined, and how many tokens each key granted.
+  std::optional<std::vector<ferry_rate_rule>> rateLimit(const std::string& key) const {
+    std::lock_guard lock(mutex_);
+    auto it = limits_.find(key);
+    return it == limits_.end() ? std::nullopt : std::optional(it->second);
+  }
+  int acquired(const std::string& key) const {
+    std::lock_guard lock(mutex_);
+    auto it = acquired_.find(key);
+    return it == acquired_.end() ? 0 : it->second;
+  }
+
+  // What stopping() answers (and rate_acquire() then refuses).
+  void setStopping(bool stopping) {
+    std::lock_guard lock(mutex_);
+    stopping_ = stopping;
+  }
+
+  const ferry_host_api* api() const { return &api_; }
+
+ private:
+  friend class Instance;
+
+  struct Scope {
+    std::map<std::string, std::string> values;
+    std::recursive_mutex lock;
+  };
+
+  static FakeHost& of(ferry_host_ctx* ctx) { return *detail::context(ctx).host; }
+
+  static void log(ferry_host_ctx* ctx, ferry_log_level level, const char* message) {
+    auto& c = detail::context(ctx);
+    std::lock_guard lock(c.host->mutex_);
+    c.host->logs_.push_back({c.name, level, message != nullptr ? message : ""});
+  }
+  static void setError(ferry_host_ctx* ctx, const char* message) {
+    detail::context(ctx).error = message != nullptr ? message : "";
+  }
+  static void setRetryAfter(ferry_host_ctx* ctx, int64_t ms) {
+    detail::context(ctx).retry_after_ms = ms;
+  }
+  static ferry_status emit(ferry_host_ctx* ctx, const ferry_item* item) {
+    auto& c = detail::context(ctx);
+    std::string problem;
+    if (c.items == nullptr) {
+      problem = "emit() outside fetch()";
+    } else if (item == nullptr || item->key == nullptr || *item->key == '\0') {
+      problem = "an item without key";
+    } else if (item->entity == nullptr || *item->entity == '\0') {
+      problem = "item '" + std::string(item->key) + "' without entity";
+    } else if (item->version == nullptr || !ferry::instant::parseNs(item->version)) {
+      problem = "item '" + std::string(item->key) + "': version '" +
+                (item->version != nullptr ? item->version : "") + "' is not an instant with a zone";
+    }
+    if (!problem.empty()) {
+      log(ctx, FERRY_LOG_ERROR, problem.c_str());
+      return FERRY_FATAL;
+    }
+    c.items->push_back({item->entity, item->key, item->version,
+                        std::string(item->body != nullptr ? item->body : "", item->body_len),
+                        item->echo != 0});
+    return FERRY_OK;
+  }
+  static ferry_status http(ferry_host_ctx* ctx, const ferry_http_request* request,
+                           ferry_http_response** response) {
+    auto& c = detail::context(ctx);
+    HttpCall call{c.name, request->method != nullptr ? request->method : "",
+                  request->url != nullptr ? request->url : "", {},
+                  std::string(request->body != nullptr ? request->body : "", request->body_len),
+                  request->timeout_ms, request->rate_key != nullptr ? request->rate_key : "",
+                  request->skip_tls_verify == 0};
+    for (size_t i = 0; i < request->header_count; ++i)
+      call.headers.emplace_back(request->headers[i].name, request->headers[i].value);
+    auto* owned = new detail::OwnedResponse;
+    *response = &owned->raw;
+    if (call.url.rfind("http://", 0) != 0 && call.url.rfind("https://", 0) != 0) {
+      owned->canned = CannedResponse::noResponse("bad URL '" + call.url + "'");
+      fill(*owned);
+      return FERRY_FATAL;
+    }
+    HttpHandler handler;
+    {
+      std::lock_guard lock(c.host->mutex_);
+      c.host->requests_.push_back(call);
+      handler = c.host->handler_;
+    }
+    owned->canned = handler ? handler(call)
+                            : CannedResponse::noResponse("the fake host has no HTTP handler");
+    fill(*owned);
+    return owned->raw.status == 0 ? FERRY_RETRY : FERRY_OK;
+  }
+  static void fill(detail::OwnedResponse& o) {
+    const auto& r = o.canned;
+    for (const auto& [n, v] : r.headers) o.headers.push_back({n.c_str(), v.c_str()});
+    int64_t retry_after = -1;
+    if (auto v = findHeader(r.headers, "Retry-After")) {
+      int64_t s = 0;
+      auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), s);
+      if (ec == std::errc() && end == v->data() + v->size()) retry_after = s * 1000;
+    }
+    bool transient = r.status == 0 || r.status == 408 || r.status == 425 || r.status == 429 ||
+                     r.status >= 500;
+    o.raw = {sizeof(ferry_http_response), r.status,          o.headers.data(),
+             o.headers.size(),            r.body.c_str(),    r.body.size(),
+             transient ? 1 : 0,           retry_after,       r.status == 0 ? r.error.c_str() : ""};
+  }
+  static void httpFree(ferry_host_ctx*, ferry_http_response* response) {
+    // raw is the first member: the response is the OwnedResponse.
+    delete reinterpret_cast<detail::OwnedResponse*>(response);
+  }
+  static void defineLimit(ferry_host_ctx* ctx, const char* key, const ferry_rate_rule* rules,
+                          size_t count) {
+    auto& h = of(ctx);
+    std::lock_guard lock(h.mutex_);
+    h.limits_.try_emplace(key, rules, rules + count);
+  }
+  static ferry_status acquire(ferry_host_ctx* ctx, const char* key) {
+    auto& h = of(ctx);
+    std::lock_guard lock(h.mutex_);
+    if (h.stopping_) return FERRY_RETRY;
+    ++h.acquired_[key];
+    return FERRY_OK;
+  }
+  static ferry_status get(const std::map<std::string, std::string>& values, const char* key,
+                          ferry_bytes_fn receive, void* user) {
+    auto it = values.find(key);
+    if (it == values.end()) return FERRY_FATAL;
+    receive(user, it->second.data(), it->second.size());
+    return FERRY_OK;
+  }
+  static void put(std::map<std::string, std::string>& values, const char* key, const char* value,
+                  size_t len) {
+    if (value == nullptr) {
+      values.erase(key);
+    } else {
+      values[key].assign(value, len);
+    }
+  }
+  static ferry_status stateGet(ferry_host_ctx* ctx, const char* key, ferry_bytes_fn receive,
+                               void* user) {
+    auto& c = detail::context(ctx);
+    std::lock_guard lock(c.host->mutex_);
+    return get(c.host->state_[c.name], key, receive, user);
+  }
+  static ferry_status stateSet(ferry_host_ctx* ctx, const char* key, const char* value,
+                               size_t len) {
+    auto& c = detail::context(ctx);
+    std::lock_guard lock(c.host->mutex_);
+    put(c.host->state_[c.name], key, value, len);
+    return FERRY_OK;
+  }
+  static ferry_status sharedGet(ferry_host_ctx* ctx, const char* scope, const char* key,
+                                ferry_bytes_fn receive, void* user) {
+    auto& h = of(ctx);
+    std::lock_guard lock(h.mutex_);
+    return get(h.shared_[scope].values, key, receive, user);
+  }
+  static ferry_status sharedSet(ferry_host_ctx* ctx, const char* scope, const char* key,
+                                const char* value, size_t len) {
+    auto& h = of(ctx);
+    std::lock_guard lock(h.mutex_);
+    put(h.shared_[scope].values, key, value, len);
+    return FERRY_OK;
+  }
+  std::recursive_mutex& scopeLock(const char* scope) {
+    std::lock_guard lock(mutex_);
+    return shared_[scope].lock;  // std::map nodes never move
+  }
+  static void sharedLock(ferry_host_ctx* ctx, const char* scope) { of(ctx).scopeLock(scope).lock(); }
+  static void sharedUnlock(ferry_host_ctx* ctx, const char* scope) {
+    of(ctx).scopeLock(scope).unlock();
+  }
+  static void counterAdd(ferry_host_ctx* ctx, const char* name, double delta) {
+    auto& c = detail::context(ctx);
+    std::lock_guard lock(c.host->mutex_);
+    c.host->counters_[c.name + "/" + name] += delta;
+  }
+  static void gaugeSet(ferry_host_ctx* ctx, const char* name, double value) {
+    auto& c = detail::context(ctx);
+    std::lock_guard lock(c.host->mutex_);
+    c.host->gauges_[c.name + "/" + name] = value;
+  }
+  static int isStopping(ferry_host_ctx* ctx) {
+    auto& h = of(ctx);
+    std::lock_guard lock(h.mutex_);
+    return h.stopping_ ? 1 : 0;
+  }
+
+  const ferry_host_api api_{FERRY_ABI_VERSION, sizeof(ferry_host_api), &log, &setError,
+                            &setRetryAfter, &emit, &http, &httpFree, &defineLimit, &acquire,
+                            &stateGet, &stateSet, &sharedGet, &sharedSet, &sharedLock,
+                            &sharedUnlock, &counterAdd, &gaugeSet, &isStopping};
+  mutable std::mutex mutex_;
+  HttpHandler handler_;
+  std::vector<HttpCall> requests_;
+  std::map<std::string, std::map<std::string, std::string>> state_;
+  std::map<std::string, Scope> shared_;
+  std::vector<LogLine> logs_;
+  std::map<std::string, double> counters_;
+  std::map<std::string, double> gauges_;
+  std::map<std::string, std::vector<ferry_rate_rule>> limits_;
+  std::map<std::string, int> acquired_;
+  bool stopping_ = false;
+  int64_t next_sequence_ = 1;
+};
+
+// The batch as the journal hands it over: sequences assigned, idempotency keys filled in.
+inline std::vector<TestEvent> Instance::journal(const std::vector<TestEvent>& batch) const {
+  std::vector<TestEvent> events = batch;
+  auto& host = *ctx_->host;
+  std::lock_guard lock(host.mutex_);
+  for (auto& e : events) {
+    if (e.sequence == 0) e.sequence = host.next_sequence_;
+    host.next_sequence_ = std::max(host.next_sequence_, e.sequence + 1);
+    if (e.idempotency_key.empty())
+      e.idempotency_key = e.source + "/" + e.entity + "/" + e.key + "/" + e.version;
+  }
+  return events;
+}
+
+}  // namespace ferry::testing
