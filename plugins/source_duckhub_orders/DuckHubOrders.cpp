@@ -2,6 +2,7 @@
 // algorithm (updatedSince, inclusive; keyset paging by the host), with an optional confirmation
 // of new orders once every sink has them.
 #include <ferry/instant.hpp>
+#include <ferry/json.hpp>
 #include <ferry/plugin.hpp>
 #include <simdjson.h>
 
@@ -183,7 +184,7 @@ class DuckHubOrders : public ferry::Source {
         throw ferry::Retry("GET /orders answered malformed JSON at item " +
                            std::to_string(received) + " (truncated or not an object)");
       if (received++ < skip) continue;
-      emitOrder(raw);
+      emitOrder(ferry::json::trimmed(raw));
     }
     return received > skip ? received - skip : 0;
   }

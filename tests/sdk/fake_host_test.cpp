@@ -166,6 +166,24 @@ TEST(FakeHostDuckHub, EmitsEachOrderOfACannedPageExactlyAsReceived) {
   EXPECT_TRUE(host.rateLimit("duckhub:http://duckhub.test").has_value());
 }
 
+// A page laid out with whitespace between its items: each body is the item exactly, without the
+// blanks around it.
+TEST(FakeHostDuckHub, BodiesCarryNoWhitespaceFromAroundTheItem) {
+  FakeHost host;
+  std::string a = order("1", "new", "2026-07-05T12:01:05.000Z");
+  std::string b = order("2", "new", "2026-07-05T12:01:06.000Z");
+  host.onHttp([&](const HttpCall&) {
+    return CannedResponse::json(200, page("\n    " + a + " ,\n    " + b + "\t\r\n  "));
+  });
+  auto source = host.create(Plugin::load(SOURCE_DUCKHUB_ORDERS_PLUGIN),
+                            {{"base_url", "http://duckhub.test/v1/"}, {"api_key", kApiKey}});
+  auto got = source.fetch("2026-07-05T12:00:00.000Z", 0, 50);
+  ASSERT_EQ(got.status, FERRY_OK) << got.message;
+  ASSERT_EQ(got.items.size(), 2u);
+  EXPECT_EQ(got.items[0].body, a);
+  EXPECT_EQ(got.items[1].body, b);
+}
+
 TEST(FakeHostDuckHub, ARefusedKeyStopsAndAnOverloadedServerIsRetriedLater) {
   FakeHost host;
   int status = 401;

@@ -396,6 +396,7 @@ uint32_t PageReader::read(
     std::string_view raw;
     if (element.get_object().get(object) || object.raw_json().get(raw))
       throw malformed("malformed JSON at item " + std::to_string(received));
+    raw = ferry::json::trimmed(raw);
     item_.assign(raw);
     simdjson::dom::element parsed;
     if (dom_.parse(item_).get(parsed))

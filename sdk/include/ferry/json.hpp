@@ -42,4 +42,14 @@ inline std::string quote(std::string_view text) {
   return out;
 }
 
+// `text` without the JSON whitespace (space, tab, CR, LF) around it. A parser's view of one
+// value of an array (simdjson's raw_json()) may carry the whitespace that follows it in the
+// page; an event body is the value exactly as received, without it.
+inline std::string_view trimmed(std::string_view text) {
+  auto space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
+  while (!text.empty() && space(text.front())) text.remove_prefix(1);
+  while (!text.empty() && space(text.back())) text.remove_suffix(1);
+  return text;
+}
+
 }  // namespace ferry::json
