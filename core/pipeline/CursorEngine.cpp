@@ -116,7 +116,7 @@ CycleResult CursorEngine::runCycle(const FetchPage& fetch, const std::atomic<boo
     if (stop.load()) {
       flush();
       settle();
-      result.status = FERRY_RETRY;
+      result.status = Status::Retry;
       result.error = "stopping";
       return result;
     }
@@ -126,7 +126,7 @@ CycleResult CursorEngine::runCycle(const FetchPage& fetch, const std::atomic<boo
     request.offset = offset;
     request.limit = limit;
     PageResult page = fetch(request);
-    if (page.status != FERRY_OK) {
+    if (page.status != Status::Ok) {
       // The pages before this one are complete and consistent with the cursor: keep them.
       flush();
       settle();

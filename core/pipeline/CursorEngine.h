@@ -2,8 +2,6 @@
 // through a function so that the algorithm is tested against any simulated remote.
 #pragma once
 
-#include <ferry/abi.h>
-
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -13,7 +11,8 @@
 
 #include "delivery/Handoff.h"
 #include "journal/EventLog.h"
-#include "pipeline/HostServices.h"
+#include "runtime/HostApi.h"
+#include "runtime/Outcome.h"
 
 namespace ferry::core {
 
@@ -25,7 +24,7 @@ struct PageRequest {
 };
 
 struct PageResult {
-  ferry_status status = FERRY_OK;
+  Status status = Status::Ok;
   std::vector<FetchedItem> items;
   uint32_t received = 0;  // items the remote returned (>= items.size() when some were filtered)
   std::string error;
@@ -43,7 +42,7 @@ struct CycleSettings {
 };
 
 struct CycleResult {
-  ferry_status status = FERRY_OK;
+  Status status = Status::Ok;
   std::string error;
   int64_t retry_after_ms = -1;
   int64_t pages = 0;

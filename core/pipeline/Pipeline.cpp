@@ -26,27 +26,14 @@ Pipeline::~Pipeline() {
   sinks_.clear();
 }
 
-InstanceHandle Pipeline::createInstance(const InstanceConfig& instance) {
+std::unique_ptr<Instance> Pipeline::createInstance(const InstanceConfig& instance) {
   auto plugin = plugins_.find(instance.plugin);
-  if (!plugin) throw ConfigError(config_.file + ": [" + instance.section + "] plugin: unknown plugin '" + instance.plugin + "'");
-  InstanceHandle h;
-  h.ctx = std::make_unique<ferry_host_ctx>(*services_, instance.name, instance.kind,
-                                           instance.secret_values);
-  // Only the plugin's own options are handed over (host settings it did not redeclare stay
-  // with the host), in declaration order.
-  std::vector<ferry_option_value> values;
-  for (const auto& def : plugin->options) {
-    const char* name = def.name;
-    const char* value = nullptr;
-    for (const auto& [k, v] : instance.resolved)
-      if (k == name && v) value = v->c_str();
-    values.push_back(ferry_option_value{sizeof(ferry_option_value), name, value});
-  }
-  ferry_host_ctx* ctx = h.ctx.get();
+  if (!plugin)
+    throw ConfigError(config_.file + ": [" + instance.section + "] plugin: unknown plugin '" +
+                      instance.plugin + "'");
   // The plugin's refusal names the option; the config file and section say where it is.
-  h.instance = PluginInstance::create(plugin, config_.file + ": [" + instance.section + "]",
-                                      hostApi(), ctx, values, [ctx] { return ctx->last_error; });
-  return h;
+  return Instance::create(plugin, config_.file + ": [" + instance.section + "]", *services_,
+                          instance.name, instance.kind, instance.secret_values, instance.resolved);
 }
 
 void Pipeline::create() {

@@ -49,7 +49,7 @@ class Pipeline {
   HostServices& services() { return *services_; }
 
  private:
-  InstanceHandle createInstance(const InstanceConfig& instance);
+  std::unique_ptr<Instance> createInstance(const InstanceConfig& instance);
 
   const Config& config_;
   const PluginRegistry& plugins_;

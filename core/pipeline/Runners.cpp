@@ -22,27 +22,11 @@ int64_t steadyNowMs() {
       .count();
 }
 
-const char* statusName(ferry_status s) {
-  switch (s) {
-    case FERRY_OK: return "OK";
-    case FERRY_RETRY: return "RETRY";
-    case FERRY_FATAL: return "FATAL";
-    case FERRY_AUTH: return "AUTH";
-    case FERRY_STOP: return "STOP";
-  }
-  return "unknown status";
-}
-
 // The status line of an instance stopped by `s` (AUTH, STOP or FATAL).
-std::string stoppedBecause(ferry_status s, const std::string& message) {
-  if (s == FERRY_AUTH) return "authentication refused: " + message;
-  if (s == FERRY_FATAL) return "fatal error: " + message;
+std::string stoppedBecause(Status s, const std::string& message) {
+  if (s == Status::Auth) return "authentication refused: " + message;
+  if (s == Status::Fatal) return "fatal error: " + message;
   return message;
-}
-
-std::string messageOr(const std::string& message, ferry_status s) {
-  return message.empty() ? std::string("plugin answered ") + statusName(s) + " without a message"
-                         : message;
 }
 
 }  // namespace
@@ -64,11 +48,11 @@ void StatusRecorder::record(const std::string& state, const std::string& message
 // SourceRunner
 // ---------------------------------------------------------------------------------------------
 
-SourceRunner::SourceRunner(const InstanceConfig& config, InstanceHandle handle,
+SourceRunner::SourceRunner(const InstanceConfig& config, std::unique_ptr<Instance> instance,
                            HostServices& services, CycleSettings cycle, BackoffPolicy backoff,
                            std::vector<std::string> routed_sinks)
     : name_(config.name),
-      handle_(std::move(handle)),
+      instance_(std::move(instance)),
       services_(services),
       engine_(config.name, services.event_log, std::move(cycle), &services.handoff),
       backoff_(backoff),
@@ -76,13 +60,7 @@ SourceRunner::SourceRunner(const InstanceConfig& config, InstanceHandle handle,
       routed_sinks_(std::move(routed_sinks)),
       rng_(std::random_device{}()),
       status_(services, config.name, "source") {
-  const ferry_source_api* api = handle_.instance->source();
-  has_hook_ = api->delivered != nullptr;
-  // wants_delivered was appended to the table: only read it when the plugin's table has it.
-  if (has_hook_ && api->struct_size >= offsetof(ferry_source_api, wants_delivered) +
-                                           sizeof(api->wants_delivered) &&
-      api->wants_delivered != nullptr)
-    has_hook_ = api->wants_delivered(handle_.instance->handle()) != 0;
+  has_hook_ = instance_->wantsDelivered();
 }
 
 SourceRunner::~SourceRunner() { join(); }
@@ -90,16 +68,14 @@ SourceRunner::~SourceRunner() { join(); }
 namespace {
 
 // The shared part of SourceRunner::check and SinkRunner::check.
-std::string checkInstance(InstanceHandle& handle, ferry_status (*check)(void*)) {
-  if (check == nullptr) return "";
-  handle.ctx->clearError();
-  ferry_status s = check(handle.instance->handle());
-  return s == FERRY_OK ? "" : stoppedBecause(s, messageOr(handle.ctx->last_error, s));
+std::string checkInstance(Instance& instance) {
+  Outcome o = instance.check();
+  return o.ok() ? "" : stoppedBecause(o.status, o.message);
 }
 
 }  // namespace
 
-std::string SourceRunner::check() { return checkInstance(handle_, handle_.instance->source()->check); }
+std::string SourceRunner::check() { return checkInstance(*instance_); }
 
 void SourceRunner::start(bool once) {
   finished_ = false;
@@ -142,29 +118,13 @@ bool SourceRunner::sleepFor(int64_t ms, bool wake_on_sink_progress) {
 
 PageResult SourceRunner::fetchPage(const PageRequest& request) {
   PageResult page;
-  ferry_host_ctx& ctx = *handle_.ctx;
-  ctx.clearError();
-  ctx.emit_error.clear();
-  ctx.page = &page.items;
-  ferry_fetch_request raw{sizeof(ferry_fetch_request), request.since.c_str(), request.since_ms,
-                          request.offset, request.limit};
-  ferry_fetch_result result{sizeof(ferry_fetch_result), UINT32_MAX};
-  page.status = handle_.instance->source()->fetch(handle_.instance->handle(), &raw, &result);
-  ctx.page = nullptr;
-  if (page.status == FERRY_OK && !ctx.emit_error.empty()) {
-    // The plugin ignored a refused emit: the page is incomplete, so it must not count.
-    page.status = FERRY_FATAL;
-    page.error = "emit refused: " + ctx.emit_error;
-  } else if (page.status != FERRY_OK) {
-    page.error = messageOr(ctx.emit_error.empty() ? ctx.last_error
-                                                  : ctx.last_error + " (" + ctx.emit_error + ")",
-                           page.status);
-    page.retry_after_ms = ctx.retry_after_ms;
-    page.items.clear();
-  }
-  page.received = result.received == UINT32_MAX ? static_cast<uint32_t>(page.items.size())
-                                                : result.received;
-  services_.metrics.add("source_pages_total", name_, page.status == FERRY_OK ? 1 : 0);
+  Outcome o =
+      instance_->fetch(request.since, request.since_ms, request.offset, request.limit, page.items);
+  page.status = o.status;
+  page.error = o.message;
+  page.retry_after_ms = o.retry_after_ms;
+  page.received = static_cast<uint32_t>(o.done);
+  services_.metrics.add("source_pages_total", name_, o.ok() ? 1 : 0);
   services_.metrics.add("source_items_total", name_, static_cast<double>(page.items.size()));
   return page;
 }
@@ -180,7 +140,7 @@ void SourceRunner::loop(bool once) {
     CycleResult r = runCycle(next_progress);
     services_.metrics.add("source_events_total", name_, static_cast<double>(r.new_events));
     if (services_.stopping.load()) break;
-    if (r.status == FERRY_OK) {
+    if (r.status == Status::Ok) {
       if (attempt > 0)
         services_.logger.information("source " + name_ + ": recovered after " +
                                      std::to_string(attempt) + " failed attempt(s)");
@@ -197,7 +157,7 @@ void SourceRunner::loop(bool once) {
       status("running", "");
       continue;
     }
-    if (r.status == FERRY_AUTH || r.status == FERRY_FATAL || r.status == FERRY_STOP) {
+    if (r.status == Status::Auth || r.status == Status::Fatal || r.status == Status::Stop) {
       failed_ = true;
       services_.logger.error("source " + name_ + ": stopped, " + stoppedBecause(r.status, r.error));
       status("stopped", stoppedBecause(r.status, r.error));
@@ -240,7 +200,7 @@ CycleResult SourceRunner::runCycle(int64_t& next_progress) {
     // cursor stays where the journal has it, and the cycle is retried like any transient error,
     // so the source recovers by itself once the journal does.
     CycleResult r;
-    r.status = FERRY_RETRY;
+    r.status = Status::Retry;
     r.error = std::string("journal: ") + e.what();
     r.new_events = committed;
     return r;
@@ -248,7 +208,7 @@ CycleResult SourceRunner::runCycle(int64_t& next_progress) {
 }
 
 void SourceRunner::processDelivered() {
-  if (!handle_.instance || !has_hook_) return;
+  if (!instance_ || !has_hook_) return;
   EventLog& log = services_.event_log;
   SinkLedger& ledger = services_.ledger;
   try {
@@ -263,29 +223,22 @@ void SourceRunner::processDelivered() {
       for (const auto& e : events) {
         if (e.sequence > up_to) break;
         if (!std::binary_search(dead.begin(), dead.end(), e.sequence)) {
-          std::string id = e.idempotencyKey();
-          ferry_event raw{sizeof(ferry_event), e.sequence,         e.source.c_str(),
-                          e.entity.c_str(),    e.key.c_str(),      e.version.c_str(),
-                          e.previous.c_str(),  e.body.c_str(),     e.body.size(),
-                          e.echo ? 1 : 0,      id.c_str()};
-          handle_.ctx->clearError();
-          const uint64_t requests_before = handle_.ctx->http_requests;
-          ferry_status s = handle_.instance->source()->delivered(handle_.instance->handle(), &raw);
-          if (s != FERRY_RETRY && handle_.ctx->http_requests != requests_before) {
+          Outcome o = instance_->delivered(e);
+          if (o.status != Status::Retry && o.reached_remote) {
             // The hook changed something at the remote (a DuckHub confirmation): its progress
             // is saved at once, so that a restart never repeats it.
             ledger.setDeliveredUpTo(name_, e.sequence);
             saved = e.sequence;
           }
-          if (s == FERRY_RETRY) {
-            services_.logger.warning("source " + name_ + ": delivered(" + id + ") will be retried: " +
-                                     messageOr(handle_.ctx->last_error, s));
+          if (o.status == Status::Retry) {
+            services_.logger.warning("source " + name_ + ": delivered(" + e.idempotencyKey() +
+                                     ") will be retried: " + o.message);
             blocked = true;
             break;
           }
-          if (s != FERRY_OK)
-            services_.logger.error("source " + name_ + ": delivered(" + id + ") failed: " +
-                                   messageOr(handle_.ctx->last_error, s));
+          if (!o.ok())
+            services_.logger.error("source " + name_ + ": delivered(" + e.idempotencyKey() +
+                                   ") failed: " + o.message);
         }
         reached = e.sequence;
       }
@@ -307,11 +260,11 @@ void SourceRunner::processDelivered() {
 // SinkRunner
 // ---------------------------------------------------------------------------------------------
 
-SinkRunner::SinkRunner(const InstanceConfig& config, InstanceHandle handle,
+SinkRunner::SinkRunner(const InstanceConfig& config, std::unique_ptr<Instance> instance,
                        HostServices& services, BackoffPolicy backoff,
                        std::vector<std::string> sources)
     : name_(config.name),
-      handle_(std::move(handle)),
+      instance_(std::move(instance)),
       services_(services),
       backoff_(backoff),
       sources_(std::move(sources)),
@@ -323,7 +276,7 @@ SinkRunner::SinkRunner(const InstanceConfig& config, InstanceHandle handle,
 
 SinkRunner::~SinkRunner() { join(); }
 
-std::string SinkRunner::check() { return checkInstance(handle_, handle_.instance->sink()->check); }
+std::string SinkRunner::check() { return checkInstance(*instance_); }
 
 void SinkRunner::start() {
   finished_ = false;
@@ -369,64 +322,35 @@ bool SinkRunner::sleepFor(int64_t ms) {
   return false;
 }
 
-ferry_status SinkRunner::write(const std::vector<const JournalEvent*>& events, size_t& done,
-                               std::string& message, int64_t& retry_after_ms) {
-  std::vector<std::string> ids;
-  std::vector<ferry_event> raw;
-  ids.reserve(events.size());
-  raw.reserve(events.size());
-  for (const JournalEvent* event : events) {
-    const JournalEvent& e = *event;
-    ids.push_back(e.idempotencyKey());
-    raw.push_back(ferry_event{sizeof(ferry_event), e.sequence, e.source.c_str(), e.entity.c_str(),
-                              e.key.c_str(), e.version.c_str(), e.previous.c_str(), e.body.c_str(),
-                              e.body.size(), e.echo ? 1 : 0, ids.back().c_str()});
-  }
-  handle_.ctx->clearError();
-  ferry_write_result result{sizeof(ferry_write_result), 0};
-  ferry_status s =
-      handle_.instance->sink()->write(handle_.instance->handle(), raw.data(), raw.size(), &result);
-  done = s == FERRY_OK ? events.size() : std::min(result.done, events.size());
-  message = messageOr(handle_.ctx->last_error, s);
-  retry_after_ms = handle_.ctx->retry_after_ms;
-  if (s == FERRY_FATAL && done >= events.size()) {
-    // FATAL must name an event inside the batch; treat the nonsense as transient.
-    s = FERRY_RETRY;
-    message = "plugin answered FATAL without naming an event in the batch: " + message;
-  }
-  return s;
-}
-
-SinkRunner::Outcome SinkRunner::deliverReplays() {
+SinkRunner::Step SinkRunner::deliverReplays() {
   SinkLedger& ledger = services_.ledger;
   auto replays = ledger.pendingReplays(name_, batch_size_);
-  if (replays.empty()) return Outcome::Idle;
+  if (replays.empty()) return Step::Idle;
   std::vector<const JournalEvent*> events;
   for (const auto& d : replays) events.push_back(&d.event);
-  size_t done = 0;
-  std::string message;
-  int64_t retry_after = -1;
-  ferry_status s = write(events, done, message, retry_after);
+  const Outcome w = instance_->write(events);
+  const size_t done = w.done;
+  const std::string& message = w.message;
   for (size_t i = 0; i < done; ++i) ledger.settleReplay(replays[i].id, std::nullopt);
-  if (s == FERRY_OK) {
+  if (w.ok()) {
     services_.logger.information("sink " + name_ + ": replayed " + std::to_string(done) +
                                  " dead letter(s)");
-    return Outcome::Progress;
+    return Step::Progress;
   }
-  if (s == FERRY_FATAL) {
+  if (w.status == Status::Fatal) {
     ledger.settleReplay(replays[done].id, message);
     services_.logger.error("sink " + name_ + ": replay of " + events[done]->idempotencyKey() +
                            " failed again: " + message);
-    return Outcome::Progress;
+    return Step::Progress;
   }
-  if (s == FERRY_AUTH || s == FERRY_STOP) {
+  if (w.status == Status::Auth || w.status == Status::Stop) {
     failed_ = true;
-    services_.logger.error("sink " + name_ + ": stopped, " + stoppedBecause(s, message));
-    status("stopped", stoppedBecause(s, message));
-    return Outcome::Stopped;
+    services_.logger.error("sink " + name_ + ": stopped, " + stoppedBecause(w.status, message));
+    status("stopped", stoppedBecause(w.status, message));
+    return Step::Stopped;
   }
-  backOff(message, retry_after);
-  return Outcome::Retry;
+  backOff(message, w.retry_after_ms);
+  return Step::Retry;
 }
 
 void SinkRunner::backOff(const std::string& message, int64_t retry_after_ms) {
@@ -439,11 +363,11 @@ void SinkRunner::backOff(const std::string& message, int64_t retry_after_ms) {
   sleepFor(delay);
 }
 
-SinkRunner::Outcome SinkRunner::deliverFeed() {
+SinkRunner::Step SinkRunner::deliverFeed() {
   EventLog& log = services_.event_log;
   SinkLedger& ledger = services_.ledger;
   EventBatch events = readFeed(services_.handoff, log, offset_, sources_, batch_size_);
-  if (events.empty()) return Outcome::Idle;
+  if (events.empty()) return Step::Idle;
 
   // A partial batch waits up to batch_delay for more events, so that a trickle still arrives in
   // batches while a backlog is written at once.
@@ -469,27 +393,26 @@ SinkRunner::Outcome SinkRunner::deliverFeed() {
     ledger.advanceSink(name_, batch_last, std::nullopt, {});
     offset_ = batch_last;
     services_.sink_advanced.notify();
-    return Outcome::Progress;
+    return Step::Progress;
   }
 
-  size_t done = 0;
-  std::string message;
-  int64_t retry_after = -1;
-  ferry_status s = write(to_write, done, message, retry_after);
+  const Outcome w = instance_->write(to_write);
+  const size_t done = w.done;
+  const std::string& message = w.message;
 
   auto delivered = [&](size_t count) -> std::optional<DeliveryRange> {
     if (count == 0) return std::nullopt;
     return DeliveryRange{to_write.front()->sequence, to_write[count - 1]->sequence,
                          std::to_string(count) + " event(s)"};
   };
-  if (s == FERRY_OK) {
+  if (w.ok()) {
     ledger.advanceSink(name_, batch_last, delivered(done), {});
     offset_ = batch_last;
     services_.metrics.add("sink_events_total", name_, static_cast<double>(done));
     services_.sink_advanced.notify();
-    return Outcome::Progress;
+    return Step::Progress;
   }
-  if (s == FERRY_FATAL) {
+  if (w.status == Status::Fatal) {
     // Events before `done` are durable, event `done` can never be written: dead-letter it and
     // go on with the next one. Skipped echoes between them are covered by the offset.
     const JournalEvent& dead = *to_write[done];
@@ -500,7 +423,7 @@ SinkRunner::Outcome SinkRunner::deliverFeed() {
     services_.metrics.add("sink_dead_letters_total", name_, 1);
     services_.metrics.add("sink_events_total", name_, static_cast<double>(done));
     services_.sink_advanced.notify();
-    return Outcome::Progress;
+    return Step::Progress;
   }
   if (done > 0) {
     ledger.advanceSink(name_, to_write[done - 1]->sequence, delivered(done), {});
@@ -509,14 +432,14 @@ SinkRunner::Outcome SinkRunner::deliverFeed() {
     // A transient error after progress is not a failure streak: the backoff starts over.
     attempt_ = 0;
   }
-  if (s == FERRY_AUTH || s == FERRY_STOP) {
+  if (w.status == Status::Auth || w.status == Status::Stop) {
     failed_ = true;
-    services_.logger.error("sink " + name_ + ": stopped, " + stoppedBecause(s, message));
-    status("stopped", stoppedBecause(s, message));
-    return Outcome::Stopped;
+    services_.logger.error("sink " + name_ + ": stopped, " + stoppedBecause(w.status, message));
+    status("stopped", stoppedBecause(w.status, message));
+    return Step::Stopped;
   }
-  backOff(message, retry_after);
-  return Outcome::Retry;
+  backOff(message, w.retry_after_ms);
+  return Step::Retry;
 }
 
 int64_t SinkRunner::sinkOffsetOr(int64_t fallback) {
@@ -543,10 +466,10 @@ void SinkRunner::loop() {
   int failures = 0;
   while (!services_.stopping.load()) {
     uint64_t seen = services_.new_events.generation();
-    Outcome o = Outcome::Idle;
+    Step o = Step::Idle;
     try {
       o = deliverReplays();
-      if (o == Outcome::Idle) o = deliverFeed();
+      if (o == Step::Idle) o = deliverFeed();
     } catch (const JournalError& e) {
       // The journal failed (disk full, I/O error): the offset stays where the journal has it,
       // and a batch the plugin already wrote is written again after recovery (sinks are
@@ -554,10 +477,10 @@ void SinkRunner::loop() {
       // the sink recover by itself once the journal does.
       offset_ = sinkOffsetOr(offset_);
       backOff(std::string("journal: ") + e.what(), -1);
-      o = Outcome::Retry;
+      o = Step::Retry;
     }
-    if (o == Outcome::Stopped) return;
-    if (o == Outcome::Retry) {
+    if (o == Step::Stopped) return;
+    if (o == Step::Retry) {
       ++failures;
       continue;
     }
@@ -568,7 +491,7 @@ void SinkRunner::loop() {
       attempt_ = 0;
       status("running", "");
     }
-    if (o == Outcome::Idle) {
+    if (o == Step::Idle) {
       status("idle", "");
       services_.new_events.waitFor(seen, kSliceMs * 5);
     }

@@ -13,9 +13,9 @@
 #include <vector>
 
 #include "config/Config.h"
-#include "loader/Loader.h"
 #include "pipeline/CursorEngine.h"
 #include "pipeline/HostServices.h"
+#include "runtime/Instance.h"
 #include "services/Backoff.h"
 
 namespace ferry::core {
@@ -35,31 +35,10 @@ class StatusRecorder {
   std::string last_state_, last_message_;
 };
 
-// A plugin instance with the context the host handed it. Destroys the instance before the
-// context, and the instance releases its library last.
-struct InstanceHandle {
-  std::unique_ptr<ferry_host_ctx> ctx;
-  std::unique_ptr<PluginInstance> instance;
-
-  InstanceHandle() = default;
-  InstanceHandle(InstanceHandle&&) = default;
-  InstanceHandle& operator=(InstanceHandle&& other) noexcept {
-    reset();
-    ctx = std::move(other.ctx);
-    instance = std::move(other.instance);
-    return *this;
-  }
-  ~InstanceHandle() { reset(); }
-  // The instance may still use its context while it is destroyed.
-  void reset() {
-    instance.reset();
-    ctx.reset();
-  }
-};
-
 class SourceRunner {
  public:
-  SourceRunner(const InstanceConfig& config, InstanceHandle handle, HostServices& services,
+  SourceRunner(const InstanceConfig& config, std::unique_ptr<Instance> instance,
+               HostServices& services,
                CycleSettings cycle, BackoffPolicy backoff, std::vector<std::string> routed_sinks);
   ~SourceRunner();
 
@@ -82,7 +61,7 @@ class SourceRunner {
   // Calls the plugin's check() (connectivity, credentials); "" when fine, else the reason.
   // Only before start().
   std::string check();
-  void destroyInstance() { handle_.reset(); }
+  void destroyInstance() { instance_.reset(); }
 
  private:
   void loop(bool once);
@@ -94,7 +73,7 @@ class SourceRunner {
   bool sleepFor(int64_t ms, bool wake_on_sink_progress);
 
   std::string name_;
-  InstanceHandle handle_;
+  std::unique_ptr<Instance> instance_;
   HostServices& services_;
   CursorEngine engine_;
   BackoffPolicy backoff_;
@@ -111,7 +90,8 @@ class SourceRunner {
 
 class SinkRunner {
  public:
-  SinkRunner(const InstanceConfig& config, InstanceHandle handle, HostServices& services,
+  SinkRunner(const InstanceConfig& config, std::unique_ptr<Instance> instance,
+             HostServices& services,
              BackoffPolicy backoff, std::vector<std::string> sources);
   ~SinkRunner();
 
@@ -126,16 +106,13 @@ class SinkRunner {
   // Calls the plugin's check() (reachable, writable); "" when fine, else the reason. Only
   // before start().
   std::string check();
-  void destroyInstance() { handle_.reset(); }
+  void destroyInstance() { instance_.reset(); }
 
  private:
-  enum class Outcome { Progress, Idle, Retry, Stopped };
+  enum class Step { Progress, Idle, Retry, Stopped };
   void loop();
-  Outcome deliverReplays();
-  Outcome deliverFeed();
-  // Hands `events` to the plugin; the shared part of the feed and of replays.
-  ferry_status write(const std::vector<const JournalEvent*>& events, size_t& done,
-                     std::string& message, int64_t& retry_after_ms);
+  Step deliverReplays();
+  Step deliverFeed();
   void status(const std::string& state, const std::string& message, int64_t attempt = 0,
               int64_t next_at_ms = 0);
   bool sleepFor(int64_t ms);
@@ -145,7 +122,7 @@ class SinkRunner {
   void backOff(const std::string& message, int64_t retry_after_ms);
 
   std::string name_;
-  InstanceHandle handle_;
+  std::unique_ptr<Instance> instance_;
   HostServices& services_;
   BackoffPolicy backoff_;
   std::vector<std::string> sources_;  // empty: every source

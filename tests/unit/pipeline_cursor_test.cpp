@@ -45,7 +45,7 @@ class Remote {
     ++fetch_calls;
     PageResult page;
     if (failing_pages.count(fetch_calls)) {
-      page.status = FERRY_RETRY;
+      page.status = Status::Retry;
       page.error = "HTTP 503";
       return page;
     }
@@ -139,7 +139,7 @@ TEST_F(CursorTest, BackfillOfDistinctVersionsEndsAtTheNewest) {
   Remote remote;
   for (int i = 0; i < 250; ++i) remote.set(key(i), kBase + i * 1000 * kMs);
   CycleResult r = cycle(remote);
-  ASSERT_EQ(r.status, FERRY_OK) << r.error;
+  ASSERT_EQ(r.status, Status::Ok) << r.error;
   EXPECT_EQ(r.new_events, 250);
   expectMatchesRemote(remote);
   auto c = journal_->events().cursor("src");
@@ -157,7 +157,7 @@ TEST_F(CursorTest, VersionsTiedAcrossAPageBoundaryAreAllTaken) {
   for (int i = 80; i < 120; ++i) remote.set(key(i), kBase + 500 * kMs);
   for (int i = 120; i < 130; ++i) remote.set(key(i), kBase + (600 + i) * kMs);
   CycleResult r = cycle(remote);
-  ASSERT_EQ(r.status, FERRY_OK) << r.error;
+  ASSERT_EQ(r.status, Status::Ok) << r.error;
   EXPECT_EQ(r.new_events, 130);
   expectMatchesRemote(remote);
 }
@@ -167,7 +167,7 @@ TEST_F(CursorTest, MoreTiedItemsThanAPageHoldsArePagedByOffset) {
   for (int i = 0; i < 250; ++i) remote.set(key(i), kBase);  // one instant, 2.5 pages
   for (int i = 250; i < 260; ++i) remote.set(key(i), kBase + (i - 249) * kMs);
   CycleResult r = cycle(remote);
-  ASSERT_EQ(r.status, FERRY_OK) << r.error;
+  ASSERT_EQ(r.status, Status::Ok) << r.error;
   EXPECT_EQ(r.new_events, 260);
   EXPECT_GE(r.passes, 1) << "the tied instant must be read again before the cursor leaves it";
   expectMatchesRemote(remote);
@@ -178,7 +178,7 @@ TEST_F(CursorTest, ExactlyAPageOfTiedItemsAtTheEnd) {
   Remote remote;
   for (int i = 0; i < 100; ++i) remote.set(key(i), kBase);
   CycleResult r = cycle(remote);
-  ASSERT_EQ(r.status, FERRY_OK) << r.error;
+  ASSERT_EQ(r.status, Status::Ok) << r.error;
   EXPECT_EQ(r.new_events, 100);
   expectMatchesRemote(remote);
 }
@@ -188,18 +188,18 @@ TEST_F(CursorTest, ExclusiveApiAskedOneMillisecondEarlierMissesNothing) {
   for (int i = 0; i < 150; ++i) remote.set(key(i), kBase + (i / 3) * kMs);  // ties of three
   for (int i = 150; i < 280; ++i) remote.set(key(i), kBase + 900 * kMs);    // 130 tied
   CycleResult r = cycle(remote);
-  ASSERT_EQ(r.status, FERRY_OK) << r.error;
+  ASSERT_EQ(r.status, Status::Ok) << r.error;
   expectMatchesRemote(remote);
   // A second cycle brings only repeats.
   CycleResult again = cycle(remote);
-  ASSERT_EQ(again.status, FERRY_OK);
+  ASSERT_EQ(again.status, Status::Ok);
   EXPECT_EQ(again.new_events, 0);
 }
 
 TEST_F(CursorTest, EmptyPageLeavesTheCursorWhereItWas) {
   Remote remote;
   CycleResult r = cycle(remote);
-  ASSERT_EQ(r.status, FERRY_OK);
+  ASSERT_EQ(r.status, Status::Ok);
   EXPECT_EQ(r.new_events, 0);
   auto c = journal_->events().cursor("src");
   // Either nothing was stored or the start_from instant: never the local clock.
@@ -248,7 +248,7 @@ TEST_F(CursorTest, KeysChangingWhilePagesAreReadAreNotLost) {
     remote.set(key(page * 100 + 150 > 499 ? 499 : page * 100 + 150), now + (10 + page) * kMs);
   };
   CycleResult r = cycle(remote);
-  ASSERT_EQ(r.status, FERRY_OK) << r.error;
+  ASSERT_EQ(r.status, Status::Ok) << r.error;
   remote.after_page = nullptr;
   cycle(remote);  // the next cycle picks up what changed behind the cursor's back, if anything
   expectMatchesRemote(remote);
@@ -268,7 +268,7 @@ TEST_F(CursorTest, ATiedKeyChangingBetweenOffsetPagesIsNotSkipped) {
     }
   };
   CycleResult r = cycle(remote);
-  ASSERT_EQ(r.status, FERRY_OK) << r.error;
+  ASSERT_EQ(r.status, Status::Ok) << r.error;
   expectMatchesRemote(remote);
   auto by_key = versionsByKey();
   EXPECT_EQ(by_key[key(5)].size(), 2u) << "both versions of the changed key are journalled";
@@ -281,7 +281,7 @@ TEST_F(CursorTest, AFailedPageKeepsTheCompletePagesBeforeIt) {
   remote.failing_pages = {3};
   settings_.commit_pages = 20;  // grouped: the failure still commits the two complete pages
   CycleResult r = cycle(remote);
-  EXPECT_EQ(r.status, FERRY_RETRY);
+  EXPECT_EQ(r.status, Status::Retry);
   EXPECT_EQ(r.error, "HTTP 503");
   // Keyset paging: page 2 starts at page 1's newest item (inclusive), so two pages hold 199
   // distinct items.
@@ -289,7 +289,7 @@ TEST_F(CursorTest, AFailedPageKeepsTheCompletePagesBeforeIt) {
   // The cursor stands at the newest item of the last complete page: nothing of page 3 counted.
   EXPECT_EQ(journal_->events().cursor("src")->since, formatInstantMs(kBase + 198 * kMs));
   CycleResult resumed = cycle(remote);
-  ASSERT_EQ(resumed.status, FERRY_OK) << resumed.error;
+  ASSERT_EQ(resumed.status, Status::Ok) << resumed.error;
   expectMatchesRemote(remote);
 }
 
@@ -324,7 +324,7 @@ TEST_F(CursorTest, ItemsOnlyEmittedInPartStillCountAsAFullPage) {
         return p;
       },
       stop_);
-  ASSERT_EQ(r.status, FERRY_OK) << r.error;
+  ASSERT_EQ(r.status, Status::Ok) << r.error;
   EXPECT_EQ(events().size(), 75u);
 }
 

@@ -1,0 +1,62 @@
+// What the host shares with every plugin instance through the host API: logging, metrics, shared
+// rate limits, HTTP settings, durable per-instance state, in-memory state shared per scope, and
+// the stop flag. The pipeline's HostServices adds what only the runners need.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+
+#include "journal/InstanceState.h"
+#include "services/Http.h"
+#include "services/RateLimiter.h"
+
+namespace Poco {
+class Logger;
+}
+
+namespace ferry::core {
+
+// Counters and gauges, labelled by instance. Thread-safe.
+class Metrics {
+ public:
+  void add(const std::string& name, const std::string& instance, double delta);
+  void set(const std::string& name, const std::string& instance, double value);
+  double get(const std::string& name, const std::string& instance) const;
+  // Prometheus text exposition: ferry_<name>{instance="…"} value
+  std::string render() const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::map<std::pair<std::string, std::string>, std::pair<bool, double>> values_;  // gauge?, value
+};
+
+// In-memory state shared by every instance naming the same scope.
+struct SharedScope {
+  std::recursive_mutex mutex;  // shared_lock/shared_unlock
+  std::mutex data_mutex;
+  std::map<std::string, std::string> values;
+};
+
+struct PluginServices {
+  PluginServices(InstanceState& instance_state, Poco::Logger& logger)
+      : instance_state(instance_state), logger(logger) {}
+
+  InstanceState& instance_state;
+  Poco::Logger& logger;
+  RateLimiterRegistry rate_limiters;
+  Metrics metrics;
+  HttpSettings http_settings;
+  std::atomic<bool> stopping{false};
+
+  std::shared_ptr<SharedScope> scope(const std::string& name);
+
+ private:
+  std::mutex scopes_mutex_;
+  std::map<std::string, std::shared_ptr<SharedScope>> scopes_;
+};
+
+}  // namespace ferry::core
