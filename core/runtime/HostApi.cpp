@@ -168,7 +168,8 @@ void hostHttpFree(ferry_host_ctx*, ferry_http_response* response) {
 void hostRateLimitDefine(ferry_host_ctx* ctx, const char* key, const ferry_rate_rule* rules,
                          size_t count) {
   try {
-    std::vector<ferry_rate_rule> r(rules, rules + count);
+    std::vector<RateRule> r;
+    for (size_t i = 0; i < count; ++i) r.push_back(RateRule{rules[i].count, rules[i].per_ms});
     if (!ctx->services.rate_limiters.define(key, r))
       ctx->services.logger.warning(ctx->name + ": rate limit '" + key +
                                    "' is already defined with other rules; keeping the first");

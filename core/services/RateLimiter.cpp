@@ -24,11 +24,11 @@ using Clock = std::chrono::steady_clock;
 // release a burst or freeze the limiter.
 class RateLimiter {
  public:
-  explicit RateLimiter(std::vector<ferry_rate_rule> rules) : rules_(std::move(rules)) {
+  explicit RateLimiter(std::vector<RateRule> rules) : rules_(std::move(rules)) {
     logs_.resize(rules_.size());
   }
 
-  const std::vector<ferry_rate_rule>& rules() const { return rules_; }
+  const std::vector<RateRule>& rules() const { return rules_; }
 
   int64_t granted() const {
     std::lock_guard lock(mutex_);
@@ -88,7 +88,7 @@ class RateLimiter {
     if (was_head) cv_.notify_all();
   }
 
-  const std::vector<ferry_rate_rule> rules_;
+  const std::vector<RateRule> rules_;
   mutable std::mutex mutex_;
   std::condition_variable cv_;
   std::vector<std::deque<Clock::time_point>> logs_;  // one per rule, oldest first
@@ -98,14 +98,14 @@ class RateLimiter {
 
 namespace {
 
-bool sameRules(std::vector<ferry_rate_rule> a, std::vector<ferry_rate_rule> b) {
-  auto less = [](const ferry_rate_rule& x, const ferry_rate_rule& y) {
+bool sameRules(std::vector<RateRule> a, std::vector<RateRule> b) {
+  auto less = [](const RateRule& x, const RateRule& y) {
     return x.count != y.count ? x.count < y.count : x.per_ms < y.per_ms;
   };
   std::sort(a.begin(), a.end(), less);
   std::sort(b.begin(), b.end(), less);
   return std::equal(a.begin(), a.end(), b.begin(), b.end(),
-                    [](const ferry_rate_rule& x, const ferry_rate_rule& y) {
+                    [](const RateRule& x, const RateRule& y) {
                       return x.count == y.count && x.per_ms == y.per_ms;
                     });
 }
@@ -116,7 +116,7 @@ RateLimiterRegistry::RateLimiterRegistry() = default;
 RateLimiterRegistry::~RateLimiterRegistry() = default;
 
 bool RateLimiterRegistry::define(const std::string& key,
-                                 const std::vector<ferry_rate_rule>& rules) {
+                                 const std::vector<RateRule>& rules) {
   if (rules.empty()) return false;
   for (const auto& rule : rules) {
     if (rule.count == 0 || rule.per_ms == 0) return false;

@@ -2,8 +2,6 @@
 // N requests in any T ms"); a request waits until every window has room.
 #pragma once
 
-#include <ferry/abi.h>
-
 #include <atomic>
 #include <cstdint>
 #include <map>
@@ -16,6 +14,12 @@ namespace ferry::core {
 
 class RateLimiter;
 
+// One window: at most `count` requests in any `per_ms` milliseconds.
+struct RateRule {
+  uint32_t count = 0;
+  uint32_t per_ms = 0;
+};
+
 // Process-wide registry of limiters by key. Thread-safe.
 class RateLimiterRegistry {
  public:
@@ -24,7 +28,7 @@ class RateLimiterRegistry {
   // Defines `key` with `rules`. The first definition wins: returns false (and changes nothing)
   // when `key` exists with different rules. Defining it again with the same rules (in any order)
   // returns true. Rules that can never grant (none, a count or per_ms of 0) return false.
-  bool define(const std::string& key, const std::vector<ferry_rate_rule>& rules);
+  bool define(const std::string& key, const std::vector<RateRule>& rules);
   bool defined(const std::string& key) const;
   // Blocks until `key` grants one request; returns false, granting nothing, when `stop` becomes
   // true while waiting (checked at least every 100 ms). Waiters are served in arrival order. An
