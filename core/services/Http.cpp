@@ -22,6 +22,7 @@
 #include <cstdlib>
 #include <mutex>
 #include <optional>
+#include <sstream>
 #include <stdexcept>
 
 #include "services/Time.h"
@@ -265,14 +266,47 @@ std::string readLine(Connection& conn, Deadline& deadline, const char* where) {
     deadline.arm();
     int ch = conn.rawGet();
     if (ch == std::char_traits<char>::eof())
-      throw BodyError(std::string("connection closed in the middle of the chunked body (") + where +
-                      ")");
+      throw BodyError(std::string("connection closed in the middle of the ") + where);
     if (ch == '\n') break;
     if (line.size() > 8192) throw BodyError("chunked body framing line too long");
     line.push_back(static_cast<char>(ch));
   }
   if (!line.empty() && line.back() == '\r') line.pop_back();
   return line;
+}
+
+// A body over the limit is refused: a hostile or broken server must not fill the host's memory.
+void checkLimit(uint64_t size, int64_t limit, const char* what) {
+  if (size > static_cast<uint64_t>(limit))
+    throw BodyError(std::string(what) + " " + std::to_string(size) +
+                    " bytes, over the limit of " + std::to_string(limit) + " bytes");
+}
+
+// Reads the status line and headers by hand, under the call's one deadline: Poco's
+// receiveResponse gives every socket read the whole timeout again, so a server trickling its head
+// a byte at a time would hold the caller for as long as it likes.
+void readHead(Connection& conn, Deadline& deadline, Poco::Net::HTTPResponse& response) {
+  constexpr size_t kMaxHead = 64 * 1024;
+  do {
+    std::string head;
+    for (;;) {
+      deadline.arm();
+      const int ch = conn.rawGet();
+      if (ch == std::char_traits<char>::eof()) {
+        if (head.empty()) throw Poco::Net::NoMessageException();
+        throw BodyError("connection closed in the middle of the response head");
+      }
+      head.push_back(static_cast<char>(ch));
+      if (head.size() > kMaxHead) throw BodyError("response head larger than 64 KiB");
+      if (head.size() >= 2 && head.back() == '\n' &&
+          (head[head.size() - 2] == '\n' ||
+           (head.size() >= 4 && head.compare(head.size() - 4, 4, "\r\n\r\n") == 0)))
+        break;
+    }
+    response.clear();
+    std::istringstream in(head);
+    response.read(in);
+  } while (response.getStatus() == Poco::Net::HTTPResponse::HTTP_CONTINUE);
 }
 
 void readExactly(Connection& conn, Deadline& deadline, size_t n, std::string& out,
@@ -293,7 +327,7 @@ void readExactly(Connection& conn, Deadline& deadline, size_t n, std::string& ou
 // Reads the body by hand instead of through Poco's body streams: those end quietly at EOF, so a
 // connection dropped mid-body would look like a complete (truncated) page.
 void readBody(Connection& conn, Deadline& deadline, const Poco::Net::HTTPResponse& response,
-              bool head, std::string& body) {
+              bool head, int64_t limit, std::string& body) {
   int status = static_cast<int>(response.getStatus());
   if (head || status < 200 || status == 204 || status == 304) return;
   if (response.getChunkedTransferEncoding()) {
@@ -306,6 +340,7 @@ void readBody(Connection& conn, Deadline& deadline, const Poco::Net::HTTPRespons
         throw BodyError("malformed chunk size '" + size_text.substr(0, 20) + "'");
       size = std::stoull(size_text, nullptr, 16);
       if (size == 0) break;
+      checkLimit(body.size() + size, limit, "a chunked body of at least");
       readExactly(conn, deadline, size, body, "bytes of a chunk");
       if (!readLine(conn, deadline, "chunk end").empty())
         throw BodyError("malformed chunked body (no line end after a chunk)");
@@ -318,6 +353,7 @@ void readBody(Connection& conn, Deadline& deadline, const Poco::Net::HTTPRespons
   if (response.getContentLength64() != Poco::Net::HTTPMessage::UNKNOWN_CONTENT_LENGTH) {
     int64_t length = response.getContentLength64();
     if (length < 0) throw BodyError("negative Content-Length");
+    checkLimit(static_cast<uint64_t>(length), limit, "a body of");
     body.reserve(static_cast<size_t>(std::min<int64_t>(length, 64 << 20)));
     readExactly(conn, deadline, static_cast<size_t>(length), body, "body bytes");
     return;
@@ -329,6 +365,7 @@ void readBody(Connection& conn, Deadline& deadline, const Poco::Net::HTTPRespons
     int r = conn.rawRead(buffer, sizeof buffer);
     if (r <= 0) break;
     body.append(buffer, static_cast<size_t>(r));
+    checkLimit(body.size(), limit, "a body of at least");
   }
   conn.http().reset();
 }
@@ -550,13 +587,14 @@ HttpResult HttpClient::Impl::perform(const HttpCall& call) {
       }
 
       stage = Stage::kWaiting;
-      session.socket().setReceiveTimeout(deadline.remaining());
       Poco::Net::HTTPResponse response;
-      session.receiveResponse(response);
+      readHead(*conn, deadline, response);
 
       stage = Stage::kReadingBody;
       std::string body;
-      readBody(*conn, deadline, response, head, body);
+      readBody(*conn, deadline, response, head, settings.max_body_bytes, body);
+      // The head was read by hand, so Poco does not know the server ends the connection.
+      if (!response.getKeepAlive()) session.reset();
 
       result.status = static_cast<int>(response.getStatus());
       for (const auto& [name, value] : response) result.headers.emplace_back(name, value);

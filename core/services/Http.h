@@ -37,6 +37,8 @@ struct HttpSettings {
   std::string ca_file;  // "" = the system store (/etc/ssl/certs)
   std::string proxy;    // "" = from https_proxy / http_proxy (and no_proxy) in the environment
   std::string user_agent = std::string("ferry/") + FERRY_VERSION;
+  // The largest response body accepted; a larger one fails the call (transient) unread.
+  int64_t max_body_bytes = 64 << 20;
 };
 
 // One client per plugin instance: it keeps a keep-alive session per scheme://host:port and

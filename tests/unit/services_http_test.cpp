@@ -414,6 +414,55 @@ TEST(Http, SlowServerTimesOutWithoutRetrying) {
   EXPECT_EQ(server.received().size(), 2u);
 }
 
+// A server that trickles its status line and headers a byte at a time: every single read
+// succeeds, so only a deadline for the whole exchange ends the call on time.
+TEST(Http, TricklingResponseHeadEndsAtTheDeadline) {
+  RawServer raw([](Poco::Net::StreamSocket& socket, int) {
+    readRequest(socket);
+    const std::string head = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Slow: yes\r\n";
+    for (size_t i = 0; i < head.size() && i < 40; ++i) {
+      sendAll(socket, head.substr(i, 1));
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+  });
+  HttpClient client;
+  const auto start = Clock::now();
+  HttpResult r = client.perform({"GET", raw.url("/v1/orders"), {}, "", 1500});
+  const int64_t took = msSince(start);
+  EXPECT_EQ(r.status, 0);
+  EXPECT_TRUE(r.transient);
+  EXPECT_TRUE(contains(r.error, "timed out after 1500 ms")) << r.error;
+  EXPECT_GE(took, 1500);
+  EXPECT_LT(took, 4000) << "the trickle kept the call alive past its deadline";
+}
+
+// A response announcing more than the limit is refused before its body is read, and a chunked
+// body that never ends is cut at the limit: a hostile server cannot fill the host's memory.
+TEST(Http, ResponsesLargerThanTheLimitAreRefused) {
+  RawServer raw([](Poco::Net::StreamSocket& socket, int index) {
+    readRequest(socket);
+    if (index == 0) {
+      sendAll(socket, "HTTP/1.1 200 OK\r\nContent-Length: 5000000000\r\n\r\n");
+    } else {
+      sendAll(socket, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+    }
+    const std::string chunk = "10000\r\n" + std::string(0x10000, 'x') + "\r\n";
+    for (int i = 0; i < 200; ++i) sendAll(socket, index == 0 ? std::string(0x10000, 'x') : chunk);
+  });
+  HttpSettings settings;
+  settings.max_body_bytes = 1 << 20;
+  HttpClient client(settings);
+  HttpResult announced = client.perform({"GET", raw.url("/a"), {}, "", 5000});
+  EXPECT_EQ(announced.status, 0);
+  EXPECT_TRUE(announced.body.empty());
+  EXPECT_TRUE(contains(announced.error, "5000000000 bytes")) << announced.error;
+  EXPECT_TRUE(contains(announced.error, "limit of 1048576")) << announced.error;
+  HttpResult endless = client.perform({"GET", raw.url("/b"), {}, "", 5000});
+  EXPECT_EQ(endless.status, 0);
+  EXPECT_TRUE(endless.body.empty());
+  EXPECT_TRUE(contains(endless.error, "limit of 1048576")) << endless.error;
+}
+
 TEST(Http, DefaultTimeoutComesFromSettings) {
   TestServer server([](auto&, auto& response) {
     std::this_thread::sleep_for(std::chrono::milliseconds(2000));
