@@ -90,7 +90,9 @@ TEST_F(OwnerTest, TheOwnershipEndsWhenTheOwnerIsKilled) {
   {
     FerryProcess first({"run", "--config", config_}, dir_.path());
     ASSERT_TRUE(waitUntil([&] { return statusSaysRunning(first.pid()); })) << first.err();
+    const pid_t pid = first.pid();
     first.kill9();
+    EXPECT_EQ(readFile(dir_.file("journal.db.lock")), std::to_string(pid) + "\n");
   }
   // The lock file stays behind, but nobody holds it any more.
   auto s = status();
@@ -185,6 +187,9 @@ TEST_F(OwnerTest, ReadOnlyCommandsOnAMissingJournalCreateNothing) {
     EXPECT_EQ(r.exit_code, 66) << args[0] << ": " << describe(r);
     EXPECT_NE(r.err.find("no journal yet at " + journal), std::string::npos) << r.err;
   }
+  // A connection test needs no journal either.
+  RunResult check = ferry({"check", "--connect", "--config", config_}, 30s);
+  EXPECT_EQ(check.exit_code, 0) << describe(check);
   for (const auto& entry : fs::directory_iterator(dir_.path()))
     EXPECT_EQ(entry.path().filename().string().rfind("journal", 0), std::string::npos)
         << "created " << entry.path();
