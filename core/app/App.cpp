@@ -165,7 +165,8 @@ void App::printHelp() {
                "                           (--connect: also start each instance and test its\n"
                "                           connection and credentials)\n"
                "  plugins                  list the plugins with their option tables\n"
-               "  status                   cursors, sink offsets and backlog, dead letters (--json)\n"
+               "  status                   whether a ferry runs (its PID), cursors, sink offsets\n"
+               "                           and backlog, dead letters (--json)\n"
                "  dead-letters list        dead letters with their reasons (--sink, --json)\n"
                "  dead-letters replay      write dead letters again: --sink NAME [--id N ...]\n"
                "  trace KEY                every journalled version of a record: when it was\n"
@@ -177,8 +178,8 @@ void App::printHelp() {
                "  -V, --version            print the version\n"
                "  -h, --help               this help\n\n"
                "One ferry per journal: `run` and `dead-letters replay` own the journal while\n"
-               "they run (lock file <journal>.lock); status, trace, dead-letters list and check\n"
-               "work beside them, need no secrets and never create a journal.\n\n"
+               "they run (lock file <journal>.lock). status, trace, dead-letters list and check\n"
+               "work beside them and never create a journal; the first three need no secrets.\n\n"
                "Exit codes: 0 ok, 1 a source or sink stopped (run --once), 64 usage,\n"
                "65 trace found no event of that key, 66 no journal yet (status, trace,\n"
                "dead-letters), 69 a connection test failed (check --connect), 74 journal error,\n"
@@ -436,7 +437,8 @@ int App::commandStatus() {
     Poco::JSON::Object::Ptr root = new Poco::JSON::Object;
     root->set("journal", config.host.journal);
     root->set("running", owner.has_value());
-    root->set("pid", owner ? Poco::Dynamic::Var(static_cast<int64_t>(*owner)) : Poco::Dynamic::Var());
+    root->set("pid",
+              owner ? Poco::Dynamic::Var(static_cast<int64_t>(*owner)) : Poco::Dynamic::Var());
     root->set("last_sequence", last);
     Poco::JSON::Array::Ptr src = new Poco::JSON::Array, snk = new Poco::JSON::Array;
     for (const auto& r : sources) {
