@@ -16,13 +16,16 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
 #include <thread>
 
+#include "app/JournalOwner.h"
 #include "config/Config.h"
 #include "delivery/Delivery.h"
 #include "journal/Journal.h"
@@ -77,6 +80,32 @@ std::string executableDir() {
   std::error_code ec;
   fs::path exe = fs::read_symlink("/proc/self/exe", ec);
   return ec ? std::string() : exe.parent_path().string();
+}
+
+// A fresh directory under $TMPDIR (or /tmp), removed with its content on destruction.
+struct ScratchDir {
+  ScratchDir() {
+    const char* tmp = std::getenv("TMPDIR");
+    std::string pattern = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") +
+                          "/ferry-check.XXXXXX";
+    if (::mkdtemp(pattern.data()) == nullptr)
+      throw std::runtime_error("cannot create a temporary directory " + pattern + ": " +
+                               std::strerror(errno));
+    path = pattern;
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  std::string path;
+};
+
+// The journal of a command that reads it: never created here (NoJournal when missing).
+std::unique_ptr<Journal> openExistingJournal(const std::string& path) {
+  requireJournal(path);
+  return openSqliteJournal(path);
 }
 
 // Pads to `width`, and always leaves one blank so that a long name never runs into the next
@@ -136,7 +165,8 @@ void App::printHelp() {
                "                           (--connect: also start each instance and test its\n"
                "                           connection and credentials)\n"
                "  plugins                  list the plugins with their option tables\n"
-               "  status                   cursors, sink offsets and backlog, dead letters (--json)\n"
+               "  status                   whether a ferry runs (its PID), cursors, sink offsets\n"
+               "                           and backlog, dead letters (--json)\n"
                "  dead-letters list        dead letters with their reasons (--sink, --json)\n"
                "  dead-letters replay      write dead letters again: --sink NAME [--id N ...]\n"
                "  trace KEY                every journalled version of a record: when it was\n"
@@ -147,9 +177,15 @@ void App::printHelp() {
                "      --once, --json, --connect, --sink NAME, --id N\n"
                "  -V, --version            print the version\n"
                "  -h, --help               this help\n\n"
+               "One ferry per journal: `run` and `dead-letters replay` own the journal while\n"
+               "they run (lock file <journal>.lock). status, trace, dead-letters list and check\n"
+               "work beside them and never create a journal; the first three need no secrets.\n\n"
                "Exit codes: 0 ok, 1 a source or sink stopped (run --once), 64 usage,\n"
-               "65 trace found no event of that key, 69 a connection test failed (check\n"
-               "--connect), 78 configuration or plugin error, 74 journal error.\n";
+               "65 trace found no event of that key, 66 no journal yet (status, trace,\n"
+               "dead-letters), 69 a connection test failed (check --connect), 74 journal error,\n"
+               "75 another ferry runs on the journal (run, dead-letters replay), 77 root on a\n"
+               "journal of another user (run, dead-letters replay: use sudo -u <user> ferry ...),\n"
+               "78 configuration or plugin error.\n";
 }
 
 std::string App::configPath() const {
@@ -213,6 +249,15 @@ int App::main(const std::vector<std::string>& args) {
   } catch (const JournalError& e) {
     std::cerr << "ferry: journal error: " << e.what() << "\n";
     return EXIT_IOERR;
+  } catch (const NoJournal& e) {
+    std::cerr << "ferry: " << e.what() << "\n";
+    return EXIT_NOINPUT;
+  } catch (const JournalBusy& e) {
+    std::cerr << "ferry: " << e.what() << "\n";
+    return EXIT_TEMPFAIL;
+  } catch (const JournalNotOurs& e) {
+    std::cerr << "ferry: " << e.what() << "\n";
+    return EXIT_NOPERM;
   } catch (const std::exception& e) {
     std::cerr << "ferry: " << e.what() << "\n";
     return EXIT_SOFTWARE;
@@ -221,6 +266,9 @@ int App::main(const std::vector<std::string>& args) {
 
 int App::commandRun() {
   Config config = loadConfig(configPath());
+  // Before anything writes (the log file included): one ferry per journal, never as root on the
+  // service user's journal.
+  JournalLock owner(config.host.journal, "run --config " + config.file + (once_ ? " --once" : ""));
   setUpLogging(config.host.log_level, config.host.log_file);
   Poco::Logger& log = Poco::Logger::get("ferry");
   PluginRegistry plugins = PluginRegistry::loadDirectory(pluginDir(config.host.plugin_dir));
@@ -288,7 +336,11 @@ int App::commandCheck() {
   // --connect: create every instance (option errors a plugin finds itself show here) and ask
   // each to test its connection, without polling or writing anything.
   setUpLogging("warning", "");
-  auto journal = openSqliteJournal(config.host.journal);
+  // Before the first run, the plugins get a scratch journal: check must not create the real one
+  // (run as root, it would belong to root and lock the service out).
+  std::optional<ScratchDir> scratch;
+  if (!fs::exists(config.host.journal)) scratch.emplace();
+  auto journal = openSqliteJournal(scratch ? scratch->path + "/journal.db" : config.host.journal);
   Pipeline pipeline(config, plugins, *journal, Poco::Logger::get("ferry"));
   pipeline.create();
   int failures = 0;
@@ -337,8 +389,9 @@ int App::commandPlugins() {
 }
 
 int App::commandStatus() {
-  Config config = loadConfig(configPath());
-  auto journal = openSqliteJournal(config.host.journal);
+  Config config = loadConfig(configPath(), EnvReferences::kMayBeUnset);
+  auto journal = openExistingJournal(config.host.journal);
+  const std::optional<pid_t> owner = journalOwner(config.host.journal);
   EventLog& log = journal->events();
   SinkLedger& ledger = journal->ledger();
   const int64_t last = log.lastSequence();
@@ -382,6 +435,10 @@ int App::commandStatus() {
 
   if (json_) {
     Poco::JSON::Object::Ptr root = new Poco::JSON::Object;
+    root->set("journal", config.host.journal);
+    root->set("running", owner.has_value());
+    root->set("pid",
+              owner ? Poco::Dynamic::Var(static_cast<int64_t>(*owner)) : Poco::Dynamic::Var());
     root->set("last_sequence", last);
     Poco::JSON::Array::Ptr src = new Poco::JSON::Array, snk = new Poco::JSON::Array;
     for (const auto& r : sources) {
@@ -415,7 +472,10 @@ int App::commandStatus() {
     std::cout << "\n";
     return EXIT_OK;
   }
-  std::cout << "journal " << config.host.journal << ", last sequence " << last << "\n\nSOURCES\n";
+  std::cout << "journal " << config.host.journal << ", last sequence " << last << "\nferry "
+            << (owner ? "running (PID " + std::to_string(*owner) + ")"
+                      : "not running (the states below are where the last run left them)")
+            << "\n\nSOURCES\n";
   for (const auto& r : sources) {
     std::string cursor = "(none yet)";
     if (r.source_cursor)
@@ -439,8 +499,8 @@ int App::commandTrace(const std::vector<std::string>& args) {
     return EXIT_USAGE;
   }
   const std::string& key = args[1];
-  Config config = loadConfig(configPath());
-  auto journal = openSqliteJournal(config.host.journal);
+  Config config = loadConfig(configPath(), EnvReferences::kMayBeUnset);
+  auto journal = openExistingJournal(config.host.journal);
   SinkLedger& ledger = journal->ledger();
   auto events = journal->events().eventsOfKey(key);
   std::vector<DeadLetter> dead;
@@ -518,25 +578,31 @@ int App::commandDeadLetters(const std::vector<std::string>& args) {
     std::cerr << "ferry: dead-letters needs 'list' or 'replay' (see ferry --help)\n";
     return EXIT_USAGE;
   }
-  Config config = loadConfig(configPath());
+  // Neither action needs the secrets: the sinks' options are not used.
+  Config config = loadConfig(configPath(), EnvReferences::kMayBeUnset);
   bool known = sink_.empty();
   for (const auto& s : config.sinks) known = known || s.name == sink_;
   if (!known) {
     std::cerr << "ferry: --sink " << sink_ << ": no such sink in " << config.file << "\n";
     return EXIT_USAGE;
   }
-  auto journal = openSqliteJournal(config.host.journal);
   if (action == "replay") {
     if (sink_.empty()) {
       std::cerr << "ferry: dead-letters replay needs --sink NAME (and optionally --id N ...)\n";
       return EXIT_USAGE;
     }
+    requireJournal(config.host.journal);
+    // A write: not beside a running ferry (it would be a second writer), not as root.
+    JournalLock owner(config.host.journal,
+                      "dead-letters replay --config " + config.file + " --sink " + sink_);
+    auto journal = openSqliteJournal(config.host.journal);
     int64_t n = journal->ledger().requestReplay(sink_, ids_);
     std::cout << n << " dead letter(s) of sink " << sink_
-              << " marked for replay: a running ferry writes them within seconds, ahead of the "
-                 "live feed; otherwise the next `ferry run` does.\n";
+              << " marked for replay: the next `ferry run` writes them first, ahead of the live "
+                 "feed.\n";
     return n == 0 && !ids_.empty() ? EXIT_USAGE : EXIT_OK;
   }
+  auto journal = openExistingJournal(config.host.journal);
   auto letters = journal->ledger().deadLetters(sink_.empty() ? std::nullopt : std::optional(sink_));
   if (json_) {
     Poco::JSON::Array out;

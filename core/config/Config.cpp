@@ -139,8 +139,10 @@ class Reader {
   }
 
   // The value with ${...} expanded. Poco leaves a reference it cannot resolve as it is, so a
-  // remaining "${system.env." means the variable is not set.
-  std::string get(const std::string& section, const std::string& key) const {
+  // remaining "${system.env." means the variable is not set: an error unless `unset_ok`, in which
+  // case the value keeps the reference.
+  std::string get(const std::string& section, const std::string& key,
+                  bool unset_ok = false) const {
     const std::string where = file_ + ": [" + section + "] " + key;
     std::string value;
     try {
@@ -150,7 +152,7 @@ class Reader {
     }
     const std::string marker = "${system.env.";
     size_t at = value.find(marker);
-    if (at != std::string::npos) {
+    if (at != std::string::npos && !unset_ok) {
       size_t end = value.find('}', at);
       std::string name =
           value.substr(at + marker.size(),
@@ -444,7 +446,7 @@ std::string normaliseOption(const ferry_option_def& def, const std::string& valu
   return out;
 }
 
-Config loadConfig(const std::string& path) {
+Config loadConfig(const std::string& path, EnvReferences env) {
   Config config;
   config.file = fs::absolute(path).lexically_normal().string();
   const fs::path base = fs::path(config.file).parent_path();
@@ -486,7 +488,11 @@ Config loadConfig(const std::string& path) {
     bool has_plugin = false;
     for (const auto& key : section.keys) {
       const std::string k = lower(key.name);
-      const std::string value = reader.get(section.name, key.name);
+      // What the host reads itself (plugin, enabled, from, skip_echo) must resolve in any case;
+      // the plugin's options only matter when plugins run.
+      const bool host_key = k == "plugin" || k == "enabled" || k == "from" || k == "skip_echo";
+      const std::string value =
+          reader.get(section.name, key.name, env == EnvReferences::kMayBeUnset && !host_key);
       if (k == "plugin") {
         inst.plugin = value;
         has_plugin = !value.empty();

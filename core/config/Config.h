@@ -82,9 +82,15 @@ struct Config {
   std::vector<InstanceConfig> sinks;
 };
 
+// Whether every `${system.env.NAME}` must resolve. Commands that only read the journal (status,
+// trace, dead-letters list) need no secrets: with kMayBeUnset, a plugin option whose variable is
+// unset keeps the reference text in `raw` (the [host] section and plugin, enabled, from and
+// skip_echo must still resolve). Never pass such a Config to validate() or to plugins.
+enum class EnvReferences { kRequired, kMayBeUnset };
+
 // Reads the file: sections, names, plugin keys, env expansion, [host] settings, `from`
 // references. Throws ConfigError("<file>: [section] key: what is wrong; what to do").
-Config loadConfig(const std::string& path);
+Config loadConfig(const std::string& path, EnvReferences env = EnvReferences::kRequired);
 
 // Checks every enabled instance against its plugin's option table: unknown plugin, wrong kind,
 // unknown keys (listing the allowed ones), missing required options, wrong types, values outside

@@ -69,6 +69,7 @@ class FerryProcess {
   FerryProcess(const FerryProcess&) = delete;
   FerryProcess& operator=(const FerryProcess&) = delete;
 
+  pid_t pid() const { return pid_; }
   bool running();
   void signal(int sig);
   // Waits for the exit; returns the exit code (128 + signal when killed), or -1 after `deadline`.

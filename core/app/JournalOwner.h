@@ -1,0 +1,59 @@
+// One owner per journal. `ferry run` and the commands that write the journal hold an exclusive
+// lock (fcntl F_SETLK) on `<journal>.lock` for as long as they run; the file holds the owner's
+// PID. The OS releases the lock when the process ends, however it ends (kill -9 too), so a file
+// left behind never blocks anybody. Read-only commands only probe the lock (F_GETLK) and never
+// create the file.
+#pragma once
+
+#include <sys/types.h>
+
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+namespace ferry::core {
+
+// Another process owns the journal: `ferry` exits with 75 (EX_TEMPFAIL).
+class JournalBusy : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Root about to write a journal that belongs to another user: `ferry` exits with 77 (EX_NOPERM).
+class JournalNotOurs : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// A read-only command found no journal: `ferry` exits with 66 (EX_NOINPUT).
+class NoJournal : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// `<journal>.lock`
+std::string lockFileOf(const std::string& journal);
+
+// The PID of the process owning `journal`, nullopt when none does. Creates nothing.
+std::optional<pid_t> journalOwner(const std::string& journal);
+
+// Throws NoJournal ("no journal yet at <path>") when the journal file does not exist.
+void requireJournal(const std::string& journal);
+
+// Makes this process the owner of `journal` until destruction. `command` ("run", "dead-letters
+// replay") goes into the messages. Throws JournalNotOurs when running as root on a journal (or,
+// before the first run, a journal directory) that belongs to another user: files root creates
+// there (the journal, its -wal and -shm, the lock file) would lock the service out. Throws
+// JournalBusy, naming the owner's PID, when another process owns the journal.
+class JournalLock {
+ public:
+  JournalLock(const std::string& journal, const std::string& command);
+  ~JournalLock();
+  JournalLock(const JournalLock&) = delete;
+  JournalLock& operator=(const JournalLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
+}  // namespace ferry::core
