@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstring>
 
+#include "services/Text.h"
 #include "services/Time.h"
 
 namespace ferry::core {
@@ -26,7 +27,7 @@ namespace {
 
 void hostLog(ferry_host_ctx* ctx, ferry_log_level level, const char* message) {
   try {
-    std::string text = ctx->name + ": " + redact(message ? message : "", ctx->secrets);
+    std::string text = ctx->name + ": " + printable(redact(message ? message : "", ctx->secrets));
     auto& log = ctx->services.logger;
     switch (level) {
       case FERRY_LOG_DEBUG: log.debug(text); break;
@@ -40,7 +41,7 @@ void hostLog(ferry_host_ctx* ctx, ferry_log_level level, const char* message) {
 
 void hostSetError(ferry_host_ctx* ctx, const char* message) {
   try {
-    ctx->last_error = redact(message ? message : "", ctx->secrets);
+    ctx->last_error = printable(redact(message ? message : "", ctx->secrets));
   } catch (...) {
   }
 }

@@ -16,7 +16,8 @@ int64_t backoffDelayMs(const BackoffPolicy& policy, int attempt, int64_t retry_a
   // Full jitter (uniform in [0, ceiling]): clients that failed together do not retry together.
   int64_t delay = std::uniform_int_distribution<int64_t>(0, ceiling)(rng);
   // The server's Retry-After is a floor, not subject to the cap: asking earlier earns a 429.
-  if (retry_after_ms >= 0) delay = std::max(delay, retry_after_ms);
+  if (retry_after_ms >= 0)
+    delay = std::max(delay, std::min(retry_after_ms, std::max(max_ms, kRetryAfterCeilingMs)));
   return delay;
 }
 

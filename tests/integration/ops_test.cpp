@@ -140,6 +140,42 @@ TEST_F(FerryTest, TraceTellsASkippedEchoFromADeliveredOne) {
   EXPECT_EQ(str(sinks->getObject(1), "outcome"), "delivered") << r.out;
 }
 
+// An error text from outside (a remote's body, carried in a plugin's message) with terminal
+// escapes and invalid UTF-8: `ferry status` must not hand the escapes to the terminal, and
+// `status --json` must stay valid JSON.
+TEST_F(FerryTest, HostileErrorTextIsPrintedSafely) {
+  const std::string data = dir_.file("data.jsonl");
+  writeFile(data, items(3));
+  writeFile(dir_.file("src.fail"),
+            "retry_message \x1b]0;pwned\x07 \x1b[31mred\x1b[0m \xff\xfe end\n");
+  writeConfig(sourceSection("src", data, "fail_file = " + dir_.file("src.fail") + "\n") +
+              sinkSection("a", dir_.file("a.jsonl")));
+  FerryProcess ferry({"run", "--config", config_}, dir_.path());
+  ASSERT_TRUE(waitUntil([&] {
+    auto src = instance(tryStatus(), "sources", "src");
+    return !src.isNull() && str(src, "state") == "retrying";
+  })) << ferry.err();
+
+  RunResult text = this->ferry({"status", "--config", config_});
+  ASSERT_EQ(text.exit_code, 0) << describe(text);
+  EXPECT_NE(text.out.find("pwned"), std::string::npos) << text.out;
+  EXPECT_EQ(text.out.find('\x1b'), std::string::npos) << "an escape reached the terminal";
+  EXPECT_EQ(text.out.find('\x07'), std::string::npos);
+
+  RunResult json = this->ferry({"status", "--config", config_, "--json"});
+  ASSERT_EQ(json.exit_code, 0) << describe(json);
+  writeFile(dir_.file("status.json"), json.out);
+  RunResult strict = runCommand({"python3", "-c",
+                                 "import json,sys; json.load(open(sys.argv[1], encoding='utf-8'))",
+                                 dir_.file("status.json")},
+                                dir_.path());
+  EXPECT_EQ(strict.exit_code, 0) << "status --json is not valid UTF-8 JSON: " << strict.err;
+  EXPECT_EQ(ferry.err().find('\x1b'), std::string::npos) << "an escape reached the log";
+
+  ferry.signal(SIGTERM);
+  EXPECT_EQ(ferry.wait(60s), 0) << ferry.err();
+}
+
 TEST_F(FerryTest, AdminEndpointServesHealthAndMetrics) {
   const std::string data = dir_.file("data.jsonl");
   writeFile(data, items(12));

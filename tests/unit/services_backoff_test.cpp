@@ -70,6 +70,9 @@ TEST(Backoff, RetryAfterIsAFloor) {
     // Even above the cap: asking before the server said so only earns another 429.
     EXPECT_EQ(backoffDelayMs(policy, 3, 600000, rng), 600000);
   }
+  // A Retry-After of a year (or one that overflowed) is honoured for an hour at most.
+  EXPECT_EQ(backoffDelayMs(policy, 1, int64_t{365} * 86400 * 1000, rng), 3600 * 1000);
+  EXPECT_EQ(backoffDelayMs({1000, 7200000}, 1, int64_t{365} * 86400 * 1000, rng), 7200000);
   // Retry-After 0 means "now is fine": the jitter still applies.
   std::set<int64_t> seen;
   for (int i = 0; i < 200; ++i) seen.insert(backoffDelayMs(policy, 4, 0, rng));

@@ -33,7 +33,8 @@ constexpr ferry_option_def kOptions[] = {
         .help("simulated API window: inclusive (version >= T) or exclusive (version > T, asked "
               "from one millisecond earlier)"),
     ferry::Option("fail_file")
-        .help("control file read at every fetch: retry | retry_after <ms> | auth | fatal"),
+        .help("control file read at every fetch: retry | retry_message <text> | "
+              "retry_after <ms> | auth | fatal"),
     ferry::Option("fail_first", FERRY_OPT_INT)
         .defaultsTo("0")
         .help("the first N fetches of the process answer RETRY"),
@@ -176,6 +177,11 @@ class TestSource : public ferry::Source {
     std::string word;
     words >> word;
     if (word == "retry") throw ferry::Retry("scripted outage");
+    if (word == "retry_message") {
+      std::string rest;
+      std::getline(words, rest);
+      throw ferry::Retry(rest);
+    }
     if (word == "retry_after") {
       int64_t ms = 0;
       words >> ms;
