@@ -53,6 +53,11 @@ CycleResult CursorEngine::runCycle(const FetchPage& fetch, const std::atomic<boo
   const Cursor start = currentCursor();
   result.cursor = start.since;
   const uint32_t limit = std::max<uint32_t>(1, settings_.page_size);
+  // Items stamped past this instant (the host's clock plus a tolerance for skew) are delivered,
+  // but the cursor does not follow them: one order stamped 2200 would otherwise move the cursor
+  // there, and no later real change would ever be asked for again. The remote sorts by version,
+  // so the first such item also ends the plausible part of the window.
+  const int64_t horizon_ms = floorMs(nowNs()) + kFutureToleranceMs;
 
   // The cursor to persist: never behind where the cycle started (the look-back reads older
   // items again, it does not move the cursor back), and only ever moved by the data.
@@ -151,9 +156,11 @@ CycleResult CursorEngine::runCycle(const FetchPage& fetch, const std::atomic<boo
     auto stored = unknown.empty() ? std::unordered_map<std::string, VersionSeen>{}
                                   : log_.latestVersions(source_, unknown);
     int64_t newest_ns = INT64_MIN;
+    int64_t future_in_page = 0;
     bool new_at_since = false;
     for (auto& item : page.items) {
-      newest_ns = std::max(newest_ns, item.version_ns);
+      if (floorMs(item.version_ns) > horizon_ms) ++future_in_page;
+      else newest_ns = std::max(newest_ns, item.version_ns);
       std::string map_key = versionMapKey(item.entity, item.key);
       const VersionSeen* seen = nullptr;
       if (auto it = pending.versions.find(map_key); it != pending.versions.end()) seen = &it->second;
@@ -176,8 +183,9 @@ CycleResult CursorEngine::runCycle(const FetchPage& fetch, const std::atomic<boo
 
     const uint32_t received = std::max<uint32_t>(page.received,
                                                  static_cast<uint32_t>(page.items.size()));
-    const bool full = received >= limit;
-    const bool reaches_past = !page.items.empty() && floorMs(newest_ns) > since_ms;
+    result.future_items += future_in_page;
+    const bool full = received >= limit && future_in_page == 0;
+    const bool reaches_past = newest_ns != INT64_MIN && floorMs(newest_ns) > since_ms;
     if (tied) pass_found_new = pass_found_new || new_at_since;
 
     if (full && !reaches_past) {

@@ -41,6 +41,9 @@ struct CycleSettings {
   std::string start_from;             // UTC text: the first cursor
 };
 
+// How far ahead of the host's clock a version may be and still move the cursor.
+constexpr int64_t kFutureToleranceMs = 3600 * 1000;
+
 struct CycleResult {
   Status status = Status::Ok;
   std::string error;
@@ -50,6 +53,9 @@ struct CycleResult {
   int64_t new_events = 0;  // events journalled
   int64_t passes = 0;      // extra passes over an instant that needed offset paging
   std::string cursor;      // where the source stands after the cycle (its `since`)
+  // Items stamped more than kFutureToleranceMs ahead of the host's clock: journalled and
+  // delivered, but the cursor did not follow them.
+  int64_t future_items = 0;
 };
 
 class CursorEngine {

@@ -139,6 +139,11 @@ void SourceRunner::loop(bool once) {
     int64_t next_progress = cycle_start + kProgressEveryMs;
     CycleResult r = runCycle(next_progress);
     services_.metrics.add("source_events_total", name_, static_cast<double>(r.new_events));
+    if (r.future_items > 0)
+      services_.logger.warning("source " + name_ + ": " + std::to_string(r.future_items) +
+                               " item(s) stamped more than an hour ahead of this host's clock: "
+                               "delivered, but the cursor does not follow them (check the "
+                               "remote's clock and this host's)");
     if (services_.stopping.load()) break;
     if (r.status == Status::Ok) {
       if (attempt > 0)

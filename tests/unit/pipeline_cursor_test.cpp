@@ -328,5 +328,31 @@ TEST_F(CursorTest, ItemsOnlyEmittedInPartStillCountAsAFullPage) {
   EXPECT_EQ(events().size(), 75u);
 }
 
+// One item stamped far in the future (a remote's bad clock, a typo in 2200) is delivered, but the
+// cursor does not follow it: otherwise every later real change, stamped before it, would never be
+// asked for again.
+TEST_F(CursorTest, AFutureStampedItemIsDeliveredWithoutMovingTheCursorPastTheClock) {
+  Remote remote;
+  for (int i = 0; i < 250; ++i) remote.set(key(i), kBase + i * 1000 * kMs);
+  const int64_t future_ns = *parseInstantNs("2200-01-01T00:00:00.000Z");
+  remote.set("from-the-future", future_ns);
+  CycleResult r = cycle(remote);
+  ASSERT_EQ(r.status, Status::Ok) << r.error;
+  EXPECT_EQ(r.new_events, 251);
+  EXPECT_EQ(r.future_items, 1);
+  auto cursor = journal_->events().cursor("src");
+  ASSERT_TRUE(cursor.has_value());
+  EXPECT_EQ(cursor->since_ns, kBase + 249 * 1000 * kMs) << cursor->since;
+
+  // Later real changes (stamped now, before 2200) are still found.
+  const int64_t now = (nowNs() / kMs) * kMs;
+  remote.set(key(7), now);
+  remote.set(key(300), now);
+  r = cycle(remote);
+  ASSERT_EQ(r.status, Status::Ok) << r.error;
+  EXPECT_EQ(r.new_events, 2);
+  expectMatchesRemote(remote);
+}
+
 }  // namespace
 }  // namespace ferry::core
