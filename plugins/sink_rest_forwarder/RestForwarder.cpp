@@ -97,6 +97,23 @@ class RestForwarder : public ferry::Sink {
               " event(s) per request, " + (key_ ? "signed" : "NOT signed (no secret)"));
   }
 
+  // `ferry check --connect`: the endpoint answers at all, over TLS the host trusts (unless
+  // tls_verify = false). A HEAD request, which no receiver takes for a delivery; any HTTP status
+  // counts as reachable, since many webhook receivers answer HEAD with 404 or 405.
+  void check() override {
+    ferry::HttpRequest request;
+    request.method = "HEAD";
+    request.url = url_;
+    request.headers = extra_headers_;
+    request.timeout_ms = timeout_ms_;
+    request.tls_verify = tls_verify_;
+    ferry::HttpResponse r = host().http(request);
+    if (r.status() != 0) return;
+    const std::string why = "cannot reach " + display_ + ": " + std::string(r.error());
+    if (r.transient()) throw ferry::Retry(why);
+    throw ferry::Stop(why);
+  }
+
   ferry::WriteOutcome write(std::span<const ferry_event> batch) override {
     size_t i = 0;
     while (i < batch.size()) {

@@ -7,6 +7,7 @@
 #include <Poco/JSON/Parser.h>
 #include <Poco/Net/Context.h>
 #include <Poco/Net/SSLManager.h>
+#include <Poco/Net/ServerSocket.h>
 
 #include <algorithm>
 #include <chrono>
@@ -548,6 +549,39 @@ class RestForwarderTlsTest : public RestForwarderTest {
   }
   Poco::Net::Context::Ptr context_;
 };
+
+// `ferry check --connect` reaches the endpoint for real: a closed port and an untrusted
+// certificate fail it (exit 69, naming the sink and why), a live endpoint passes, and the check
+// delivers nothing.
+TEST_F(RestForwarderTlsTest, CheckConnectFailsOnAClosedPortOrAnUntrustedCertificate) {
+  writeFile(data_, orders(1));
+  uint16_t closed = 0;
+  {
+    Poco::Net::ServerSocket probe(Poco::Net::SocketAddress("127.0.0.1", 0));
+    closed = probe.address().port();
+  }
+  writeHookConfig("http://127.0.0.1:" + std::to_string(closed) + "/hook");
+  RunResult refused = ferry({"check", "--connect", "--config", config_});
+  EXPECT_EQ(refused.exit_code, 69) << describe(refused);
+  EXPECT_NE((refused.out + refused.err).find("[sink.hook]"), std::string::npos) << describe(refused);
+  EXPECT_NE((refused.out + refused.err).find("refused"), std::string::npos) << describe(refused);
+
+  Receiver tls(context_);
+  writeHookConfig(tls.url());
+  RunResult untrusted = ferry({"check", "--connect", "--config", config_});
+  EXPECT_EQ(untrusted.exit_code, 69) << describe(untrusted);
+  EXPECT_NE((untrusted.out + untrusted.err).find("certificate"), std::string::npos)
+      << describe(untrusted);
+
+  Receiver plain;
+  writeHookConfig(plain.url());
+  RunResult ok = ferry({"check", "--connect", "--config", config_});
+  EXPECT_EQ(ok.exit_code, 0) << describe(ok);
+  auto requests = plain.requests();
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_EQ(requests[0].method, "HEAD");
+  EXPECT_TRUE(tls.requests().empty());
+}
 
 TEST_F(RestForwarderTlsTest, SelfSignedIsRefusedUnlessVerificationIsOff) {
   {
