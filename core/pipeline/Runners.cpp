@@ -44,6 +44,12 @@ void StatusRecorder::record(const std::string& state, const std::string& message
   }
 }
 
+void StatusRecorder::leave() {
+  // A stop while retrying keeps the last error, so that the operator still sees why after the
+  // process ended; otherwise the instance is idle.
+  if (last_state_ != "retrying") record("idle", "", 0, 0);
+}
+
 // ---------------------------------------------------------------------------------------------
 // SourceRunner
 // ---------------------------------------------------------------------------------------------
@@ -180,7 +186,7 @@ void SourceRunner::loop(bool once) {
     status("retrying", r.error, attempt, nowMs() + delay);
     if (!sleepFor(delay, true)) break;
   }
-  status("idle", "");
+  status_.leave();
 }
 
 CycleResult SourceRunner::runCycle(int64_t& next_progress) {
@@ -501,7 +507,7 @@ void SinkRunner::loop() {
       services_.new_events.waitFor(seen, kSliceMs * 5);
     }
   }
-  status("idle", "");
+  status_.leave();
 }
 
 }  // namespace ferry::core

@@ -28,6 +28,8 @@ class StatusRecorder {
       : services_(services), name_(std::move(name)), kind_(std::move(kind)) {}
   void record(const std::string& state, const std::string& message, int64_t attempt,
               int64_t next_at_ms);
+  // The runner ends: "idle", unless it was retrying (its last error is kept).
+  void leave();
 
  private:
   HostServices& services_;

@@ -221,5 +221,28 @@ TEST_F(FerryTest, SourceRetryAfterShowsInStatusAndRecovers) {
   EXPECT_EQ(keysOf(readSinkLines(dir_.file("out.jsonl"))), keyRange(15));
 }
 
+// Stopping ferry while a source retries keeps the source's last error in the status, so that
+// an operator looking after the stop still sees why it was not getting anywhere.
+TEST_F(FerryTest, StopWhileRetryingKeepsTheLastError) {
+  writeFile(dir_.file("data.jsonl"), items(5));
+  writeFile(dir_.file("src.fail"), "retry\n");
+  writeConfig(sourceSection("src", dir_.file("data.jsonl"),
+                            "fail_file = " + dir_.file("src.fail") + "\n") +
+              sinkSection("a", dir_.file("a.jsonl")));
+  FerryProcess ferry({"run", "--config", config_}, dir_.path());
+  ASSERT_TRUE(waitUntil([&] {
+    auto src = instance(tryStatus(), "sources", "src");
+    return !src.isNull() && str(src, "state") == "retrying";
+  })) << ferry.err();
+  ferry.signal(SIGTERM);
+  ASSERT_EQ(ferry.wait(60s), 0) << ferry.err();
+
+  auto src = instance(status(), "sources", "src");
+  ASSERT_FALSE(src.isNull());
+  EXPECT_EQ(str(src, "state"), "retrying");
+  EXPECT_NE(str(src, "message").find("scripted outage"), std::string::npos)
+      << str(src, "message");
+}
+
 }  // namespace
 }  // namespace ferry::it
