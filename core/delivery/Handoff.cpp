@@ -3,6 +3,14 @@
 #include <algorithm>
 
 namespace ferry::core {
+namespace {
+
+// What an event counts against the hand-off's budget.
+size_t footprint(const JournalEvent& e) {
+  return e.body.size() + e.key.size() + e.version.size() + sizeof(JournalEvent);
+}
+
+}  // namespace
 
 int64_t Handoff::commitAndPublish(const std::string& source, std::vector<NewEvent>& events,
                                   int64_t fetched_at_ms, const std::function<int64_t()>& commit) {
@@ -33,13 +41,13 @@ int64_t Handoff::commitAndPublish(const std::string& source, std::vector<NewEven
     e->body = std::move(n.body);
     e->echo = n.echo;
     e->fetched_at_ms = fetched_at_ms;
-    bytes_ += e->body.size() + e->key.size() + e->version.size() + sizeof(JournalEvent);
+    bytes_ += footprint(*e);
     events_.push_back(std::move(e));
   }
   events.clear();
   while (bytes_ > max_bytes_ && !events_.empty()) {
     const JournalEvent& oldest = *events_.front();
-    bytes_ -= oldest.body.size() + oldest.key.size() + oldest.version.size() + sizeof(JournalEvent);
+    bytes_ -= footprint(oldest);
     covered_from_ = oldest.sequence;
     events_.pop_front();
   }

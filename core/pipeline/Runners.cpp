@@ -453,14 +453,6 @@ SinkRunner::Step SinkRunner::deliverFeed() {
   return Step::Retry;
 }
 
-int64_t SinkRunner::sinkOffsetOr(int64_t fallback) {
-  try {
-    return services_.ledger.sinkOffset(name_);
-  } catch (const JournalError&) {
-    return fallback;
-  }
-}
-
 void SinkRunner::loop() {
   // The offset is read once; until the journal can be read, the sink waits for it.
   bool known = false;
@@ -486,7 +478,6 @@ void SinkRunner::loop() {
       // and a batch the plugin already wrote is written again after recovery (sinks are
       // idempotent by the event's key). Backing off here, instead of ending the thread, lets
       // the sink recover by itself once the journal does.
-      offset_ = sinkOffsetOr(offset_);
       backOff(std::string("journal: ") + e.what(), -1);
       o = Step::Retry;
     }

@@ -118,8 +118,6 @@ class SinkRunner {
   void status(const std::string& state, const std::string& message, int64_t attempt = 0,
               int64_t next_at_ms = 0);
   bool sleepFor(int64_t ms);
-  // The journal's offset of this sink, or `fallback` when the journal cannot be read.
-  int64_t sinkOffsetOr(int64_t fallback);
   // Counts the failed attempt, records the retrying status and waits the backoff delay.
   void backOff(const std::string& message, int64_t retry_after_ms);
 

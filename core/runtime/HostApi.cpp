@@ -66,8 +66,9 @@ ferry_status hostEmit(ferry_host_ctx* ctx, const ferry_item* item) {
     const char* version = item->version ? item->version : "";
     auto ns = parseInstantNs(version);
     if (!ns) {
-      ctx->emit_error = std::string("item '") + item->key + "' has version '" + version +
-                        "', which is not an ISO-8601 instant with a zone";
+      // The key and version are the remote's text: made printable like every plugin message.
+      ctx->emit_error = printable(std::string("item '") + item->key + "' has version '" +
+                                  version + "', which is not an ISO-8601 instant with a zone");
       return FERRY_FATAL;
     }
     FetchedItem f;

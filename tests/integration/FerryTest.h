@@ -111,6 +111,18 @@ class FerryTest : public ::testing::Test {
     return findNamed(status->getArray(list), name);
   }
 
+  // Waits until `ferry status` shows the named source or sink ("sources"/"sinks") in `state`;
+  // returns that instance, or null when it did not get there within a minute.
+  Poco::JSON::Object::Ptr waitForState(const std::string& list, const std::string& name,
+                                       const std::string& state) {
+    Poco::JSON::Object::Ptr found;
+    waitUntil([&] {
+      found = instance(tryStatus(), list, name);
+      return !found.isNull() && str(found, "state") == state;
+    });
+    return !found.isNull() && str(found, "state") == state ? found : nullptr;
+  }
+
   // `ferry dead-letters list --json [--sink NAME]`, parsed; null (with a failure) when it fails.
   Poco::JSON::Array::Ptr deadLetters(const std::string& sink = "") {
     std::vector<std::string> args{"dead-letters", "list", "--config", config_};

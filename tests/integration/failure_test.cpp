@@ -205,11 +205,8 @@ TEST_F(FerryTest, SourceRetryAfterShowsInStatusAndRecovers) {
       sourceSection("src", dir_.file("data.jsonl"), "fail_file = " + dir_.file("src.fail") + "\n") +
       sinkSection("out", dir_.file("out.jsonl")));
   FerryProcess ferry({"run", "--config", config_}, dir_.path());
-  Poco::JSON::Object::Ptr src;
-  ASSERT_TRUE(waitUntil([&] {
-    src = instance(tryStatus(), "sources", "src");
-    return !src.isNull() && str(src, "state") == "retrying";
-  })) << ferry.err();
+  Poco::JSON::Object::Ptr src = waitForState("sources", "src", "retrying");
+  ASSERT_FALSE(src.isNull()) << ferry.err();
   EXPECT_NE(str(src, "message").find("scripted 429"), std::string::npos) << str(src, "message");
   EXPECT_TRUE(readSinkLines(dir_.file("out.jsonl")).empty());
 
@@ -230,10 +227,7 @@ TEST_F(FerryTest, StopWhileRetryingKeepsTheLastError) {
                             "fail_file = " + dir_.file("src.fail") + "\n") +
               sinkSection("a", dir_.file("a.jsonl")));
   FerryProcess ferry({"run", "--config", config_}, dir_.path());
-  ASSERT_TRUE(waitUntil([&] {
-    auto src = instance(tryStatus(), "sources", "src");
-    return !src.isNull() && str(src, "state") == "retrying";
-  })) << ferry.err();
+  ASSERT_FALSE(waitForState("sources", "src", "retrying").isNull()) << ferry.err();
   ferry.signal(SIGTERM);
   ASSERT_EQ(ferry.wait(60s), 0) << ferry.err();
 

@@ -151,10 +151,7 @@ TEST_F(FerryTest, HostileErrorTextIsPrintedSafely) {
   writeConfig(sourceSection("src", data, "fail_file = " + dir_.file("src.fail") + "\n") +
               sinkSection("a", dir_.file("a.jsonl")));
   FerryProcess ferry({"run", "--config", config_}, dir_.path());
-  ASSERT_TRUE(waitUntil([&] {
-    auto src = instance(tryStatus(), "sources", "src");
-    return !src.isNull() && str(src, "state") == "retrying";
-  })) << ferry.err();
+  ASSERT_FALSE(waitForState("sources", "src", "retrying").isNull()) << ferry.err();
 
   RunResult text = this->ferry({"status", "--config", config_});
   ASSERT_EQ(text.exit_code, 0) << describe(text);
