@@ -222,7 +222,7 @@ void App::setUpLogging(const std::string& level, const std::string& file) {
 
 int App::main(const std::vector<std::string>& args) {
   if (version_) {
-    std::cout << "ferry " FERRY_VERSION " (plugin ABI " << FERRY_ABI_VERSION << ")\n";
+    std::cout << "ferry " FERRY_VERSION " (plugin ABI " << hostAbi() << ")\n";
     return EXIT_OK;
   }
   if (help_ || args.empty()) {
@@ -360,7 +360,7 @@ int App::commandPlugins() {
     dir = pluginDir("");
   }
   PluginRegistry plugins = PluginRegistry::loadDirectory(dir);
-  auto printTable = [](const std::vector<ferry_option_def>& options) {
+  auto printTable = [](const std::vector<OptionSpec>& options) {
     size_t w = 4;
     for (const auto& o : options) w = std::max(w, std::string(o.name).size());
     for (const auto& o : options) {
@@ -368,17 +368,16 @@ int App::commandPlugins() {
                         : o.default_value ? std::string("= ") + o.default_value
                                           : "(optional)";
       std::cout << "    " << padRight(o.name, w + 2) << padRight(optionTypeName(o.type), 10)
-                << padRight(def, 28) << (o.secret ? "[secret] " : "") << (o.help ? o.help : "");
+                << padRight(def, 28) << (o.secret ? "[secret] " : "") << o.help;
       if (o.choices) std::cout << " (one of: " << o.choices << ")";
       std::cout << "\n";
     }
   };
   std::cout << "Plugins in " << plugins.directory().string() << ":\n";
   for (const auto& p : plugins.all()) {
-    const auto* d = p->descriptor;
-    std::cout << "\n" << d->name << " (" << (p->isSource() ? "source" : "sink") << ", version "
-              << d->version << ") — " << (d->description ? d->description : "") << "\n  file "
-              << p->file.string() << "\n  options:\n";
+    std::cout << "\n" << p->name() << " (" << (p->isSource() ? "source" : "sink") << ", version "
+              << p->version() << ", ABI " << p->abi() << ") — " << p->description()
+              << "\n  file " << p->file.string() << "\n  options:\n";
     printTable(p->options);
   }
   std::cout << "\nHost settings, allowed in every [source.<name>] section:\n";
