@@ -1,6 +1,6 @@
-// End to end, one owner per journal: a second `ferry run` and a write command are refused while
-// a ferry runs on the journal (naming its PID), the OS releases the ownership when the owner dies,
-// `ferry status` says whether one runs, and the read-only commands (status, trace, dead-letters
+// End to end, one owner per journal: a second `ferry run` is refused while a ferry runs on the
+// journal (naming its PID), a replay is carried out by the running ferry, the OS releases the
+// ownership when the owner dies, `ferry status` says whether one runs, and the read-only commands (status, trace, dead-letters
 // list) need neither the secrets nor write access, and never create a journal.
 #include <pwd.h>
 #include <signal.h>
