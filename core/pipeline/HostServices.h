@@ -32,11 +32,15 @@ class Signal {
 
 struct HostServices : PluginServices {
   HostServices(Journal& journal, Poco::Logger& logger)
-      : PluginServices(journal.state(), logger), event_log(journal.events()), ledger(journal.ledger()) {}
+      : PluginServices(journal.state(), logger),
+        event_log(journal.events()),
+        ledger(journal.ledger()),
+        controls(journal.controls()) {}
 
   // The journal's parts (Journal.h); each user takes the ones it needs.
   EventLog& event_log;
   SinkLedger& ledger;
+  Controls& controls;
   // run --once: every source finished its cycle, so no event is coming that a sink could wait
   // for to fill a batch.
   std::atomic<bool> sources_finished{false};
