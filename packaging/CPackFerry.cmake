@@ -1,10 +1,13 @@
 # Packaging: install rules for what the packages add to the build (the shipped config, the
-# systemd unit, docs), the generated configs, and CPack for two Debian packages:
-#   ferry      the host (/usr/bin/ferry), the in-tree plugins (/usr/lib/ferry/plugins), the
-#              config /etc/ferry/ferry.ini (conffile, 0640 root:ferry), the systemd unit and the
-#              maintainer scripts (system user `ferry`, /var/lib/ferry, /var/spool/ferry)
-#   ferry-dev  the SDK: headers incl. version.h, the CMake package Ferry, the example
-# Build them with `cpack -G DEB` in a build configured with -DCMAKE_INSTALL_PREFIX=/usr.
+# systemd unit, docs, man page, bash completion), the generated configs and docs, and CPack for
+# the Debian packages:
+#   ferry         the host (/usr/bin/ferry), the in-tree plugins (/usr/lib/ferry/plugins), both
+#                 stripped; the config /etc/ferry/ferry.ini (conffile, 0640 root:ferry), the
+#                 systemd unit, the maintainer scripts (system user `ferry`, /var/lib/ferry,
+#                 /var/spool/ferry), ferry(1), the bash completion, /usr/share/doc/ferry
+#   ferry-dev     the SDK: headers incl. version.h, the CMake package Ferry, the example
+#   ferry-dbgsym  the debug symbols of ferry's binaries (.ddeb)
+# Build them with `cpack -G DEB` in a built tree (the packages always use /usr).
 # The Windows installer is built separately (packaging/msi/README.md).
 #
 # Install components: the host and plugins have none ("Unspecified"); `runtime` is what this file
@@ -49,8 +52,78 @@ install(FILES ${FERRY_PACKAGING_BINARY_DIR}/deb/ferry.ini DESTINATION /etc/ferry
   PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ COMPONENT runtime)
 install(FILES ${FERRY_PACKAGING_DIR}/deb/ferry.service DESTINATION /lib/systemd/system
   COMPONENT runtime)
-install(FILES ${CMAKE_SOURCE_DIR}/README.md DESTINATION ${CMAKE_INSTALL_DATADIR}/doc/ferry
-  COMPONENT runtime)
+
+# --- Documentation of both packages ------------------------------------------------------------
+# The Debian changelog is the packages' version: its latest entry must be for this project's
+# version, and its revision is the package release (cpack -D CPACK_DEBIAN_PACKAGE_RELEASE=N
+# overrides it for a rebuild).
+file(STRINGS ${FERRY_PACKAGING_DIR}/deb/changelog changelog_top LIMIT_COUNT 1)
+string(REPLACE "." "\\." version_re "${PROJECT_VERSION}")
+if(NOT changelog_top MATCHES "^ferry \\(${version_re}-([0-9]+)\\) ")
+  message(FATAL_ERROR "packaging/deb/changelog: its latest entry is '${changelog_top}', but the "
+    "project's version is ${PROJECT_VERSION}: add an entry 'ferry (${PROJECT_VERSION}-1) ...' on top")
+endif()
+set(FERRY_DEBIAN_RELEASE ${CMAKE_MATCH_1})
+
+# Generated at build time: the man page and the bash completion from the built ferry's own help
+# (`ferry --help`, `ferry help COMMAND`), so they list exactly the commands and options it has;
+# the changelog compressed as Debian wants it (gzip -9n: reproducible).
+find_package(Python3 REQUIRED COMPONENTS Interpreter)
+set(doc_out ${FERRY_PACKAGING_BINARY_DIR}/deb)
+add_custom_command(OUTPUT ${doc_out}/ferry.1.gz ${doc_out}/completion/ferry
+  COMMAND ${CMAKE_COMMAND} -E make_directory ${doc_out}/completion
+  COMMAND Python3::Interpreter ${FERRY_PACKAGING_DIR}/tools/ferry_cli_docs.py
+    --ferry $<TARGET_FILE:ferry> --changelog ${FERRY_PACKAGING_DIR}/deb/changelog
+    --man ${doc_out}/ferry.1.gz --completion ${doc_out}/completion/ferry
+  DEPENDS ferry ${FERRY_PACKAGING_DIR}/tools/ferry_cli_docs.py ${FERRY_PACKAGING_DIR}/deb/changelog
+  COMMENT "Generating ferry(1) and the bash completion from ferry --help"
+  VERBATIM)
+add_custom_command(OUTPUT ${doc_out}/changelog.Debian.gz
+  COMMAND Python3::Interpreter ${FERRY_PACKAGING_DIR}/tools/gzip_n.py
+    ${FERRY_PACKAGING_DIR}/deb/changelog ${doc_out}/changelog.Debian.gz
+  DEPENDS ${FERRY_PACKAGING_DIR}/deb/changelog ${FERRY_PACKAGING_DIR}/tools/gzip_n.py
+  VERBATIM)
+add_custom_target(ferry_package_docs ALL DEPENDS
+  ${doc_out}/ferry.1.gz ${doc_out}/completion/ferry ${doc_out}/changelog.Debian.gz)
+
+# ferry: /usr/share/doc/ferry/{README.md, copyright, LICENSE, changelog.Debian.gz}, every plugin's
+# README, sdk/README.md and packaging/README.md at their paths in the repository (the READMEs'
+# links between each other keep working), the example configs in examples/ (and config -> examples: the READMEs link to
+# config/*.ini), the man page, the bash completion and the lintian overrides.
+set(doc_dir ${CMAKE_INSTALL_DATADIR}/doc/ferry)
+foreach(pkg ferry ferry-dev)
+  if(pkg STREQUAL "ferry")
+    set(component runtime)
+  else()
+    set(component dev)
+  endif()
+  install(FILES ${FERRY_PACKAGING_DIR}/deb/copyright ${CMAKE_SOURCE_DIR}/LICENSE
+    ${doc_out}/changelog.Debian.gz DESTINATION ${CMAKE_INSTALL_DATADIR}/doc/${pkg}
+    COMPONENT ${component})
+endforeach()
+install(FILES ${CMAKE_SOURCE_DIR}/README.md DESTINATION ${doc_dir} COMPONENT runtime)
+file(GLOB plugin_readmes RELATIVE ${CMAKE_SOURCE_DIR} CONFIGURE_DEPENDS
+  ${CMAKE_SOURCE_DIR}/plugins/*/README.md)
+foreach(readme ${plugin_readmes} sdk/README.md packaging/README.md)
+  get_filename_component(dir ${readme} DIRECTORY)
+  install(FILES ${CMAKE_SOURCE_DIR}/${readme} DESTINATION ${doc_dir}/${dir} COMPONENT runtime)
+endforeach()
+file(GLOB example_configs CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/config/*.ini)
+install(FILES ${example_configs} DESTINATION ${doc_dir}/examples COMPONENT runtime)
+file(MAKE_DIRECTORY ${doc_out}/links)
+file(CREATE_LINK examples ${doc_out}/links/config SYMBOLIC)
+install(FILES ${doc_out}/links/config DESTINATION ${doc_dir} COMPONENT runtime)
+install(FILES ${doc_out}/ferry.1.gz DESTINATION ${CMAKE_INSTALL_MANDIR}/man1 COMPONENT runtime)
+install(FILES ${doc_out}/completion/ferry
+  DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions COMPONENT runtime)
+install(FILES ${FERRY_PACKAGING_DIR}/deb/lintian-overrides
+  DESTINATION ${CMAKE_INSTALL_DATADIR}/lintian/overrides RENAME ferry COMPONENT runtime)
+install(FILES ${FERRY_PACKAGING_DIR}/deb/lintian-overrides.dev
+  DESTINATION ${CMAKE_INSTALL_DATADIR}/lintian/overrides RENAME ferry-dev COMPONENT dev)
+# ferry-dev: the SDK's README is the one ferry ships (ferry-dev depends on the same ferry).
+file(CREATE_LINK ../ferry/sdk/README.md ${doc_out}/links/README.md SYMBOLIC)
+install(FILES ${doc_out}/links/README.md DESTINATION ${CMAKE_INSTALL_DATADIR}/doc/ferry-dev
+  COMPONENT dev)
 
 # --- CPack ---------------------------------------------------------------------------------------
 set(CPACK_PACKAGE_NAME ferry)
@@ -63,7 +136,14 @@ set(CPACK_PACKAGE_DIRECTORY ${CMAKE_BINARY_DIR}/packages)
 # The Debian layout whatever CMAKE_INSTALL_PREFIX the build tree has (scripts/build uses the
 # default): relative destinations land under /usr.
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
+# Stripped binaries, debug symbols in ferry-dbgsym: CPackDeb splits every unstripped ELF file of
+# the `ferry` package (the host and the plugins) with objcopy into
+# /usr/lib/debug/.build-id/<xx>/<rest>.debug of ferry-dbgsym_<version>_<arch>.ddeb and strips it
+# (--strip-unneeded, with a .gnu_debuglink). So CPACK_STRIP_FILES stays OFF: CPack must see them
+# unstripped. ferry-dev holds no ELF file to split (libferry_mapping.a is an archive).
 set(CPACK_STRIP_FILES OFF)
+set(CPACK_DEBIAN_RUNTIME_DEBUGINFO_PACKAGE ON)
+set(CPACK_POST_BUILD_SCRIPTS ${FERRY_PACKAGING_DIR}/deb/fix-dbgsym.cmake)
 
 get_cmake_property(ferry_components COMPONENTS)
 list(APPEND ferry_components runtime dev)
@@ -82,7 +162,7 @@ set(CPACK_COMPONENT_DEV_GROUP dev)
 set(CPACK_COMPONENTS_GROUPING ONE_PER_GROUP)
 set(CPACK_DEB_COMPONENT_INSTALL ON)
 
-set(CPACK_DEBIAN_PACKAGE_RELEASE 1)
+set(CPACK_DEBIAN_PACKAGE_RELEASE ${FERRY_DEBIAN_RELEASE})  # packaging/deb/changelog
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
@@ -92,7 +172,7 @@ set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_RUNTIME_PACKAGE_NAME ferry)
 set(CPACK_DEBIAN_RUNTIME_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_RUNTIME_PACKAGE_DEPENDS "adduser, ca-certificates")
-set(CPACK_DEBIAN_RUNTIME_DESCRIPTION "Ferry integration host
+set(CPACK_DEBIAN_RUNTIME_DESCRIPTION "integration host moving order and shipment changes into ERPs
 Polls business platforms (Tradecloud, DuckHub) for changed orders and
 shipments, journals every change durably and delivers it to ERP CSV drop
 folders, SQL databases and REST endpoints. Runs as the systemd service
