@@ -133,9 +133,10 @@ class Cli:
             self.option_args[opt] = arg
         for name in names:
             self.parse_synopsis(name)
-        PLACEHOLDERS.update(a for a in self.option_args.values() if a)
+        # The words that stand for an argument: FILE, NAME, INSTANT, ...
+        self.placeholders = {a for a in self.option_args.values() if a}
         for by_sub in self.positionals.values():
-            PLACEHOLDERS.update(p for pos in by_sub.values() for p in pos)
+            self.placeholders.update(p for pos in by_sub.values() for p in pos)
 
     @staticmethod
     def parse_option_names(cells):
@@ -199,25 +200,27 @@ def roff(text):
     return text
 
 
-def line(text):
+def roff_line(text):
     text = roff(text)
     return "\\&" + text if text[:1] in (".", "'") else text
 
 
-PLACEHOLDERS = set()  # FILE, NAME, ...: the arguments the help text names (Cli fills it)
-
-
-def bold_options(text):
-    """-x/--long option words in bold, argument placeholders in italics (text already escaped)."""
+def bold_options(text, placeholders):
+    """-x/--long option words in bold, argument placeholders (FILE, NAME, ...) in italics; `text`
+    is already escaped."""
     text = re.sub(r"(?<![\w\\])(\\-(?:\\-)?[A-Za-z][A-Za-z0-9]*(?:\\-[A-Za-z0-9]+)*)",
                   r"\\fB\1\\fR", text)
     return re.sub(r"\b([A-Z][A-Z_]*)\b",
-                  lambda m: f"\\fI{m.group(1)}\\fR" if m.group(1) in PLACEHOLDERS else m.group(1),
+                  lambda m: f"\\fI{m.group(1)}\\fR" if m.group(1) in placeholders else m.group(1),
                   text)
 
 
 def man_page(cli, date):
+    def fmt(text):  # a line of help text
+        return bold_options(roff_line(text), cli.placeholders)
+
     out = [f'.TH FERRY 1 "{date}" "ferry {cli.version}" "User Commands"',
+           ".nh",  # no hyphenation: commands and options are copied from the page as typed
            ".SH NAME", f"ferry \\- {roff(cli.summary)}",
            ".SH SYNOPSIS"]
     for u in cli.usage:
@@ -227,41 +230,40 @@ def man_page(cli, date):
         out.append(" ".join(["\\fBferry\\fR"] + [
             (f"\\fI{roff(w)}\\fR" if w.startswith(("<", "[")) else f"\\fB{roff(w)}\\fR")
             for w in words[1:]]))
-    out += [".SH DESCRIPTION", line(cli.summary[:1].upper() + cli.summary[1:] + ".")]
+    out += [".SH DESCRIPTION", roff_line(cli.summary[:1].upper() + cli.summary[1:] + ".")]
     for note in cli.notes:
-        out += [".PP", bold_options(line(note))]
+        out += [".PP", fmt(note)]
     out.append(".SH COMMANDS")
     for name, text in cli.commands:
-        out += [".TP", "\\fB" + bold_options(roff(name)).replace("\\fR", "\\fB") + "\\fR",
-                bold_options(line(text))]
+        out += [".TP", "\\fB" + bold_options(roff(name), cli.placeholders).replace("\\fR", "\\fB")
+                + "\\fR", fmt(text)]
     for name in cli.names:
         if not cli.command_help[name]:
             continue
         out.append(f'.SS "ferry {roff(name)}"')
-        out += [".nf"] + [bold_options(line(s.strip())) for s in cli.synopsis(name)] + [".fi"]
+        out += [".nf"] + [fmt(s.strip()) for s in cli.synopsis(name)] + [".fi"]
         for block in cli.body(name):
             rows = table(block)
-            if all(r[1] for r in rows) and all(len(b) - len(b.lstrip()) <= 6 for b in block[:1]) \
-                    and re.match(r"^ {0,6}\S+ {2,}\S", block[0]):
+            if re.match(r"^ {0,6}\S+ {2,}\S", block[0]) and all(text for _, text in rows):
                 for key, text in rows:
-                    out += [".TP", bold_options(line(key)), bold_options(line(text))]
+                    out += [".TP", fmt(key), fmt(text)]
             else:
-                out += [".PP", bold_options(line(" ".join(b.strip() for b in block)))]
+                out += [".PP", fmt(" ".join(b.strip() for b in block))]
     out.append(".SH OPTIONS")
     for name, text in cli.options:
-        out += [".TP", bold_options(line(name)), bold_options(line(text))]
+        out += [".TP", fmt(name), fmt(text)]
     out.append(".PP")
     out.append("The options of each command are described with it under \\fBCOMMANDS\\fR.")
     if cli.exit_codes:
         out.append(".SH EXIT STATUS")
         for code, text in cli.exit_codes:
-            out += [".TP", f"\\fB{code}\\fR", bold_options(line(text))]
+            out += [".TP", f"\\fB{code}\\fR", fmt(text)]
     out.append(".SH ENVIRONMENT")
     for name, text in ENVIRONMENT:
-        out += [".TP", f"\\fB{name}\\fR", bold_options(line(text))]
+        out += [".TP", f"\\fB{name}\\fR", fmt(text)]
     out.append(".SH FILES")
     for path, text in FILES:
-        out += [".TP", f"\\fI{roff(path)}\\fR", line(text)]
+        out += [".TP", f"\\fI{roff(path)}\\fR", roff_line(text)]
     out += [".SH SEE ALSO", SEE_ALSO]
     return "\n".join(out) + "\n"
 

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The Debian packages end to end, on this machine, as root:
-#   cpack -G DEB in the build tree (into a temp dir) -> contents and control checks ->
-#   apt-get install ./ferry_*.deb ./ferry-dev_*.deb -> user, modes, conffile, `ferry check`,
-#   the unit -> upgrade to release 2 (edited config and state kept, systemd calls) ->
-#   the SDK example built against the INSTALLED SDK and run by /usr/bin/ferry ->
-#   a plugin with another ABI refused -> purge leaves nothing (the user is kept, by design).
-# Cleans up whatever happens: purges the packages, removes the user if this test created it,
-# removes a fake /run/systemd/system it made.
+#   cpack -G DEB in the build tree (into a temp dir) -> contents and control checks -> lintian ->
+#   apt-get install ./ferry_*.deb ./ferry-dev_*.deb ./ferry-dbgsym_*.ddeb -> user, modes,
+#   conffile, `ferry check` -> licence, copyright, changelog, docs and their links, stripped
+#   binaries and their debug symbols, the man page and the bash completion against the installed
+#   ferry's own help -> the unit -> upgrade to release 2 (edited config and state kept, systemd
+#   calls) -> the SDK example built against the INSTALLED SDK and run by /usr/bin/ferry ->
+#   a plugin with another ABI refused -> purge keeps the files waiting in the spool and removes
+#   everything else (the user is kept, by design) -> purge removes an empty spool.
+# Cleans up whatever happens: purges the packages, removes the spool (it did not exist before),
+# removes the user if this test created it, removes a fake /run/systemd/system it made.
 #
 #   deb_test.sh SOURCE_DIR BUILD_DIR
 set -euo pipefail
@@ -37,7 +40,8 @@ fail() { echo "deb_test: FAIL: $*" >&2; exit 1; }
 step() { echo; echo "=== $*"; }
 cleanup() {
   set +e
-  apt-get purge -y -q ferry-dev ferry >/dev/null 2>&1
+  apt-get purge -y -q ferry-dbgsym ferry-dev ferry >/dev/null 2>&1
+  rm -rf /var/spool/ferry   # kept by purge while it holds files; absent before this test
   if [ "$user_existed" = no ]; then
     getent passwd ferry >/dev/null && userdel ferry
     getent group ferry >/dev/null && groupdel ferry
@@ -54,7 +58,11 @@ step "cpack -G DEB in $build"
 cpack -G DEB --config "$build/CPackConfig.cmake" -B "$work/pkg1" > "$work/cpack1.log" 2>&1 ||
   { cat "$work/cpack1.log"; fail "cpack failed"; }
 deb=$(ls "$work"/pkg1/ferry_*_amd64.deb) dev=$(ls "$work"/pkg1/ferry-dev_*_amd64.deb)
-echo "$deb"; echo "$dev"
+dbg=$(ls "$work"/pkg1/ferry-dbgsym_*_amd64.ddeb)
+echo "$deb"; echo "$dev"; echo "$dbg"
+for p in "$deb" "$dev" "$dbg"; do
+  echo "$(dpkg-deb -f "$p" Package): Installed-Size $(dpkg-deb -f "$p" Installed-Size) KiB"
+done
 
 step "package contents and control fields"
 dpkg-deb -c "$deb" | awk '{print $6}' > "$work/ferry.list"
@@ -77,6 +85,27 @@ for f in ./usr/include/ferry/abi.h ./usr/include/ferry/plugin.hpp ./usr/include/
          ./usr/share/doc/ferry-dev/examples/sink_json_lines/CMakeLists.txt; do
   grep -qx "$f" "$work/ferry-dev.list" || fail "ferry-dev package lacks $f"
 done
+# Licence, copyright, changelog and docs in both packages; every plugin README, the SDK's and the
+# example configs in ferry; the man page and the bash completion.
+for p in ferry ferry-dev; do
+  for f in copyright LICENSE changelog.Debian.gz README.md; do
+    grep -qx "./usr/share/doc/$p/$f" "$work/$p.list" || fail "$p package lacks /usr/share/doc/$p/$f"
+  done
+done
+for f in "$src"/plugins/*/README.md "$src/sdk/README.md" "$src/packaging/README.md"; do
+  grep -qx "./usr/share/doc/ferry/${f#"$src"/}" "$work/ferry.list" ||
+    fail "ferry package lacks /usr/share/doc/ferry/${f#"$src"/}"
+done
+for f in "$src"/config/*.ini; do
+  grep -qx "./usr/share/doc/ferry/examples/$(basename "$f")" "$work/ferry.list" ||
+    fail "ferry package lacks the example /usr/share/doc/ferry/examples/$(basename "$f")"
+done
+for f in ./usr/share/man/man1/ferry.1.gz ./usr/share/bash-completion/completions/ferry; do
+  grep -qx "$f" "$work/ferry.list" || fail "ferry package lacks $f"
+done
+[ "$(dpkg-deb -f "$dbg" Package)" = ferry-dbgsym ] || fail "$dbg is not ferry-dbgsym"
+[ "$(dpkg-deb -f "$dbg" Depends)" = "ferry (= $(dpkg-deb -f "$deb" Version))" ] ||
+  fail "ferry-dbgsym depends on '$(dpkg-deb -f "$dbg" Depends)', want exactly this ferry"
 depends=$(dpkg-deb -f "$deb" Depends)
 echo "Depends: $depends"
 for d in adduser libpocofoundation libc6; do   # libpoco*/libc6 come from dpkg-shlibdeps
@@ -84,6 +113,11 @@ for d in adduser libpocofoundation libc6; do   # libpoco*/libc6 come from dpkg-s
 done
 dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles | grep -qx /etc/ferry/ferry.ini ||
   fail "ferry.ini is not in conffiles"
+
+step "lintian"
+lintian --fail-on error "$deb" "$dev" "$dbg" > "$work/lintian.log" 2>&1 ||
+  { cat "$work/lintian.log"; fail "lintian reports errors"; }
+cat "$work/lintian.log"
 
 # Maintainer scripts with systemd "running": a logging systemctl in PATH and a fake
 # /run/systemd/system, only when this machine has no systemd running (a container, CI).
@@ -103,8 +137,8 @@ touch "$work/systemctl.log"
 # apt runs dpkg (and so the maintainer scripts) with PATH set from DPkg::Path.
 apt_path=(-o "DPkg::Path=$work/shim:/usr/sbin:/usr/bin:/sbin:/bin")
 
-step "apt-get install ./ferry ./ferry-dev"
-apt-get "${apt_path[@]}" install -y -q --no-install-recommends "$deb" "$dev" \
+step "apt-get install ./ferry ./ferry-dev ./ferry-dbgsym"
+apt-get "${apt_path[@]}" install -y -q --no-install-recommends "$deb" "$dev" "$dbg" \
   > "$work/apt1.log" 2>&1 || { cat "$work/apt1.log"; fail "apt-get install failed"; }
 grep -i "warning\|error" "$work/apt1.log" | grep -v "^W: Download is performed unsandboxed" || true
 
@@ -133,6 +167,127 @@ fi
 /usr/bin/ferry plugins > "$work/plugins.out"
 python3 "$here/check_config.py" "$work/plugins.out" /etc/ferry/ferry.ini
 
+step "licence, copyright, changelog, docs"
+cmp "$src/LICENSE" /usr/share/common-licenses/Apache-2.0 || fail "LICENSE is not the Apache-2.0 text"
+version=$(dpkg-query -W -f='${Version}' ferry)
+for p in ferry ferry-dev; do
+  d=/usr/share/doc/$p
+  cmp "$src/LICENSE" "$d/LICENSE" || fail "$d/LICENSE differs from LICENSE"
+  head -n 1 "$d/copyright" | grep -qx 'Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/' ||
+    fail "$d/copyright is not machine-readable (DEP-5)"
+  grep -qx 'Files: \*' "$d/copyright" && grep -qx 'License: Apache-2.0' "$d/copyright" &&
+    grep -q '/usr/share/common-licenses/Apache-2.0' "$d/copyright" || fail "$d/copyright: no Apache-2.0 for all files"
+  zcat "$d/changelog.Debian.gz" | head -n 1 | grep -q "^ferry ($version) " ||
+    fail "$d/changelog.Debian.gz: the latest entry is not $version: $(zcat "$d/changelog.Debian.gz" | head -n 1)"
+done
+cmp "$src/sdk/README.md" /usr/share/doc/ferry-dev/README.md || fail "ferry-dev's README.md is not sdk/README.md"
+for f in "$src"/config/*.ini; do
+  cmp "$f" "/usr/share/doc/ferry/examples/$(basename "$f")" || fail "example $(basename "$f") differs"
+done
+# Every relative link between the installed READMEs leads somewhere (they keep the repository's
+# layout; config/ is examples/).
+python3 - <<'PY' || fail "installed READMEs have broken links"
+import pathlib, re, sys
+bad = []
+for md in pathlib.Path("/usr/share/doc").glob("ferry*/**/*.md"):
+    for target in re.findall(r"\]\(([^)\s]+)\)", md.read_text(encoding="utf-8")):
+        path = target.split("#")[0]
+        if path and not re.match(r"^[a-z]+:", path) and not (md.parent / path).exists():
+            bad.append(f"{md}: {target}")
+print("\n".join(bad) or "README links: all resolve")
+sys.exit(1 if bad else 0)
+PY
+
+step "stripped binaries, debug symbols in ferry-dbgsym"
+for b in /usr/bin/ferry /usr/lib/ferry/plugins/*.so; do
+  file "$b" | tee -a "$work/file.log" | grep -q ', stripped$' || fail "$b is not stripped: $(file "$b")"
+  id=$(readelf -n "$b" | sed -n 's/^ *Build ID: //p')
+  [ -n "$id" ] || fail "$b has no build id"
+  debug=/usr/lib/debug/.build-id/${id:0:2}/${id:2}.debug
+  file "$debug" | grep -q 'with debug_info, not stripped' || fail "no debug symbols for $b at $debug"
+done
+sed 's/, BuildID.*,/,/' "$work/file.log"
+dpkg --verify ferry ferry-dev ferry-dbgsym || fail "dpkg --verify (md5sums) fails"
+
+step "man page: ferry(1) carries the installed ferry's help"
+[ "$(man -w ferry)" = /usr/share/man/man1/ferry.1.gz ] || fail "man -w ferry: $(man -w ferry)"
+MANWIDTH=120 man --warnings -E UTF-8 -l /usr/share/man/man1/ferry.1.gz > "$work/man.txt" 2> "$work/man.err"
+[ ! -s "$work/man.err" ] || { cat "$work/man.err"; fail "groff warnings in ferry(1)"; }
+# The commands as `ferry --help` lists them (its Commands: table), and `help`.
+/usr/bin/ferry --help > "$work/help.txt"
+awk '/^Commands:/ {on = 1; next} on && /^$/ {exit} on && /^  [a-z]/ {print $1}' "$work/help.txt" | sort -u > "$work/commands"
+grep -q 'ferry help <command>' "$work/help.txt" && echo help >> "$work/commands"
+for c in run check plugins status positions sources sinks dead-letters trace help; do
+  grep -qx "$c" "$work/commands" || fail "ferry --help does not list $c"
+done
+mkdir -p "$work/help"
+while read -r c; do
+  [ "$c" = help ] || /usr/bin/ferry help "$c" > "$work/help/$c"
+done < "$work/commands"
+# Each command's help, each row of the Commands and Options tables, is in the man page
+# (whitespace and line breaks aside; `code` is set in bold there).
+python3 - "$work/man.txt" "$work/help.txt" "$work"/help/* <<'PY' || fail "ferry(1) differs from ferry's help"
+import re, sys
+norm = lambda t: " ".join(t.replace("`", "").replace("\u2010", "-").replace("\u2212", "-").split())
+man = norm(open(sys.argv[1], encoding="utf-8").read())
+main = open(sys.argv[2], encoding="utf-8").read()
+pieces, table = [], None
+for line in main.splitlines():
+    if line in ("Commands:", "Options:"):
+        table = True
+    elif not line.strip():
+        table = None
+    elif table and not line.startswith(" " * 7):
+        pieces.append(line)
+    elif table:
+        pieces[-1] += " " + line
+for path in sys.argv[3:]:
+    pieces += open(path, encoding="utf-8").read().split("\n\n")
+missing = [p for p in pieces if norm(p) not in man]
+for p in missing:
+    print("not in ferry(1):", norm(p))
+print(f"ferry(1): {len(pieces) - len(missing)} of {len(pieces)} help texts found")
+sys.exit(1 if missing else 0)
+PY
+for c in $(cat "$work/commands"); do
+  grep -Eq "^ +ferry $c$" "$work/man.txt" || [ "$c" = help ] || fail "ferry(1) has no section for $c"
+done
+
+step "bash completion: commands, subcommands, options and names"
+completions() { "$here/complete.sh" ferry "$@"; }
+want() {  # want "WORDS" candidate... : the completion of WORDS offers at least these
+  local line=$1; shift
+  local got; got=$(eval "completions $line" | tr '\n' ' ')
+  echo "ferry $line -> $got"
+  for w in "$@"; do [[ " $got " == *" $w "* ]] || fail "completing 'ferry $line' does not offer $w: $got"; done
+}
+[ "$(completions '')" = "$(sort "$work/commands")" ] ||
+  fail "completing 'ferry ' offers $(completions '' | tr '\n' ' '), ferry --help lists $(sort "$work/commands" | tr '\n' ' ')"
+want "help ''" run positions sources sinks dead-letters trace
+want "sources ''" backfill reset
+want "sinks ''" rewind pause resume forget
+want "dead-letters ''" list show replay drop
+want "run --" --once --config --plugin-dir --help
+want "sinks rewind erp --to" --to --to-sequence
+want "dead-letters replay --" --sink --id
+# Every option any help text names is offered after its command (and subcommand).
+for c in $(cat "$work/commands"); do
+  [ "$c" = help ] && continue
+  subs=$(completions "$c" '')
+  offered=$( (completions "$c" --; for s in $subs; do completions "$c" "$s" --; done) | sort -u | tr '\n' ' ')
+  for o in $(grep -o -- '--[a-z][a-z-]*' "$work/help/$c" | sort -u); do
+    [[ " $offered " == *" $o "* ]] || fail "completion does not offer $o after 'ferry $c'"
+  done
+done
+printf '[host]\njournal = /x\n[source.orders]\n[sink.erp]\n[sink.rest]\n' > "$work/names.ini"
+[ "$(completions -c "$work/names.ini" sinks pause '' | tr '\n' ' ')" = "erp rest " ] ||
+  fail "completing a sink name: $(completions -c "$work/names.ini" sinks pause '')"
+[ "$(completions --config "$work/names.ini" sources backfill '')" = orders ] ||
+  fail "completing a source name: $(completions --config "$work/names.ini" sources backfill '')"
+[ "$(FERRY_CONFIG=$work/names.ini completions dead-letters list --sink '' | tr '\n' ' ')" = "erp rest " ] ||
+  fail "completing --sink from \$FERRY_CONFIG"
+want "-c $work/names.i" "$work/names.ini"
+
 step "systemd unit"
 unit=/lib/systemd/system/ferry.service
 for k in 'User=ferry' 'NoNewPrivileges=yes' 'ProtectSystem=strict' 'ProtectHome=yes' 'PrivateTmp=yes' \
@@ -156,7 +311,7 @@ cpack -G DEB --config "$build/CPackConfig.cmake" -B "$work/pkg2" -D CPACK_DEBIAN
   > "$work/cpack2.log" 2>&1 || { cat "$work/cpack2.log"; fail "cpack (release 2) failed"; }
 : > "$work/systemctl.log"
 apt-get "${apt_path[@]}" install -y -q --no-install-recommends "$work"/pkg2/ferry_*-2_amd64.deb \
-  "$work"/pkg2/ferry-dev_*-2_amd64.deb > "$work/apt2.log" 2>&1 || { cat "$work/apt2.log"; fail "upgrade failed"; }
+  "$work"/pkg2/ferry-dev_*-2_amd64.deb "$work"/pkg2/ferry-dbgsym_*-2_amd64.ddeb > "$work/apt2.log" 2>&1 || { cat "$work/apt2.log"; fail "upgrade failed"; }
 dpkg-query -W -f='${Version}\n' ferry | grep -q -- '-2$' || fail "not upgraded"
 grep -q '^; edited by the operator$' /etc/ferry/ferry.ini || fail "upgrade lost the edited config"
 [ -f /var/lib/ferry/marker ] && [ -f /var/spool/ferry/marker ] || fail "upgrade lost the state"
@@ -252,13 +407,29 @@ cat "$work/abi.out"
 grep -q "$work/abi-plugins/sink_abi_mismatch.so" "$work/abi.out" || fail "the message does not name the file"
 grep -q "ABI 2.99" "$work/abi.out" && grep -q "ABI 2.0\b" "$work/abi.out" || fail "the message does not name both ABI versions"
 
-step "purge leaves nothing behind"
+step "purge keeps the files waiting in the spool, names them, and removes everything else"
+# A CSV the ERP has not imported yet, and empty drop folders.
+install -d -o ferry -g ferry /var/spool/ferry/erp /var/spool/ferry/empty/nested
+printf 'id,status\nord-1,new\n' > /var/spool/ferry/erp/orders-000001.csv
 : > "$work/systemctl.log"
-apt-get "${apt_path[@]}" purge -y -q ferry-dev ferry > "$work/purge.log" 2>&1 || { cat "$work/purge.log"; fail "purge failed"; }
-for p in /etc/ferry /var/lib/ferry /var/spool/ferry /usr/lib/ferry /lib/systemd/system/ferry.service \
-         /usr/bin/ferry /usr/include/ferry /usr/lib/libferry_mapping.a /usr/share/cmake/Ferry /usr/share/doc/ferry /usr/share/doc/ferry-dev; do
-  [ ! -e "$p" ] || fail "$p is left after purge"
+apt-get "${apt_path[@]}" purge -y -q ferry-dbgsym ferry-dev ferry > "$work/purge.log" 2>&1 || { cat "$work/purge.log"; fail "purge failed"; }
+sed -i 's/\r$//' "$work/purge.log"   # apt runs dpkg on a terminal: CR LF
+grep "ferry:\|^  /var/spool" "$work/purge.log" || true
+[ "$(cat /var/spool/ferry/erp/orders-000001.csv 2>/dev/null)" = $'id,status\nord-1,new' ] ||
+  fail "purge deleted or changed a file waiting in /var/spool/ferry"
+[ "$(find /var/spool/ferry | sort | tr '\n' ' ')" = "/var/spool/ferry /var/spool/ferry/erp /var/spool/ferry/erp/orders-000001.csv " ] ||
+  fail "purge left more than the file and its folders: $(find /var/spool/ferry)"
+grep -q '^ferry: purge kept /var/spool/ferry: it holds 1 file(s)' "$work/purge.log" &&
+  grep -qx '  /var/spool/ferry/erp/orders-000001.csv' "$work/purge.log" ||
+  { cat "$work/purge.log"; fail "purge did not say what it kept"; }
+for p in /etc/ferry /var/lib/ferry /usr/lib/ferry /lib/systemd/system/ferry.service \
+         /usr/bin/ferry /usr/include/ferry /usr/lib/libferry_mapping.a /usr/share/cmake/Ferry /usr/share/doc/ferry /usr/share/doc/ferry-dev \
+         /usr/share/doc/ferry-dbgsym /usr/share/man/man1/ferry.1.gz /usr/share/bash-completion/completions/ferry; do
+  [ ! -e "$p" ] && [ ! -L "$p" ] || fail "$p is left after purge"
 done
+while read -r b; do
+  [ ! -e "$b" ] || fail "$b (ferry-dbgsym) is left after purge"
+done < <(dpkg-deb -c "$dbg" | awk '$6 ~ /\.debug$/ {print substr($6, 2)}')
 if dpkg-statoverride --list | grep -q ferry; then fail "statoverrides left: $(dpkg-statoverride --list | grep ferry)"; fi
 for p in ferry ferry-dev; do
   st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
@@ -269,5 +440,14 @@ if [ "$fake_systemd" = yes ]; then
   grep -q "stop ferry.service" "$work/systemctl.log" || fail "remove did not stop the service"
 fi
 getent passwd ferry >/dev/null || fail "purge removed the user ferry (documented: kept)"
+rm -r /var/spool/ferry   # what the operator does once the ERP has the file
+
+step "purge removes an empty spool"
+apt-get "${apt_path[@]}" install -y -q --no-install-recommends "$deb" > "$work/apt3.log" 2>&1 ||
+  { cat "$work/apt3.log"; fail "apt-get install failed"; }
+install -d -o ferry -g ferry /var/spool/ferry/erp   # an empty drop folder
+apt-get "${apt_path[@]}" purge -y -q ferry > "$work/purge2.log" 2>&1 || { cat "$work/purge2.log"; fail "purge failed"; }
+[ ! -e /var/spool/ferry ] || fail "purge left the empty spool: $(find /var/spool/ferry)"
+if grep -q "purge kept" "$work/purge2.log"; then fail "purge reported keeping an empty spool"; fi
 echo
 echo "deb_test: all checks passed"
