@@ -60,37 +60,42 @@ install(FILES ${FERRY_PACKAGING_DIR}/deb/ferry.service DESTINATION /lib/systemd/
 file(STRINGS ${FERRY_PACKAGING_DIR}/deb/changelog changelog_top LIMIT_COUNT 1)
 string(REPLACE "." "\\." version_re "${PROJECT_VERSION}")
 if(NOT changelog_top MATCHES "^ferry \\(${version_re}-([0-9]+)\\) ")
-  message(FATAL_ERROR "packaging/deb/changelog: its latest entry is '${changelog_top}', but the "
-    "project's version is ${PROJECT_VERSION}: add an entry 'ferry (${PROJECT_VERSION}-1) ...' on top")
+  message(FATAL_ERROR "packaging/deb/changelog: its latest entry is '${changelog_top}', but "
+    "the project's version is ${PROJECT_VERSION}: add an entry 'ferry (${PROJECT_VERSION}-1) ...' "
+    "on top")
 endif()
 set(FERRY_DEBIAN_RELEASE ${CMAKE_MATCH_1})
 
 # Generated at build time: the man page and the bash completion from the built ferry's own help
-# (`ferry --help`, `ferry help COMMAND`), so they list exactly the commands and options it has;
-# the changelog compressed as Debian wants it (gzip -9n: reproducible).
+# (`ferry --help`, `ferry help COMMAND`), so they list exactly the commands and options it has
+# (not in a cross build, which cannot run its ferry: they belong to the Debian packages); the
+# changelog compressed as Debian wants it (gzip -9n: reproducible).
 find_package(Python3 REQUIRED COMPONENTS Interpreter)
 set(doc_out ${FERRY_PACKAGING_BINARY_DIR}/deb)
-add_custom_command(OUTPUT ${doc_out}/ferry.1.gz ${doc_out}/completion/ferry
-  COMMAND ${CMAKE_COMMAND} -E make_directory ${doc_out}/completion
-  COMMAND Python3::Interpreter ${FERRY_PACKAGING_DIR}/tools/ferry_cli_docs.py
-    --ferry $<TARGET_FILE:ferry> --changelog ${FERRY_PACKAGING_DIR}/deb/changelog
-    --man ${doc_out}/ferry.1.gz --completion ${doc_out}/completion/ferry
-  DEPENDS ferry ${FERRY_PACKAGING_DIR}/tools/ferry_cli_docs.py ${FERRY_PACKAGING_DIR}/deb/changelog
-  COMMENT "Generating ferry(1) and the bash completion from ferry --help"
-  VERBATIM)
 add_custom_command(OUTPUT ${doc_out}/changelog.Debian.gz
   COMMAND Python3::Interpreter ${FERRY_PACKAGING_DIR}/tools/gzip_n.py
     ${FERRY_PACKAGING_DIR}/deb/changelog ${doc_out}/changelog.Debian.gz
   DEPENDS ${FERRY_PACKAGING_DIR}/deb/changelog ${FERRY_PACKAGING_DIR}/tools/gzip_n.py
   VERBATIM)
-add_custom_target(ferry_package_docs ALL DEPENDS
-  ${doc_out}/ferry.1.gz ${doc_out}/completion/ferry ${doc_out}/changelog.Debian.gz)
+set(generated_docs ${doc_out}/changelog.Debian.gz)
+if(NOT CMAKE_CROSSCOMPILING)
+  add_custom_command(OUTPUT ${doc_out}/ferry.1.gz ${doc_out}/completion/ferry
+    COMMAND ${CMAKE_COMMAND} -E make_directory ${doc_out}/completion
+    COMMAND Python3::Interpreter ${FERRY_PACKAGING_DIR}/tools/ferry_cli_docs.py
+      --ferry $<TARGET_FILE:ferry> --changelog ${FERRY_PACKAGING_DIR}/deb/changelog
+      --man ${doc_out}/ferry.1.gz --completion ${doc_out}/completion/ferry
+    DEPENDS ferry ${FERRY_PACKAGING_DIR}/tools/ferry_cli_docs.py
+      ${FERRY_PACKAGING_DIR}/tools/gzip_n.py ${FERRY_PACKAGING_DIR}/deb/changelog
+    COMMENT "Generating ferry(1) and the bash completion from ferry --help"
+    VERBATIM)
+  list(APPEND generated_docs ${doc_out}/ferry.1.gz ${doc_out}/completion/ferry)
+  install(FILES ${doc_out}/ferry.1.gz DESTINATION ${CMAKE_INSTALL_MANDIR}/man1 COMPONENT runtime)
+  install(FILES ${doc_out}/completion/ferry
+    DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions COMPONENT runtime)
+endif()
+add_custom_target(ferry_package_docs ALL DEPENDS ${generated_docs})
 
-# ferry: /usr/share/doc/ferry/{README.md, copyright, LICENSE, changelog.Debian.gz}, every plugin's
-# README, sdk/README.md and packaging/README.md at their paths in the repository (the READMEs'
-# links between each other keep working), the example configs in examples/ (and config -> examples: the READMEs link to
-# config/*.ini), the man page, the bash completion and the lintian overrides.
-set(doc_dir ${CMAKE_INSTALL_DATADIR}/doc/ferry)
+# Both packages: /usr/share/doc/<package>/{copyright (DEP-5), LICENSE, changelog.Debian.gz}.
 foreach(pkg ferry ferry-dev)
   if(pkg STREQUAL "ferry")
     set(component runtime)
@@ -101,6 +106,10 @@ foreach(pkg ferry ferry-dev)
     ${doc_out}/changelog.Debian.gz DESTINATION ${CMAKE_INSTALL_DATADIR}/doc/${pkg}
     COMPONENT ${component})
 endforeach()
+# ferry: README.md, every plugin's README, sdk/README.md and packaging/README.md at their paths in
+# the repository (their links to each other keep working), the example configs in examples/ (and
+# config -> examples: the READMEs link to config/*.ini), the lintian overrides.
+set(doc_dir ${CMAKE_INSTALL_DATADIR}/doc/ferry)
 install(FILES ${CMAKE_SOURCE_DIR}/README.md DESTINATION ${doc_dir} COMPONENT runtime)
 file(GLOB plugin_readmes RELATIVE ${CMAKE_SOURCE_DIR} CONFIGURE_DEPENDS
   ${CMAKE_SOURCE_DIR}/plugins/*/README.md)
@@ -113,17 +122,14 @@ install(FILES ${example_configs} DESTINATION ${doc_dir}/examples COMPONENT runti
 file(MAKE_DIRECTORY ${doc_out}/links)
 file(CREATE_LINK examples ${doc_out}/links/config SYMBOLIC)
 install(FILES ${doc_out}/links/config DESTINATION ${doc_dir} COMPONENT runtime)
-install(FILES ${doc_out}/ferry.1.gz DESTINATION ${CMAKE_INSTALL_MANDIR}/man1 COMPONENT runtime)
-install(FILES ${doc_out}/completion/ferry
-  DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions COMPONENT runtime)
 install(FILES ${FERRY_PACKAGING_DIR}/deb/lintian-overrides
   DESTINATION ${CMAKE_INSTALL_DATADIR}/lintian/overrides RENAME ferry COMPONENT runtime)
-install(FILES ${FERRY_PACKAGING_DIR}/deb/lintian-overrides.dev
-  DESTINATION ${CMAKE_INSTALL_DATADIR}/lintian/overrides RENAME ferry-dev COMPONENT dev)
 # ferry-dev: the SDK's README is the one ferry ships (ferry-dev depends on the same ferry).
 file(CREATE_LINK ../ferry/sdk/README.md ${doc_out}/links/README.md SYMBOLIC)
 install(FILES ${doc_out}/links/README.md DESTINATION ${CMAKE_INSTALL_DATADIR}/doc/ferry-dev
   COMPONENT dev)
+install(FILES ${FERRY_PACKAGING_DIR}/deb/lintian-overrides.dev
+  DESTINATION ${CMAKE_INSTALL_DATADIR}/lintian/overrides RENAME ferry-dev COMPONENT dev)
 
 # --- CPack ---------------------------------------------------------------------------------------
 set(CPACK_PACKAGE_NAME ferry)

@@ -167,7 +167,8 @@ class Cli:
             while i < len(tokens):
                 t = tokens[i]
                 if OPTION.match(t):
-                    arg = tokens[i + 1] if i + 1 < len(tokens) and UPPER.match(tokens[i + 1]) else None
+                    following = tokens[i + 1] if i + 1 < len(tokens) else ""
+                    arg = following if UPPER.match(following) else None
                     options[sub].append(t)
                     self.option_args.setdefault(t, arg)
                     i += 2 if arg else 1
@@ -325,20 +326,22 @@ def completion(cli):
         if subs:
             sub_cases.append(f"        {name})\n            subs=\"{words(subs)}\" ;;")
 
-    return f"""# bash completion for ferry(1)                                    -*- shell-script -*-
+    config_long = "|".join(o + "=*" for o in config_opts if o.startswith("--"))
+    commands = words(n for n in cli.names if n != "help")
+    return f"""# bash completion for ferry(1)                               -*- shell-script -*-
 # Generated from `ferry --help` and `ferry help COMMAND` by packaging/tools/ferry_cli_docs.py at
 # build time (ferry {cli.version}): do not edit, change the CLI's help instead.
 
 # The names of the [source.NAME] or [sink.NAME] sections ($1: source|sink) of the configuration
-# the command line names ({'/'.join(config_opts)}), else $FERRY_CONFIG, else /etc/ferry/ferry.ini; nothing
-# when it is not readable (it is 0640 root:ferry).
+# the command line names ({'/'.join(config_opts)}), else $FERRY_CONFIG, else
+# /etc/ferry/ferry.ini; nothing when it is not readable (it is 0640 root:ferry).
 _ferry_names()
 {{
     local config=${{FERRY_CONFIG:-/etc/ferry/ferry.ini}} i
     for ((i = 1; i < ${{#words[@]}} - 1; i++)); do
         case ${{words[i]}} in
             {'|'.join(config_opts)}) config=${{words[i + 1]}} ;;
-            {'|'.join(o + '=*' for o in config_opts if o.startswith('--'))}) config=${{words[i]#*=}} ;;
+            {config_long}) config=${{words[i]#*=}} ;;
         esac
     done
     [[ -r $config ]] || return 0
@@ -390,7 +393,7 @@ _ferry()
     case $cmd in
 {chr(10).join(sub_cases)}
         help)
-            ((npos == 0)) && COMPREPLY=($(compgen -W "{words(n for n in cli.names if n != 'help')}" -- "$cur"))
+            ((npos == 0)) && COMPREPLY=($(compgen -W "{commands}" -- "$cur"))
             return
             ;;
     esac
