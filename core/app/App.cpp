@@ -1,13 +1,8 @@
 #include "app/App.h"
 
-#include <Poco/AutoPtr.h>
-#include <Poco/ConsoleChannel.h>
-#include <Poco/FormattingChannel.h>
 #include <Poco/JSON/Array.h>
 #include <Poco/JSON/Object.h>
 #include <Poco/Logger.h>
-#include <Poco/PatternFormatter.h>
-#include <Poco/SimpleFileChannel.h>
 #include <Poco/Util/HelpFormatter.h>
 #include <Poco/Util/Option.h>
 #include <Poco/Util/OptionSet.h>
@@ -32,6 +27,7 @@
 #include "loader/Loader.h"
 #include "ops/AdminServer.h"
 #include "pipeline/Pipeline.h"
+#include "services/Logging.h"
 #include "services/Time.h"
 
 namespace ferry::core {
@@ -202,22 +198,13 @@ std::string App::pluginDir(const std::string& from_config) const {
   return (fs::path(executableDir()) / ".." / "lib" / "ferry" / "plugins").lexically_normal().string();
 }
 
-void App::setUpLogging(const std::string& level, const std::string& file) {
-  Poco::AutoPtr<Poco::PatternFormatter> formatter(
-      new Poco::PatternFormatter("%Y-%m-%dT%H:%M:%S.%iZ %p %t"));
-  formatter->setProperty("times", "UTC");
-  Poco::AutoPtr<Poco::Channel> target;
-  if (file.empty()) {
-    target = new Poco::ConsoleChannel;
-  } else {
-    Poco::AutoPtr<Poco::SimpleFileChannel> f(new Poco::SimpleFileChannel(file));
-    target = f;
+void App::setUpLogging(const std::string& level, const std::string& file,
+                       const std::string& format) {
+  try {
+    configureLogging(LogSettings{level, file, format});
+  } catch (const std::runtime_error& e) {
+    throw ConfigError(configPath() + ": [host] log_file: " + e.what());
   }
-  Poco::AutoPtr<Poco::FormattingChannel> channel(new Poco::FormattingChannel(formatter, target));
-  Poco::Logger& log = Poco::Logger::get("ferry");
-  log.setChannel(channel);
-  // Config speaks debug|info|warning|error; Poco calls info "information".
-  log.setLevel(level.empty() || level == "info" ? std::string("information") : level);
 }
 
 int App::main(const std::vector<std::string>& args) {
@@ -269,7 +256,7 @@ int App::commandRun() {
   // Before anything writes (the log file included): one ferry per journal, never as root on the
   // service user's journal.
   JournalLock owner(config.host.journal, "run --config " + config.file + (once_ ? " --once" : ""));
-  setUpLogging(config.host.log_level, config.host.log_file);
+  setUpLogging(config.host.log_level, config.host.log_file, config.host.log_format);
   Poco::Logger& log = Poco::Logger::get("ferry");
   PluginRegistry plugins = PluginRegistry::loadDirectory(pluginDir(config.host.plugin_dir));
   validate(config, plugins);

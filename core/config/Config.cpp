@@ -182,6 +182,8 @@ const std::vector<ferry_option_def>& hostSectionOptions() {
       def("log_level", FERRY_OPT_STRING, "info", "least severe level logged",
           "debug|info|warning|error"),
       def("log_file", FERRY_OPT_STRING, "", "log file (empty: standard error)"),
+      def("log_format", FERRY_OPT_STRING, "text", "log lines as text or one JSON object each",
+          "text|json"),
       def("retention", FERRY_OPT_DURATION, "7d", "age after which delivered events are removed"),
       def("retry_initial", FERRY_OPT_DURATION, "1s", "first retry delay"),
       def("retry_max", FERRY_OPT_DURATION, "5m", "longest retry delay"),
@@ -189,6 +191,9 @@ const std::vector<ferry_option_def>& hostSectionOptions() {
       def("commit_interval", FERRY_OPT_DURATION, "500ms", "longest wait before a commit"),
       def("admin_listen", FERRY_OPT_STRING, "",
           "address of the /healthz and /metrics endpoint, e.g. 127.0.0.1:9464 (empty: off)"),
+      def("unhealthy_after", FERRY_OPT_DURATION, "5m",
+          "/healthz reports an instance retrying, or without success, for longer than this "
+          "(a source: or 3 poll intervals, whichever is longer)"),
   };
   return table;
 }
@@ -542,6 +547,9 @@ Config loadConfig(const std::string& path, EnvReferences env) {
   requireAtLeast(config.host.commit_pages, 1, file + ": [host] commit_pages");
   config.host.commit_interval_ms = toInt(setting("commit_interval"));
   config.host.admin_listen = setting("admin_listen");
+  config.host.log_format = setting("log_format");
+  config.host.unhealthy_after_ms = toInt(setting("unhealthy_after"));
+  requireAtLeast(config.host.unhealthy_after_ms, 1, file + ": [host] unhealthy_after");
   if (config.host.journal.empty())
     throw ConfigError(file +
                       ": [host] journal: empty; name the journal file or remove the key "

@@ -35,12 +35,14 @@ struct HostSettings {
   std::string plugin_dir;    // absolute; "" = the default next to the executable
   std::string log_level;     // debug|info|warning|error
   std::string log_file;      // "" = standard error
+  std::string log_format;    // text|json
   int64_t retention_ms;      // events every sink has passed are removed after this age
   int64_t retry_initial_ms;  // first backoff step
   int64_t retry_max_ms;      // backoff cap
   int64_t commit_pages;      // pages per journal transaction while a source is behind
   int64_t commit_interval_ms;  // …or this long, whichever comes first
   std::string admin_listen;    // "host:port" of /healthz and /metrics; "" = off
+  int64_t unhealthy_after_ms;  // /healthz: longest retry streak or time without success
 };
 
 // A [source.<name>] or [sink.<name>] section.

@@ -31,8 +31,18 @@ std::string stoppedBecause(Status s, const std::string& message) {
 
 }  // namespace
 
+StatusRecorder::StatusRecorder(HostServices& services, std::string name, std::string kind,
+                               int64_t interval_ms)
+    : services_(services), name_(std::move(name)), kind_(std::move(kind)) {
+  services_.health.add(name_, kind_, interval_ms, nowMs());
+  services_.metrics.declareInstance(name_, kind_);
+}
+
+void StatusRecorder::succeeded() { services_.health.succeeded(name_, nowMs()); }
+
 void StatusRecorder::record(const std::string& state, const std::string& message,
                             int64_t attempt, int64_t next_at_ms) {
+  services_.health.setState(name_, state, message, nowMs());
   if (state == last_state_ && message == last_message_ && attempt == 0) return;
   last_state_ = state;
   last_message_ = message;
@@ -65,7 +75,7 @@ SourceRunner::SourceRunner(const InstanceConfig& config, std::unique_ptr<Instanc
       interval_ms_(config.interval_ms),
       routed_sinks_(std::move(routed_sinks)),
       rng_(std::random_device{}()),
-      status_(services, config.name, "source") {
+      status_(services, config.name, "source", config.interval_ms) {
   has_hook_ = instance_->wantsDelivered();
 }
 
@@ -86,6 +96,7 @@ std::string SourceRunner::check() { return checkInstance(*instance_); }
 void SourceRunner::start(bool once) {
   finished_ = false;
   thread_ = std::thread([this, once] {
+    Metrics::setThreadInstance(name_);
     try {
       loop(once);
     } catch (const std::exception& e) {
@@ -161,6 +172,7 @@ void SourceRunner::loop(bool once) {
                             r.cursor;
       if (r.new_events > 0) services_.logger.information(summary);
       else services_.logger.debug(summary);
+      status_.succeeded();
       status("idle", "");
       if (once) return;
       int64_t next = cycle_start + interval_ms_ - steadyNowMs();
@@ -196,6 +208,7 @@ CycleResult SourceRunner::runCycle(int64_t& next_progress) {
         [this](const PageRequest& q) { return fetchPage(q); }, services_.stopping,
         [&](const CycleResult& so_far, const Cursor& cursor) {
           committed = so_far.new_events;
+          status_.succeeded();
           services_.new_events.notify();
           // A long backfill says how far it got, so that an operator sees it move.
           if (steadyNowMs() >= next_progress) {
@@ -283,7 +296,7 @@ SinkRunner::SinkRunner(const InstanceConfig& config, std::unique_ptr<Instance> i
       batch_delay_ms_(config.batch_delay_ms),
       skip_echo_(config.skip_echo),
       rng_(std::random_device{}()),
-      status_(services, config.name, "sink") {}
+      status_(services, config.name, "sink", 0) {}
 
 SinkRunner::~SinkRunner() { join(); }
 
@@ -292,6 +305,7 @@ std::string SinkRunner::check() { return checkInstance(*instance_); }
 void SinkRunner::start() {
   finished_ = false;
   thread_ = std::thread([this] {
+    Metrics::setThreadInstance(name_);
     try {
       loop();
     } catch (const std::exception& e) {
@@ -486,6 +500,7 @@ void SinkRunner::loop() {
       ++failures;
       continue;
     }
+    status_.succeeded();
     if (failures > 0) {
       services_.logger.information("sink " + name_ + ": recovered after " +
                                    std::to_string(failures) + " failed attempt(s)");

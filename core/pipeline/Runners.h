@@ -22,12 +22,17 @@ namespace ferry::core {
 
 // The last status a runner recorded in the journal: only changes are written, so that an idle
 // loop does not cost a transaction per second.
+// Every state also reaches the in-memory health (services/Health.h), with the successes.
 class StatusRecorder {
  public:
-  StatusRecorder(HostServices& services, std::string name, std::string kind)
-      : services_(services), name_(std::move(name)), kind_(std::move(kind)) {}
+  // Registers the instance with the health and the metrics. `interval_ms`: a source's poll
+  // interval, 0 for a sink.
+  StatusRecorder(HostServices& services, std::string name, std::string kind, int64_t interval_ms);
   void record(const std::string& state, const std::string& message, int64_t attempt,
               int64_t next_at_ms);
+  // A poll cycle ended well or a page was committed (source); a batch was written or there was
+  // nothing to write (sink).
+  void succeeded();
   // The runner ends: "idle", unless it was retrying (its last error is kept).
   void leave();
 
