@@ -113,6 +113,8 @@ TEST_F(ConfigTest, ValidConfigResolvesEveryValueAndDefault) {
   EXPECT_EQ(config.host.retry_max_ms, 300000);
   EXPECT_EQ(config.host.commit_pages, 20);
   EXPECT_EQ(config.host.commit_interval_ms, 500);
+  EXPECT_EQ(config.host.log_format, "text");
+  EXPECT_EQ(config.host.unhealthy_after_ms, 300000);
 
   ASSERT_EQ(config.sources.size(), 1u);
   const InstanceConfig& source = config.sources[0];
@@ -198,8 +200,8 @@ TEST_F(ConfigTest, UnknownHostKeyListsTheAllowedKeys) {
   std::string message = error(replace(kValid, "journal =", "jornal ="));
   EXPECT_EQ(message, file() +
                          ": [host] jornal: unknown key; allowed keys: journal, plugin_dir, "
-                         "log_level, log_file, retention, retry_initial, retry_max, commit_pages, "
-                         "commit_interval, admin_listen");
+                         "log_level, log_file, log_format, retention, retry_initial, retry_max, "
+                         "commit_pages, commit_interval, admin_listen, unhealthy_after");
 }
 
 TEST_F(ConfigTest, TypoInASectionName) {
@@ -264,6 +266,22 @@ TEST_F(ConfigTest, HostLogLevelOutsideChoices) {
   EXPECT_CONTAINS(message, file() +
                                ": [host] log_level: 'verbose' is not one of "
                                "debug|info|warning|error");
+}
+
+TEST_F(ConfigTest, HostHealthAndLogFormatSettings) {
+  Config config =
+      loadValid(replace(kValid, "log_level = debug",
+                        "log_level = debug\nlog_format = json\nunhealthy_after = 90s"));
+  EXPECT_EQ(config.host.log_format, "json");
+  EXPECT_EQ(config.host.unhealthy_after_ms, 90000);
+  EXPECT_CONTAINS(error(replace(kValid, "log_level = debug", "log_level = debug\nlog_format = xml")),
+                  file() + ": [host] log_format: 'xml' is not one of text|json");
+  EXPECT_CONTAINS(error(replace(kValid, "log_level = debug",
+                                "log_level = debug\nunhealthy_after = 0s")),
+                  file() + ": [host] unhealthy_after: must be at least 1");
+  EXPECT_CONTAINS(error(replace(kValid, "log_level = debug",
+                                "log_level = debug\nunhealthy_after = soon")),
+                  file() + ": [host] unhealthy_after:");
 }
 
 TEST_F(ConfigTest, UnknownPluginListsTheAvailableOnes) {
