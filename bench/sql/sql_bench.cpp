@@ -21,6 +21,7 @@
 #include <cstring>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,31 +35,37 @@ using Clock = std::chrono::steady_clock;
 std::map<std::string, std::string> g_state;
 std::string g_error;
 
-void hostLog(ferry_host_ctx*, ferry_log_level level, const char* message) {
-  if (level >= FERRY_LOG_WARNING) std::cerr << "sink: " << message << "\n";
+std::string text(ferry_plugin_str s) { return std::string(s.ptr, s.len); }
+ferry_host_str lend(const std::string& s) { return {s.data(), s.size()}; }
+
+void hostLog(ferry_host_ctx*, ferry_log_level level, ferry_plugin_str message) {
+  if (level >= FERRY_LOG_WARNING) std::cerr << "sink: " << text(message) << "\n";
 }
-void hostSetError(ferry_host_ctx*, const char* message) { g_error = message; }
+void hostSetError(ferry_host_ctx*, ferry_plugin_str message) { g_error = text(message); }
 void hostRetryAfter(ferry_host_ctx*, int64_t) {}
-ferry_status hostStateGet(ferry_host_ctx*, const char* key, ferry_bytes_fn receive, void* user) {
-  auto it = g_state.find(key);
-  if (it == g_state.end()) return FERRY_FATAL;
-  receive(user, it->second.data(), it->second.size());
-  return FERRY_OK;
+ferry_state_status hostStateGet(ferry_host_ctx*, ferry_plugin_str key, ferry_receive_fn receive,
+                                void* user) {
+  auto it = g_state.find(text(key));
+  if (it == g_state.end()) return FERRY_STATE_ABSENT;
+  receive(user, lend(it->second));
+  return FERRY_STATE_OK;
 }
-ferry_status hostStateSet(ferry_host_ctx*, const char* key, const char* value, size_t len) {
-  if (value == nullptr)
-    g_state.erase(key);
-  else
-    g_state[key] = std::string(value, len);
-  return FERRY_OK;
+ferry_state_status hostStateSet(ferry_host_ctx*, ferry_plugin_str key, ferry_plugin_str value) {
+  g_state[text(key)] = text(value);
+  return FERRY_STATE_OK;
 }
-void hostCounter(ferry_host_ctx*, const char*, double) {}
-void hostGauge(ferry_host_ctx*, const char*, double) {}
+ferry_state_status hostStateErase(ferry_host_ctx*, ferry_plugin_str key) {
+  g_state.erase(text(key));
+  return FERRY_STATE_OK;
+}
+void hostCounter(ferry_host_ctx*, ferry_plugin_str, double) {}
+void hostGauge(ferry_host_ctx*, ferry_plugin_str, double) {}
 int hostStopping(ferry_host_ctx*) { return 0; }
 
 struct Events {
   std::vector<std::string> keys, versions, bodies, ids;
   std::vector<ferry_event> raw;
+  std::vector<const ferry_event*> pointers;
 };
 
 // `n` DuckHub-shaped orders (~700 bytes of JSON each), versions one millisecond apart.
@@ -88,10 +95,14 @@ Events makeEvents(size_t n, int64_t base_ms) {
         "\"unitPrice\":250,\"totalPrice\":250,\"modifiers\":[]}]}";
     e.ids[i] = "bench/order/" + e.keys[i] + "/" + e.versions[i];
   }
-  for (size_t i = 0; i < n; ++i)
-    e.raw.push_back(ferry_event{sizeof(ferry_event), static_cast<int64_t>(i + 1), "bench", "order",
-                                e.keys[i].c_str(), e.versions[i].c_str(), "",
-                                e.bodies[i].c_str(), e.bodies[i].size(), 0, e.ids[i].c_str()});
+  static const std::string source = "bench", entity = "order";
+  e.raw.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    e.raw.push_back(ferry_event{sizeof(ferry_event), 0, static_cast<int64_t>(i + 1), 0,
+                                lend(source), lend(entity), lend(e.keys[i]), lend(e.versions[i]),
+                                {}, lend(e.bodies[i]), {}, lend(e.ids[i])});
+    e.pointers.push_back(&e.raw.back());
+  }
   return e;
 }
 
@@ -153,11 +164,11 @@ double rawRate(const std::string& connector, const std::string& connection, cons
       Poco::Data::Statement st(s);
       st << sql;
       for (size_t i = a; i < b; ++i) {
-        const ferry_event& e = ev.raw[i];
-        st, bind(std::string(e.source)), bind(std::string(e.entity)), bind(std::string(e.key)),
-            bind(std::string(e.version)), bind(std::to_string(1000 + i)),
-            bind(Poco::Nullable<std::string>()), bind(std::string("0")),
-            bind(std::string(e.body, e.body_len)), bind(std::to_string(e.sequence)),
+        const ferry::Event e(ev.raw[i]);
+        st, bind(std::string(e.source())), bind(std::string(e.entity())),
+            bind(std::string(e.key())), bind(std::string(e.version())),
+            bind(std::to_string(1000 + i)), bind(Poco::Nullable<std::string>()),
+            bind(std::string("0")), bind(std::string(e.body())), bind(std::to_string(e.sequence())),
             bind(std::string("2026-07-05T00:00:00.000Z"));
       }
       st.execute();
@@ -172,18 +183,19 @@ double rawRate(const std::string& connector, const std::string& connection, cons
 double sinkRate(const std::string& connector, const std::string& connection, const Events& ev,
                 size_t batch, const std::string& extra_table, bool mapped) {
   ferry_host_api api{};
-  api.abi_version = FERRY_ABI_VERSION;
+  api.abi_major = FERRY_ABI_MAJOR;
+  api.abi_minor = FERRY_ABI_MINOR;
   api.struct_size = sizeof(ferry_host_api);
   api.log = hostLog;
   api.set_error = hostSetError;
   api.set_retry_after = hostRetryAfter;
   api.state_get = hostStateGet;
   api.state_set = hostStateSet;
+  api.state_erase = hostStateErase;
   api.counter_add = hostCounter;
   api.gauge_set = hostGauge;
   api.stopping = hostStopping;
   g_state.clear();
-  std::vector<ferry_option_value> values;
   std::vector<std::pair<std::string, std::string>> opts = {
       {"connector", connector}, {"connection", connection}, {"changes", "true"},
       {"changes_table", "bench_changes" + extra_table}, {"history", "false"},
@@ -193,16 +205,16 @@ double sinkRate(const std::string& connector, const std::string& connection, con
                              {"history_table", "bench_history" + extra_table},
                              {"table", "bench_orders" + extra_table},
                              {"rows_table", "bench_order_lines" + extra_table}});
-  for (const auto& [k, v] : opts) values.push_back({sizeof(ferry_option_value), k.c_str(), v.c_str()});
+  std::vector<std::pair<std::string, std::optional<std::string>>> values(opts.begin(), opts.end());
   ferry::Host host(&api, nullptr);
-  ferry::sql::SqlSink sink(host, ferry::Options(values.data(), values.size()));
+  ferry::sql::SqlSink sink(host, ferry::Options(std::move(values)));
   // The table is created by the first write: do it before the clock starts.
   sink.check();
   const auto t0 = Clock::now();
   for (size_t first = 0; first < ev.raw.size(); first += batch) {
     const size_t n = std::min(batch, ev.raw.size() - first);
-    ferry::WriteOutcome o = sink.write(std::span<const ferry_event>(ev.raw.data() + first, n));
-    if (o.status != FERRY_OK) {
+    ferry::WriteOutcome o = sink.write(ferry::Batch(ev.pointers.data() + first, n));
+    if (o.status != FERRY_WRITE_OK) {
       std::cerr << "sink answered " << o.status << ": " << o.message << "\n";
       return 0;
     }

@@ -18,9 +18,12 @@
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
+#include <map>
+#include <sstream>
 #include <thread>
 
 #include "app/JournalOwner.h"
+#include "app/Operator.h"
 #include "config/Config.h"
 #include "delivery/Delivery.h"
 #include "journal/Journal.h"
@@ -104,6 +107,27 @@ std::unique_ptr<Journal> openExistingJournal(const std::string& path) {
   return openSqliteJournal(path);
 }
 
+int64_t number(const std::string& option, const std::string& value) {
+  try {
+    size_t used = 0;
+    const int64_t n = std::stoll(value, &used);
+    if (used == value.size()) return n;
+  } catch (...) {
+  }
+  throw Poco::InvalidArgumentException(option + " needs a number, got '" + value + "'");
+}
+
+// {"ids": [...]}
+std::string idsArgument(const std::vector<int64_t>& ids) {
+  Poco::JSON::Object args;
+  Poco::JSON::Array list;
+  for (int64_t id : ids) list.add(id);
+  args.set("ids", list);
+  std::ostringstream out;
+  args.stringify(out);
+  return out.str();
+}
+
 // Pads to `width`, and always leaves one blank so that a long name never runs into the next
 // column.
 std::string padRight(std::string s, size_t width) {
@@ -130,6 +154,12 @@ void App::defineOptions(Poco::Util::OptionSet& options) {
   options.addOption(Option("sink", "", "dead-letters: the sink").argument("NAME"));
   options.addOption(
       Option("id", "", "dead-letters replay: one dead letter (repeatable)").argument("N").repeatable(true));
+  options.addOption(Option("from", "", "sources backfill: the instant to fetch from").argument("INSTANT"));
+  options.addOption(Option("redeliver", "", "sources backfill: deliver versions already seen again"));
+  options.addOption(Option("to", "", "sinks rewind: write again what was fetched from this instant")
+                        .argument("INSTANT"));
+  options.addOption(
+      Option("to-sequence", "", "sinks rewind: write again what follows this sequence").argument("N"));
 }
 
 void App::handleOption(const std::string& name, const std::string& value) {
@@ -141,47 +171,116 @@ void App::handleOption(const std::string& name, const std::string& value) {
   else if (name == "json") json_ = true;
   else if (name == "connect") connect_ = true;
   else if (name == "sink") sink_ = value;
-  else if (name == "id") {
-    try {
-      ids_.push_back(std::stoll(value));
-    } catch (...) {
-      throw Poco::InvalidArgumentException("--id needs a number, got '" + value + "'");
-    }
-  }
+  else if (name == "id") ids_.push_back(number("--id", value));
+  else if (name == "from") from_ = value;
+  else if (name == "redeliver") redeliver_ = true;
+  else if (name == "to") to_ = value;
+  else if (name == "to-sequence") to_sequence_ = number("--to-sequence", value);
 }
+
+namespace {
+
+// `ferry help COMMAND` and `ferry COMMAND --help`.
+const std::map<std::string, std::string>& commandHelp() {
+  static const std::map<std::string, std::string> help = {
+      {"run",
+       "ferry run [--once] [-c FILE]\n\n"
+       "Runs every enabled source and sink until SIGTERM/SIGINT. Owns the journal while it runs\n"
+       "(a second `run` exits 75 naming the PID) and carries out the position and dead-letter\n"
+       "commands given meanwhile. Reports sources whose start_from changed since their first run.\n\n"
+       "  --once   catch up once, deliver everything, exit: 0 all delivered, 1 a source or sink\n"
+       "           stopped, 2 all done but new dead letters were left (ferry dead-letters list)\n"},
+      {"check",
+       "ferry check [--connect] [-c FILE]\n\n"
+       "Validates the config and loads the plugins; reports sources whose start_from changed\n"
+       "since their first run. --connect also creates each instance and tests its connection\n"
+       "and credentials (exit 69 when one fails).\n"},
+      {"plugins", "ferry plugins [-c FILE | --plugin-dir DIR]\n\n"
+                  "Lists the plugins with their option tables.\n"},
+      {"status",
+       "ferry status [--json] [-c FILE]\n\n"
+       "Whether a ferry runs (its PID); per source its state, cursor, last poll, last success,\n"
+       "events and the progress of a catch-up; per sink its state (paused, disabled, no longer\n"
+       "configured: each holds retention), offset, backlog, last write, last success, events and\n"
+       "dead letters. Needs no secrets, creates nothing.\n"},
+      {"positions",
+       "ferry positions [--json] [-c FILE]\n\n"
+       "Each source's cursor and each sink's offset (with the journal's retained range), the\n"
+       "positions the commands below move. Needs no secrets, creates nothing.\n"},
+      {"sources",
+       "ferry sources backfill NAME --from INSTANT [--redeliver] [-c FILE]\n\n"
+       "Moves the source's cursor to INSTANT (earlier: a backfill; later: skips ahead). Without\n"
+       "--redeliver only versions never seen before are delivered; with it, every version fetched\n"
+       "from INSTANT on is delivered again (same idempotency keys). Progress shows in `ferry\n"
+       "status` and the log. `reset` is the same command.\n"},
+      {"sinks",
+       "ferry sinks rewind NAME (--to-sequence N | --to INSTANT) [-c FILE]\n"
+       "ferry sinks pause NAME | resume NAME | forget NAME [-c FILE]\n\n"
+       "rewind   writes again the events after sequence N, or those fetched from INSTANT on;\n"
+       "         refused (exit 65) when retention already removed some of them\n"
+       "pause    stops writing to the sink, durably (it stays paused across restarts); its\n"
+       "         events stay in the journal, however old, until it is resumed\n"
+       "resume   writes again from where it paused\n"
+       "forget   a disabled or removed sink stops holding retention (it keeps its events until\n"
+       "         then, so that enabling it again loses nothing)\n"},
+      {"dead-letters",
+       "ferry dead-letters list [--sink NAME] [--json] [-c FILE]\n"
+       "ferry dead-letters show ID [-c FILE]\n"
+       "ferry dead-letters replay --sink NAME [--id N ...] [-c FILE]\n"
+       "ferry dead-letters drop ID [ID ...] [-c FILE]\n\n"
+       "list     dead letters with their reasons\n"
+       "show     one dead letter with its event's body\n"
+       "replay   writes them again (all of the sink, or the ids given), ahead of the live feed\n"
+       "drop     removes them for good\n"},
+      {"trace",
+       "ferry trace KEY [--json] [-c FILE]\n\n"
+       "Every journalled version of a record: when it was fetched, which sinks got it (a replayed\n"
+       "dead letter shows as a delivery), when and how. Exit 65 when no event has that key.\n"},
+  };
+  return help;
+}
+
+}  // namespace
 
 void App::printHelp() {
   std::cout << "ferry " FERRY_VERSION " — moves every order and shipment change from the platforms\n"
                "you use into your ERP's CSV folder, SQL database or REST endpoint.\n\n"
-               "Usage: ferry [options] <command>\n\n"
+               "Usage: ferry [options] <command>      ferry help <command>   (or <command> --help)\n\n"
                "Commands:\n"
                "  run                      run every enabled source and sink until SIGTERM/SIGINT\n"
                "                           (--once: catch up, deliver everything, exit)\n"
                "  check                    validate the config and load the plugins\n"
-               "                           (--connect: also start each instance and test its\n"
-               "                           connection and credentials)\n"
+               "                           (--connect: also test each connection)\n"
                "  plugins                  list the plugins with their option tables\n"
-               "  status                   whether a ferry runs (its PID), cursors, sink offsets\n"
-               "                           and backlog, dead letters (--json)\n"
+               "  status                   whether a ferry runs, per source and sink its state,\n"
+               "                           position, last poll/write, last success, counts (--json)\n"
+               "  positions                sources' cursors and sinks' offsets (--json)\n"
+               "  sources backfill NAME    move a source's cursor: --from INSTANT [--redeliver]\n"
+               "  sinks rewind NAME        write again: --to-sequence N or --to INSTANT\n"
+               "  sinks pause|resume NAME  stop or restart writing to a sink, durably\n"
+               "  sinks forget NAME        a disabled or removed sink stops holding retention\n"
                "  dead-letters list        dead letters with their reasons (--sink, --json)\n"
+               "  dead-letters show ID     one dead letter with its body\n"
                "  dead-letters replay      write dead letters again: --sink NAME [--id N ...]\n"
+               "  dead-letters drop ID...  remove dead letters for good\n"
                "  trace KEY                every journalled version of a record: when it was\n"
                "                           fetched, which sinks got it, when and how (--json)\n\n"
                "Options:\n"
                "  -c, --config FILE        configuration (default /etc/ferry/ferry.ini, or $FERRY_CONFIG)\n"
                "      --plugin-dir DIR     plugin directory (overrides [host] plugin_dir)\n"
-               "      --once, --json, --connect, --sink NAME, --id N\n"
                "  -V, --version            print the version\n"
-               "  -h, --help               this help\n\n"
-               "One ferry per journal: `run` and `dead-letters replay` own the journal while\n"
-               "they run (lock file <journal>.lock). status, trace, dead-letters list and check\n"
-               "work beside them and never create a journal; the first three need no secrets.\n\n"
-               "Exit codes: 0 ok, 1 a source or sink stopped (run --once), 64 usage,\n"
-               "65 trace found no event of that key, 66 no journal yet (status, trace,\n"
-               "dead-letters), 69 a connection test failed (check --connect), 74 journal error,\n"
-               "75 another ferry runs on the journal (run, dead-letters replay), 77 root on a\n"
-               "journal of another user (run, dead-letters replay: use sudo -u <user> ferry ...),\n"
-               "78 configuration or plugin error.\n";
+               "  -h, --help               this help, or a command's\n\n"
+               "One ferry per journal: `run` owns the journal while it runs (lock file\n"
+               "<journal>.lock). The commands that move positions or dead letters (sources, sinks,\n"
+               "dead-letters replay/drop) are carried out by the running ferry within a second, or\n"
+               "by the command itself when none runs. status, positions, trace, dead-letters\n"
+               "list/show and check work beside it, need no secrets and never create a journal.\n\n"
+               "Exit codes: 0 ok, 1 a source or sink stopped (run --once), 2 run --once left new\n"
+               "dead letters, 64 usage, 65 nothing found (trace, dead-letters show) or a request\n"
+               "refused (e.g. a rewind beyond retention), 66 no journal yet, 69 a connection test\n"
+               "failed (check --connect), 74 journal error, 75 another ferry runs on the journal\n"
+               "(run), or it did not answer a request in time, 77 root on a journal of another\n"
+               "user (use sudo -u <user> ferry ...), 78 configuration or plugin error.\n";
 }
 
 std::string App::configPath() const {
@@ -209,7 +308,22 @@ void App::setUpLogging(const std::string& level, const std::string& file,
 
 int App::main(const std::vector<std::string>& args) {
   if (version_) {
-    std::cout << "ferry " FERRY_VERSION " (plugin ABI " << FERRY_ABI_VERSION << ")\n";
+    std::cout << "ferry " FERRY_VERSION " (plugin ABI " << hostAbi() << ")\n";
+    return EXIT_OK;
+  }
+  // `ferry help [COMMAND]`, `ferry COMMAND --help`
+  if (!args.empty() && (help_ || args[0] == "help")) {
+    const std::string topic = args[0] == "help" ? (args.size() > 1 ? args[1] : "") : args[0];
+    if (topic.empty()) {
+      printHelp();
+      return EXIT_OK;
+    }
+    auto it = commandHelp().find(topic);
+    if (it == commandHelp().end()) {
+      std::cerr << "ferry: no command '" << topic << "' (see ferry help)\n";
+      return EXIT_USAGE;
+    }
+    std::cout << it->second;
     return EXIT_OK;
   }
   if (help_ || args.empty()) {
@@ -222,10 +336,14 @@ int App::main(const std::vector<std::string>& args) {
     if (command == "check") return commandCheck();
     if (command == "plugins") return commandPlugins();
     if (command == "status") return commandStatus();
+    if (command == "positions") return commandPositions();
+    if (command == "sources") return commandSources(args);
+    if (command == "sinks") return commandSinks(args);
     if (command == "dead-letters") return commandDeadLetters(args);
     if (command == "trace") return commandTrace(args);
     std::cerr << "ferry: unknown command '" << command
-              << "'; commands: run, check, plugins, status, dead-letters, trace (see ferry --help)\n";
+              << "'; commands: run, check, plugins, status, positions, sources, sinks, "
+                 "dead-letters, trace (see ferry help)\n";
     return EXIT_USAGE;
   } catch (const ConfigError& e) {
     std::cerr << "ferry: configuration error: " << e.what() << "\n";
@@ -261,7 +379,11 @@ int App::commandRun() {
   PluginRegistry plugins = PluginRegistry::loadDirectory(pluginDir(config.host.plugin_dir));
   validate(config, plugins);
   auto journal = openSqliteJournal(config.host.journal);
+  for (const auto& change : startFromChanges(config, *journal, true)) log.warning(change);
+  const int64_t started_ms = nowMs();
   int code = EXIT_OK;
+  // Declared before the pipeline: work it hands to the runners refers to it.
+  Operator requests(config, *journal, nullptr, log);
   {
     Pipeline pipeline(config, plugins, *journal, log);
     SignalWatcher signals([&pipeline, &log](int sig) {
@@ -279,12 +401,16 @@ int App::commandRun() {
     }
     log.information("ferry " FERRY_VERSION " running with " + config.file + ", journal " +
                     config.host.journal);
+    // Requests left while no ferry ran are carried out before anything moves.
+    requests.applyPending();
+    requests.setPipeline(&pipeline);
     if (once_) {
-      code = pipeline.runOnce();
+      code = pipeline.runOnce([&requests] { requests.applyPending(); });
     } else {
       pipeline.start();
       auto next_retention = std::chrono::steady_clock::now();
       while (!pipeline.services().stopping.load()) {
+        requests.applyPending();
         if (std::chrono::steady_clock::now() >= next_retention) {
           try {
             pipeline.applyRetention();
@@ -297,9 +423,70 @@ int App::commandRun() {
       }
       pipeline.stop();
     }
+    requests.setPipeline(nullptr);
     log.information("stopped cleanly");
   }
+  if (once_ && code == EXIT_OK) {
+    int64_t fresh = 0;
+    for (const auto& d : journal->ledger().deadLetters(std::nullopt))
+      fresh += d.failed_at_ms >= started_ms ? 1 : 0;
+    if (fresh > 0) {
+      log.warning(std::to_string(fresh) +
+                  " new dead letter(s) in this run: see ferry dead-letters list");
+      code = kExitDeadLetters;
+    }
+  }
   return code;
+}
+
+// Stores the request and waits for the journal's owner to answer it; with no owner, becomes the
+// owner and carries it out here (Operator.h). Prints the answer.
+int App::submit(const Config& config, const std::string& action, const std::string& target,
+                const std::string& argument, const std::string& command) {
+  const std::string& path = config.host.journal;
+  requireJournal(path);
+  refuseRootOnOthersJournal(path, command);
+  Poco::Logger& log = Poco::Logger::get("ferry");
+  auto print = [](const CommandRequest& r) {
+    (r.state == "done" ? std::cout : std::cerr) << (r.state == "done" ? "" : "ferry: refused: ")
+                                                << r.result << "\n";
+    return r.state == "done" ? EXIT_OK : EXIT_DATAERR;
+  };
+  int64_t id = 0;
+  for (;;) {
+    if (auto pid = journalOwner(path)) {
+      auto journal = openSqliteJournal(path);
+      if (id == 0) id = journal->controls().submitCommand(action, target, argument);
+      const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+      while (std::chrono::steady_clock::now() < until) {
+        auto r = journal->controls().command(id);
+        if (r && r->state != "pending") return print(*r);
+        if (!journalOwner(path)) break;  // it stopped before answering: carry it out here
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+      if (journalOwner(path)) {
+        std::cerr << "ferry: request #" << id << " is waiting for the running ferry (PID " << *pid
+                  << "), which carries it out at its next safe point (a batch or poll in flight "
+                     "ends first); see ferry status\n";
+        return EXIT_TEMPFAIL;
+      }
+      continue;
+    }
+    try {
+      JournalLock owner(path, command);
+      setUpLogging("warning", "");
+      auto journal = openSqliteJournal(path);
+      if (id == 0) id = journal->controls().submitCommand(action, target, argument);
+      Operator(config, *journal, nullptr, log).applyPending();
+      auto r = journal->controls().command(id);
+      if (!r || r->state == "pending")
+        throw JournalError("journal " + path + ": request #" + std::to_string(id) +
+                           " could not be carried out (see the messages above)");
+      return print(*r);
+    } catch (const JournalBusy&) {
+      // A ferry started meanwhile: it carries the request out.
+    }
+  }
 }
 
 int App::commandCheck() {
@@ -318,6 +505,12 @@ int App::commandCheck() {
     for (const auto& i : *list)
       std::cout << "  [" << i.section << "] plugin " << i.plugin
                 << (i.enabled ? "" : " (disabled)") << "\n";
+  // Read-only: never creates the journal.
+  if (fs::exists(config.host.journal)) {
+    auto journal = openSqliteJournal(config.host.journal);
+    for (const auto& change : startFromChanges(config, *journal, false))
+      std::cout << "note: " << change << "\n";
+  }
   if (!connect_) return EXIT_OK;
 
   // --connect: create every instance (option errors a plugin finds itself show here) and ask
@@ -347,7 +540,7 @@ int App::commandPlugins() {
     dir = pluginDir("");
   }
   PluginRegistry plugins = PluginRegistry::loadDirectory(dir);
-  auto printTable = [](const std::vector<ferry_option_def>& options) {
+  auto printTable = [](const std::vector<OptionSpec>& options) {
     size_t w = 4;
     for (const auto& o : options) w = std::max(w, std::string(o.name).size());
     for (const auto& o : options) {
@@ -355,17 +548,16 @@ int App::commandPlugins() {
                         : o.default_value ? std::string("= ") + o.default_value
                                           : "(optional)";
       std::cout << "    " << padRight(o.name, w + 2) << padRight(optionTypeName(o.type), 10)
-                << padRight(def, 28) << (o.secret ? "[secret] " : "") << (o.help ? o.help : "");
+                << padRight(def, 28) << (o.secret ? "[secret] " : "") << o.help;
       if (o.choices) std::cout << " (one of: " << o.choices << ")";
       std::cout << "\n";
     }
   };
   std::cout << "Plugins in " << plugins.directory().string() << ":\n";
   for (const auto& p : plugins.all()) {
-    const auto* d = p->descriptor;
-    std::cout << "\n" << d->name << " (" << (p->isSource() ? "source" : "sink") << ", version "
-              << d->version << ") — " << (d->description ? d->description : "") << "\n  file "
-              << p->file.string() << "\n  options:\n";
+    std::cout << "\n" << p->name() << " (" << (p->isSource() ? "source" : "sink") << ", version "
+              << p->version() << ", ABI " << p->abi() << ") — " << p->description()
+              << "\n  file " << p->file.string() << "\n  options:\n";
     printTable(p->options);
   }
   std::cout << "\nHost settings, allowed in every [source.<name>] section:\n";
@@ -375,27 +567,53 @@ int App::commandPlugins() {
   return EXIT_OK;
 }
 
-int App::commandStatus() {
-  Config config = loadConfig(configPath(), EnvReferences::kMayBeUnset);
-  auto journal = openExistingJournal(config.host.journal);
-  const std::optional<pid_t> owner = journalOwner(config.host.journal);
-  EventLog& log = journal->events();
-  SinkLedger& ledger = journal->ledger();
-  const int64_t last = log.lastSequence();
+namespace {
+
+// "2025-04-01T10:00:00.000Z", or "never" for 0.
+std::string whenText(int64_t ms) { return ms > 0 ? formatInstantMs(ms * 1000000) : "never"; }
+
+Poco::Dynamic::Var whenJson(int64_t ms) {
+  return ms > 0 ? Poco::Dynamic::Var(formatInstantMs(ms * 1000000)) : Poco::Dynamic::Var();
+}
+
+// What `status` and `positions` show of each source and sink: the configured ones in config
+// order, then the sinks the journal still knows (they hold retention) though the config has them
+// no more.
+struct PositionRow {
+  std::string name, state, message;
+  std::optional<Cursor> cursor;  // sources
+  std::string origin;            // sources: the start_from it began with
+  int64_t offset = 0, backlog = 0, dead_letters = 0;  // sinks
+  bool paused = false;
+  std::string held, fix;  // sinks holding retention without writing: why, and the command
+  InstanceActivity activity;
+};
+
+struct Positions {
+  int64_t last = 0, oldest = 0;
+  std::vector<PositionRow> sources, sinks;
+};
+
+Positions gatherPositions(const Config& config, Journal& journal) {
+  EventLog& log = journal.events();
+  SinkLedger& ledger = journal.ledger();
+  Controls& controls = journal.controls();
+  Positions p;
+  p.last = log.lastSequence();
+  p.oldest = controls.oldestSequence();
   std::map<std::string, Cursor> cursors;
   for (auto& [name, c] : log.cursors()) cursors[name] = c;
   std::map<std::string, InstanceStatus> statuses;
-  for (auto& s : journal->state().statuses()) statuses[s.kind + "/" + s.name] = s;
+  for (auto& s : journal.state().statuses()) statuses[s.kind + "/" + s.name] = s;
+  std::map<std::string, InstanceActivity> activities;
+  for (auto& a : controls.activities()) activities[a.kind + "/" + a.name] = a;
   std::map<std::string, int64_t> dead;
   for (const auto& d : ledger.deadLetters(std::nullopt)) ++dead[d.sink];
+  std::map<std::string, HeldSink> held;
+  for (auto& h : heldSinks(config, controls)) held[h.name] = h;
 
-  struct Row {
-    std::string name, state, message, cursor;
-    std::optional<Cursor> source_cursor;
-    int64_t offset = 0, backlog = 0, dead_letters = 0;
-  };
   auto row = [&](const std::string& kind, const InstanceConfig& i) {
-    Row r;
+    PositionRow r;
     r.name = i.name;
     r.state = "never run";
     if (!i.enabled) {
@@ -404,21 +622,62 @@ int App::commandStatus() {
       r.state = it->second.state;
       r.message = it->second.message;
     }
+    if (auto it = activities.find(kind + "/" + i.name); it != activities.end())
+      r.activity = it->second;
     return r;
   };
-  std::vector<Row> sources, sinks;
   for (const auto& s : config.sources) {
-    Row r = row("source", s);
-    if (auto it = cursors.find(s.name); it != cursors.end()) r.source_cursor = it->second;
-    sources.push_back(r);
+    PositionRow r = row("source", s);
+    if (auto it = cursors.find(s.name); it != cursors.end()) r.cursor = it->second;
+    r.origin = controls.sourceOrigin(s.name).value_or(s.start_from);
+    p.sources.push_back(r);
   }
-  for (const auto& s : config.sinks) {
-    Row r = row("sink", s);
+  std::vector<InstanceConfig> sinks = config.sinks;
+  for (const auto& name : controls.knownSinks()) {
+    if (std::none_of(sinks.begin(), sinks.end(),
+                     [&](const InstanceConfig& s) { return s.name == name; })) {
+      InstanceConfig gone;
+      gone.name = name;
+      gone.enabled = false;
+      sinks.push_back(gone);
+    }
+  }
+  for (const auto& s : sinks) {
+    PositionRow r = row("sink", s);
     r.offset = ledger.sinkOffset(s.name);
     r.backlog = backlog(log, ledger, s);
     r.dead_letters = dead[s.name];
-    sinks.push_back(r);
+    r.paused = controls.sinkPaused(s.name);
+    if (auto it = held.find(s.name); it != held.end()) {
+      r.held = it->second.why;
+      r.fix = it->second.fix;
+      if (r.held != "disabled") r.state = r.held == "paused" ? "paused" : "not configured";
+    }
+    p.sinks.push_back(r);
   }
+  return p;
+}
+
+std::string cursorText(const std::optional<Cursor>& c) {
+  if (!c) return "(none yet)";
+  return c->since + (c->offset ? " +" + std::to_string(c->offset) : "");
+}
+
+Poco::JSON::Object::Ptr cursorJson(const std::optional<Cursor>& c) {
+  if (!c) return nullptr;
+  Poco::JSON::Object::Ptr o = new Poco::JSON::Object;
+  o->set("since", c->since);
+  o->set("offset", c->offset);
+  return o;
+}
+
+}  // namespace
+
+int App::commandStatus() {
+  Config config = loadConfig(configPath(), EnvReferences::kMayBeUnset);
+  auto journal = openExistingJournal(config.host.journal);
+  const std::optional<pid_t> owner = journalOwner(config.host.journal);
+  const Positions p = gatherPositions(config, *journal);
 
   if (json_) {
     Poco::JSON::Object::Ptr root = new Poco::JSON::Object;
@@ -426,24 +685,22 @@ int App::commandStatus() {
     root->set("running", owner.has_value());
     root->set("pid",
               owner ? Poco::Dynamic::Var(static_cast<int64_t>(*owner)) : Poco::Dynamic::Var());
-    root->set("last_sequence", last);
+    root->set("last_sequence", p.last);
     Poco::JSON::Array::Ptr src = new Poco::JSON::Array, snk = new Poco::JSON::Array;
-    for (const auto& r : sources) {
+    for (const auto& r : p.sources) {
       Poco::JSON::Object::Ptr o = new Poco::JSON::Object;
       o->set("name", r.name);
       o->set("state", r.state);
       o->set("message", r.message);
-      if (r.source_cursor) {
-        Poco::JSON::Object::Ptr c = new Poco::JSON::Object;
-        c->set("since", r.source_cursor->since);
-        c->set("offset", r.source_cursor->offset);
-        o->set("cursor", c);
-      } else {
-        o->set("cursor", Poco::Dynamic::Var());
-      }
+      auto c = cursorJson(r.cursor);
+      o->set("cursor", c ? Poco::Dynamic::Var(c) : Poco::Dynamic::Var());
+      o->set("last_poll", whenJson(r.activity.last_attempt_ms));
+      o->set("last_success", whenJson(r.activity.last_success_ms));
+      o->set("events", r.activity.events_total);
+      o->set("progress", r.activity.progress);
       src->add(o);
     }
-    for (const auto& r : sinks) {
+    for (const auto& r : p.sinks) {
       Poco::JSON::Object::Ptr o = new Poco::JSON::Object;
       o->set("name", r.name);
       o->set("state", r.state);
@@ -451,6 +708,11 @@ int App::commandStatus() {
       o->set("offset", r.offset);
       o->set("backlog", r.backlog);
       o->set("dead_letters", r.dead_letters);
+      o->set("paused", r.paused);
+      o->set("holds_retention", r.held);
+      o->set("last_write", whenJson(r.activity.last_attempt_ms));
+      o->set("last_success", whenJson(r.activity.last_success_ms));
+      o->set("events", r.activity.events_total);
       snk->add(o);
     }
     root->set("sources", src);
@@ -459,25 +721,145 @@ int App::commandStatus() {
     std::cout << "\n";
     return EXIT_OK;
   }
-  std::cout << "journal " << config.host.journal << ", last sequence " << last << "\nferry "
+  std::cout << "journal " << config.host.journal << ", last sequence " << p.last << "\nferry "
             << (owner ? "running (PID " + std::to_string(*owner) + ")"
                       : "not running (the states below are where the last run left them)")
             << "\n\nSOURCES\n";
-  for (const auto& r : sources) {
-    std::string cursor = "(none yet)";
-    if (r.source_cursor)
-      cursor = r.source_cursor->since +
-               (r.source_cursor->offset ? " +" + std::to_string(r.source_cursor->offset) : "");
-    std::cout << "  " << padRight(r.name, 20) << padRight(r.state, 11) << "cursor " << cursor << "\n";
+  for (const auto& r : p.sources) {
+    std::cout << "  " << padRight(r.name, 20) << padRight(r.state, 11) << "cursor "
+              << cursorText(r.cursor) << "\n    last poll " << whenText(r.activity.last_attempt_ms)
+              << ", last success " << whenText(r.activity.last_success_ms) << ", "
+              << r.activity.events_total << " event(s)\n";
+    if (!r.activity.progress.empty()) std::cout << "    " << r.activity.progress << "\n";
     if (!r.message.empty()) std::cout << "    " << r.message << "\n";
   }
   std::cout << "\nSINKS\n";
-  for (const auto& r : sinks) {
+  for (const auto& r : p.sinks) {
     std::cout << "  " << padRight(r.name, 20) << padRight(r.state, 11) << "offset " << r.offset
-              << ", backlog " << r.backlog << ", dead letters " << r.dead_letters << "\n";
+              << ", backlog " << r.backlog << ", dead letters " << r.dead_letters
+              << "\n    last write " << whenText(r.activity.last_attempt_ms) << ", last success "
+              << whenText(r.activity.last_success_ms) << ", " << r.activity.events_total
+              << " event(s) written\n";
+    if (!r.held.empty()) std::cout << "    " << r.held << ": " << r.fix << "\n";
     if (!r.message.empty()) std::cout << "    " << r.message << "\n";
   }
   return EXIT_OK;
+}
+
+int App::commandPositions() {
+  Config config = loadConfig(configPath(), EnvReferences::kMayBeUnset);
+  auto journal = openExistingJournal(config.host.journal);
+  const Positions p = gatherPositions(config, *journal);
+  if (json_) {
+    Poco::JSON::Object root;
+    root.set("last_sequence", p.last);
+    root.set("oldest_sequence", p.oldest);
+    Poco::JSON::Array src, snk;
+    for (const auto& r : p.sources) {
+      Poco::JSON::Object o;
+      o.set("name", r.name);
+      auto c = cursorJson(r.cursor);
+      o.set("cursor", c ? Poco::Dynamic::Var(c) : Poco::Dynamic::Var());
+      o.set("start_from", r.origin);
+      src.add(o);
+    }
+    for (const auto& r : p.sinks) {
+      Poco::JSON::Object o;
+      o.set("name", r.name);
+      o.set("offset", r.offset);
+      o.set("backlog", r.backlog);
+      o.set("paused", r.paused);
+      o.set("holds_retention", r.held);
+      snk.add(o);
+    }
+    root.set("sources", src);
+    root.set("sinks", snk);
+    root.stringify(std::cout);
+    std::cout << "\n";
+    return EXIT_OK;
+  }
+  std::cout << "journal " << config.host.journal << ": last sequence " << p.last << ", "
+            << (p.oldest == 0 ? std::string("no event retained")
+                              : "events " + std::to_string(p.oldest) + "-" +
+                                    std::to_string(p.last) + " retained")
+            << "\n\nSOURCES (cursor; started from)\n";
+  for (const auto& r : p.sources)
+    std::cout << "  " << padRight(r.name, 20) << padRight(cursorText(r.cursor), 30) << r.origin
+              << "\n";
+  std::cout << "\nSINKS (offset: the last sequence written)\n";
+  for (const auto& r : p.sinks)
+    std::cout << "  " << padRight(r.name, 20) << "offset " << r.offset << ", backlog "
+              << r.backlog << (r.held.empty() ? "" : "; " + r.held + ", " + r.fix) << "\n";
+  return EXIT_OK;
+}
+
+int App::commandSources(const std::vector<std::string>& args) {
+  const std::string action = args.size() > 1 ? args[1] : "";
+  if ((action != "backfill" && action != "reset") || args.size() != 3 || from_.empty()) {
+    std::cerr << "ferry: usage: ferry sources backfill NAME --from INSTANT [--redeliver] (see "
+                 "ferry help sources)\n";
+    return EXIT_USAGE;
+  }
+  const std::string& name = args[2];
+  Config config = loadConfig(configPath(), EnvReferences::kMayBeUnset);
+  if (std::none_of(config.sources.begin(), config.sources.end(),
+                   [&](const InstanceConfig& s) { return s.name == name; })) {
+    std::cerr << "ferry: no source '" << name << "' in " << config.file << "\n";
+    return EXIT_USAGE;
+  }
+  if (!parseInstantNs(from_)) {
+    std::cerr << "ferry: --from '" << from_
+              << "' is not an instant; write it like 2025-04-01T00:00:00Z\n";
+    return EXIT_USAGE;
+  }
+  Poco::JSON::Object argument;
+  argument.set("from", from_);
+  argument.set("redeliver", redeliver_);
+  std::ostringstream text;
+  argument.stringify(text);
+  return submit(config, action::kBackfill, name, text.str(),
+                "sources backfill " + name + " --from " + from_ +
+                    (redeliver_ ? " --redeliver" : "") + " --config " + config.file);
+}
+
+int App::commandSinks(const std::vector<std::string>& args) {
+  const std::string action = args.size() > 1 ? args[1] : "";
+  const bool rewind = action == "rewind";
+  if ((!rewind && action != "pause" && action != "resume" && action != "forget") ||
+      args.size() != 3 || (rewind && to_.empty() == !to_sequence_.has_value())) {
+    std::cerr << "ferry: usage: ferry sinks rewind NAME (--to-sequence N | --to INSTANT), "
+                 "ferry sinks pause|resume|forget NAME (see ferry help sinks)\n";
+    return EXIT_USAGE;
+  }
+  const std::string& name = args[2];
+  Config config = loadConfig(configPath(), EnvReferences::kMayBeUnset);
+  const bool configured = std::any_of(config.sinks.begin(), config.sinks.end(),
+                                      [&](const InstanceConfig& s) { return s.name == name; });
+  if (!configured && action != "forget") {
+    std::cerr << "ferry: no sink '" << name << "' in " << config.file << "\n";
+    return EXIT_USAGE;
+  }
+  Poco::JSON::Object argument;
+  std::string command = "sinks " + action + " " + name;
+  if (rewind && to_sequence_) {
+    argument.set("sequence", *to_sequence_);
+    command += " --to-sequence " + std::to_string(*to_sequence_);
+  } else if (rewind) {
+    if (!parseInstantNs(to_)) {
+      std::cerr << "ferry: --to '" << to_ << "' is not an instant; write it like "
+                   "2025-04-01T00:00:00Z\n";
+      return EXIT_USAGE;
+    }
+    argument.set("instant", to_);
+    command += " --to " + to_;
+  }
+  std::ostringstream text;
+  argument.stringify(text);
+  const char* kind = rewind              ? action::kRewind
+                     : action == "pause"  ? action::kPause
+                     : action == "resume" ? action::kResume
+                                          : action::kForget;
+  return submit(config, kind, name, text.str(), command + " --config " + config.file);
 }
 
 int App::commandTrace(const std::vector<std::string>& args) {
@@ -561,11 +943,12 @@ int App::commandTrace(const std::vector<std::string>& args) {
 
 int App::commandDeadLetters(const std::vector<std::string>& args) {
   const std::string action = args.size() > 1 ? args[1] : "";
-  if (action != "list" && action != "replay") {
-    std::cerr << "ferry: dead-letters needs 'list' or 'replay' (see ferry --help)\n";
+  if (action != "list" && action != "replay" && action != "show" && action != "drop") {
+    std::cerr << "ferry: dead-letters needs 'list', 'show ID', 'replay' or 'drop ID...' (see "
+                 "ferry help dead-letters)\n";
     return EXIT_USAGE;
   }
-  // Neither action needs the secrets: the sinks' options are not used.
+  // No action needs the secrets: the sinks' options are not used.
   Config config = loadConfig(configPath(), EnvReferences::kMayBeUnset);
   bool known = sink_.empty();
   for (const auto& s : config.sinks) known = known || s.name == sink_;
@@ -573,21 +956,42 @@ int App::commandDeadLetters(const std::vector<std::string>& args) {
     std::cerr << "ferry: --sink " << sink_ << ": no such sink in " << config.file << "\n";
     return EXIT_USAGE;
   }
+  std::vector<int64_t> ids = ids_;
+  for (size_t i = 2; i < args.size(); ++i) ids.push_back(number("dead-letters " + action, args[i]));
   if (action == "replay") {
     if (sink_.empty()) {
       std::cerr << "ferry: dead-letters replay needs --sink NAME (and optionally --id N ...)\n";
       return EXIT_USAGE;
     }
-    requireJournal(config.host.journal);
-    // A write: not beside a running ferry (it would be a second writer), not as root.
-    JournalLock owner(config.host.journal,
-                      "dead-letters replay --config " + config.file + " --sink " + sink_);
-    auto journal = openSqliteJournal(config.host.journal);
-    int64_t n = journal->ledger().requestReplay(sink_, ids_);
-    std::cout << n << " dead letter(s) of sink " << sink_
-              << " marked for replay: the next `ferry run` writes them first, ahead of the live "
-                 "feed.\n";
-    return n == 0 && !ids_.empty() ? EXIT_USAGE : EXIT_OK;
+    return submit(config, action::kReplay, sink_, idsArgument(ids),
+                  "dead-letters replay --config " + config.file + " --sink " + sink_);
+  }
+  if ((action == "show" && ids.size() != 1) || (action == "drop" && ids.empty())) {
+    std::cerr << "ferry: dead-letters " << action << " needs " << (action == "show" ? "one" : "")
+              << " ID (see ferry dead-letters list)\n";
+    return EXIT_USAGE;
+  }
+  if (action == "drop") {
+    std::string text;
+    for (int64_t id : ids) text += " " + std::to_string(id);
+    return submit(config, action::kDrop, "", idsArgument(ids),
+                  "dead-letters drop" + text + " --config " + config.file);
+  }
+  if (action == "show") {
+    auto journal = openExistingJournal(config.host.journal);
+    for (const auto& d : journal->ledger().deadLetters(std::nullopt)) {
+      if (d.id != ids[0]) continue;
+      std::cout << "dead letter #" << d.id << " of sink " << d.sink << "\n"
+                << "event     " << d.event.idempotencyKey() << " (sequence " << d.event.sequence
+                << ", fetched " << formatInstantMs(d.event.fetched_at_ms * 1000000) << ")\n"
+                << "failed    " << formatInstantMs(d.failed_at_ms * 1000000)
+                << (d.replay_requested ? " (replay requested)" : "") << "\n"
+                << "reason    " << d.reason << "\n"
+                << "body\n" << d.event.body << "\n";
+      return EXIT_OK;
+    }
+    std::cerr << "ferry: no dead letter #" << ids[0] << " (see ferry dead-letters list)\n";
+    return EXIT_DATAERR;
   }
   auto journal = openExistingJournal(config.host.journal);
   auto letters = journal->ledger().deadLetters(sink_.empty() ? std::nullopt : std::optional(sink_));

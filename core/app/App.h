@@ -3,17 +3,22 @@
 
 #include <Poco/Util/Application.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace ferry::core {
 
+struct Config;
+
 class App : public Poco::Util::Application {
  public:
   App();
 
-  // Exit codes beyond Poco's: a source or sink ended stopped (run --once).
+  // Exit codes beyond Poco's: a source or sink ended stopped (run --once); everything was
+  // delivered but new dead letters were left (run --once).
   static constexpr int kExitStopped = 1;
+  static constexpr int kExitDeadLetters = 2;
 
  protected:
   void defineOptions(Poco::Util::OptionSet& options) override;
@@ -25,7 +30,12 @@ class App : public Poco::Util::Application {
   int commandCheck();
   int commandPlugins();
   int commandStatus();
+  int commandPositions();
+  int commandSources(const std::vector<std::string>& args);
+  int commandSinks(const std::vector<std::string>& args);
   int commandDeadLetters(const std::vector<std::string>& args);
+  int submit(const Config& config, const std::string& action, const std::string& target,
+             const std::string& argument, const std::string& command);
   int commandTrace(const std::vector<std::string>& args);
   void printHelp();
   void setUpLogging(const std::string& level, const std::string& file,
@@ -42,6 +52,10 @@ class App : public Poco::Util::Application {
   std::string plugin_dir_;
   std::string sink_;
   std::vector<int64_t> ids_;
+  std::string from_;
+  bool redeliver_ = false;
+  std::string to_;
+  std::optional<int64_t> to_sequence_;
 };
 
 }  // namespace ferry::core

@@ -63,7 +63,7 @@ void requireJournal(const std::string& journal) {
                     "already run)");
 }
 
-JournalLock::JournalLock(const std::string& journal, const std::string& command) {
+void refuseRootOnOthersJournal(const std::string& journal, const std::string& command) {
   if (::geteuid() == 0) {
     // Before the first run, the journal's directory tells who the journal will belong to.
     struct stat st {};
@@ -79,6 +79,10 @@ JournalLock::JournalLock(const std::string& journal, const std::string& command)
       }
     }
   }
+}
+
+JournalLock::JournalLock(const std::string& journal, const std::string& command) {
+  refuseRootOnOthersJournal(journal, command);
   const std::string lock_file = lockFileOf(journal);
   fd_ = ::open(lock_file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd_ < 0)

@@ -40,10 +40,13 @@ std::optional<pid_t> journalOwner(const std::string& journal);
 // Throws NoJournal ("no journal yet at <path>") when the journal file does not exist.
 void requireJournal(const std::string& journal);
 
-// Makes this process the owner of `journal` until destruction. `command` ("run", "dead-letters
-// replay") goes into the messages. Throws JournalNotOurs when running as root on a journal (or,
-// before the first run, a journal directory) that belongs to another user: files root creates
-// there (the journal, its -wal and -shm, the lock file) would lock the service out. Throws
+// Throws JournalNotOurs when running as root on a journal (or, before the first run, a journal
+// directory) that belongs to another user: files root creates there (the journal, its -wal and
+// -shm, the lock file) would lock the service out. `command` goes into the fix it names.
+void refuseRootOnOthersJournal(const std::string& journal, const std::string& command);
+
+// Makes this process the owner of `journal` until destruction. `command` ("run", "sinks pause
+// out") goes into the messages. Throws JournalNotOurs as refuseRootOnOthersJournal() does, and
 // JournalBusy, naming the owner's PID, when another process owns the journal.
 class JournalLock {
  public:

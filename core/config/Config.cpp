@@ -169,42 +169,42 @@ class Reader {
   Poco::AutoPtr<Poco::Util::LayeredConfiguration> config_;
 };
 
-ferry_option_def def(const char* name, ferry_option_type type, const char* default_value,
-                     const char* help, const char* choices = nullptr) {
-  return {sizeof(ferry_option_def), name, type, default_value, 0, 0, help, choices};
+OptionSpec def(const char* name, OptionType type, const char* default_value, const char* help,
+               const char* choices = nullptr) {
+  return {name, type, default_value, false, false, help, choices};
 }
 
 // The [host] section is validated with the same machinery as a plugin's options.
-const std::vector<ferry_option_def>& hostSectionOptions() {
-  static const std::vector<ferry_option_def> table = {
-      def("journal", FERRY_OPT_STRING, "ferry-journal.db", "SQLite journal file"),
-      def("plugin_dir", FERRY_OPT_STRING, "", "plugin directory (empty: next to ferry)"),
-      def("log_level", FERRY_OPT_STRING, "info", "least severe level logged",
+const std::vector<OptionSpec>& hostSectionOptions() {
+  static const std::vector<OptionSpec> table = {
+      def("journal", OptionType::String, "ferry-journal.db", "SQLite journal file"),
+      def("plugin_dir", OptionType::String, "", "plugin directory (empty: next to ferry)"),
+      def("log_level", OptionType::String, "info", "least severe level logged",
           "debug|info|warning|error"),
-      def("log_file", FERRY_OPT_STRING, "", "log file (empty: standard error)"),
-      def("log_format", FERRY_OPT_STRING, "text", "log lines as text or one JSON object each",
+      def("log_file", OptionType::String, "", "log file (empty: standard error)"),
+      def("log_format", OptionType::String, "text", "log lines as text or one JSON object each",
           "text|json"),
-      def("retention", FERRY_OPT_DURATION, "7d", "age after which delivered events are removed"),
-      def("retry_initial", FERRY_OPT_DURATION, "1s", "first retry delay"),
-      def("retry_max", FERRY_OPT_DURATION, "5m", "longest retry delay"),
-      def("commit_pages", FERRY_OPT_INT, "20", "pages per journal transaction while behind"),
-      def("commit_interval", FERRY_OPT_DURATION, "500ms", "longest wait before a commit"),
-      def("admin_listen", FERRY_OPT_STRING, "",
+      def("retention", OptionType::Duration, "7d", "age after which delivered events are removed"),
+      def("retry_initial", OptionType::Duration, "1s", "first retry delay"),
+      def("retry_max", OptionType::Duration, "5m", "longest retry delay"),
+      def("commit_pages", OptionType::Int, "20", "pages per journal transaction while behind"),
+      def("commit_interval", OptionType::Duration, "500ms", "longest wait before a commit"),
+      def("admin_listen", OptionType::String, "",
           "address of the /healthz and /metrics endpoint, e.g. 127.0.0.1:9464 (empty: off)"),
-      def("unhealthy_after", FERRY_OPT_DURATION, "5m",
+      def("unhealthy_after", OptionType::Duration, "5m",
           "/healthz reports an instance retrying, or without success, for longer than this "
           "(a source: or 3 poll intervals, whichever is longer)"),
   };
   return table;
 }
 
-std::vector<std::string> namesOf(const std::vector<ferry_option_def>& table) {
+std::vector<std::string> namesOf(const std::vector<OptionSpec>& table) {
   std::vector<std::string> out;
   for (const auto& d : table) out.push_back(d.name);
   return out;
 }
 
-const ferry_option_def* findDef(const std::vector<ferry_option_def>& table,
+const OptionSpec* findDef(const std::vector<OptionSpec>& table,
                                 const std::string& name) {
   for (const auto& d : table)
     if (name == d.name) return &d;
@@ -237,10 +237,11 @@ std::string redact(std::string message, const std::vector<std::string>& secrets)
   return message;
 }
 
-std::string pluginNames(const PluginRegistry& plugins, int kind) {
+// The plugins of one kind ("source", "sink"), or of every kind ("").
+std::string pluginNames(const PluginRegistry& plugins, const std::string& kind) {
   std::vector<std::string> names;
   for (const auto& p : plugins.all())
-    if (kind == 0 || p->descriptor->kind == kind) names.push_back(p->name());
+    if (kind.empty() || (p->isSource() ? "source" : "sink") == kind) names.push_back(p->name());
   return names.empty() ? "(none)" : join(names, ", ");
 }
 
@@ -252,22 +253,22 @@ void validateInstance(const Config& config, InstanceConfig& inst, const PluginRe
   auto plugin = plugins.find(inst.plugin);
   if (plugin == nullptr)
     throw ConfigError(where("plugin") + ": unknown plugin '" + inst.plugin +
-                      "'; available plugins: " + pluginNames(plugins, 0) + " (in " +
+                      "'; available plugins: " + pluginNames(plugins, "") + " (in " +
                       plugins.directory().string() + ")");
   if (plugin->isSource() != wants_source)
     throw ConfigError(where("plugin") + ": plugin " + plugin->name() + " is a " +
                       (plugin->isSource() ? "source" : "sink") + ", but [" + inst.section +
                       "] needs a " + inst.kind + " plugin; use one of: " +
-                      pluginNames(plugins, wants_source ? FERRY_KIND_SOURCE : FERRY_KIND_SINK));
+                      pluginNames(plugins, inst.kind));
 
   // The effective table: host settings first (a plugin's redeclaration replaces the host's entry
   // in place, keeping the order stable for `ferry plugins`), then the plugin's own options.
-  std::vector<ferry_option_def> table = wants_source ? hostSourceOptions() : hostSinkOptions();
+  std::vector<OptionSpec> table = wants_source ? hostSourceOptions() : hostSinkOptions();
   const size_t host_count = table.size();
   for (const auto& pd : plugin->options) {
     auto it =
         std::find_if(table.begin(), table.begin() + host_count,
-                     [&](const ferry_option_def& d) { return std::string(d.name) == pd.name; });
+                     [&](const OptionSpec& d) { return std::string(d.name) == pd.name; });
     if (it == table.begin() + host_count) {
       table.push_back(pd);
       continue;
@@ -349,28 +350,28 @@ std::optional<std::string> InstanceConfig::value(const std::string& name) const 
   return std::nullopt;
 }
 
-const std::vector<ferry_option_def>& hostSourceOptions() {
-  static const std::vector<ferry_option_def> table = {
-      def("interval", FERRY_OPT_DURATION, "60s", "time between poll cycles"),
-      def("lookback", FERRY_OPT_DURATION, "5s",
+const std::vector<OptionSpec>& hostSourceOptions() {
+  static const std::vector<OptionSpec> table = {
+      def("interval", OptionType::Duration, "60s", "time between poll cycles"),
+      def("lookback", OptionType::Duration, "5s",
           "each cycle asks from this long before the cursor, to catch late commits"),
-      def("start_from", FERRY_OPT_INSTANT, "now", "the first cursor of a new source"),
-      def("page_size", FERRY_OPT_INT, "100", "items per page"),
+      def("start_from", OptionType::Instant, "now", "the first cursor of a new source"),
+      def("page_size", OptionType::Int, "100", "items per page"),
   };
   return table;
 }
 
-const std::vector<ferry_option_def>& hostSinkOptions() {
-  static const std::vector<ferry_option_def> table = {
-      def("from", FERRY_OPT_LIST, nullptr, "source names to take events from (unset: all)"),
-      def("batch_size", FERRY_OPT_INT, "100", "most events per write"),
-      def("batch_delay", FERRY_OPT_DURATION, "1s", "longest wait to fill a batch"),
-      def("skip_echo", FERRY_OPT_BOOL, "true", "skip changes this integration caused itself"),
+const std::vector<OptionSpec>& hostSinkOptions() {
+  static const std::vector<OptionSpec> table = {
+      def("from", OptionType::List, nullptr, "source names to take events from (unset: all)"),
+      def("batch_size", OptionType::Int, "100", "most events per write"),
+      def("batch_delay", OptionType::Duration, "1s", "longest wait to fill a batch"),
+      def("skip_echo", OptionType::Bool, "true", "skip changes this integration caused itself"),
   };
   return table;
 }
 
-std::string normaliseOption(const ferry_option_def& def, const std::string& value,
+std::string normaliseOption(const OptionSpec& def, const std::string& value,
                             const std::string& where) {
   const std::string v = trim(value);
   auto fail = [&](const std::string& what, const std::string& fix) {
@@ -379,10 +380,10 @@ std::string normaliseOption(const ferry_option_def& def, const std::string& valu
   };
   std::string out;
   switch (def.type) {
-    case FERRY_OPT_STRING:
+    case OptionType::String:
       out = v;
       break;
-    case FERRY_OPT_INT: {
+    case OptionType::Int: {
       int64_t n = 0;
       const char* begin = v.data() + (v.size() > 1 && v[0] == '+' ? 1 : 0);
       auto [end, ec] = std::from_chars(begin, v.data() + v.size(), n);
@@ -391,7 +392,7 @@ std::string normaliseOption(const ferry_option_def& def, const std::string& valu
       out = std::to_string(n);
       break;
     }
-    case FERRY_OPT_BOOL: {
+    case OptionType::Bool: {
       const std::string l = lower(v);
       if (l == "true" || l == "yes" || l == "on" || l == "1") {
         out = "true";
@@ -402,7 +403,7 @@ std::string normaliseOption(const ferry_option_def& def, const std::string& valu
       }
       break;
     }
-    case FERRY_OPT_DOUBLE: {
+    case OptionType::Double: {
       double d = 0;
       auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), d);
       if (v.empty() || ec != std::errc() || end != v.data() + v.size() || !std::isfinite(d))
@@ -410,13 +411,13 @@ std::string normaliseOption(const ferry_option_def& def, const std::string& valu
       out = v;
       break;
     }
-    case FERRY_OPT_DURATION: {
+    case OptionType::Duration: {
       auto ms = parseDurationMs(v);
       if (!ms) throw fail("'" + v + "' is not a duration", "write e.g. 250ms, 20s, 5m, 1h or 2d");
       out = std::to_string(*ms);
       break;
     }
-    case FERRY_OPT_INSTANT: {
+    case OptionType::Instant: {
       if (lower(v) == "now") {
         out = formatInstantMs(nowNs());
         break;
@@ -428,7 +429,7 @@ std::string normaliseOption(const ferry_option_def& def, const std::string& valu
       out = formatInstantMs(*ns);
       break;
     }
-    case FERRY_OPT_LIST:
+    case OptionType::List:
       out = join(split(v, ','), ",");
       break;
     default:
@@ -442,10 +443,10 @@ std::string normaliseOption(const ferry_option_def& def, const std::string& valu
         throw fail("'" + item + "' is not one of " + def.choices,
                    "choose one of: " + join(allowed, ", "));
     };
-    if (def.type == FERRY_OPT_LIST) {
+    if (def.type == OptionType::List) {
       for (const auto& item : split(out, ',')) check(item);
     } else {
-      check(def.type == FERRY_OPT_STRING ? out : v);
+      check(def.type == OptionType::String ? out : v);
     }
   }
   return out;
@@ -502,8 +503,8 @@ Config loadConfig(const std::string& path, EnvReferences env) {
         inst.plugin = value;
         has_plugin = !value.empty();
       } else if (k == "enabled") {
-        static const ferry_option_def kEnabled =
-            def("enabled", FERRY_OPT_BOOL, "true", "run this instance");
+        static const OptionSpec kEnabled =
+            def("enabled", OptionType::Bool, "true", "run this instance");
         inst.enabled =
             normaliseOption(kEnabled, value, file + ": [" + inst.section + "] enabled") == "true";
       } else {
@@ -531,7 +532,7 @@ Config loadConfig(const std::string& path, EnvReferences env) {
     }
   }
   auto setting = [&](const char* name) {
-    const ferry_option_def& d = *findDef(table, name);
+    const OptionSpec& d = *findDef(table, name);
     auto it = values.find(name);
     return normaliseOption(d, it != values.end() ? it->second : d.default_value,
                            file + ": [host] " + name);
@@ -563,8 +564,8 @@ Config loadConfig(const std::string& path, EnvReferences env) {
   for (auto& sink : config.sinks) {
     // Known without the plugins too, for `ferry trace`; a bad value is reported by validate().
     if (auto skip = sink.raw.find("skip_echo"); skip != sink.raw.end()) {
-      static const ferry_option_def kSkipEcho =
-          def("skip_echo", FERRY_OPT_BOOL, "true", "skip changes this integration caused itself");
+      static const OptionSpec kSkipEcho =
+          def("skip_echo", OptionType::Bool, "true", "skip changes this integration caused itself");
       try {
         sink.skip_echo = normaliseOption(kSkipEcho, skip->second, file) == "true";
       } catch (const ConfigError&) {

@@ -10,14 +10,14 @@
 // shows the value of a secret option.
 #pragma once
 
-#include <ferry/abi.h>
-
 #include <cstdint>
 #include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "config/OptionSpec.h"
 
 namespace ferry::core {
 
@@ -104,13 +104,13 @@ void validate(Config& config, const PluginRegistry& plugins);
 
 // The host's own settings for sources and sinks, as option tables: `ferry plugins` prints them
 // beside each plugin's table, and a plugin may redeclare one to change its default or help.
-const std::vector<ferry_option_def>& hostSourceOptions();
-const std::vector<ferry_option_def>& hostSinkOptions();
+const std::vector<OptionSpec>& hostSourceOptions();
+const std::vector<OptionSpec>& hostSinkOptions();
 
-// Checks and normalises one value against its declaration (see ferry_option_type).
+// Checks and normalises one value against its declaration (see OptionType).
 // Returns the normalised value, or throws ConfigError with `where` ("file: [section] key") in
 // the message; a secret's value never appears in it.
-std::string normaliseOption(const ferry_option_def& def, const std::string& value,
+std::string normaliseOption(const OptionSpec& def, const std::string& value,
                             const std::string& where);
 
 }  // namespace ferry::core

@@ -30,6 +30,34 @@ int64_t lowWaterMark(EventLog& events, SinkLedger& ledger, const std::vector<std
   return mark;
 }
 
+std::vector<std::string> retentionHolders(const Config& config, Controls& controls) {
+  std::vector<std::string> out = controls.knownSinks();
+  for (const auto& sink : config.sinks)
+    if (sink.enabled && std::find(out.begin(), out.end(), sink.name) == out.end())
+      out.push_back(sink.name);
+  return out;
+}
+
+std::vector<HeldSink> heldSinks(const Config& config, Controls& controls) {
+  std::vector<HeldSink> out;
+  for (const auto& name : controls.knownSinks()) {
+    auto it = std::find_if(config.sinks.begin(), config.sinks.end(),
+                           [&](const InstanceConfig& s) { return s.name == name; });
+    if (it == config.sinks.end()) {
+      out.push_back({name, "not in the config",
+                     "it holds retention until `ferry sinks forget " + name + "`"});
+    } else if (!it->enabled) {
+      out.push_back({name, "disabled",
+                     "it holds retention until enabled again or `ferry sinks forget " + name +
+                         "`"});
+    } else if (controls.sinkPaused(name)) {
+      out.push_back({name, "paused",
+                     "it holds retention until `ferry sinks resume " + name + "`"});
+    }
+  }
+  return out;
+}
+
 TraceStep traceStep(SinkLedger& ledger, const InstanceConfig& sink, const JournalEvent& event,
                     const std::vector<DeliveryRecord>& deliveries,
                     const std::vector<DeadLetter>& dead_letters) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "config/Config.h"
+#include "journal/Controls.h"
 #include "journal/EventLog.h"
 #include "journal/SinkLedger.h"
 
@@ -27,6 +28,20 @@ int64_t oldestPendingAtMs(EventLog& events, SinkLedger& ledger, const InstanceCo
 // The highest sequence that every one of `sinks` has passed (the journal's last sequence when
 // there are none).
 int64_t lowWaterMark(EventLog& events, SinkLedger& ledger, const std::vector<std::string>& sinks);
+
+// The sinks whose offsets retention respects: every enabled sink of `config`, and every sink the
+// journal knows (an offset or a pause recorded) until an operator forgets it, so that a paused,
+// disabled or no longer configured sink never loses what it has not passed.
+std::vector<std::string> retentionHolders(const Config& config, Controls& controls);
+
+// A sink that holds retention although it is not writing: paused, disabled, or no longer in the
+// config. `why` says which, `fix` the command that lets retention go on.
+struct HeldSink {
+  std::string name;
+  std::string why;
+  std::string fix;
+};
+std::vector<HeldSink> heldSinks(const Config& config, Controls& controls);
 
 // What one sink did with one event (`ferry trace`).
 struct TraceStep {

@@ -26,6 +26,7 @@ struct NewEvent {
   int64_t version_ns = 0;  // the same, as an instant
   std::string previous;    // "" for a key never seen
   std::string body;
+  std::string meta;        // "" or the source's metadata object
   bool echo = false;
 };
 
@@ -38,6 +39,7 @@ struct JournalEvent {
   std::string version;
   std::string previous;
   std::string body;
+  std::string meta;
   bool echo = false;
   int64_t fetched_at_ms = 0;
   // "source/entity/key/version"

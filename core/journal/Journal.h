@@ -6,6 +6,7 @@
 //   SinkLedger    (SinkLedger.h)    per sink its offset, delivery records, dead letters and their
 //                                   replays; per source the delivered() hook's progress
 //   InstanceState (InstanceState.h) plugin state and each instance's run-time status
+//   Controls      (Controls.h)      operators' requests, sink pauses, source origins, activity
 //
 // Which parts must share a backend: the SinkLedger's advanceSink() copies events out of the
 // EventLog in its own transaction, so those two live in ONE database and a backend runs
@@ -24,6 +25,7 @@
 #include <memory>
 #include <string>
 
+#include "journal/Controls.h"
 #include "journal/EventLog.h"
 #include "journal/InstanceState.h"
 #include "journal/JournalError.h"
@@ -40,6 +42,8 @@ class Journal {
   virtual EventLog& events() = 0;
   virtual SinkLedger& ledger() = 0;
   virtual InstanceState& state() = 0;
+  // Shares the database of the event log and the sink ledger (a rewind moves a sink's offset).
+  virtual Controls& controls() = 0;
 };
 
 // Opens (creating when missing) the SQLite journal at `path`: WAL, synchronous=FULL, schema

@@ -85,9 +85,9 @@ class SinkLedger {
   virtual int64_t requestReplay(const std::string& sink, const std::vector<int64_t>& ids) = 0;
   // The dead letters of `sink` marked for replay, oldest first.
   virtual std::vector<DeadLetter> pendingReplays(const std::string& sink, size_t limit) = 0;
-  // Removes a dead letter once its replay was written (or dead-letters it again with a new
-  // reason when `new_reason` is set, clearing its replay request). An unknown id is a no-op, so
-  // that settling twice after a crash is harmless.
+  // Removes a dead letter once its replay was written, recording the replay as a delivery of its
+  // event (or dead-letters it again with a new reason when `new_reason` is set, clearing its
+  // replay request). An unknown id is a no-op, so that settling twice after a crash is harmless.
   virtual void settleReplay(int64_t id, const std::optional<std::string>& new_reason) = 0;
 
   // --- delivered hook ------------------------------------------------------------------------

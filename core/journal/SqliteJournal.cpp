@@ -113,8 +113,38 @@ const std::vector<std::vector<const char*>> kMigrations = {
              retry_attempt INTEGER NOT NULL,
              next_attempt_at_ms INTEGER NOT NULL))",
     },
+    {
+        // Controls (Controls.h): operators' requests to the journal's owner, sink pauses, the
+        // start_from each source began with, and each instance's activity.
+        R"(CREATE TABLE commands (
+             id INTEGER PRIMARY KEY AUTOINCREMENT,
+             action TEXT NOT NULL,
+             target TEXT NOT NULL,
+             argument TEXT NOT NULL,
+             state TEXT NOT NULL DEFAULT 'pending',
+             result TEXT NOT NULL DEFAULT '',
+             requested_at_ms INTEGER NOT NULL,
+             finished_at_ms INTEGER NOT NULL DEFAULT 0))",
+        "CREATE INDEX commands_state ON commands (state, id)",
+        R"(CREATE TABLE sink_controls (
+             sink TEXT PRIMARY KEY,
+             paused INTEGER NOT NULL,
+             updated_at_ms INTEGER NOT NULL))",
+        R"(CREATE TABLE source_origins (
+             source TEXT PRIMARY KEY,
+             start_from TEXT NOT NULL,
+             updated_at_ms INTEGER NOT NULL))",
+        R"(CREATE TABLE instance_activity (
+             name TEXT PRIMARY KEY,
+             kind TEXT NOT NULL,
+             last_attempt_ms INTEGER NOT NULL,
+             last_success_ms INTEGER NOT NULL,
+             events_total INTEGER NOT NULL,
+             progress TEXT NOT NULL,
+             updated_at_ms INTEGER NOT NULL))",
+    },
 };
-static_assert(SqliteJournal::kSchemaVersion == 1, "add a migration step with the version bump");
+static_assert(SqliteJournal::kSchemaVersion == 2, "add a migration step with the version bump");
 
 constexpr const char* kEventColumns =
     "sequence, source, entity, key, version, previous, body, echo, fetched_at_ms";
@@ -730,7 +760,14 @@ void SqliteJournal::settleReplay(int64_t id, const std::optional<std::string>& n
                   "WHERE id = ?",
           useRef(*new_reason), bind(static_cast<Int64>(nowMs())), use(id_value), now;
     } else {
+      // The replay is a delivery like any other, so that `ferry trace` shows it as one.
+      Transaction tx(session_);
+      session_ << "INSERT INTO deliveries (sink, first_sequence, last_sequence, delivered_at_ms, "
+                  "detail) SELECT sink, sequence, sequence, ?, 'replay of dead letter #' || id "
+                  "FROM dead_letters WHERE id = ?",
+          bind(static_cast<Int64>(nowMs())), use(id_value), now;
       session_ << "DELETE FROM dead_letters WHERE id = ?", use(id_value), now;
+      tx.commit();
     }
   });
 }
@@ -830,6 +867,206 @@ std::vector<InstanceStatus> SqliteJournal::statuses() {
       out.push_back({row.get<0>(), row.get<1>(), row.get<2>(), row.get<3>(), row.get<4>(),
                      row.get<5>(), row.get<6>()});
     }
+    return out;
+  });
+}
+
+// --- Controls: operators' requests, sink pauses, source origins, activity ------------------------
+
+int64_t SqliteJournal::submitCommand(const std::string& action, const std::string& target,
+                                     const std::string& argument) {
+  return locked("storing the request " + action, [&] {
+    Transaction tx(session_);
+    session_ << "INSERT INTO commands (action, target, argument, requested_at_ms) "
+                "VALUES (?, ?, ?, ?)",
+        useRef(action), useRef(target), useRef(argument), bind(static_cast<Int64>(nowMs())), now;
+    Int64 id = 0;
+    session_ << "SELECT last_insert_rowid()", into(id), now;
+    tx.commit();
+    return static_cast<int64_t>(id);
+  });
+}
+
+namespace {
+
+using CommandRow = Poco::Tuple<Int64, std::string, std::string, std::string, std::string,
+                               std::string, Int64>;
+constexpr const char* kCommandColumns =
+    "SELECT id, action, target, argument, state, result, requested_at_ms FROM commands ";
+
+CommandRequest toCommand(const CommandRow& r) {
+  return CommandRequest{r.get<0>(), r.get<1>(), r.get<2>(), r.get<3>(),
+                        r.get<4>(), r.get<5>(), r.get<6>()};
+}
+
+}  // namespace
+
+std::vector<CommandRequest> SqliteJournal::pendingCommands() {
+  return locked("reading pending requests", [&] {
+    std::vector<CommandRow> rows;
+    session_ << std::string(kCommandColumns) + "WHERE state = 'pending' ORDER BY id", into(rows),
+        now;
+    std::vector<CommandRequest> out;
+    for (const auto& r : rows) out.push_back(toCommand(r));
+    return out;
+  });
+}
+
+std::optional<CommandRequest> SqliteJournal::command(int64_t id) {
+  return locked("reading request " + std::to_string(id), [&]() -> std::optional<CommandRequest> {
+    std::vector<CommandRow> rows;
+    Int64 id_value = id;
+    session_ << std::string(kCommandColumns) + "WHERE id = ?", use(id_value), into(rows), now;
+    if (rows.empty()) return std::nullopt;
+    return toCommand(rows[0]);
+  });
+}
+
+void SqliteJournal::finishCommand(int64_t id, bool ok, const std::string& result) {
+  locked("answering request " + std::to_string(id), [&] {
+    Int64 id_value = id;
+    const std::string state = ok ? "done" : "failed";
+    session_ << "UPDATE commands SET state = ?, result = ?, finished_at_ms = ? WHERE id = ?",
+        useRef(state), useRef(result), bind(static_cast<Int64>(nowMs())), use(id_value), now;
+  });
+}
+
+bool SqliteJournal::sinkPaused(const std::string& sink) {
+  return locked("reading whether sink '" + sink + "' is paused", [&] {
+    Int64 paused = 0;
+    session_ << "SELECT ifnull((SELECT paused FROM sink_controls WHERE sink = ?), 0)",
+        useRef(sink), into(paused), now;
+    return paused != 0;
+  });
+}
+
+void SqliteJournal::setSinkPaused(const std::string& sink, bool paused) {
+  locked(std::string(paused ? "pausing" : "resuming") + " sink '" + sink + "'", [&] {
+    Int64 value = paused ? 1 : 0;
+    session_ << "INSERT INTO sink_controls (sink, paused, updated_at_ms) VALUES (?, ?, ?) "
+                "ON CONFLICT (sink) DO UPDATE SET paused = excluded.paused, "
+                "updated_at_ms = excluded.updated_at_ms",
+        useRef(sink), use(value), bind(static_cast<Int64>(nowMs())), now;
+  });
+}
+
+std::vector<std::string> SqliteJournal::knownSinks() {
+  return locked("listing known sinks", [&] {
+    std::vector<std::string> names;
+    session_ << "SELECT sink FROM sink_offsets UNION SELECT sink FROM sink_controls ORDER BY 1",
+        into(names), now;
+    return names;
+  });
+}
+
+void SqliteJournal::setSinkOffset(const std::string& sink, int64_t offset) {
+  locked("moving sink '" + sink + "' to " + std::to_string(offset), [&] {
+    Int64 offset_value = offset;
+    session_ << "INSERT INTO sink_offsets (sink, sequence, updated_at_ms) VALUES (?, ?, ?) "
+                "ON CONFLICT (sink) DO UPDATE SET sequence = excluded.sequence, "
+                "updated_at_ms = excluded.updated_at_ms",
+        useRef(sink), use(offset_value), bind(static_cast<Int64>(nowMs())), now;
+  });
+}
+
+void SqliteJournal::forgetSink(const std::string& sink) {
+  locked("forgetting sink '" + sink + "'", [&] {
+    Transaction tx(session_);
+    session_ << "DELETE FROM sink_offsets WHERE sink = ?", useRef(sink), now;
+    session_ << "DELETE FROM sink_controls WHERE sink = ?", useRef(sink), now;
+    session_ << "DELETE FROM instance_activity WHERE name = ? AND kind = 'sink'", useRef(sink), now;
+    tx.commit();
+  });
+}
+
+int64_t SqliteJournal::oldestSequence() {
+  return locked("reading the oldest retained event", [&] {
+    Int64 first = 0;
+    session_ << "SELECT ifnull(min(sequence), 0) FROM events", into(first), now;
+    return static_cast<int64_t>(first);
+  });
+}
+
+int64_t SqliteJournal::firstSequenceFetchedFrom(int64_t fetched_at_ms) {
+  return locked("finding the first event fetched from an instant", [&] {
+    Int64 from = fetched_at_ms, first = 0;
+    // In sequence order, stopping at the first match: fetch times grow with sequences, so this
+    // reads only the events before the instant, and needs no index on the hot insert path.
+    session_ << "SELECT ifnull((SELECT sequence FROM events WHERE fetched_at_ms >= ? "
+                "ORDER BY sequence LIMIT 1), 0)",
+        use(from), into(first), now;
+    return static_cast<int64_t>(first);
+  });
+}
+
+std::optional<int64_t> SqliteJournal::fetchedAt(int64_t sequence) {
+  return locked("reading event " + std::to_string(sequence), [&]() -> std::optional<int64_t> {
+    Int64 seq = sequence;
+    std::vector<Int64> at;
+    session_ << "SELECT fetched_at_ms FROM events WHERE sequence = ?", use(seq), into(at), now;
+    if (at.empty()) return std::nullopt;
+    return at[0];
+  });
+}
+
+int64_t SqliteJournal::dropDeadLetters(const std::vector<int64_t>& ids) {
+  return locked("dropping dead letters", [&] {
+    Transaction tx(session_);
+    const int64_t before = totalChanges();
+    for (int64_t id : ids) {
+      Int64 id_value = id;
+      session_ << "DELETE FROM dead_letters WHERE id = ?", use(id_value), now;
+    }
+    const int64_t dropped = totalChanges() - before;
+    tx.commit();
+    return dropped;
+  });
+}
+
+std::optional<std::string> SqliteJournal::sourceOrigin(const std::string& source) {
+  return locked("reading the origin of source '" + source + "'",
+                [&]() -> std::optional<std::string> {
+                  std::vector<std::string> from;
+                  session_ << "SELECT start_from FROM source_origins WHERE source = ?",
+                      useRef(source), into(from), now;
+                  if (from.empty()) return std::nullopt;
+                  return from[0];
+                });
+}
+
+void SqliteJournal::setSourceOrigin(const std::string& source, const std::string& start_from) {
+  locked("recording the origin of source '" + source + "'", [&] {
+    session_ << "INSERT INTO source_origins (source, start_from, updated_at_ms) VALUES (?, ?, ?) "
+                "ON CONFLICT (source) DO UPDATE SET start_from = excluded.start_from, "
+                "updated_at_ms = excluded.updated_at_ms",
+        useRef(source), useRef(start_from), bind(static_cast<Int64>(nowMs())), now;
+  });
+}
+
+void SqliteJournal::recordActivity(const InstanceActivity& a) {
+  locked("recording the activity of '" + a.name + "'", [&] {
+    Int64 attempt = a.last_attempt_ms, success = a.last_success_ms, total = a.events_total;
+    session_ << "INSERT INTO instance_activity (name, kind, last_attempt_ms, last_success_ms, "
+                "events_total, progress, updated_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, "
+                "last_attempt_ms = excluded.last_attempt_ms, "
+                "last_success_ms = excluded.last_success_ms, "
+                "events_total = excluded.events_total, progress = excluded.progress, "
+                "updated_at_ms = excluded.updated_at_ms",
+        useRef(a.name), useRef(a.kind), use(attempt), use(success), use(total),
+        useRef(a.progress), bind(static_cast<Int64>(nowMs())), now;
+  });
+}
+
+std::vector<InstanceActivity> SqliteJournal::activities() {
+  return locked("reading activity", [&] {
+    std::vector<Poco::Tuple<std::string, std::string, Int64, Int64, Int64, std::string>> rows;
+    session_ << "SELECT name, kind, last_attempt_ms, last_success_ms, events_total, progress "
+                "FROM instance_activity ORDER BY name",
+        into(rows), now;
+    std::vector<InstanceActivity> out;
+    for (const auto& r : rows)
+      out.push_back({r.get<0>(), r.get<1>(), r.get<2>(), r.get<3>(), r.get<4>(), r.get<5>()});
     return out;
   });
 }

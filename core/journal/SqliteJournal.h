@@ -32,10 +32,11 @@ struct SqliteSettings {
 class SqliteJournal final : public Journal,
                             public EventLog,
                             public SinkLedger,
-                            public InstanceState {
+                            public InstanceState,
+                            public Controls {
  public:
   // The schema version this build creates and understands.
-  static constexpr int64_t kSchemaVersion = 1;
+  static constexpr int64_t kSchemaVersion = 2;
   // How long a statement waits for another process's lock before failing.
   static constexpr int64_t kBusyTimeoutMs = 5000;
 
@@ -51,6 +52,7 @@ class SqliteJournal final : public Journal,
   EventLog& events() override { return *this; }
   SinkLedger& ledger() override { return *this; }
   InstanceState& state() override { return *this; }
+  Controls& controls() override { return *this; }
 
   // EventLog
   std::optional<Cursor> cursor(const std::string& source) override;
@@ -88,6 +90,26 @@ class SqliteJournal final : public Journal,
                 const std::optional<std::string>& value) override;
   void setStatus(const InstanceStatus& status) override;
   std::vector<InstanceStatus> statuses() override;
+
+  // Controls
+  int64_t submitCommand(const std::string& action, const std::string& target,
+                        const std::string& argument) override;
+  std::vector<CommandRequest> pendingCommands() override;
+  std::optional<CommandRequest> command(int64_t id) override;
+  void finishCommand(int64_t id, bool ok, const std::string& result) override;
+  bool sinkPaused(const std::string& sink) override;
+  void setSinkPaused(const std::string& sink, bool paused) override;
+  std::vector<std::string> knownSinks() override;
+  void setSinkOffset(const std::string& sink, int64_t offset) override;
+  void forgetSink(const std::string& sink) override;
+  int64_t oldestSequence() override;
+  int64_t firstSequenceFetchedFrom(int64_t fetched_at_ms) override;
+  std::optional<int64_t> fetchedAt(int64_t sequence) override;
+  int64_t dropDeadLetters(const std::vector<int64_t>& ids) override;
+  std::optional<std::string> sourceOrigin(const std::string& source) override;
+  void setSourceOrigin(const std::string& source, const std::string& start_from) override;
+  void recordActivity(const InstanceActivity& activity) override;
+  std::vector<InstanceActivity> activities() override;
 
  private:
   // Runs `body` holding the mutex and turns any storage failure into a JournalError that names

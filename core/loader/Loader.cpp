@@ -24,15 +24,22 @@ class PluginLibrary {
 
 namespace {
 
-// The size of the version-1 layout: a plugin built against an older (shorter) header would make
-// us read past its struct, so anything smaller is refused before a field beyond it is touched.
-constexpr size_t kDescriptorV1Size =
+// The sizes of the 2.0 layouts: anything smaller would make us read past the plugin's struct, so
+// it is refused before a field beyond it is touched. Fields a later minor appends are read only
+// after FERRY_HAS_FIELD.
+constexpr size_t kDescriptorSize =
     offsetof(ferry_plugin_descriptor, sink) + sizeof(ferry_plugin_descriptor::sink);
-constexpr size_t kOptionDefV1Size =
-    offsetof(ferry_option_def, choices) + sizeof(ferry_option_def::choices);
-constexpr size_t kSourceApiV1Size =
+constexpr size_t kOptionDefSize =
+    offsetof(ferry_option_def, flags) + sizeof(ferry_option_def::flags);
+constexpr size_t kSourceApiSize =
     offsetof(ferry_source_api, check) + sizeof(ferry_source_api::check);
-constexpr size_t kSinkApiV1Size = offsetof(ferry_sink_api, check) + sizeof(ferry_sink_api::check);
+constexpr size_t kSinkApiSize = offsetof(ferry_sink_api, check) + sizeof(ferry_sink_api::check);
+
+// "2.0"
+std::string abiText(uint32_t major, uint32_t minor) {
+  return std::to_string(major) + "." + std::to_string(minor);
+}
+const std::string kHostAbi = abiText(FERRY_ABI_MAJOR, FERRY_ABI_MINOR);
 
 const char* const kRebuild = "rebuild the plugin against the ferry-dev SDK of this version";
 
@@ -54,11 +61,23 @@ std::string quoted(const char* s) { return s == nullptr ? "NULL" : "'" + std::st
                       " (or remove the file from the plugin directory)");
 }
 
-// Option tables are arrays of structs that may grow in later ABI versions, so they are walked
-// with the stride the plugin declares (the first entry's struct_size) and copied into the v1
-// layout the host understands.
-std::vector<ferry_option_def> checkOptions(const fs::path& file, const ferry_plugin_descriptor& d) {
-  std::vector<ferry_option_def> out;
+OptionType optionType(ferry_option_type type) {
+  switch (type) {
+    case FERRY_OPT_STRING: return OptionType::String;
+    case FERRY_OPT_INT: return OptionType::Int;
+    case FERRY_OPT_BOOL: return OptionType::Bool;
+    case FERRY_OPT_DOUBLE: return OptionType::Double;
+    case FERRY_OPT_DURATION: return OptionType::Duration;
+    case FERRY_OPT_INSTANT: return OptionType::Instant;
+    case FERRY_OPT_LIST: return OptionType::List;
+  }
+  return OptionType::String;  // not reached: checkOptions refuses unknown types first
+}
+
+// The option table is an array of structs that may grow in later minors, so it is walked with
+// the stride the plugin declares (the first entry's struct_size) and copied into OptionSpecs.
+std::vector<OptionSpec> checkOptions(const fs::path& file, const ferry_plugin_descriptor& d) {
+  std::vector<OptionSpec> out;
   if (d.option_count == 0) return out;
   if (d.options == nullptr)
     badDescriptor(file, "option_count is " + std::to_string(d.option_count) +
@@ -69,10 +88,10 @@ std::vector<ferry_option_def> checkOptions(const fs::path& file, const ferry_plu
   for (size_t i = 0; i < d.option_count; ++i) {
     const auto* def = reinterpret_cast<const ferry_option_def*>(base + i * stride);
     const std::string entry = "option #" + std::to_string(i + 1);
-    if (def->struct_size < kOptionDefV1Size)
+    if (def->struct_size < kOptionDefSize)
       badDescriptor(file, entry + " has struct_size " + std::to_string(def->struct_size) +
-                              ", ABI " + std::to_string(FERRY_ABI_VERSION) + " needs at least " +
-                              std::to_string(kOptionDefV1Size));
+                              ", ABI " + kHostAbi + " needs at least " +
+                              std::to_string(kOptionDefSize));
     if (def->struct_size != stride)
       badDescriptor(file, entry + " has struct_size " + std::to_string(def->struct_size) +
                               " but the first option has " + std::to_string(stride) +
@@ -85,31 +104,36 @@ std::vector<ferry_option_def> checkOptions(const fs::path& file, const ferry_plu
                               std::to_string(static_cast<int>(def->type)));
     if (!names.insert(def->name).second)
       badDescriptor(file, "option '" + std::string(def->name) + "' is declared twice");
-    ferry_option_def copy{};
-    std::copy_n(reinterpret_cast<const unsigned char*>(def), kOptionDefV1Size,
-                reinterpret_cast<unsigned char*>(&copy));
-    copy.struct_size = sizeof(ferry_option_def);
-    out.push_back(copy);
+    out.push_back(OptionSpec{def->name, optionType(def->type), def->default_value,
+                             (def->flags & FERRY_OPTION_REQUIRED) != 0,
+                             (def->flags & FERRY_OPTION_SECRET) != 0,
+                             def->help != nullptr ? def->help : "", def->choices});
   }
   return out;
 }
 
 // Everything the host will later read from the descriptor, checked once here so that no other
 // code has to distrust it.
-std::vector<ferry_option_def> checkDescriptor(const fs::path& file,
-                                              const ferry_plugin_descriptor* d) {
+std::vector<OptionSpec> checkDescriptor(const fs::path& file, const ferry_plugin_descriptor* d) {
   const std::string where = file.string();
   if (d == nullptr) badDescriptor(file, "the entry symbol returned NULL");
-  if (d->abi_version != FERRY_ABI_VERSION)
+  // abi_major is the first field in every major; nothing else is read before it matches (in an
+  // ABI 1 descriptor, the second field is not a minor).
+  if (d->abi_major != FERRY_ABI_MAJOR)
     throw LoadError(LoadError::Reason::AbiMismatch, where,
-                    where + ": was built for Ferry plugin ABI " + std::to_string(d->abi_version) +
-                        ", this ferry speaks ABI " + std::to_string(FERRY_ABI_VERSION) + ": " +
-                        kRebuild);
-  if (d->struct_size < kDescriptorV1Size)
+                    where + ": was built for Ferry plugin ABI " + std::to_string(d->abi_major) +
+                        ", this ferry loads plugins of ABI " + kHostAbi + ": " + kRebuild);
+  if (d->abi_minor > FERRY_ABI_MINOR)
+    throw LoadError(LoadError::Reason::AbiMismatch, where,
+                    where + ": needs Ferry plugin ABI " + abiText(d->abi_major, d->abi_minor) +
+                        ", this ferry provides ABI " + kHostAbi +
+                        ": upgrade ferry, or build the plugin with FERRY_PLUGIN_ABI_MINOR " +
+                        std::to_string(FERRY_ABI_MINOR) + " if it can do without the newer parts");
+  if (d->struct_size < kDescriptorSize)
     throw LoadError(LoadError::Reason::ShortDescriptor, where,
                     where + ": the plugin descriptor is " + std::to_string(d->struct_size) +
-                        " bytes, but ABI " + std::to_string(FERRY_ABI_VERSION) +
-                        " needs at least " + std::to_string(kDescriptorV1Size) +
+                        " bytes, but ABI " + kHostAbi + " needs at least " +
+                        std::to_string(kDescriptorSize) +
                         " bytes: the plugin was built with a broken or foreign header; " +
                         kRebuild);
   if (d->kind != FERRY_KIND_SOURCE && d->kind != FERRY_KIND_SINK)
@@ -127,11 +151,10 @@ std::vector<ferry_option_def> checkDescriptor(const fs::path& file,
       badDescriptor(file, "plugin '" + name + "' is a source but has no source table");
     if (d->sink != nullptr)
       badDescriptor(file, "plugin '" + name + "' is a source but also has a sink table");
-    if (d->source->struct_size < kSourceApiV1Size)
+    if (d->source->struct_size < kSourceApiSize)
       badDescriptor(file, "plugin '" + name + "' has a source table of " +
-                              std::to_string(d->source->struct_size) + " bytes, ABI " +
-                              std::to_string(FERRY_ABI_VERSION) + " needs at least " +
-                              std::to_string(kSourceApiV1Size));
+                              std::to_string(d->source->struct_size) + " bytes, ABI " + kHostAbi +
+                              " needs at least " + std::to_string(kSourceApiSize));
     if (d->source->fetch == nullptr)
       badDescriptor(file, "plugin '" + name + "' is a source with a NULL fetch function");
   } else {
@@ -139,11 +162,10 @@ std::vector<ferry_option_def> checkDescriptor(const fs::path& file,
       badDescriptor(file, "plugin '" + name + "' is a sink but has no sink table");
     if (d->source != nullptr)
       badDescriptor(file, "plugin '" + name + "' is a sink but also has a source table");
-    if (d->sink->struct_size < kSinkApiV1Size)
+    if (d->sink->struct_size < kSinkApiSize)
       badDescriptor(file, "plugin '" + name + "' has a sink table of " +
-                              std::to_string(d->sink->struct_size) + " bytes, ABI " +
-                              std::to_string(FERRY_ABI_VERSION) + " needs at least " +
-                              std::to_string(kSinkApiV1Size));
+                              std::to_string(d->sink->struct_size) + " bytes, ABI " + kHostAbi +
+                              " needs at least " + std::to_string(kSinkApiSize));
     if (d->sink->write == nullptr)
       badDescriptor(file, "plugin '" + name + "' is a sink with a NULL write function");
   }
@@ -254,12 +276,13 @@ std::vector<std::shared_ptr<const Plugin>> PluginRegistry::all() const {
 
 std::unique_ptr<PluginInstance> PluginInstance::create(
     std::shared_ptr<const Plugin> plugin, const std::string& instance_name,
-    const ferry_host_api* api, ferry_host_ctx* ctx, const std::vector<ferry_option_value>& options,
+    const ferry_host_api* api, ferry_host_ctx* ctx,
+    const std::vector<const ferry_option_value*>& options,
     const std::function<std::string()>& last_error) {
-  void* handle = nullptr;
-  ferry_status status =
+  ferry_plugin_instance* handle = nullptr;
+  const ferry_create_status status =
       plugin->descriptor->create(api, ctx, options.data(), options.size(), &handle);
-  if (status != FERRY_OK) {
+  if (status != FERRY_CREATE_OK) {
     std::string message = last_error ? last_error() : std::string();
     if (message.empty()) message = "no reason given (status " + std::to_string(status) + ")";
     throw LoadError(LoadError::Reason::CreateFailed, plugin->file.string(),
@@ -275,24 +298,8 @@ PluginInstance::~PluginInstance() {
   plugin_->descriptor->destroy(handle_);
 }
 
-const char* optionTypeName(ferry_option_type type) {
-  switch (type) {
-    case FERRY_OPT_STRING:
-      return "string";
-    case FERRY_OPT_INT:
-      return "int";
-    case FERRY_OPT_BOOL:
-      return "bool";
-    case FERRY_OPT_DOUBLE:
-      return "double";
-    case FERRY_OPT_DURATION:
-      return "duration";
-    case FERRY_OPT_INSTANT:
-      return "instant";
-    case FERRY_OPT_LIST:
-      return "list";
-  }
-  return "unknown";
-}
+std::string Plugin::abi() const { return abiText(descriptor->abi_major, descriptor->abi_minor); }
+
+std::string hostAbi() { return kHostAbi; }
 
 }  // namespace ferry::core

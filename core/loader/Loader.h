@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "config/OptionSpec.h"
+
 namespace ferry::core {
 
 // Why a plugin could not be loaded or created. The message names the file and says what to do.
@@ -25,8 +27,8 @@ class LoadError : public std::runtime_error {
     NotFound,         // the file or directory does not exist
     NotLoadable,      // dlopen refused it (the loader's message is included)
     MissingSymbol,    // no ferry_plugin_entry
-    AbiMismatch,      // descriptor.abi_version != FERRY_ABI_VERSION (both versions named)
-    ShortDescriptor,  // descriptor.struct_size smaller than the ABI's version-1 size
+    AbiMismatch,      // another major, or a newer minor than this host's (both versions named)
+    ShortDescriptor,  // a descriptor or table shorter than the minor it declares needs
     BadDescriptor,    // NULL descriptor, bad kind, name, missing functions, bad option table
     DuplicateName,    // two files declare the same plugin name (both files named)
     CreateFailed      // create() returned non-OK (the plugin's message is included)
@@ -49,16 +51,24 @@ struct Plugin {
   std::shared_ptr<PluginLibrary> library;
   const ferry_plugin_descriptor* descriptor = nullptr;
   std::filesystem::path file;  // absolute
-  // The descriptor's option table, checked (names, types, no duplicates) and copied into this
-  // host's ferry_option_def layout: read options here, not through descriptor->options, whose
-  // entries may be larger when the plugin was built against a newer ABI revision. The strings
-  // still point into the library.
-  std::vector<ferry_option_def> options;
+  // The descriptor's option table, checked (names, types, no duplicates) and copied: read
+  // options here, not through descriptor->options, whose entries may be larger when the plugin
+  // was built against a newer minor. The strings still point into the library.
+  std::vector<OptionSpec> options;
 
   std::string name() const { return descriptor->name; }
+  std::string version() const { return descriptor->version; }
+  std::string description() const {
+    return descriptor->description != nullptr ? descriptor->description : "";
+  }
+  // The ABI the plugin declares, "2.0".
+  std::string abi() const;
   bool isSource() const { return descriptor->kind == FERRY_KIND_SOURCE; }
   bool isSink() const { return descriptor->kind == FERRY_KIND_SINK; }
 };
+
+// The plugin ABI this host provides, "2.0".
+std::string hostAbi();
 
 // Opens one library (absolute path, RTLD_NOW | RTLD_LOCAL), calls its entry symbol and checks
 // the descriptor. Throws LoadError.
@@ -91,25 +101,22 @@ class PluginInstance {
   static std::unique_ptr<PluginInstance> create(std::shared_ptr<const Plugin> plugin,
                                                 const std::string& instance_name,
                                                 const ferry_host_api* api, ferry_host_ctx* ctx,
-                                                const std::vector<ferry_option_value>& options,
+                                                const std::vector<const ferry_option_value*>& options,
                                                 const std::function<std::string()>& last_error);
   ~PluginInstance();
   PluginInstance(const PluginInstance&) = delete;
   PluginInstance& operator=(const PluginInstance&) = delete;
 
-  void* handle() const { return handle_; }
+  ferry_plugin_instance* handle() const { return handle_; }
   const Plugin& plugin() const { return *plugin_; }
   const ferry_source_api* source() const { return plugin_->descriptor->source; }
   const ferry_sink_api* sink() const { return plugin_->descriptor->sink; }
 
  private:
-  PluginInstance(std::shared_ptr<const Plugin> plugin, void* handle)
+  PluginInstance(std::shared_ptr<const Plugin> plugin, ferry_plugin_instance* handle)
       : plugin_(std::move(plugin)), handle_(handle) {}
   std::shared_ptr<const Plugin> plugin_;
-  void* handle_;
+  ferry_plugin_instance* handle_;
 };
-
-// "string", "int", "bool", "double", "duration", "instant", "list".
-const char* optionTypeName(ferry_option_type type);
 
 }  // namespace ferry::core

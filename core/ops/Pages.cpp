@@ -11,12 +11,13 @@
 #include <sstream>
 
 #include "delivery/Delivery.h"
+#include "loader/Loader.h"
 #include "services/Time.h"
 
 namespace ferry::core {
 namespace {
 
-constexpr const char* kStates[] = {"starting", "running", "idle", "retrying", "stopped"};
+constexpr const char* kStates[] = {"starting", "running", "idle", "retrying", "paused", "stopped"};
 
 std::string label(const std::string& key, const std::string& value) {
   return key + "=\"" + prom::escapeLabel(value) + "\"";
@@ -194,7 +195,7 @@ Page metricsPage(const Config& config, HostServices& services) {
   out << prom::header("build_info", "gauge",
                       "Always 1; the labels say which ferry runs and its plugin ABI.")
       << "ferry_build_info{" << label("version", FERRY_VERSION) << ","
-      << label("abi", std::to_string(FERRY_ABI_VERSION)) << "} 1\n";
+      << label("abi", hostAbi()) << "} 1\n";
   writeHealth(out, services.health.judge(nowMs(), config.host.unhealthy_after_ms));
   out << services.metrics.render();
   writeJournal(out, config, services);

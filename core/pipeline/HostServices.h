@@ -33,7 +33,10 @@ class Signal {
 
 struct HostServices : PluginServices {
   HostServices(Journal& journal, Poco::Logger& logger)
-      : PluginServices(journal.state(), logger), event_log(journal.events()), ledger(journal.ledger()) {
+      : PluginServices(journal.state(), logger),
+        event_log(journal.events()),
+        ledger(journal.ledger()),
+        controls(journal.controls()) {
     // Each runner thread calls only its own instance's plugin: an exchange is counted for the
     // instance of the thread that made it.
     http_settings.on_exchange = [this](int status, double seconds) {
@@ -45,6 +48,7 @@ struct HostServices : PluginServices {
   // The journal's parts (Journal.h); each user takes the ones it needs.
   EventLog& event_log;
   SinkLedger& ledger;
+  Controls& controls;
   // Each source's and sink's state, last success and retry streak, for /healthz and /metrics.
   Health health;
   // run --once: every source finished its cycle, so no event is coming that a sink could wait

@@ -77,6 +77,7 @@ void Pipeline::start() {
 
 void Pipeline::requestStop() {
   services_->stopping = true;
+  for (auto& s : sources_) s->interrupt();
   services_->new_events.notify();
   services_->sink_advanced.notify();
 }
@@ -91,7 +92,19 @@ void Pipeline::stop() {
   started_ = false;
 }
 
-int Pipeline::runOnce() {
+SourceRunner* Pipeline::sourceRunner(const std::string& name) {
+  for (auto& s : sources_)
+    if (s->name() == name) return s.get();
+  return nullptr;
+}
+
+SinkRunner* Pipeline::sinkRunner(const std::string& name) {
+  for (auto& s : sinks_)
+    if (s->name() == name) return s.get();
+  return nullptr;
+}
+
+int Pipeline::runOnce(const std::function<void()>& tick) {
   started_ = true;
   for (auto& s : sinks_) s->start();
   for (auto& s : sources_) s->start(true);
@@ -106,6 +119,7 @@ int Pipeline::runOnce() {
   uint64_t seen = services_->sink_advanced.generation();
   while (!services_->stopping.load() && !all_done()) {
     seen = services_->sink_advanced.waitFor(seen, 200);
+    if (tick) tick();
   }
   // The source threads are done (joined here), so the hooks run on this thread without racing
   // a fetch; the sinks have drained, so every event has reached every routed sink. A stop
@@ -136,10 +150,7 @@ bool Pipeline::anyFailed() const {
 void Pipeline::applyRetention() {
   EventLog& log = services_->event_log;
   SinkLedger& ledger = services_->ledger;
-  std::vector<std::string> sinks;
-  for (const auto& sink : config_.sinks)
-    if (sink.enabled) sinks.push_back(sink.name);
-  int64_t up_to = lowWaterMark(log, ledger, sinks);
+  int64_t up_to = lowWaterMark(log, ledger, retentionHolders(config_, services_->controls));
   // A source with a delivered hook still needs its events until the hook has run.
   for (const auto& source : sources_)
     if (source->hasDeliveredHook()) up_to = std::min(up_to, ledger.deliveredUpTo(source->name()));

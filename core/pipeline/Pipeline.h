@@ -3,7 +3,9 @@
 // (sources, then sinks), and only then may the caller drop the plugin libraries.
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "config/Config.h"
@@ -34,12 +36,19 @@ class Pipeline {
   void requestStop();
   void stop();
 
-  // --once: every source runs until one cycle succeeded, every sink drains, the delivered hooks
-  // run. Returns 0 when all went well, 1 when a source or sink ended stopped.
-  int runOnce();
+  // --once: every source runs until one cycle succeeded, every sink drains (a paused one counts
+  // as drained), the delivered hooks run. `tick` is called about every 200 ms meanwhile (the
+  // owner picks up operators' requests there). Returns 0 when all went well, 1 when a source or
+  // sink ended stopped.
+  int runOnce(const std::function<void()>& tick = {});
 
-  // For the main loop of `ferry run`: deletes events every sink has passed and older than the
-  // retention. Cheap when there is nothing to do.
+  // The runner of an enabled source or sink, null when there is none (disabled, unknown).
+  SourceRunner* sourceRunner(const std::string& name);
+  SinkRunner* sinkRunner(const std::string& name);
+
+  // For the main loop of `ferry run`: deletes events every sink has passed (an enabled one, or
+  // one the journal knows: paused, disabled, no longer configured, until forgotten) and older
+  // than the retention. Cheap when there is nothing to do.
   void applyRetention();
   // True when a runner stopped with an error (AUTH/FATAL).
   bool anyFailed() const;

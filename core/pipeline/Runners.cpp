@@ -40,6 +40,10 @@ StatusRecorder::StatusRecorder(HostServices& services, std::string name, std::st
 
 void StatusRecorder::succeeded() { services_.health.succeeded(name_, nowMs()); }
 
+void StatusRecorder::waiting(bool waiting) {
+  services_.health.setWaiting(name_, waiting, nowMs());
+}
+
 void StatusRecorder::record(const std::string& state, const std::string& message,
                             int64_t attempt, int64_t next_at_ms) {
   services_.health.setState(name_, state, message, nowMs());
@@ -60,6 +64,96 @@ void StatusRecorder::leave() {
   if (last_state_ != "retrying") record("idle", "", 0, 0);
 }
 
+void Mailbox::open() {
+  std::lock_guard lock(mutex_);
+  open_ = true;
+}
+
+bool Mailbox::post(std::function<void()> work) {
+  std::lock_guard lock(mutex_);
+  if (!open_) return false;
+  work_.push_back(std::move(work));
+  return true;
+}
+
+bool Mailbox::hasWork() {
+  std::lock_guard lock(mutex_);
+  return !work_.empty();
+}
+
+bool Mailbox::runPending() {
+  std::vector<std::function<void()>> work;
+  {
+    std::lock_guard lock(mutex_);
+    work.swap(work_);
+  }
+  for (auto& w : work) w();
+  return !work.empty();
+}
+
+void Mailbox::close() {
+  {
+    std::lock_guard lock(mutex_);
+    open_ = false;
+  }
+  runPending();
+}
+
+ActivityRecorder::ActivityRecorder(HostServices& services, std::string name, std::string kind)
+    : services_(services) {
+  activity_.name = std::move(name);
+  activity_.kind = std::move(kind);
+}
+
+void ActivityRecorder::load() {
+  try {
+    for (const auto& a : services_.controls.activities())
+      if (a.name == activity_.name && a.kind == activity_.kind) {
+        activity_.last_attempt_ms = a.last_attempt_ms;
+        activity_.last_success_ms = a.last_success_ms;
+        activity_.events_total = a.events_total;
+      }
+  } catch (const JournalError& e) {
+    services_.logger.warning(activity_.kind + " " + activity_.name +
+                             ": cannot read its activity: " + e.what());
+  }
+}
+
+void ActivityRecorder::attempt() {
+  activity_.last_attempt_ms = nowMs();
+  dirty_ = true;
+}
+
+void ActivityRecorder::succeeded() {
+  activity_.last_success_ms = nowMs();
+  dirty_ = true;
+}
+
+void ActivityRecorder::count(int64_t events) {
+  if (events == 0) return;
+  activity_.events_total += events;
+  dirty_ = true;
+}
+
+void ActivityRecorder::progress(std::string text) {
+  if (text != activity_.progress) dirty_ = true;
+  activity_.progress = std::move(text);
+}
+
+void ActivityRecorder::flush(bool force) {
+  if (!dirty_) return;
+  const int64_t now = nowMs();
+  if (!force && now - written_at_ms_ < 1000) return;
+  try {
+    services_.controls.recordActivity(activity_);
+    written_at_ms_ = now;
+    dirty_ = false;
+  } catch (const JournalError& e) {
+    services_.logger.warning(activity_.kind + " " + activity_.name +
+                             ": cannot record its activity: " + e.what());
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // SourceRunner
 // ---------------------------------------------------------------------------------------------
@@ -75,7 +169,8 @@ SourceRunner::SourceRunner(const InstanceConfig& config, std::unique_ptr<Instanc
       interval_ms_(config.interval_ms),
       routed_sinks_(std::move(routed_sinks)),
       rng_(std::random_device{}()),
-      status_(services, config.name, "source", config.interval_ms) {
+      status_(services, config.name, "source", config.interval_ms),
+      activity_(services, config.name, "source") {
   has_hook_ = instance_->wantsDelivered();
 }
 
@@ -95,6 +190,7 @@ std::string SourceRunner::check() { return checkInstance(*instance_); }
 
 void SourceRunner::start(bool once) {
   finished_ = false;
+  mailbox_.open();
   thread_ = std::thread([this, once] {
     Metrics::setThreadInstance(name_);
     try {
@@ -104,6 +200,9 @@ void SourceRunner::start(bool once) {
       services_.logger.error("source " + name_ + ": stopped by an internal error: " + e.what());
       status("stopped", std::string("internal error: ") + e.what());
     }
+    mailbox_.close();
+    activity_.progress("");
+    activity_.flush(true);
     finished_ = true;
     services_.sink_advanced.notify();  // wakes a waiting --once pipeline
   });
@@ -118,12 +217,19 @@ void SourceRunner::status(const std::string& state, const std::string& message, 
   status_.record(state, message, attempt, next_at_ms);
 }
 
+bool SourceRunner::post(std::function<void()> work) {
+  if (!mailbox_.post(std::move(work))) return false;
+  interrupt_ = true;
+  services_.sink_advanced.notify();  // wakes the runner from its sleep between cycles
+  return true;
+}
+
 bool SourceRunner::sleepFor(int64_t ms, bool wake_on_sink_progress) {
   const int64_t until = steadyNowMs() + ms;
   uint64_t seen = services_.sink_advanced.generation();
   while (!services_.stopping.load()) {
     int64_t left = until - steadyNowMs();
-    if (left <= 0) return true;
+    if (left <= 0 || mailbox_.hasWork()) return true;
     uint64_t now = services_.sink_advanced.waitFor(seen, std::min(left, kSliceMs));
     if (now != seen && wake_on_sink_progress) {
       seen = now;
@@ -148,20 +254,33 @@ PageResult SourceRunner::fetchPage(const PageRequest& request) {
 
 void SourceRunner::loop(bool once) {
   int attempt = 0;
+  activity_.load();
   if (!once && phase_ms_ > 0 && !sleepFor(phase_ms_, true)) return;
   status("running", "");
   while (!services_.stopping.load()) {
+    // A stop request sets both flags, the stop first: clearing ours cannot swallow it.
+    interrupt_ = false;
+    if (services_.stopping.load()) interrupt_ = true;
+    mailbox_.runPending();
     processDelivered();
     const int64_t cycle_start = steadyNowMs();
     int64_t next_progress = cycle_start + kProgressEveryMs;
+    activity_.attempt();
     CycleResult r = runCycle(next_progress);
     services_.metrics.add("source_events_total", name_, static_cast<double>(r.new_events));
+    activity_.progress("");
+    activity_.count(r.new_events);
+    if (r.status == Status::Ok) activity_.succeeded();
+    activity_.flush(true);  // once a cycle: what status shows between two polls
     if (r.future_items > 0)
       services_.logger.warning("source " + name_ + ": " + std::to_string(r.future_items) +
                                " item(s) stamped more than an hour ahead of this host's clock: "
                                "delivered, but the cursor does not follow them (check the "
                                "remote's clock and this host's)");
     if (services_.stopping.load()) break;
+    // An operator's command waits (the cycle stopped early, keeping what it committed): carry it
+    // out, then poll again at once.
+    if (interrupt_.load() && mailbox_.hasWork()) continue;
     if (r.status == Status::Ok) {
       if (attempt > 0)
         services_.logger.information("source " + name_ + ": recovered after " +
@@ -203,20 +322,26 @@ void SourceRunner::loop(bool once) {
 
 CycleResult SourceRunner::runCycle(int64_t& next_progress) {
   int64_t committed = 0;
+  const int64_t started = steadyNowMs();
   try {
     return engine_.runCycle(
-        [this](const PageRequest& q) { return fetchPage(q); }, services_.stopping,
+        [this](const PageRequest& q) { return fetchPage(q); }, interrupt_,
         [&](const CycleResult& so_far, const Cursor& cursor) {
           committed = so_far.new_events;
           status_.succeeded();
           services_.new_events.notify();
-          // A long backfill says how far it got, so that an operator sees it move.
+          // A long catch-up (a backfill) says how far it got, in the log and in `ferry status`,
+          // so that an operator sees it move.
+          const int64_t elapsed_ms = std::max<int64_t>(1, steadyNowMs() - started);
+          const std::string progress =
+              std::to_string(so_far.pages) + " page(s), " + std::to_string(so_far.new_events) +
+              " new event(s), at " + cursor.since + ", " +
+              std::to_string(so_far.new_events * 1000 / elapsed_ms) + " events/s";
+          activity_.progress("catching up: " + progress);
+          activity_.flush(false);
           if (steadyNowMs() >= next_progress) {
             next_progress = steadyNowMs() + kProgressEveryMs;
-            services_.logger.information("source " + name_ + ": catching up, " +
-                                         std::to_string(so_far.new_events) + " new event(s) in " +
-                                         std::to_string(so_far.pages) + " page(s) so far, at " +
-                                         cursor.since);
+            services_.logger.information("source " + name_ + ": catching up, " + progress);
           }
         });
   } catch (const JournalError& e) {
@@ -296,7 +421,8 @@ SinkRunner::SinkRunner(const InstanceConfig& config, std::unique_ptr<Instance> i
       batch_delay_ms_(config.batch_delay_ms),
       skip_echo_(config.skip_echo),
       rng_(std::random_device{}()),
-      status_(services, config.name, "sink", 0) {}
+      status_(services, config.name, "sink", 0),
+      activity_(services, config.name, "sink") {}
 
 SinkRunner::~SinkRunner() { join(); }
 
@@ -304,6 +430,7 @@ std::string SinkRunner::check() { return checkInstance(*instance_); }
 
 void SinkRunner::start() {
   finished_ = false;
+  mailbox_.open();
   thread_ = std::thread([this] {
     Metrics::setThreadInstance(name_);
     try {
@@ -313,6 +440,8 @@ void SinkRunner::start() {
       services_.logger.error("sink " + name_ + ": stopped by an internal error: " + e.what());
       status("stopped", std::string("internal error: ") + e.what());
     }
+    mailbox_.close();
+    activity_.flush(true);
     finished_ = true;
     services_.sink_advanced.notify();
   });
@@ -322,7 +451,20 @@ void SinkRunner::join() {
   if (thread_.joinable()) thread_.join();
 }
 
+bool SinkRunner::post(std::function<void()> work) {
+  if (!mailbox_.post(std::move(work))) return false;
+  services_.new_events.notify();  // wakes the runner when it waits for events
+  return true;
+}
+
+void SinkRunner::takeWork() {
+  if (!mailbox_.runPending()) return;
+  offset_ = services_.ledger.sinkOffset(name_);
+  paused_ = services_.controls.sinkPaused(name_);
+}
+
 bool SinkRunner::drained() {
+  if (paused_.load()) return true;
   SinkLedger& ledger = services_.ledger;
   try {
     return services_.event_log.countAfter(ledger.sinkOffset(name_), sources_) == 0 &&
@@ -341,7 +483,8 @@ bool SinkRunner::sleepFor(int64_t ms) {
   const int64_t until = steadyNowMs() + ms;
   while (!services_.stopping.load()) {
     int64_t left = until - steadyNowMs();
-    if (left <= 0) return true;
+    // An operator's command (a pause, a rewind) need not wait for the backoff.
+    if (left <= 0 || mailbox_.hasWork()) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(std::min(left, kSliceMs)));
   }
   return false;
@@ -353,11 +496,14 @@ SinkRunner::Step SinkRunner::deliverReplays() {
   if (replays.empty()) return Step::Idle;
   std::vector<const JournalEvent*> events;
   for (const auto& d : replays) events.push_back(&d.event);
+  activity_.attempt();
   const Outcome w = instance_->write(events);
+  activity_.count(static_cast<int64_t>(w.done));
   const size_t done = w.done;
   const std::string& message = w.message;
   for (size_t i = 0; i < done; ++i) ledger.settleReplay(replays[i].id, std::nullopt);
   if (w.ok()) {
+    activity_.succeeded();
     services_.logger.information("sink " + name_ + ": replayed " + std::to_string(done) +
                                  " dead letter(s)");
     return Step::Progress;
@@ -421,9 +567,13 @@ SinkRunner::Step SinkRunner::deliverFeed() {
     return Step::Progress;
   }
 
+  activity_.attempt();
   const Outcome w = instance_->write(to_write);
   const size_t done = w.done;
   const std::string& message = w.message;
+  activity_.count(static_cast<int64_t>(done));
+  if (w.ok()) activity_.succeeded();
+  activity_.flush(false);
 
   auto delivered = [&](size_t count) -> std::optional<DeliveryRange> {
     if (count == 0) return std::nullopt;
@@ -473,18 +623,37 @@ void SinkRunner::loop() {
   while (!known && !services_.stopping.load()) {
     try {
       offset_ = services_.ledger.sinkOffset(name_);
+      paused_ = services_.controls.sinkPaused(name_);
       known = true;
     } catch (const JournalError& e) {
       backOff(std::string("journal: ") + e.what(), -1);
     }
   }
   attempt_ = 0;
+  activity_.load();
   status("running", "");
   int failures = 0;
+  bool was_paused = false;
   while (!services_.stopping.load()) {
     uint64_t seen = services_.new_events.generation();
     Step o = Step::Idle;
     try {
+      takeWork();
+      if (paused_.load()) {
+        // Paused by an operator: nothing is written, the offset holds retention, and only a
+        // command (resume, rewind) or a stop wakes the runner.
+        status("paused", "");
+        activity_.flush(true);
+        was_paused = true;
+        services_.new_events.waitFor(seen, kSliceMs * 5);
+        continue;
+      }
+      if (was_paused) {
+        was_paused = false;
+        services_.logger.information("sink " + name_ + ": resumed at offset " +
+                                     std::to_string(offset_));
+        status("running", "");
+      }
       o = deliverReplays();
       if (o == Step::Idle) o = deliverFeed();
     } catch (const JournalError& e) {
@@ -510,7 +679,10 @@ void SinkRunner::loop() {
     }
     if (o == Step::Idle) {
       status("idle", "");
+      activity_.flush(true);
+      status_.waiting(true);
       services_.new_events.waitFor(seen, kSliceMs * 5);
+      status_.waiting(false);
     }
   }
   status_.leave();

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -33,6 +34,8 @@ class StatusRecorder {
   // A poll cycle ended well or a page was committed (source); a batch was written or there was
   // nothing to write (sink).
   void succeeded();
+  // The runner waits for work (not in a call into the plugin), or stopped waiting.
+  void waiting(bool waiting);
   // The runner ends: "idle", unless it was retrying (its last error is kept).
   void leave();
 
@@ -40,6 +43,48 @@ class StatusRecorder {
   HostServices& services_;
   std::string name_, kind_;
   std::string last_state_, last_message_;
+};
+
+// Work an operator's command hands to a runner (a backfill, a rewind, a pause), carried out by the
+// runner's own thread at a safe point: between two poll cycles, between two batches. So only that
+// thread ever moves its position, and a batch in flight never commits over a rewind. Open while
+// the thread runs; post() refuses once it ended (the caller then does the work itself, nothing
+// moving that position any more), and what is left when it ends is run then.
+class Mailbox {
+ public:
+  void open();
+  // False when the runner's thread does not run (the work was not taken).
+  bool post(std::function<void()> work);
+  bool hasWork();
+  // Runs the posted work on the calling thread; returns whether there was any.
+  bool runPending();
+  // Refuses further posts and runs what is left.
+  void close();
+
+ private:
+  std::mutex mutex_;
+  std::vector<std::function<void()>> work_;
+  bool open_ = false;
+};
+
+// What a runner did lately, for `ferry status`: last attempt and success, events ever, and the
+// progress of a catch-up. Written at most once a second while busy (flush(true) writes at once).
+class ActivityRecorder {
+ public:
+  ActivityRecorder(HostServices& services, std::string name, std::string kind);
+  // Reads the totals the journal has (the counts go on across restarts).
+  void load();
+  void attempt();
+  void succeeded();
+  void count(int64_t events);
+  void progress(std::string text);
+  void flush(bool force);
+
+ private:
+  HostServices& services_;
+  InstanceActivity activity_;
+  int64_t written_at_ms_ = 0;
+  bool dirty_ = false;
 };
 
 class SourceRunner {
@@ -69,6 +114,11 @@ class SourceRunner {
   // Only before start().
   std::string check();
   void destroyInstance() { instance_.reset(); }
+  // Hands `work` to the runner's thread, which runs it between two poll cycles (a cycle under way
+  // stops early, keeping what it committed). False when the thread does not run.
+  bool post(std::function<void()> work);
+  // Ends a cycle under way early (a stop request).
+  void interrupt() { interrupt_ = true; }
 
  private:
   void loop(bool once);
@@ -92,7 +142,11 @@ class SourceRunner {
   std::thread thread_;
   std::atomic<bool> finished_{true};
   std::atomic<bool> failed_{false};
+  // Ends the cycle under way: a stop request, or work in the mailbox.
+  std::atomic<bool> interrupt_{false};
+  Mailbox mailbox_;
   StatusRecorder status_;
+  ActivityRecorder activity_;
 };
 
 class SinkRunner {
@@ -106,8 +160,11 @@ class SinkRunner {
   void join();
   bool finished() const { return finished_.load(); }
   bool failed() const { return failed_.load(); }
-  // True when the sink has every event routed to it and no replay is pending.
+  // True when the sink has every event routed to it and no replay is pending, or is paused.
   bool drained();
+  // Hands `work` to the runner's thread, which runs it between two batches and then reads its
+  // offset and pause from the journal again. False when the thread does not run.
+  bool post(std::function<void()> work);
   const std::string& name() const { return name_; }
   const std::vector<std::string>& sources() const { return sources_; }
   // Calls the plugin's check() (reachable, writable); "" when fine, else the reason. Only
@@ -120,6 +177,8 @@ class SinkRunner {
   void loop();
   Step deliverReplays();
   Step deliverFeed();
+  // Runs the mailbox; after work, the offset and the pause are read from the journal again.
+  void takeWork();
   void status(const std::string& state, const std::string& message, int64_t attempt = 0,
               int64_t next_at_ms = 0);
   bool sleepFor(int64_t ms);
@@ -140,7 +199,10 @@ class SinkRunner {
   std::thread thread_;
   std::atomic<bool> finished_{true};
   std::atomic<bool> failed_{false};
+  std::atomic<bool> paused_{false};
+  Mailbox mailbox_;
   StatusRecorder status_;
+  ActivityRecorder activity_;
 };
 
 }  // namespace ferry::core

@@ -25,254 +25,297 @@ namespace {
 
 // Every function of the table: plugins are C, so nothing may throw out of here.
 
-void hostLog(ferry_host_ctx* ctx, ferry_log_level level, const char* message) {
+std::string_view view(ferry_plugin_str s) {
+  return s.len == 0 ? std::string_view() : std::string_view(s.ptr, s.len);
+}
+std::string text(ferry_plugin_str s) { return std::string(view(s)); }
+ferry_host_str lend(const std::string& s) { return ferry_host_str{s.data(), s.size()}; }
+
+// The position of the first control character (C0 or DEL) of `s`, npos when none.
+size_t firstControl(std::string_view s) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c == 0x7f) return i;
+  }
+  return std::string_view::npos;
+}
+
+constexpr size_t kMaxMetaBytes = 64 * 1024;
+
+void hostLog(ferry_host_ctx* ctx, ferry_log_level level, ferry_plugin_str message) {
   try {
-    std::string text = ctx->name + ": " + printable(redact(message ? message : "", ctx->secrets));
+    std::string line = ctx->name + ": " + printable(redact(text(message), ctx->secrets));
     auto& log = ctx->services.logger;
     switch (level) {
-      case FERRY_LOG_DEBUG: log.debug(text); break;
-      case FERRY_LOG_INFO: log.information(text); break;
-      case FERRY_LOG_WARNING: log.warning(text); break;
-      default: log.error(text); break;
+      case FERRY_LOG_DEBUG: log.debug(line); break;
+      case FERRY_LOG_INFO: log.information(line); break;
+      case FERRY_LOG_WARNING: log.warning(line); break;
+      default: log.error(line); break;
     }
   } catch (...) {
   }
 }
 
-void hostSetError(ferry_host_ctx* ctx, const char* message) {
+void hostSetError(ferry_host_ctx* ctx, ferry_plugin_str message) {
   try {
-    ctx->last_error = printable(redact(message ? message : "", ctx->secrets));
+    ctx->last_error = printable(redact(text(message), ctx->secrets));
   } catch (...) {
   }
 }
 
 void hostSetRetryAfter(ferry_host_ctx* ctx, int64_t delay_ms) { ctx->retry_after_ms = delay_ms; }
 
-ferry_status hostEmit(ferry_host_ctx* ctx, const ferry_item* item) {
+// Why `item` cannot be journalled, or "" when it can.
+std::string refusal(const ferry_item* item) {
+  if (!FERRY_HAS_FIELD(ferry_item, item, meta)) return "emit() got a short or NULL item";
+  const std::string_view entity = view(item->entity), key = view(item->key);
+  if (entity.empty() || key.empty()) return "emitted an item without entity or key";
+  // The key is the remote's text: every message quoting it is made printable.
+  if (size_t at = firstControl(key); at != std::string_view::npos)
+    return "item '" + std::string(key) + "' has a control character in its key (byte " +
+           std::to_string(at + 1) + "); a key is never cut or changed";
+  if (firstControl(entity) != std::string_view::npos)
+    return "item '" + std::string(key) + "' has a control character in its entity";
+  const std::string_view meta = view(item->meta);
+  if (meta.size() > kMaxMetaBytes)
+    return "item '" + std::string(key) + "' carries " + std::to_string(meta.size()) +
+           " bytes of metadata, more than the " + std::to_string(kMaxMetaBytes) + " allowed";
+  if (!meta.empty() && (meta.front() != '{' || meta.back() != '}'))
+    return "item '" + std::string(key) + "' carries metadata that is not a JSON object";
+  return {};
+}
+
+ferry_emit_status hostEmit(ferry_host_ctx* ctx, const ferry_item* item) {
   try {
     if (ctx->page == nullptr) {
       ctx->emit_error = "emit() called outside fetch()";
-      return FERRY_FATAL;
+      return FERRY_EMIT_REFUSED;
     }
-    if (item == nullptr || item->struct_size < sizeof(ferry_item)) {
-      ctx->emit_error = "emit() got a short or NULL item";
-      return FERRY_FATAL;
+    if (std::string why = refusal(item); !why.empty()) {
+      ctx->emit_error = printable(why);
+      return FERRY_EMIT_REFUSED;
     }
-    if (item->key == nullptr || item->key[0] == '\0' || item->entity == nullptr ||
-        item->entity[0] == '\0') {
-      ctx->emit_error = "emitted an item without entity or key";
-      return FERRY_FATAL;
-    }
-    const char* version = item->version ? item->version : "";
+    const std::string_view version = view(item->version);
     auto ns = parseInstantNs(version);
     if (!ns) {
-      // The key and version are the remote's text: made printable like every plugin message.
-      ctx->emit_error = printable(std::string("item '") + item->key + "' has version '" +
-                                  version + "', which is not an ISO-8601 instant with a zone");
-      return FERRY_FATAL;
+      ctx->emit_error = printable("item '" + text(item->key) + "' has version '" +
+                                  std::string(version) +
+                                  "', which is not an ISO-8601 instant with a zone");
+      return FERRY_EMIT_REFUSED;
     }
-    FetchedItem f;
-    f.entity = item->entity;
-    f.key = item->key;
+    FetchedItem& f = ctx->page->emplace_back();
+    f.entity = view(item->entity);
+    f.key = view(item->key);
     f.version = version;
     f.version_ns = *ns;
-    if (item->body != nullptr) f.body.assign(item->body, item->body_len);
-    f.echo = item->echo != 0;
-    ctx->page->push_back(std::move(f));
-    return FERRY_OK;
+    f.body = view(item->body);
+    f.meta = view(item->meta);
+    f.echo = (item->flags & FERRY_ITEM_ECHO) != 0;
+    return FERRY_EMIT_OK;
   } catch (const std::exception& e) {
     ctx->emit_error = e.what();
-    return FERRY_FATAL;
+    return FERRY_EMIT_REFUSED;
   }
 }
 
+// A response and everything its ABI view points into.
 struct OwnedResponse {
-  ferry_http_response raw{};
+  ferry_host_http_response raw{};
   HttpResult result;
-  std::vector<ferry_header> headers;
+  std::vector<ferry_host_header> headers;
 };
 
-ferry_status hostHttpRequest(ferry_host_ctx* ctx, const ferry_http_request* request,
-                             ferry_http_response** response) {
+HttpCall callOf(const ferry_http_request& request) {
+  HttpCall call;
+  call.method = text(request.method);
+  call.url = text(request.url);
+  for (size_t i = 0; i < request.header_count; ++i)
+    call.headers.emplace_back(text(request.headers[i].name), text(request.headers[i].value));
+  call.body = view(request.body);
+  call.timeout_ms = request.timeout_ms;
+  return call;
+}
+
+ferry_http_status hostHttpRequest(ferry_host_ctx* ctx, const ferry_http_request* request,
+                                  ferry_host_http_response** response) {
   auto* owned = new (std::nothrow) OwnedResponse;
-  if (owned == nullptr) {
-    *response = nullptr;
-    return FERRY_RETRY;
-  }
-  ferry_status status = FERRY_OK;
+  *response = owned == nullptr ? nullptr : &owned->raw;
+  if (owned == nullptr) return FERRY_HTTP_NO_RESPONSE;
   try {
-    // Plugins built before skip_tls_verify was appended pass a shorter struct: still valid.
-    if (request == nullptr ||
-        request->struct_size < offsetof(ferry_http_request, skip_tls_verify) ||
-        request->url == nullptr || request->method == nullptr) {
+    if (!FERRY_HAS_FIELD(ferry_http_request, request, rate_key) || request->url.len == 0 ||
+        request->method.len == 0 || (request->header_count > 0 && request->headers == nullptr)) {
       owned->result.malformed = true;
       owned->result.error = "short or incomplete ferry_http_request";
+    } else if (request->rate_key.len > 0 &&
+               !ctx->services.rate_limiters.acquire(text(request->rate_key),
+                                                    ctx->services.stopping)) {
+      owned->result.transient = true;
+      owned->result.error = "host is stopping";
     } else {
-      if (request->rate_key != nullptr &&
-          !ctx->services.rate_limiters.acquire(request->rate_key, ctx->services.stopping)) {
-        owned->result.transient = true;
-        owned->result.error = "host is stopping";
-      } else {
-        HttpCall call;
-        call.method = request->method;
-        call.url = request->url;
-        for (size_t i = 0; i < request->header_count; ++i)
-          call.headers.emplace_back(request->headers[i].name, request->headers[i].value);
-        if (request->body != nullptr) call.body.assign(request->body, request->body_len);
-        call.timeout_ms = request->timeout_ms;
-        // A request that asks not to verify the certificate gets a client of its own, so that
-        // the instance's verified connections are never reused for it, nor it for them.
-        const bool unverified =
-            request->struct_size >= offsetof(ferry_http_request, skip_tls_verify) + sizeof(int) &&
-            request->skip_tls_verify != 0;
-        auto& client = unverified ? ctx->http_unverified : ctx->http;
-        if (!client) {
-          HttpSettings settings = ctx->services.http_settings;
-          if (unverified) settings.tls_verify = false;
-          client = std::make_unique<HttpClient>(settings);
-        }
-        ++ctx->http_requests;
-        owned->result = client->perform(call);
-        ctx->services.metrics.add("http_requests_total", ctx->name, 1);
-        if (owned->result.status == 0 || owned->result.transient)
-          ctx->services.metrics.add("http_transient_failures_total", ctx->name, 1);
+      // A request that asks not to verify the certificate gets a client of its own, so that
+      // the instance's verified connections are never reused for it, nor it for them.
+      const bool unverified = (request->flags & FERRY_HTTP_SKIP_TLS_VERIFY) != 0;
+      auto& client = unverified ? ctx->http_unverified : ctx->http;
+      if (!client) {
+        HttpSettings settings = ctx->services.http_settings;
+        if (unverified) settings.tls_verify = false;
+        client = std::make_unique<HttpClient>(settings);
       }
+      ++ctx->http_requests;
+      owned->result = client->perform(callOf(*request));
+      ctx->services.metrics.add("http_requests_total", ctx->name, 1);
+      if (owned->result.status == 0 || owned->result.transient)
+        ctx->services.metrics.add("http_transient_failures_total", ctx->name, 1);
     }
-    if (owned->result.malformed) status = FERRY_FATAL;
-    else if (owned->result.status == 0) status = FERRY_RETRY;
     owned->result.error = redact(owned->result.error, ctx->secrets);
   } catch (const std::exception& e) {
     owned->result.status = 0;
     owned->result.transient = true;
     owned->result.error = e.what();
-    status = FERRY_RETRY;
   }
-  for (const auto& [n, v] : owned->result.headers) owned->headers.push_back({n.c_str(), v.c_str()});
-  auto& r = owned->raw;
-  r.struct_size = sizeof(ferry_http_response);
-  r.status = owned->result.status;
-  r.headers = owned->headers.data();
-  r.header_count = owned->headers.size();
-  r.body = owned->result.body.c_str();
-  r.body_len = owned->result.body.size();
-  r.transient = owned->result.transient ? 1 : 0;
-  r.retry_after_ms = owned->result.retry_after_ms;
-  r.error = owned->result.error.c_str();
-  *response = &owned->raw;
-  return status;
+  HttpResult& r = owned->result;
+  for (const auto& [n, v] : r.headers) owned->headers.push_back({lend(n), lend(v)});
+  owned->raw = ferry_host_http_response{sizeof(ferry_host_http_response),
+                                        r.transient ? FERRY_HTTP_TRANSIENT : 0u,
+                                        r.status,
+                                        owned->headers.data(),
+                                        owned->headers.size(),
+                                        lend(r.body),
+                                        r.retry_after_ms,
+                                        lend(r.error)};
+  if (r.malformed) return FERRY_HTTP_BAD_REQUEST;
+  return r.status == 0 ? FERRY_HTTP_NO_RESPONSE : FERRY_HTTP_RESPONSE;
 }
 
-void hostHttpFree(ferry_host_ctx*, ferry_http_response* response) {
+void hostHttpRelease(ferry_host_ctx*, ferry_host_http_response* response) {
   // raw is the first member, so the response pointer is the OwnedResponse.
   delete reinterpret_cast<OwnedResponse*>(response);
 }
 
-void hostRateLimitDefine(ferry_host_ctx* ctx, const char* key, const ferry_rate_rule* rules,
+void hostRateLimitDefine(ferry_host_ctx* ctx, ferry_plugin_str key, const ferry_rate_rule* rules,
                          size_t count) {
   try {
     std::vector<RateRule> r;
     for (size_t i = 0; i < count; ++i) r.push_back(RateRule{rules[i].count, rules[i].per_ms});
-    if (!ctx->services.rate_limiters.define(key, r))
-      ctx->services.logger.warning(ctx->name + ": rate limit '" + key +
+    if (!ctx->services.rate_limiters.define(text(key), r))
+      ctx->services.logger.warning(ctx->name + ": rate limit '" + printable(view(key)) +
                                    "' is already defined with other rules; keeping the first");
   } catch (...) {
   }
 }
 
-ferry_status hostRateAcquire(ferry_host_ctx* ctx, const char* key) {
+ferry_acquire_status hostRateAcquire(ferry_host_ctx* ctx, ferry_plugin_str key) {
   try {
-    return ctx->services.rate_limiters.acquire(key, ctx->services.stopping) ? FERRY_OK
-                                                                            : FERRY_RETRY;
+    return ctx->services.rate_limiters.acquire(text(key), ctx->services.stopping)
+               ? FERRY_ACQUIRE_OK
+               : FERRY_ACQUIRE_STOPPING;
   } catch (...) {
-    return FERRY_RETRY;
+    return FERRY_ACQUIRE_STOPPING;
   }
 }
 
-ferry_status hostStateGet(ferry_host_ctx* ctx, const char* key, ferry_bytes_fn receive,
-                          void* user) {
+// A failed state call: the reason goes to the log (the plugin's own message will say that the
+// state could not be kept) and the call answers FAILED.
+ferry_state_status stateFailed(ferry_host_ctx* ctx, const char* call, const std::exception& e) {
   try {
-    auto v = ctx->services.instance_state.stateGet(ctx->name, key);
-    if (!v) return FERRY_FATAL;
-    receive(user, v->data(), v->size());
-    return FERRY_OK;
+    ctx->services.logger.error(ctx->name + ": " + call + ": " + printable(e.what()));
+  } catch (...) {
+  }
+  return FERRY_STATE_FAILED;
+}
+
+ferry_state_status hostStateGet(ferry_host_ctx* ctx, ferry_plugin_str key,
+                                ferry_receive_fn receive, void* user) {
+  try {
+    auto v = ctx->services.instance_state.stateGet(ctx->name, text(key));
+    if (!v) return FERRY_STATE_ABSENT;
+    receive(user, lend(*v));
+    return FERRY_STATE_OK;
   } catch (const std::exception& e) {
-    ctx->last_error = std::string("state_get: ") + e.what();
-    return FERRY_RETRY;
+    return stateFailed(ctx, "state_get", e);
   }
 }
 
-ferry_status hostStateSet(ferry_host_ctx* ctx, const char* key, const char* value, size_t len) {
+ferry_state_status hostStateSet(ferry_host_ctx* ctx, ferry_plugin_str key,
+                                ferry_plugin_str value) {
   try {
-    ctx->services.instance_state.stateSet(
-        ctx->name, key, value ? std::optional<std::string>(std::string(value, len)) : std::nullopt);
-    return FERRY_OK;
+    ctx->services.instance_state.stateSet(ctx->name, text(key), text(value));
+    return FERRY_STATE_OK;
   } catch (const std::exception& e) {
-    ctx->last_error = std::string("state_set: ") + e.what();
-    return FERRY_RETRY;
+    return stateFailed(ctx, "state_set", e);
   }
 }
 
-ferry_status hostSharedGet(ferry_host_ctx* ctx, const char* scope, const char* key,
-                           ferry_bytes_fn receive, void* user) {
+ferry_state_status hostStateErase(ferry_host_ctx* ctx, ferry_plugin_str key) {
   try {
-    auto s = ctx->services.scope(scope);
+    ctx->services.instance_state.stateSet(ctx->name, text(key), std::nullopt);
+    return FERRY_STATE_OK;
+  } catch (const std::exception& e) {
+    return stateFailed(ctx, "state_erase", e);
+  }
+}
+
+ferry_state_status hostSharedGet(ferry_host_ctx* ctx, ferry_plugin_str scope,
+                                 ferry_plugin_str key, ferry_receive_fn receive, void* user) {
+  try {
+    auto s = ctx->services.scope(text(scope));
     std::string copy;
     {
       std::lock_guard lock(s->data_mutex);
-      auto it = s->values.find(key);
-      if (it == s->values.end()) return FERRY_FATAL;
+      auto it = s->values.find(text(key));
+      if (it == s->values.end()) return FERRY_STATE_ABSENT;
       copy = it->second;
     }
-    receive(user, copy.data(), copy.size());
-    return FERRY_OK;
-  } catch (...) {
-    return FERRY_RETRY;
+    receive(user, lend(copy));
+    return FERRY_STATE_OK;
+  } catch (const std::exception& e) {
+    return stateFailed(ctx, "shared_get", e);
   }
 }
 
-ferry_status hostSharedSet(ferry_host_ctx* ctx, const char* scope, const char* key,
-                           const char* value, size_t len) {
+ferry_state_status hostSharedSet(ferry_host_ctx* ctx, ferry_plugin_str scope,
+                                 ferry_plugin_str key, ferry_plugin_str value) {
   try {
-    auto s = ctx->services.scope(scope);
+    auto s = ctx->services.scope(text(scope));
     std::lock_guard lock(s->data_mutex);
-    if (value == nullptr) s->values.erase(key);
-    else s->values[key].assign(value, len);
-    return FERRY_OK;
-  } catch (...) {
-    return FERRY_RETRY;
+    s->values[text(key)] = text(value);
+    return FERRY_STATE_OK;
+  } catch (const std::exception& e) {
+    return stateFailed(ctx, "shared_set", e);
   }
 }
 
-void hostSharedLock(ferry_host_ctx* ctx, const char* scope) {
-  ctx->services.scope(scope)->mutex.lock();
+void hostSharedLock(ferry_host_ctx* ctx, ferry_plugin_str scope) {
+  ctx->services.scope(text(scope))->mutex.lock();
 }
 
-void hostSharedUnlock(ferry_host_ctx* ctx, const char* scope) {
-  ctx->services.scope(scope)->mutex.unlock();
+void hostSharedUnlock(ferry_host_ctx* ctx, ferry_plugin_str scope) {
+  ctx->services.scope(text(scope))->mutex.unlock();
 }
 
-void hostCounterAdd(ferry_host_ctx* ctx, const char* name, double delta) {
+void hostCounterAdd(ferry_host_ctx* ctx, ferry_plugin_str name, double delta) {
   try {
-    ctx->services.metrics.add(name, ctx->name, delta);
+    ctx->services.metrics.add(text(name), ctx->name, delta);
   } catch (...) {
   }
 }
 
-void hostGaugeSet(ferry_host_ctx* ctx, const char* name, double value) {
+void hostGaugeSet(ferry_host_ctx* ctx, ferry_plugin_str name, double value) {
   try {
-    ctx->services.metrics.set(name, ctx->name, value);
+    ctx->services.metrics.set(text(name), ctx->name, value);
   } catch (...) {
   }
 }
 
 int hostStopping(ferry_host_ctx* ctx) { return ctx->services.stopping.load() ? 1 : 0; }
 
-const ferry_host_api kApi{
-    FERRY_ABI_VERSION, sizeof(ferry_host_api), &hostLog,         &hostSetError,
-    &hostSetRetryAfter, &hostEmit,            &hostHttpRequest,  &hostHttpFree,
-    &hostRateLimitDefine, &hostRateAcquire,   &hostStateGet,     &hostStateSet,
-    &hostSharedGet,     &hostSharedSet,       &hostSharedLock,   &hostSharedUnlock,
-    &hostCounterAdd,    &hostGaugeSet,        &hostStopping};
+const ferry_host_api kApi{FERRY_ABI_MAJOR,      FERRY_ABI_MINOR,  sizeof(ferry_host_api),
+                          &hostLog,             &hostSetError,    &hostSetRetryAfter,
+                          &hostEmit,            &hostHttpRequest, &hostHttpRelease,
+                          &hostRateLimitDefine, &hostRateAcquire, &hostStateGet,
+                          &hostStateSet,        &hostStateErase,  &hostSharedGet,
+                          &hostSharedSet,       &hostSharedLock,  &hostSharedUnlock,
+                          &hostCounterAdd,      &hostGaugeSet,    &hostStopping};
 
 }  // namespace
 

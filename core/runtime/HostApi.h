@@ -21,6 +21,7 @@ struct FetchedItem {
   std::string version;
   int64_t version_ns = 0;
   std::string body;
+  std::string meta;  // "" or the source's metadata object
   bool echo = false;
 };
 
@@ -51,7 +52,7 @@ struct ferry_host_ctx {
     retry_after_ms = -1;
   }
 
-  // Set by the source runner during fetch(); emit() appends to it.
+  // Set by Instance::fetch during fetch(); emit() appends to it.
   std::vector<ferry::core::FetchedItem>* page = nullptr;
   std::string emit_error;
 

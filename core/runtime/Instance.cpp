@@ -6,24 +6,66 @@
 namespace ferry::core {
 namespace {
 
-Status statusOf(ferry_status s) {
+// Each call's status as an Outcome's. A value the ABI does not define (a plugin built against a
+// later minor that the host would have refused, or garbage) is transient, never success.
+Status statusOf(ferry_fetch_status s) {
   switch (s) {
-    case FERRY_OK: return Status::Ok;
-    case FERRY_RETRY: return Status::Retry;
-    case FERRY_FATAL: return Status::Fatal;
-    case FERRY_AUTH: return Status::Auth;
-    case FERRY_STOP: return Status::Stop;
+    case FERRY_FETCH_OK: return Status::Ok;
+    case FERRY_FETCH_RETRY: return Status::Retry;
+    case FERRY_FETCH_AUTH: return Status::Auth;
+    case FERRY_FETCH_STOP: return Status::Stop;
   }
-  // A value the ABI does not define: treat it as transient, never as success.
   return Status::Retry;
 }
 
+Status statusOf(ferry_hook_status s) {
+  switch (s) {
+    case FERRY_HOOK_OK: return Status::Ok;
+    case FERRY_HOOK_RETRY: return Status::Retry;
+    case FERRY_HOOK_AUTH: return Status::Auth;
+    case FERRY_HOOK_STOP: return Status::Stop;
+  }
+  return Status::Retry;
+}
+
+Status statusOf(ferry_write_status s) {
+  switch (s) {
+    case FERRY_WRITE_OK: return Status::Ok;
+    case FERRY_WRITE_RETRY: return Status::Retry;
+    case FERRY_WRITE_REFUSED: return Status::Fatal;
+    case FERRY_WRITE_AUTH: return Status::Auth;
+    case FERRY_WRITE_STOP: return Status::Stop;
+  }
+  return Status::Retry;
+}
+
+// A check: unreachable is transient, a failed check can never pass as configured.
+Status statusOf(ferry_check_status s) {
+  switch (s) {
+    case FERRY_CHECK_OK: return Status::Ok;
+    case FERRY_CHECK_UNREACHABLE: return Status::Retry;
+    case FERRY_CHECK_AUTH: return Status::Auth;
+    case FERRY_CHECK_FAILED: return Status::Fatal;
+  }
+  return Status::Retry;
+}
+
+ferry_host_str lend(std::string_view s) { return ferry_host_str{s.data(), s.size()}; }
+
 // The ABI's view of a journalled event; `id` must outlive it.
 ferry_event rawEvent(const JournalEvent& e, const std::string& id) {
-  return ferry_event{sizeof(ferry_event), e.sequence,         e.source.c_str(),
-                     e.entity.c_str(),    e.key.c_str(),      e.version.c_str(),
-                     e.previous.c_str(),  e.body.c_str(),     e.body.size(),
-                     e.echo ? 1 : 0,      id.c_str()};
+  return ferry_event{sizeof(ferry_event),
+                     e.echo ? FERRY_EVENT_ECHO : 0u,
+                     e.sequence,
+                     e.fetched_at_ms,
+                     lend(e.source),
+                     lend(e.entity),
+                     lend(e.key),
+                     lend(e.version),
+                     lend(e.previous),
+                     lend(e.body),
+                     lend(e.meta),
+                     lend(id)};
 }
 
 }  // namespace
@@ -48,14 +90,17 @@ std::unique_ptr<Instance> Instance::create(
   // Only the plugin's own options are handed over (host settings it did not redeclare stay
   // with the host), in declaration order.
   std::vector<ferry_option_value> values;
+  std::vector<const ferry_option_value*> pointers;
+  values.reserve(plugin->options.size());
   for (const auto& def : plugin->options) {
-    const char* value = nullptr;
-    for (const auto& [k, v] : resolved)
-      if (k == def.name && v) value = v->c_str();
-    values.push_back(ferry_option_value{sizeof(ferry_option_value), def.name, value});
+    ferry_option_value& v = values.emplace_back(
+        ferry_option_value{sizeof(ferry_option_value), lend(def.name), {}, 0});
+    for (const auto& [k, value] : resolved)
+      if (k == def.name && value) v = {sizeof(ferry_option_value), lend(def.name), lend(*value), 1};
+    pointers.push_back(&v);
   }
   ferry_host_ctx* ctx = self->ctx_.get();
-  self->instance_ = PluginInstance::create(std::move(plugin), where, hostApi(), ctx, values,
+  self->instance_ = PluginInstance::create(std::move(plugin), where, hostApi(), ctx, pointers,
                                            [ctx] { return ctx->last_error; });
   return self;
 }
@@ -65,9 +110,9 @@ Instance::~Instance() {
   ctx_.reset();
 }
 
-Outcome Instance::outcomeOf(int status) const {
+Outcome Instance::outcomeOf(Status status) const {
   Outcome o;
-  o.status = statusOf(static_cast<ferry_status>(status));
+  o.status = status;
   if (!o.ok()) {
     o.message = ctx_->last_error.empty() ? std::string("plugin answered ") +
                                                statusName(o.status) + " without a message"
@@ -83,16 +128,16 @@ Outcome Instance::fetch(const std::string& since, int64_t since_ms, uint32_t off
   ctx_->emit_error.clear();
   ctx_->page = &items;
   const size_t before = items.size();
-  ferry_fetch_request raw{sizeof(ferry_fetch_request), since.c_str(), since_ms, offset, limit};
+  const ferry_fetch_request raw{sizeof(ferry_fetch_request), offset, limit, since_ms, lend(since)};
   ferry_fetch_result result{sizeof(ferry_fetch_result), UINT32_MAX};
-  const ferry_status s = instance_->source()->fetch(instance_->handle(), &raw, &result);
+  const Status s = statusOf(instance_->source()->fetch(instance_->handle(), &raw, &result));
   ctx_->page = nullptr;
   Outcome o;
-  if (s == FERRY_OK && !ctx_->emit_error.empty()) {
+  if (s == Status::Ok && !ctx_->emit_error.empty()) {
     // The plugin ignored a refused emit: the page is incomplete, so it must not count.
     o.status = Status::Fatal;
     o.message = "emit refused: " + ctx_->emit_error;
-  } else if (s != FERRY_OK) {
+  } else if (s != Status::Ok) {
     if (!ctx_->emit_error.empty())
       ctx_->last_error = ctx_->last_error.empty()
                              ? ctx_->emit_error
@@ -110,12 +155,7 @@ Outcome Instance::fetch(const std::string& since, int64_t since_ms, uint32_t off
 bool Instance::wantsDelivered() const {
   const ferry_source_api* api = instance_->source();
   if (api->delivered == nullptr) return false;
-  // wants_delivered was appended to the table: only read it when the plugin's table has it.
-  if (api->struct_size >= offsetof(ferry_source_api, wants_delivered) +
-                             sizeof(api->wants_delivered) &&
-      api->wants_delivered != nullptr)
-    return api->wants_delivered(instance_->handle()) != 0;
-  return true;
+  return api->wants_delivered == nullptr || api->wants_delivered(instance_->handle()) != 0;
 }
 
 Outcome Instance::delivered(const JournalEvent& event) {
@@ -123,7 +163,7 @@ Outcome Instance::delivered(const JournalEvent& event) {
   const ferry_event raw = rawEvent(event, id);
   ctx_->clearError();
   const uint64_t requests_before = ctx_->http_requests;
-  Outcome o = outcomeOf(instance_->source()->delivered(instance_->handle(), &raw));
+  Outcome o = outcomeOf(statusOf(instance_->source()->delivered(instance_->handle(), &raw)));
   o.reached_remote = ctx_->http_requests != requests_before;
   return o;
 }
@@ -131,22 +171,23 @@ Outcome Instance::delivered(const JournalEvent& event) {
 Outcome Instance::write(const std::vector<const JournalEvent*>& events) {
   std::vector<std::string> ids;
   std::vector<ferry_event> raw;
+  std::vector<const ferry_event*> pointers;
   ids.reserve(events.size());
   raw.reserve(events.size());
+  pointers.reserve(events.size());
   for (const JournalEvent* e : events) {
     ids.push_back(e->idempotencyKey());
-    raw.push_back(rawEvent(*e, ids.back()));
+    pointers.push_back(&raw.emplace_back(rawEvent(*e, ids.back())));
   }
   ctx_->clearError();
   ferry_write_result result{sizeof(ferry_write_result), 0};
-  const ferry_status s =
-      instance_->sink()->write(instance_->handle(), raw.data(), raw.size(), &result);
-  Outcome o = outcomeOf(s);
+  Outcome o = outcomeOf(statusOf(
+      instance_->sink()->write(instance_->handle(), pointers.data(), pointers.size(), &result)));
   o.done = o.ok() ? events.size() : std::min(result.done, events.size());
   if (o.status == Status::Fatal && o.done >= events.size()) {
-    // FATAL must name an event inside the batch; treat the nonsense as transient.
+    // REFUSED must name an event inside the batch; treat the nonsense as transient.
     o.status = Status::Retry;
-    o.message = "plugin answered FATAL without naming an event in the batch: " + o.message;
+    o.message = "plugin answered REFUSED without naming an event in the batch: " + o.message;
   }
   return o;
 }
@@ -155,7 +196,7 @@ Outcome Instance::check() {
   auto fn = ctx_->kind == "source" ? instance_->source()->check : instance_->sink()->check;
   if (fn == nullptr) return Outcome{};
   ctx_->clearError();
-  return outcomeOf(fn(instance_->handle()));
+  return outcomeOf(statusOf(fn(instance_->handle())));
 }
 
 }  // namespace ferry::core

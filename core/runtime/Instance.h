@@ -56,7 +56,7 @@ class Instance {
  private:
   Instance() = default;
   // The outcome of a call that answered `status`, with the message and Retry-After it set.
-  Outcome outcomeOf(int status) const;
+  Outcome outcomeOf(Status status) const;
 
   std::unique_ptr<ferry_host_ctx> ctx_;
   std::unique_ptr<PluginInstance> instance_;

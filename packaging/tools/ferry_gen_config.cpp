@@ -48,7 +48,7 @@ void comment(std::ostream& out, const std::string& prefix, const std::string& te
   if (!line.empty()) out << prefix << line << "\n";
 }
 
-void option(std::ostream& out, const ferry_option_def& o, const std::string& hint,
+void option(std::ostream& out, const ferry::core::OptionSpec& o, const std::string& hint,
             bool host_setting) {
   std::string what = std::string(optionTypeName(o.type));
   if (o.required) what += ", required";

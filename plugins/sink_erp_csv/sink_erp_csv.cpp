@@ -203,7 +203,7 @@ class ErpCsvSink : public ferry::Sink {
       throw ferry::Retry("ERP folder '" + dir_ + "' is not writable: " + errnoText(errno));
   }
 
-  ferry::WriteOutcome write(std::span<const ferry_event> batch) override {
+  ferry::WriteOutcome write(const ferry::Batch& batch) override {
     // 1. Map every event; the first that cannot be mapped ends the batch (it is dead-lettered
     //    after the events before it are written).
     rows_.clear();
@@ -215,19 +215,20 @@ class ErpCsvSink : public ferry::Sink {
     for (size_t i = 0; i < batch.size(); ++i) {
       bool mapped;
       if (written_) {
-        const ferry_event& e = batch[i];
-        std::string key = std::string(e.source) + "/" + e.entity + "/" + e.key;
+        const ferry::Event e = batch[i];
+        std::string key =
+            std::string(e.source()) + "/" + std::string(e.entity()) + "/" + std::string(e.key());
         std::optional<Written> last;
         if (auto it = in_batch.find(key); it != in_batch.end()) last = it->second;
         else if (const std::string* text = written_->find(key)) last = Written::decode(*text);
         std::optional<int64_t> since;
-        if (last) since = last->seq < e.sequence ? std::optional(last->version_ms) : last->base_ms;
+        if (last) since = last->seq < e.sequence() ? std::optional(last->version_ms) : last->base_ms;
         mapped = mapper_.map(e, since, rows_, map_error);
         int64_t version_ms = 0;
-        if (mapped && ferry::mapping::parseInstantMs(e.version, version_ms)) {
-          Written w{e.sequence, version_ms, std::nullopt};
-          if (last) w.base_ms = last->seq < batch[0].sequence ? std::optional(last->version_ms)
-                                                              : last->base_ms;
+        if (mapped && ferry::mapping::parseInstantMs(e.version(), version_ms)) {
+          Written w{e.sequence(), version_ms, std::nullopt};
+          if (last) w.base_ms = last->seq < batch[0].sequence() ? std::optional(last->version_ms)
+                                                                : last->base_ms;
           in_batch[key] = w;
           updates_.emplace_back(i, std::move(key), w);
         }
@@ -236,8 +237,8 @@ class ErpCsvSink : public ferry::Sink {
       }
       if (!mapped) {
         usable = i;
-        map_error = "event " + std::string(batch[i].idempotency_key) + " (sequence " +
-                    std::to_string(batch[i].sequence) + "): " + map_error;
+        map_error = "event " + std::string(batch[i].idempotencyKey()) + " (sequence " +
+                    std::to_string(batch[i].sequence()) + "): " + map_error;
         break;
       }
       row_end_.push_back(rows_.size());
@@ -263,7 +264,7 @@ class ErpCsvSink : public ferry::Sink {
       first = last + 1;
     }
     recordWritten(usable);
-    if (usable < batch.size()) return ferry::WriteOutcome::fatal(usable, map_error);
+    if (usable < batch.size()) return ferry::WriteOutcome::refuse(usable, map_error);
     return ferry::WriteOutcome::ok();
   }
 
@@ -380,7 +381,7 @@ class ErpCsvSink : public ferry::Sink {
     out += '"';
   }
 
-  bool writeSlice(std::span<const ferry_event> batch, size_t first, size_t last, size_t row_begin,
+  bool writeSlice(const ferry::Batch& batch, size_t first, size_t last, size_t row_begin,
                   size_t row_end, std::string& error) {
     if (row_begin == row_end) return true;  // these events map to no rows: no file
     const auto& mapping = mapper_.mapping();
@@ -401,8 +402,8 @@ class ErpCsvSink : public ferry::Sink {
       buffer_ += eol_;
     }
 
-    const std::string first_seq = seq12(batch[first].sequence);
-    const std::string base = name_ + "-" + first_seq + "-" + seq12(batch[last].sequence);
+    const std::string first_seq = seq12(batch[first].sequence());
+    const std::string base = name_ + "-" + first_seq + "-" + seq12(batch[last].sequence());
     const std::string final_name = base + ".csv";
     const std::string tmp_path = dir_ + "/." + base + ".tmp";
     const std::string final_path = dir_ + "/" + final_name;

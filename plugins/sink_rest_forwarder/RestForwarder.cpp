@@ -114,27 +114,27 @@ class RestForwarder : public ferry::Sink {
     throw ferry::Stop(why);
   }
 
-  ferry::WriteOutcome write(std::span<const ferry_event> batch) override {
+  ferry::WriteOutcome write(const ferry::Batch& batch) override {
     size_t i = 0;
     while (i < batch.size()) {
       size_t end = std::min(batch.size(), i + static_cast<size_t>(batch_));
       // A body that is not JSON would corrupt the whole envelope: send the events before it,
       // then dead-letter it on its own.
       for (size_t k = i; k < end; ++k) {
-        if (!ferry::rest::isValidJson(ferry::Event(batch[k]).body())) {
+        if (!ferry::rest::isValidJson(batch[k].body())) {
           if (k == i)
-            return ferry::WriteOutcome::fatal(i, "the event body is not valid JSON; it cannot be "
-                                                 "embedded in the envelope");
+            return ferry::WriteOutcome::refuse(i, "the event body is not valid JSON; it cannot be "
+                                                  "embedded in the envelope");
           end = k;
           break;
         }
       }
-      Answer a = send(batch.subspan(i, end - i));
+      Answer a = send(batch.slice(i, end - i));
       if (a.verdict == Verdict::kFatal && end - i > 1) {
         // The endpoint refused the request but did not say which event: send them one by one so
         // that only the event it really refuses goes to the dead letters.
         for (size_t k = i; k < end; ++k) {
-          Answer one = send(batch.subspan(k, 1));
+          Answer one = send(batch.slice(k, 1));
           if (one.verdict != Verdict::kOk) return outcome(one, k);
         }
         i = end;
@@ -155,7 +155,7 @@ class RestForwarder : public ferry::Sink {
       case Verdict::kRetry:
         return ferry::WriteOutcome::retry(index, a.message, a.retry_after_ms);
       case Verdict::kFatal:
-        return ferry::WriteOutcome::fatal(index, a.message);
+        return ferry::WriteOutcome::refuse(index, a.message);
       case Verdict::kStop:
         return ferry::WriteOutcome::stop(a.message, index);
       case Verdict::kAuth:
@@ -187,20 +187,20 @@ class RestForwarder : public ferry::Sink {
                uri.getPath();
   }
 
-  Answer send(std::span<const ferry_event> events) {
+  Answer send(const ferry::Batch& events) {
     std::string body;
     const bool array = batch_ > 1;
     if (array) body.push_back('[');
     for (size_t k = 0; k < events.size(); ++k) {
       if (k > 0) body.push_back(',');
-      ferry::rest::appendEnvelope(body, ferry::Event(events[k]));
+      ferry::rest::appendEnvelope(body, events[k]);
     }
     if (array) body.push_back(']');
 
     const std::string id = events.size() == 1
-                               ? std::string(ferry::Event(events.front()).idempotencyKey())
-                               : ferry::rest::batchKey(ferry::Event(events.front()).idempotencyKey(),
-                                                       ferry::Event(events.back()).idempotencyKey());
+                               ? std::string(events.front().idempotencyKey())
+                               : ferry::rest::batchKey(events.front().idempotencyKey(),
+                                                       events.back().idempotencyKey());
     std::vector<std::pair<std::string, std::string>> headers{
         {"Content-Type", "application/json"},
         {"User-Agent", "ferry/" FERRY_SDK_VERSION},

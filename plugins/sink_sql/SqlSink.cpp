@@ -96,7 +96,7 @@ struct TableDef {
 // An event of the batch the sink writes, with what was mapped from it.
 struct Prepared {
   size_t index;  // in the batch
-  const ferry_event* e;
+  ferry::Event e;
   int64_t ns;
   std::string parent;  // source/entity/key
   size_t head_begin = 0, head_end = 0;
@@ -623,16 +623,16 @@ struct SqlSink::Impl {
 
     std::vector<Value> v;
     auto eventValues = [&](const Prepared& p) {
-      const ferry_event& e = *p.e;
-      v.push_back(text(e.source));
-      v.push_back(text(e.entity));
-      v.push_back(text(e.key));
-      v.push_back(text(e.version));
+      const ferry::Event& e = p.e;
+      v.push_back(text(e.source()));
+      v.push_back(text(e.entity()));
+      v.push_back(text(e.key()));
+      v.push_back(text(e.version()));
       v.push_back(number(p.ns));
-      v.push_back(e.previous[0] ? text(e.previous) : Value{true, {}});
-      v.push_back(number(e.echo ? 1 : 0));
-      v.push_back(text(std::string_view(e.body, e.body_len)));
-      v.push_back(number(e.sequence));
+      v.push_back(!e.previous().empty() ? text(e.previous()) : Value{true, {}});
+      v.push_back(number(e.echo() ? 1 : 0));
+      v.push_back(text(e.body()));
+      v.push_back(number(e.sequence()));
       v.push_back(text(written_at));
     };
     if (changes) {
@@ -653,9 +653,9 @@ struct SqlSink::Impl {
         const Prepared& p = events[i];
         for (size_t r = p.head_begin; r < p.head_end; ++r) {
           appendCells(v, head_cells, r);
-          v.push_back(text(p.e->version));
+          v.push_back(text(p.e.version()));
           v.push_back(number(p.ns));
-          v.push_back(number(p.e->sequence));
+          v.push_back(number(p.e.sequence()));
         }
       }
       upsert(head_table.upsert, v);
@@ -679,9 +679,9 @@ struct SqlSink::Impl {
       const Prepared& p = events[i];
       v.push_back(text(rows_table.name));
       v.push_back(text(p.parent));
-      v.push_back(text(p.e->version));
+      v.push_back(text(p.e.version()));
       v.push_back(number(p.ns));
-      v.push_back(number(p.e->sequence));
+      v.push_back(number(p.e.sequence()));
     }
     upsert(versions_table.upsert, v);
 
@@ -691,9 +691,9 @@ struct SqlSink::Impl {
       for (size_t r = p.rows_begin; r < p.rows_end; ++r) {
         appendCells(v, rows_cells, r);
         v.push_back(text(p.parent));
-        v.push_back(text(p.e->version));
+        v.push_back(text(p.e.version()));
         v.push_back(number(p.ns));
-        v.push_back(number(p.e->sequence));
+        v.push_back(number(p.e.sequence()));
         if (flag_removed) v.push_back(number(0));
       }
     }
@@ -792,7 +792,7 @@ struct SqlSink::Impl {
     }
   }
 
-  ferry::WriteOutcome write(std::span<const ferry_event> batch) {
+  ferry::WriteOutcome write(const ferry::Batch& batch) {
     try {
       return writeOrThrow(batch);
     } catch (const DbFailure& f) {
@@ -809,13 +809,13 @@ struct SqlSink::Impl {
     }
   }
 
-  ferry::WriteOutcome writeOrThrow(std::span<const ferry_event> batch) {
+  ferry::WriteOutcome writeOrThrow(const ferry::Batch& batch) {
     ensureSession();
     int64_t offset = 0;
     std::set<int64_t> refused;
     try {
       offset = readOffset();
-      if (!batch.empty() && batch.front().sequence <= offset) refused = readRefused(offset);
+      if (!batch.empty() && batch.front().sequence() <= offset) refused = readRefused(offset);
     } catch (const Poco::Exception& e) {
       session.reset();
       throw DbFailure{dialect.classify(e)};
@@ -831,20 +831,20 @@ struct SqlSink::Impl {
     int64_t last = offset;
     size_t skipped = 0;
     for (size_t i = 0; i < batch.size(); ++i) {
-      const ferry_event& e = batch[i];
-      const bool again = e.sequence <= offset;
-      if (again && !refused.count(e.sequence)) {
+      const ferry::Event e = batch[i];
+      const bool again = e.sequence() <= offset;
+      if (again && !refused.count(e.sequence())) {
         ++skipped;
         continue;
       }
-      Prepared p{i, &e, 0, {}, 0, 0, 0, 0};
-      auto ns = ferry::instant::parseNs(e.version);
+      Prepared p{i, e, 0, {}, 0, 0, 0, 0};
+      auto ns = ferry::instant::parseNs(e.version());
       std::string error;
       if (!ns) {
-        error = "version '" + std::string(e.version) + "' is not an instant";
+        error = "version '" + std::string(e.version()) + "' is not an instant";
       } else {
         p.ns = *ns;
-        p.parent = std::string(e.source) + "/" + e.entity + "/" + e.key;
+        p.parent = std::string(e.source()) + "/" + std::string(e.entity()) + "/" + std::string(e.key());
         p.head_begin = head_cells.size();
         if (head_mapper && !head_mapper->map(e, head_cells, error)) error = "table: " + error;
         p.head_end = head_cells.size();
@@ -855,12 +855,12 @@ struct SqlSink::Impl {
       }
       if (!error.empty()) {
         cut = i;
-        cut_reason = "event " + std::string(e.idempotency_key) + " (sequence " +
-                     std::to_string(e.sequence) + "): " + error;
+        cut_reason = "event " + std::string(e.idempotencyKey()) + " (sequence " +
+                     std::to_string(e.sequence()) + "): " + error;
         break;
       }
-      if (again) replayed.push_back(e.sequence);
-      last = std::max(last, e.sequence);
+      if (again) replayed.push_back(e.sequence());
+      last = std::max(last, e.sequence());
       events.push_back(std::move(p));
     }
     if (skipped > 0) {
@@ -871,7 +871,7 @@ struct SqlSink::Impl {
     }
 
     std::optional<std::pair<int64_t, std::string>> refusal;
-    if (cut < batch.size()) refusal = std::make_pair(batch[cut].sequence, cut_reason);
+    if (cut < batch.size()) refusal = std::make_pair(batch[cut].sequence(), cut_reason);
     if (events.empty() && !refusal) return ferry::WriteOutcome::ok();
 
     try {
@@ -881,14 +881,14 @@ struct SqlSink::Impl {
       return isolate(batch, events, offset, replayed, f.error);
     }
     host.count("events_written_total", static_cast<double>(events.size()));
-    if (refusal) return ferry::WriteOutcome::fatal(cut, cut_reason);
+    if (refusal) return ferry::WriteOutcome::refuse(cut, cut_reason);
     return ferry::WriteOutcome::ok();
   }
 
   // The batch failed on a row the database refuses: find the first event whose row it refuses
   // (binary search over prefixes, each tried in a transaction that is rolled back), commit the
   // events before it, and answer FATAL for it.
-  ferry::WriteOutcome isolate(std::span<const ferry_event> batch,
+  ferry::WriteOutcome isolate(const ferry::Batch& batch,
                               const std::vector<Prepared>& events, int64_t offset,
                               const std::vector<int64_t>& replayed, DbError error) {
     size_t good = 0, bad = events.size();  // a prefix of `good` events works, of `bad` fails
@@ -916,22 +916,22 @@ struct SqlSink::Impl {
       }
     }
     const Prepared& refused = events[bad - 1];
-    const std::string reason = "event " + std::string(refused.e->idempotency_key) +
-                               " (sequence " + std::to_string(refused.e->sequence) +
+    const std::string reason = "event " + std::string(refused.e.idempotencyKey()) +
+                               " (sequence " + std::to_string(refused.e.sequence()) +
                                ") refused by the database: " + error.message;
     std::vector<Prepared> prefix(events.begin(), events.begin() + static_cast<long>(bad - 1));
     int64_t last = offset;
     std::vector<int64_t> replayed_prefix;
     for (const auto& p : prefix) {
-      last = std::max(last, p.e->sequence);
-      if (std::find(replayed.begin(), replayed.end(), p.e->sequence) != replayed.end())
-        replayed_prefix.push_back(p.e->sequence);
+      last = std::max(last, p.e.sequence());
+      if (std::find(replayed.begin(), replayed.end(), p.e.sequence()) != replayed.end())
+        replayed_prefix.push_back(p.e.sequence());
     }
-    transaction(prefix, last, replayed_prefix, std::make_pair(refused.e->sequence, reason), false);
+    transaction(prefix, last, replayed_prefix, std::make_pair(refused.e.sequence(), reason), false);
     host.count("events_written_total", static_cast<double>(prefix.size()));
     host.count("events_refused_total");
     (void)batch;
-    return ferry::WriteOutcome::fatal(refused.index, reason);
+    return ferry::WriteOutcome::refuse(refused.index, reason);
   }
 };
 
@@ -940,7 +940,7 @@ SqlSink::SqlSink(ferry::Host host, const ferry::Options& options)
 
 SqlSink::~SqlSink() = default;
 
-ferry::WriteOutcome SqlSink::write(std::span<const ferry_event> batch) {
+ferry::WriteOutcome SqlSink::write(const ferry::Batch& batch) {
   return impl_->write(batch);
 }
 

@@ -79,7 +79,7 @@ class SqlSink : public ferry::Sink {
   SqlSink(ferry::Host host, const ferry::Options& options);
   ~SqlSink() override;
 
-  ferry::WriteOutcome write(std::span<const ferry_event> batch) override;
+  ferry::WriteOutcome write(const ferry::Batch& batch) override;
   // Connects and checks (or creates) the tables; throws ferry::Retry/Fatal with the reason.
   void check() override;
 

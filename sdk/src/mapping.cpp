@@ -32,7 +32,18 @@ struct Pointer {
 };
 
 enum class Op { kPointer, kCount, kAmount, kDate, kLocal, kFixed, kEvent, kFirst };
-enum class Field { kKey, kVersion, kPrevious, kEcho, kSource, kEntity, kSequence, kIdemKey, kRow };
+enum class Field {
+  kKey,
+  kVersion,
+  kPrevious,
+  kEcho,
+  kSource,
+  kEntity,
+  kSequence,
+  kIdemKey,
+  kMeta,
+  kRow
+};
 
 struct Expr {
   Op op = Op::kPointer;
@@ -76,7 +87,7 @@ namespace {
 
 constexpr std::string_view kFunctions = "amount, date, local, count, fixed, first, raw";
 constexpr std::string_view kFields =
-    "$key, $version, $previous, $echo, $source, $entity, $sequence, $idempotency_key, $row";
+    "$key, $version, $previous, $echo, $source, $entity, $sequence, $idempotency_key, $meta, $row";
 
 void appendPadded(std::string& out, int64_t v, int width) {
   char buf[24];
@@ -310,6 +321,7 @@ class Parser {
           {"entity", Field::kEntity},
           {"sequence", Field::kSequence},
           {"idempotency_key", Field::kIdemKey},
+          {"meta", Field::kMeta},
           {"row", Field::kRow}};
       for (const auto& [n, f] : kNames) {
         if (n == name) {
@@ -806,7 +818,7 @@ bool readsValue(const Expr& e, element entity, element row) {
 
 // Evaluates expression `e` of column `c` for one row. `event` may be null (mapBody).
 bool evaluate(const Column& c, const Expr& e, element entity, element row, size_t row_index,
-              const ferry_event* event, Cell& cell, std::string& error) {
+              const Event* event, Cell& cell, std::string& error) {
   auto failWith = [&](const std::string& what) {
     error = "column '" + c.header + "' (" + c.source + "): " + what;
     return false;
@@ -908,35 +920,35 @@ bool evaluate(const Column& c, const Expr& e, element entity, element row, size_
         cell.text.clear();
         return true;
       }
-      auto str = [](const char* s) {
-        return s != nullptr ? std::string_view(s) : std::string_view();
-      };
       switch (e.field) {
         case Field::kKey:
-          textCell(cell, str(event->key));
+          textCell(cell, event->key());
           break;
         case Field::kVersion:
-          textCell(cell, str(event->version));
+          textCell(cell, event->version());
           break;
         case Field::kPrevious:
-          textCell(cell, str(event->previous));
+          textCell(cell, event->previous());
           break;
         case Field::kSource:
-          textCell(cell, str(event->source));
+          textCell(cell, event->source());
           break;
         case Field::kEntity:
-          textCell(cell, str(event->entity));
+          textCell(cell, event->entity());
           break;
         case Field::kIdemKey:
-          textCell(cell, str(event->idempotency_key));
+          textCell(cell, event->idempotencyKey());
+          break;
+        case Field::kMeta:
+          textCell(cell, event->meta());
           break;
         case Field::kEcho:
           cell.kind = CellKind::kBoolean;
-          cell.text = event->echo ? "true" : "false";
+          cell.text = event->echo() ? "true" : "false";
           break;
         case Field::kSequence:
           cell.kind = CellKind::kNumber;
-          assignInt(cell.text, event->sequence);
+          assignInt(cell.text, event->sequence());
           break;
         case Field::kRow:
           break;
@@ -966,7 +978,7 @@ bool keepRow(const CompiledFilter& f, bool have_previous, int64_t previous_ms, e
 // `changed_after`: the instant (ms) a row must have changed after to be written; nullopt writes
 // every row.
 bool mapOne(const Program& program, const CompiledFilter& filter, simdjson::dom::parser& parser,
-            std::string_view body, const ferry_event* event, std::optional<int64_t> changed_after,
+            std::string_view body, const Event* event, std::optional<int64_t> changed_after,
             Rows& out, std::string& error) {
   if (out.columns() != program.columns.size()) {
     error = "internal: Rows has " + std::to_string(out.columns()) + " columns, the mapping " +
@@ -1036,20 +1048,18 @@ void Mapper::setRowFilter(const RowFilter& filter) {
   impl_->filter = std::move(f);
 }
 
-bool Mapper::map(const ferry_event& event, Rows& out, std::string& error) {
+bool Mapper::map(const Event& event, Rows& out, std::string& error) {
   int64_t previous_ms = 0;
   std::optional<int64_t> changed_after;
-  if (event.previous != nullptr && event.previous[0] != '\0' &&
-      parseInstantMs(event.previous, previous_ms))
+  if (!event.previous().empty() && parseInstantMs(event.previous(), previous_ms))
     changed_after = previous_ms;
   return map(event, changed_after, out, error);
 }
 
-bool Mapper::map(const ferry_event& event, std::optional<int64_t> changed_after_ms, Rows& out,
+bool Mapper::map(const Event& event, std::optional<int64_t> changed_after_ms, Rows& out,
                  std::string& error) {
-  return mapOne(*mapping_.program_, impl_->filter, impl_->parser,
-                std::string_view(event.body, event.body_len), &event, changed_after_ms, out,
-                error);
+  return mapOne(*mapping_.program_, impl_->filter, impl_->parser, event.body(), &event,
+                changed_after_ms, out, error);
 }
 
 bool Mapper::mapBody(std::string_view body, Rows& out, std::string& error) {

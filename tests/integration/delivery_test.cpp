@@ -274,7 +274,7 @@ TEST_F(FerryTest, DeliveredHookSeesDeliveredEventsButNotDeadLetters) {
               sinkSection("a", dir_.file("a.jsonl")) +
               sinkSection("b", dir_.file("b.jsonl"), "fail_file = " + dir_.file("b.fail") + "\n"));
   RunResult run = runOnce();
-  ASSERT_EQ(run.exit_code, 0) << describe(run);
+  ASSERT_EQ(run.exit_code, 2) << "done, with a new dead letter: " << describe(run);
 
   std::set<std::string> expected;
   for (const auto& i : items)

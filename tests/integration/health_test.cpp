@@ -409,7 +409,13 @@ TEST_F(HealthTest, MetricsFollowPrometheusConventions) {
   EXPECT_EQ(sample(m0, "ferry_sink_dead_letters_total{sink=\"a\"}"), 0) << m0;
   EXPECT_EQ(sample(m0, "ferry_sink_backlog{sink=\"a\"}"), 0) << m0;
   EXPECT_EQ(m0.find("instance="), std::string::npos) << "the label collides with Prometheus's";
-  EXPECT_EQ(sample(m0, "ferry_build_info{version=\"" FERRY_EXPECTED_VERSION "\",abi=\"1\"}"), 1)
+  // The same version and plugin ABI as `ferry --version` says.
+  RunResult version = this->ferry({"--version"});
+  std::smatch abi;
+  ASSERT_TRUE(std::regex_search(version.out, abi, std::regex("plugin ABI ([0-9.]+)"))) << version.out;
+  EXPECT_EQ(sample(m0, "ferry_build_info{version=\"" FERRY_EXPECTED_VERSION "\",abi=\"" +
+                           abi[1].str() + "\"}"),
+            1)
       << m0;
 
   writeFile(data, itemLine("k1", "2026-01-01T00:00:00.000Z") +
@@ -417,7 +423,10 @@ TEST_F(HealthTest, MetricsFollowPrometheusConventions) {
   Answer now;
   ASSERT_TRUE(waitUntil([&] {
     now = get(port_, "/metrics");
+    // (A sink counts its events just after its offset moved: wait for both.)
     return sample(now.body, "ferry_sink_offset{sink=\"a\"}") == 2 &&
+           sample(now.body, "ferry_sink_events_total{sink=\"a\"}") == 2 &&
+           sample(now.body, "ferry_source_events_total{source=\"src\"}") == 2 &&
            sample(now.body, "ferry_sink_state{sink=\"b\",state=\"stopped\"}") == 1;
   })) << now.body << ferry.err();
   const std::string& m = now.body;

@@ -88,7 +88,7 @@ TEST_F(FerryTest, TraceShowsEveryVersionAndWhatEachSinkDidWithIt) {
   writeFile(dir_.file("b.fail"), "fatal_keys k2\n");
   writeConfig(sourceSection("src", data) + sinkSection("a", dir_.file("a.jsonl")) +
               sinkSection("b", dir_.file("b.jsonl"), "fail_file = " + dir_.file("b.fail") + "\n"));
-  ASSERT_EQ(runOnce().exit_code, 0);
+  ASSERT_EQ(runOnce().exit_code, 2) << "k2 was dead-lettered";
   appendFile(data, itemLine("k1", versionAt(60000)));
   ASSERT_EQ(runOnce().exit_code, 0);
 

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstddef>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <initializer_list>
@@ -30,46 +31,65 @@ struct Harness {
   static Harness& of(ferry_host_ctx* ctx) { return *reinterpret_cast<Harness*>(ctx); }
   ferry_host_ctx* ctx() { return reinterpret_cast<ferry_host_ctx*>(this); }
 
+  static std::string text(ferry_plugin_str s) { return std::string(s.ptr, s.len); }
+
   const ferry_host_api* api() const {
     static const ferry_host_api api = [] {
       ferry_host_api a{};
-      a.abi_version = FERRY_ABI_VERSION;
+      a.abi_major = FERRY_ABI_MAJOR;
+      a.abi_minor = FERRY_ABI_MINOR;
       a.struct_size = sizeof(ferry_host_api);
-      a.log = [](ferry_host_ctx* c, ferry_log_level, const char* m) { of(c).logs.push_back(m); };
-      a.set_error = [](ferry_host_ctx* c, const char* m) { of(c).last_error = m; };
+      a.log = [](ferry_host_ctx* c, ferry_log_level, ferry_plugin_str m) {
+        of(c).logs.push_back(text(m));
+      };
+      a.set_error = [](ferry_host_ctx* c, ferry_plugin_str m) { of(c).last_error = text(m); };
       a.set_retry_after = [](ferry_host_ctx*, int64_t) {};
       a.emit = [](ferry_host_ctx* c, const ferry_item* item) {
-        of(c).emitted.push_back(std::string(item->key) + "@" + item->version);
-        return FERRY_OK;
+        of(c).emitted.push_back(text(item->key) + "@" + text(item->version));
+        return FERRY_EMIT_OK;
       };
-      a.http_request = [](ferry_host_ctx*, const ferry_http_request*, ferry_http_response**) {
-        return FERRY_FATAL;
+      a.http_request = [](ferry_host_ctx*, const ferry_http_request*,
+                          ferry_host_http_response** r) {
+        *r = nullptr;
+        return FERRY_HTTP_NO_RESPONSE;
       };
-      a.http_free = [](ferry_host_ctx*, ferry_http_response*) {};
-      a.rate_limit_define = [](ferry_host_ctx*, const char*, const ferry_rate_rule*, size_t) {};
-      a.rate_acquire = [](ferry_host_ctx*, const char*) { return FERRY_OK; };
-      a.state_get = [](ferry_host_ctx*, const char*, ferry_bytes_fn, void*) { return FERRY_FATAL; };
-      a.state_set = [](ferry_host_ctx*, const char*, const char*, size_t) { return FERRY_OK; };
-      a.shared_get = [](ferry_host_ctx*, const char*, const char*, ferry_bytes_fn, void*) {
-        return FERRY_FATAL;
+      a.http_release = [](ferry_host_ctx*, ferry_host_http_response*) {};
+      a.rate_limit_define = [](ferry_host_ctx*, ferry_plugin_str, const ferry_rate_rule*,
+                               size_t) {};
+      a.rate_acquire = [](ferry_host_ctx*, ferry_plugin_str) { return FERRY_ACQUIRE_OK; };
+      a.state_get = [](ferry_host_ctx*, ferry_plugin_str, ferry_receive_fn, void*) {
+        return FERRY_STATE_ABSENT;
       };
-      a.shared_set = [](ferry_host_ctx*, const char*, const char*, const char*, size_t) {
-        return FERRY_OK;
+      a.state_set = [](ferry_host_ctx*, ferry_plugin_str, ferry_plugin_str) {
+        return FERRY_STATE_OK;
       };
-      a.shared_lock = [](ferry_host_ctx*, const char*) {};
-      a.shared_unlock = [](ferry_host_ctx*, const char*) {};
-      a.counter_add = [](ferry_host_ctx*, const char*, double) {};
-      a.gauge_set = [](ferry_host_ctx*, const char*, double) {};
+      a.state_erase = [](ferry_host_ctx*, ferry_plugin_str) { return FERRY_STATE_OK; };
+      a.shared_get = [](ferry_host_ctx*, ferry_plugin_str, ferry_plugin_str, ferry_receive_fn,
+                        void*) { return FERRY_STATE_ABSENT; };
+      a.shared_set = [](ferry_host_ctx*, ferry_plugin_str, ferry_plugin_str, ferry_plugin_str) {
+        return FERRY_STATE_OK;
+      };
+      a.shared_lock = [](ferry_host_ctx*, ferry_plugin_str) {};
+      a.shared_unlock = [](ferry_host_ctx*, ferry_plugin_str) {};
+      a.counter_add = [](ferry_host_ctx*, ferry_plugin_str, double) {};
+      a.gauge_set = [](ferry_host_ctx*, ferry_plugin_str, double) {};
       a.stopping = [](ferry_host_ctx*) { return 0; };
       return a;
     }();
     return &api;
   }
 
+  // One resolved option, as the host hands it over.
+  static ferry_option_value option(const char* name, const char* value) {
+    return {sizeof(ferry_option_value), {name, strlen(name)}, {value, strlen(value)}, 1};
+  }
+
   std::unique_ptr<PluginInstance> create(std::shared_ptr<const Plugin> plugin,
                                          const std::string& name,
                                          const std::vector<ferry_option_value>& options = {}) {
-    return PluginInstance::create(std::move(plugin), name, api(), ctx(), options,
+    std::vector<const ferry_option_value*> pointers;
+    for (const auto& o : options) pointers.push_back(&o);
+    return PluginInstance::create(std::move(plugin), name, api(), ctx(), pointers,
                                   [this] { return last_error; });
   }
 };
@@ -127,7 +147,7 @@ TEST(Loader, LoadsTheGoodDirectoryInNameOrder) {
   EXPECT_TRUE(options[0].required);
   EXPECT_STREQ(options[1].name, "api_key");
   EXPECT_TRUE(options[1].secret);
-  EXPECT_EQ(options[4].type, FERRY_OPT_DURATION);
+  EXPECT_EQ(options[4].type, OptionType::Duration);
   EXPECT_STREQ(options[5].choices, "buyer|supplier");
 }
 
@@ -194,22 +214,47 @@ TEST(Loader, LibraryWithoutEntrySymbol) {
   EXPECT_FALSE(mapped(file)) << "a refused library must be unloaded";
 }
 
-TEST(Loader, WrongAbiVersionNamesBothVersions) {
-  const fs::path file = onlySo("abi_version");
-  auto e = loadFailure(kBroken / "abi_version", true);
+TEST(Loader, PluginBuiltForAbi1IsRefusedNamingBothVersions) {
+  const fs::path file = onlySo("abi1");
+  auto e = loadFailure(kBroken / "abi1", true);
   EXPECT_EQ(e.reason(), LoadError::Reason::AbiMismatch);
   EXPECT_EQ(std::string(e.what()),
             file.string() +
-                ": was built for Ferry plugin ABI 2, this ferry speaks ABI 1: rebuild the plugin "
-                "against the ferry-dev SDK of this version");
-  EXPECT_FALSE(mapped(file));
+                ": was built for Ferry plugin ABI 1, this ferry loads plugins of ABI 2.0: rebuild "
+                "the plugin against the ferry-dev SDK of this version");
+  EXPECT_FALSE(mapped(file)) << "a refused library must be unloaded";
+}
+
+TEST(Loader, AnotherMajorIsRefusedNamingBothVersions) {
+  const fs::path file = onlySo("abi_major");
+  auto e = loadFailure(file);
+  EXPECT_EQ(e.reason(), LoadError::Reason::AbiMismatch);
+  expectWords(e.what(), {file.string() + ": was built for Ferry plugin ABI 3",
+                         "this ferry loads plugins of ABI 2.0", "rebuild the plugin"});
+}
+
+TEST(Loader, NewerMinorIsRefusedNamingBothVersions) {
+  const fs::path file = onlySo("newer_minor");
+  auto e = loadFailure(file);
+  EXPECT_EQ(e.reason(), LoadError::Reason::AbiMismatch);
+  EXPECT_EQ(std::string(e.what()),
+            file.string() +
+                ": needs Ferry plugin ABI 2.1, this ferry provides ABI 2.0: upgrade ferry, or "
+                "build the plugin with FERRY_PLUGIN_ABI_MINOR 0 if it can do without the newer "
+                "parts");
+}
+
+TEST(Loader, PluginsDeclareTheAbiTheyNeed) {
+  auto registry = PluginRegistry::loadDirectory(kGood);
+  EXPECT_EQ(hostAbi(), "2.0");
+  EXPECT_EQ(registry.find("good_sink")->abi(), "2.0");
 }
 
 TEST(Loader, ShortDescriptorSaysBothSizes) {
   const fs::path file = onlySo("short_descriptor");
   auto e = loadFailure(file);
   EXPECT_EQ(e.reason(), LoadError::Reason::ShortDescriptor);
-  const size_t v1 = offsetof(ferry_plugin_descriptor, sink) + sizeof(void*);
+  const size_t v1 = offsetof(ferry_plugin_descriptor, sink) + sizeof(void*);  // ABI 2.0
   expectWords(e.what(), {file.string() + ": the plugin descriptor is 8 bytes",
                          "needs at least " + std::to_string(v1) + " bytes", "rebuild the plugin"});
 }
@@ -256,7 +301,8 @@ TEST(Loader, ShortOptionDefinitions) {
   auto e = loadFailure(file);
   EXPECT_EQ(e.reason(), LoadError::Reason::BadDescriptor);
   expectWords(e.what(), {file.string(), "option #1 has struct_size 8",
-                         "needs at least " + std::to_string(sizeof(ferry_option_def))});
+                         "needs at least " + std::to_string(offsetof(ferry_option_def, flags) +
+                                                            sizeof(uint32_t))});
 }
 
 TEST(Loader, DuplicatePluginNameNamesBothFiles) {
@@ -294,16 +340,16 @@ TEST(Loader, InstanceOutlivesTheRegistryAndUnmapsLast) {
     auto plugin = registry.find("good_source");
     ASSERT_NE(plugin, nullptr);
     file = plugin->file;
-    const ferry_option_value options[] = {{sizeof(ferry_option_value), "account", "acme"}};
-    instance = host.create(plugin, "orders", {std::begin(options), std::end(options)});
+    instance = host.create(plugin, "orders", {Harness::option("account", "acme")});
   }  // registry and every Plugin handle except the instance's are gone
 
   ASSERT_TRUE(mapped(file)) << "the instance must keep its library mapped";
   ASSERT_NE(instance->source(), nullptr);
   EXPECT_EQ(host.logs, std::vector<std::string>{"good_source started for acme"});
-  ferry_fetch_request request{sizeof(ferry_fetch_request), "2025-04-23T10:01:53.812Z", 0, 0, 100};
+  const std::string since = "2025-04-23T10:01:53.812Z";
+  ferry_fetch_request request{sizeof(ferry_fetch_request), 0, 100, 0, {since.data(), since.size()}};
   ferry_fetch_result result{sizeof(ferry_fetch_result), UINT32_MAX};
-  EXPECT_EQ(instance->source()->fetch(instance->handle(), &request, &result), FERRY_OK);
+  EXPECT_EQ(instance->source()->fetch(instance->handle(), &request, &result), FERRY_FETCH_OK);
   EXPECT_EQ(result.received, 2u);
   EXPECT_EQ(host.emitted, (std::vector<std::string>{"order-1@2025-04-23T10:01:53.812Z",
                                                     "order-2@2025-04-23T10:01:53.812Z"}));
@@ -315,24 +361,22 @@ TEST(Loader, InstanceOutlivesTheRegistryAndUnmapsLast) {
 TEST(Loader, SinkInstanceWritesThroughTheTable) {
   auto registry = PluginRegistry::loadDirectory(kGood);
   Harness host;
-  const ferry_option_value options[] = {{sizeof(ferry_option_value), "target", "/tmp/out"}};
-  auto instance =
-      host.create(registry.find("good_sink"), "erp", {std::begin(options), std::end(options)});
+  auto instance = host.create(registry.find("good_sink"), "erp", {Harness::option("target", "/tmp/out")});
   ASSERT_NE(instance->sink(), nullptr);
   EXPECT_EQ(instance->source(), nullptr);
   ferry_write_result result{sizeof(ferry_write_result), 0};
-  EXPECT_EQ(instance->sink()->write(instance->handle(), nullptr, 0, &result), FERRY_OK);
+  EXPECT_EQ(instance->sink()->write(instance->handle(), nullptr, 0, &result), FERRY_WRITE_OK);
   EXPECT_EQ(host.logs, std::vector<std::string>{"wrote 0 events to /tmp/out"});
 }
 
 TEST(Loader, OptionTypeNames) {
-  EXPECT_STREQ(optionTypeName(FERRY_OPT_STRING), "string");
-  EXPECT_STREQ(optionTypeName(FERRY_OPT_INT), "int");
-  EXPECT_STREQ(optionTypeName(FERRY_OPT_BOOL), "bool");
-  EXPECT_STREQ(optionTypeName(FERRY_OPT_DOUBLE), "double");
-  EXPECT_STREQ(optionTypeName(FERRY_OPT_DURATION), "duration");
-  EXPECT_STREQ(optionTypeName(FERRY_OPT_INSTANT), "instant");
-  EXPECT_STREQ(optionTypeName(FERRY_OPT_LIST), "list");
+  EXPECT_STREQ(optionTypeName(OptionType::String), "string");
+  EXPECT_STREQ(optionTypeName(OptionType::Int), "int");
+  EXPECT_STREQ(optionTypeName(OptionType::Bool), "bool");
+  EXPECT_STREQ(optionTypeName(OptionType::Double), "double");
+  EXPECT_STREQ(optionTypeName(OptionType::Duration), "duration");
+  EXPECT_STREQ(optionTypeName(OptionType::Instant), "instant");
+  EXPECT_STREQ(optionTypeName(OptionType::List), "list");
 }
 
 }  // namespace

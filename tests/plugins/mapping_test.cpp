@@ -1,6 +1,7 @@
 // The field mapping language (the SDK's Ferry::mapping, <ferry/mapping.hpp>): what a user writes
 // in `columns` and `rows`, and the cells a body turns into.
 #include <ferry/mapping.hpp>
+#include <ferry/testing/fake_host.hpp>
 #include <gtest/gtest.h>
 
 #include <map>
@@ -221,27 +222,25 @@ TEST(MappingFixedAndEvent, FixedTextAndEventFields) {
 
   Mapper mapper(
       Mapping::parse("k=$key; v=$version; p=$previous; e=$echo; s=$source; n=$entity; q=$sequence; "
-                     "i=$idempotency_key; r=$row"));
+                     "i=$idempotency_key; m=$meta; r=$row"));
   Rows out(mapper.mapping().columnCount());
   std::string body = R"({"id":"o1"})";
-  ferry_event ev{sizeof(ferry_event),
-                 42,
-                 "duck",
-                 "order",
-                 "o1",
-                 "2026-07-05T12:00:00.000Z",
-                 "2026-07-05T11:00:00.000Z",
-                 body.c_str(),
-                 body.size(),
-                 1,
-                 "duck/order/o1/2026-07-05T12:00:00.000Z"};
+  ferry::testing::EventView ev({.key = "o1",
+                                .version = "2026-07-05T12:00:00.000Z",
+                                .body = body,
+                                .previous = "2026-07-05T11:00:00.000Z",
+                                .source = "duck",
+                                .echo = true,
+                                .sequence = 42,
+                                .meta = R"({"numbers":["1007"]})"});
   std::string error;
-  ASSERT_TRUE(mapper.map(ev, out, error)) << error;
+  ASSERT_TRUE(mapper.map(ev.event(), out, error)) << error;
   std::vector<std::string> got;
   for (size_t c = 0; c < out.columns(); ++c) got.push_back(out.at(0, c).text);
   EXPECT_EQ(got, (std::vector<std::string>{"o1", "2026-07-05T12:00:00.000Z",
                                            "2026-07-05T11:00:00.000Z", "true", "duck", "order",
-                                           "42", "duck/order/o1/2026-07-05T12:00:00.000Z", "1"}));
+                                           "42", "duck/order/o1/2026-07-05T12:00:00.000Z",
+                                           R"({"numbers":["1007"]})", "1"}));
 }
 
 TEST(MappingRaw, RawMarksTheColumnAndKeepsTheValue) {

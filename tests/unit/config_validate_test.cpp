@@ -429,13 +429,13 @@ TEST_F(ConfigTest, PluginRedeclaringAHostSettingWithAnotherTypeIsNamed) {
 }
 
 TEST(NormaliseOption, BoolListInstantAndSecretChoices) {
-  ferry_option_def b{sizeof(ferry_option_def), "flag", FERRY_OPT_BOOL, nullptr, 0, 0, "", nullptr};
+  OptionSpec b{"flag", OptionType::Bool};
   for (const char* yes : {"true", "YES", "on", "1"})
     EXPECT_EQ(normaliseOption(b, yes, "w"), "true");
   for (const char* no : {"false", "No", "OFF", "0"})
     EXPECT_EQ(normaliseOption(b, no, "w"), "false");
 
-  ferry_option_def l{sizeof(ferry_option_def), "l", FERRY_OPT_LIST, nullptr, 0, 0, "", "a|b|c"};
+  OptionSpec l{"l", OptionType::List, nullptr, false, false, "", "a|b|c"};
   EXPECT_EQ(normaliseOption(l, " a ,c,  b", "w"), "a,c,b");
   try {
     normaliseOption(l, "a, d", "f: [s] l");
@@ -444,10 +444,10 @@ TEST(NormaliseOption, BoolListInstantAndSecretChoices) {
     EXPECT_EQ(std::string(e.what()), "f: [s] l: 'd' is not one of a|b|c; choose one of: a, b, c");
   }
 
-  ferry_option_def i{sizeof(ferry_option_def), "t", FERRY_OPT_INSTANT, nullptr, 0, 0, "", nullptr};
+  OptionSpec i{"t", OptionType::Instant};
   EXPECT_EQ(normaliseOption(i, "2025-04-23T10:01:53.812345Z", "w"), "2025-04-23T10:01:53.812Z");
 
-  ferry_option_def s{sizeof(ferry_option_def), "role", FERRY_OPT_STRING, nullptr, 0, 1, "", "x|y"};
+  OptionSpec s{"role", OptionType::String, nullptr, false, true, "", "x|y"};
   try {
     normaliseOption(s, "topsecret", "f: [s] role");
     FAIL() << "no ConfigError";

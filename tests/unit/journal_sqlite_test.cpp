@@ -474,6 +474,70 @@ TEST_F(JournalTest, FileThatIsNotADatabaseGivesSqlitesMessage) {
   }
 }
 
+TEST_F(JournalTest, AVersionOneJournalIsMigratedKeepingItsData) {
+  journal_->events().commit("src", {event("A1", kT1)}, cursorAt(kT1));
+  journal_->ledger().advanceSink("out", 1, DeliveryRange{1, 1, "1 event(s)"}, {});
+  journal_.reset();
+  {
+    Poco::Data::Session db = inspect();
+    for (const char* table : {"commands", "sink_controls", "source_origins", "instance_activity"})
+      db << std::string("DROP TABLE ") + table, now;
+    db << "PRAGMA user_version = 1", now;
+  }
+  reopen();
+  EXPECT_EQ(journal_->events().lastSequence(), 1);
+  EXPECT_EQ(journal_->ledger().sinkOffset("out"), 1);
+  EXPECT_THAT(journal_->controls().knownSinks(), ElementsAre("out"));
+  EXPECT_EQ(journal_->controls().submitCommand("sink.pause", "out", "{}"), 1);
+}
+
+TEST_F(JournalTest, RequestsArePendingUntilAnswered) {
+  Controls& c = journal_->controls();
+  const int64_t a = c.submitCommand("sink.pause", "out", "{}");
+  const int64_t b = c.submitCommand("sink.rewind", "out", R"({"sequence":3})");
+  ASSERT_EQ(c.pendingCommands().size(), 2u);
+  c.finishCommand(a, true, "paused");
+  c.finishCommand(b, false, "beyond retention");
+  EXPECT_TRUE(c.pendingCommands().empty());
+  EXPECT_EQ(c.command(a)->state, "done");
+  EXPECT_EQ(c.command(b)->state, "failed");
+  EXPECT_EQ(c.command(b)->result, "beyond retention");
+  EXPECT_EQ(c.command(b)->argument, R"({"sequence":3})");
+  EXPECT_FALSE(c.command(99).has_value());
+}
+
+TEST_F(JournalTest, APausedOrKnownSinkIsKnownUntilForgotten) {
+  Controls& c = journal_->controls();
+  journal_->events().commit("src", {event("A1", kT1), event("A2", kT2)}, cursorAt(kT2));
+  journal_->ledger().advanceSink("a", 2, std::nullopt, {});
+  c.setSinkPaused("b", true);
+  EXPECT_TRUE(c.sinkPaused("b"));
+  EXPECT_FALSE(c.sinkPaused("a"));
+  EXPECT_THAT(c.knownSinks(), ElementsAre("a", "b"));
+  c.setSinkOffset("a", 1);
+  EXPECT_EQ(journal_->ledger().sinkOffset("a"), 1);
+  c.forgetSink("b");
+  EXPECT_FALSE(c.sinkPaused("b"));
+  EXPECT_THAT(c.knownSinks(), ElementsAre("a"));
+  EXPECT_EQ(c.oldestSequence(), 1);
+  EXPECT_EQ(c.firstSequenceFetchedFrom(0), 1);
+  EXPECT_EQ(c.firstSequenceFetchedFrom(nowMs() + 60000), 0);
+}
+
+TEST_F(JournalTest, AWrittenReplayIsRecordedAsADelivery) {
+  journal_->events().commit("src", {event("A1", kT1)}, cursorAt(kT1));
+  journal_->ledger().advanceSink("out", 1, std::nullopt, {{1, "rejected"}});
+  const auto letters = journal_->ledger().deadLetters(std::nullopt);
+  ASSERT_EQ(letters.size(), 1u);
+  EXPECT_TRUE(journal_->ledger().deliveriesOf(1).empty());
+  journal_->ledger().settleReplay(letters[0].id, std::nullopt);
+  EXPECT_TRUE(journal_->ledger().deadLetters(std::nullopt).empty());
+  const auto deliveries = journal_->ledger().deliveriesOf(1);
+  ASSERT_EQ(deliveries.size(), 1u);
+  EXPECT_EQ(deliveries[0].sink, "out");
+  EXPECT_EQ(deliveries[0].detail, "replay of dead letter #" + std::to_string(letters[0].id));
+}
+
 TEST_F(JournalTest, NewerSchemaIsRefused) {
   journal_.reset();
   {

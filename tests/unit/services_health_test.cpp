@@ -89,6 +89,29 @@ TEST(Health, ASinkWithoutSuccessForLongerThanTheLimitIsUnhealthy) {
                       "plugin");
 }
 
+TEST(Health, ASinkWaitingForEventsIsHealthyAndCountsFromTheEndOfTheWait) {
+  Health h;
+  h.add("erp", "sink", 0, 0);
+  h.succeeded("erp", 1000);
+  h.setState("erp", "idle", "", 1000);
+  h.setWaiting("erp", true, 1000);
+  EXPECT_TRUE(only(h, 1000 + 2 * kLimit).healthy);
+  h.setWaiting("erp", false, 1000 + 2 * kLimit);  // events arrive; their write hangs
+  EXPECT_TRUE(only(h, 1000 + 3 * kLimit).healthy);
+  EXPECT_FALSE(only(h, 1000 + 3 * kLimit + 1).healthy);
+}
+
+TEST(Health, APausedSinkIsHealthyAndItsQuietTimeCountsFromItsResumption) {
+  Health h;
+  h.add("erp", "sink", 0, 0);
+  h.succeeded("erp", 1000);
+  h.setState("erp", "paused", "", 2000);
+  EXPECT_TRUE(only(h, 2000 + 10 * kLimit).healthy);
+  h.setState("erp", "running", "", 2000 + 10 * kLimit);
+  EXPECT_TRUE(only(h, 2000 + 11 * kLimit).healthy);
+  EXPECT_FALSE(only(h, 2000 + 11 * kLimit + 1).healthy);
+}
+
 TEST(Health, JudgesEveryInstanceInTheOrderTheyWereAdded) {
   Health h;
   h.add("b", "sink", 0, 0);

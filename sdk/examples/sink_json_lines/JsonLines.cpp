@@ -37,17 +37,17 @@ class JsonLines : public ferry::Sink {
     host.info("appending to " + path_ + " (built with Ferry SDK " FERRY_SDK_VERSION ")");
   }
 
-  ferry::WriteOutcome write(std::span<const ferry_event> batch) override {
+  ferry::WriteOutcome write(const ferry::Batch& batch) override {
     std::string lines;
     for (size_t i = 0; i < batch.size(); ++i) {
-      ferry::Event e(batch[i]);
+      const ferry::Event e = batch[i];
       // The body is embedded as JSON; text that cannot be an object or array would break the
       // line, so that event goes to the dead letters (the ones before it are written first).
       std::string_view body = e.body();
       while (!body.empty() && (body.front() == ' ' || body.front() == '\n')) body.remove_prefix(1);
       if (body.empty() || (body.front() != '{' && body.front() != '[')) {
         if (auto r = append(lines); !r.empty()) return ferry::WriteOutcome::retry(0, r);
-        return ferry::WriteOutcome::fatal(i, "body is not a JSON object or array");
+        return ferry::WriteOutcome::refuse(i, "body is not a JSON object or array");
       }
       lines += "{\"id\":";
       ferry::json::appendString(lines, e.idempotencyKey());

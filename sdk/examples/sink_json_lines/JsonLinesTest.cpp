@@ -43,7 +43,7 @@ TEST_F(JsonLinesTest, AppendsOneLinePerEventAndSaysWhichSdkBuiltIt) {
        .previous = "2026-07-05T11:00:00.000Z", .echo = true},
   });
 
-  ASSERT_EQ(outcome.status, FERRY_OK) << outcome.message;
+  ASSERT_EQ(outcome.status, FERRY_WRITE_OK) << outcome.message;
   EXPECT_EQ(read(dir_ / "out.jsonl"),
             R"({"id":"source/order/1/2026-07-05T12:00:00.000Z","source":"source","entity":"order",)"
             R"("key":"1","version":"2026-07-05T12:00:00.000Z","previous":null,"echo":false,)"
@@ -63,7 +63,7 @@ TEST_F(JsonLinesTest, ABodyThatIsNoObjectGoesToTheDeadLettersAfterTheLinesBefore
       {.key = "2", .version = "2026-07-05T12:00:01Z", .body = "42"},
   });
 
-  EXPECT_EQ(outcome.status, FERRY_FATAL);
+  EXPECT_EQ(outcome.status, FERRY_WRITE_REFUSED);
   EXPECT_EQ(outcome.done, 1u);
   EXPECT_EQ(outcome.message, "body is not a JSON object or array");
   EXPECT_NE(read(dir_ / "out.jsonl").find(R"("key":"1")"), std::string::npos);
@@ -75,7 +75,7 @@ TEST_F(JsonLinesTest, AFileThatCannotBeWrittenIsRetried) {
   auto outcome =
       sink.write({{.key = "1", .version = "2026-07-05T12:00:00Z", .body = R"({"id":"1"})"}});
 
-  EXPECT_EQ(outcome.status, FERRY_RETRY);
+  EXPECT_EQ(outcome.status, FERRY_WRITE_RETRY);
   EXPECT_EQ(outcome.done, 0u);
   EXPECT_NE(outcome.message.find("cannot open"), std::string::npos) << outcome.message;
 }

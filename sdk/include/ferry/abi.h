@@ -1,20 +1,41 @@
 /*
- * Ferry plugin ABI — the C boundary between the ferry host and a plugin library.
+ * Ferry plugin ABI 2 — the C boundary between the ferry host and a plugin library.
+ *
+ * Versions
+ *   FERRY_ABI_MAJOR changes only when the boundary breaks (a field removed or moved, a meaning
+ *   changed); a host loads only plugins of its own major. FERRY_ABI_MINOR grows when something is
+ *   appended: a field at the end of a struct, a function at the end of a table, a value of an
+ *   enum. Every such addition is marked in this header with FERRY_SINCE(major, minor). A plugin's
+ *   descriptor names the minor it needs; a host with a lower minor refuses it with both versions
+ *   in the message. A plugin that declares a lower minor than the header it was built with (to run
+ *   on older hosts) checks FERRY_HAS_FIELD before it touches anything newer.
  *
  * Rules of the boundary
  *   - Pure C: no C++ type, exception or RTTI crosses it. The C++ wrapper in <ferry/plugin.hpp>
- *     catches every exception on the plugin side and turns it into a status and a message.
- *   - Every struct starts with its own size (`struct_size`) and only ever grows by appending
- *     fields. A reader checks `struct_size` before reading a field added after version 1.
- *   - Strings are NUL-terminated UTF-8. A `const char*` handed across is borrowed: it stays valid
- *     for the duration of the call it was passed to, unless its documentation says otherwise.
+ *     catches every exception on the plugin side and turns it into the call's status and message.
+ *   - Every struct that may grow starts with its own size (`struct_size`) and only ever grows by
+ *     appending. Structs marked "frozen" never change; they exist to be put in arrays.
+ *   - Arrays the host hands to a plugin are arrays of pointers (`const T* const*`), so that a
+ *     plugin built against an older minor never indexes them with a wrong element size. Arrays a
+ *     plugin hands to the host hold frozen structs, or are walked with their first element's
+ *     struct_size (the option table).
+ *   - Data strings are {ptr, len} and may hold any byte, NUL included; ptr may be NULL when len is
+ *     0. The type names say who owns the bytes (the naming follows Envoy's dynamic-module ABI):
+ *       ferry_host_str    owned by the host, lent to the plugin for the duration of the call it
+ *                         was passed to (or as documented);
+ *       ferry_plugin_str  owned by the plugin, lent to the host for the duration of the call; the
+ *                         host copies what it keeps.
+ *     Static text of the descriptor (names, help, defaults) is NUL-terminated `const char*` that
+ *     lives as long as the library is loaded.
+ *   - Every kind of call answers with its own status type, so that a value means one thing. A
+ *     non-OK answer is explained by a message set with ferry_host_api.set_error before returning.
  *   - Threading: the host calls the functions of one instance from one thread at a time (never
  *     concurrently), but not always from the same thread. Different instances may run
  *     concurrently. Host-API functions are thread-safe unless stated otherwise.
  *
  * A plugin library exports exactly one symbol, FERRY_ENTRY_SYMBOL, of type ferry_entry_fn. The
- * host reads the descriptor it returns and checks `abi_version`, `struct_size` and the tables
- * before it calls anything else in the library.
+ * host reads the descriptor it returns and checks the versions, sizes and tables before it calls
+ * anything else in the library.
  */
 #ifndef FERRY_ABI_H
 #define FERRY_ABI_H
@@ -26,9 +47,18 @@
 extern "C" {
 #endif
 
-/* The ABI version this header describes. A host refuses a plugin whose descriptor names another
- * version; bump it only for changes that are not appends. */
-#define FERRY_ABI_VERSION 1u
+/* The ABI this header describes. */
+#define FERRY_ABI_MAJOR 2u
+#define FERRY_ABI_MINOR 0u
+
+/* Marks a field, function or value appended in ABI major.minor (documentation only). */
+#define FERRY_SINCE(major, minor)
+
+/* Whether the struct at `ptr` (of type `type`, starting with struct_size) is long enough to hold
+ * `field`: check it before reading a field added in a later minor than the other side needs. */
+#define FERRY_HAS_FIELD(type, ptr, field)                   \
+  ((ptr) != NULL && (size_t)(ptr)->struct_size >=           \
+                        offsetof(type, field) + sizeof(((const type*)0)->field))
 
 /* The name of the one exported symbol (a ferry_entry_fn). */
 #define FERRY_ENTRY_SYMBOL ferry_plugin_entry
@@ -41,23 +71,24 @@ extern "C" {
 #endif
 
 /* ---------------------------------------------------------------------------------------------
- * Status codes
+ * Strings (frozen)
  * ------------------------------------------------------------------------------------------- */
 
-/* What a plugin call answers. A non-OK answer should be accompanied by a message given through
- * ferry_host_api.set_error before returning. */
-typedef enum ferry_status {
-  FERRY_OK = 0,    /* done */
-  FERRY_RETRY = 1, /* transient failure: the host backs off (honouring set_retry_after) and
-                      tries again; nothing of the call is kept */
-  FERRY_FATAL = 2, /* can never succeed as asked: a sink's event goes to the dead letters; a
-                      source or create() is stopped with the message as its status */
-  FERRY_AUTH = 3,  /* authentication or authorisation refused: the instance is stopped with the
-                      message as its status instead of hammering the remote */
-  FERRY_STOP = 4   /* the instance cannot go on for another reason an operator must fix (an
-                      endpoint retired with 410, a redirect, an untrusted certificate): it is
-                      stopped with the message as its status */
-} ferry_status;
+/* Bytes owned by the host, lent to the plugin. */
+typedef struct ferry_host_str {
+  const char* ptr;
+  size_t len;
+} ferry_host_str;
+
+/* Bytes owned by the plugin, lent to the host for the duration of the call. */
+typedef struct ferry_plugin_str {
+  const char* ptr;
+  size_t len;
+} ferry_plugin_str;
+
+/* ---------------------------------------------------------------------------------------------
+ * Enumerations
+ * ------------------------------------------------------------------------------------------- */
 
 typedef enum ferry_plugin_kind { FERRY_KIND_SOURCE = 1, FERRY_KIND_SINK = 2 } ferry_plugin_kind;
 
@@ -84,167 +115,261 @@ typedef enum ferry_option_type {
   FERRY_OPT_LIST = 7      /* comma-separated values; resolved with blanks around items removed */
 } ferry_option_type;
 
-/* One declared option. A plugin's option table is static data that lives as long as the library
- * is loaded. */
+#define FERRY_OPTION_REQUIRED 1u /* the config must set it (default_value is ignored) */
+#define FERRY_OPTION_SECRET 2u   /* never logged, printed or echoed in an error */
+
+/* One declared option: static data that lives as long as the library is loaded. The host walks
+ * the table with the first entry's struct_size, so entries may grow in later minors. */
 typedef struct ferry_option_def {
-  uint32_t struct_size;          /* sizeof(ferry_option_def) */
-  const char* name;              /* config key: [a-z0-9_]+ */
+  uint32_t struct_size; /* sizeof(ferry_option_def) */
   ferry_option_type type;
-  const char* default_value;     /* text in config syntax, or NULL for no default */
-  int required;                  /* non-zero: the config must set it (default_value ignored) */
-  int secret;                    /* non-zero: never logged, printed or echoed in an error */
-  const char* help;              /* one line for `ferry plugins` and the plugin's README */
-  const char* choices;           /* NULL, or the allowed values separated by '|' ("a|b|c") */
+  const char* name;          /* config key: [a-z0-9_]+ */
+  const char* default_value; /* text in config syntax, or NULL for no default */
+  const char* help;          /* one line for `ferry plugins` and the plugin's README */
+  const char* choices;       /* NULL, or the allowed values separated by '|' ("a|b|c") */
+  uint32_t flags;            /* FERRY_OPTION_* */
 } ferry_option_def;
 
-/* One resolved option value, as handed to create(). `value` is NULL when the option is not set
- * and has no default. Borrowed for the duration of create(): copy what you keep. */
+/* One resolved option value, as handed to create(): lent for the duration of create(). */
 typedef struct ferry_option_value {
-  uint32_t struct_size; /* sizeof(ferry_option_value) */
-  const char* name;
-  const char* value;
+  uint32_t struct_size;
+  ferry_host_str name;
+  ferry_host_str value; /* the resolved text; meaningful only when is_set */
+  int is_set;           /* 0 when the option is not set and has no default */
 } ferry_option_value;
 
 /* ---------------------------------------------------------------------------------------------
  * Events
  * ------------------------------------------------------------------------------------------- */
 
-/* A change as a source emits it (ferry_host_api.emit). Borrowed: the host copies what it keeps
- * before emit() returns. */
+#define FERRY_ITEM_ECHO 1u /* this change was caused by this integration itself */
+
+/* A change as a source emits it (ferry_host_api.emit). The host copies what it keeps. */
 typedef struct ferry_item {
   uint32_t struct_size; /* sizeof(ferry_item) */
-  const char* entity;   /* "order", "shipment", … */
-  const char* key;      /* the entity's id at the remote system */
-  const char* version;  /* the remote change time exactly as received, ISO-8601 with a zone */
-  const char* body;     /* the entity's JSON text exactly as received; need not be NUL-terminated */
-  size_t body_len;
-  int echo;             /* non-zero when this change was caused by this integration itself */
+  uint32_t flags;       /* FERRY_ITEM_* */
+  ferry_plugin_str entity;  /* "order", "shipment", … */
+  ferry_plugin_str key;     /* the entity's id at the remote system; no control characters */
+  ferry_plugin_str version; /* the remote change time exactly as received, ISO-8601 with a zone */
+  ferry_plugin_str body;    /* the entity's JSON text exactly as received */
+  /* Empty, or a JSON object of at most 64 KiB that sinks may act on without knowing the source:
+   *   "numbers":   the business numbers people search for (order number, PO number), strings;
+   *                `ferry trace` finds the event by any of them;
+   *   "own_lines": positions (0-based) of the body's lines that are this integration's own open
+   *                requests, for sinks that leave out echo lines.
+   * Other members are free for the source to define (document them in its README). */
+  ferry_plugin_str meta;
 } ferry_item;
 
-/* A journalled change as a sink (or a source's delivered hook) receives it. All strings are
- * NUL-terminated and borrowed for the duration of the call. */
+#define FERRY_EVENT_ECHO 1u
+
+/* A journalled change as a sink (or a source's delivered hook) receives it: lent for the
+ * duration of the call. */
 typedef struct ferry_event {
   uint32_t struct_size;
-  int64_t sequence;            /* journal position, strictly increasing */
-  const char* source;          /* the source instance's name from the config */
-  const char* entity;
-  const char* key;
-  const char* version;         /* exact string as received */
-  const char* previous;        /* version delivered before for this key; "" for a new key */
-  const char* body;            /* NUL-terminated JSON text */
-  size_t body_len;
-  int echo;
-  const char* idempotency_key; /* "source/entity/key/version" */
+  uint32_t flags;               /* FERRY_EVENT_* */
+  int64_t sequence;             /* journal position, strictly increasing */
+  int64_t fetched_at_ms;        /* when the host journalled it, ms since the Unix epoch */
+  ferry_host_str source;        /* the source instance's name from the config */
+  ferry_host_str entity;
+  ferry_host_str key;
+  ferry_host_str version;       /* exact text as received */
+  ferry_host_str previous;      /* version delivered before for this key; empty for a new key */
+  ferry_host_str body;          /* JSON text; the byte after the last is a NUL (not counted) */
+  ferry_host_str meta;          /* the source's metadata object (see ferry_item), or empty */
+  ferry_host_str idempotency_key; /* "source/entity/key/version" */
 } ferry_event;
 
 /* ---------------------------------------------------------------------------------------------
- * The host API: a versioned function table handed to each instance at create()
+ * Status types, one per kind of call
  * ------------------------------------------------------------------------------------------- */
 
-/* Opaque per-instance handle; pass it back with every host-API call. Valid from create() until
- * destroy() returns. */
+/* create() */
+typedef enum ferry_create_status {
+  FERRY_CREATE_OK = 0,
+  FERRY_CREATE_REFUSED = 1 /* the options cannot work (the message names the option) */
+} ferry_create_status;
+
+/* ferry_source_api.fetch */
+typedef enum ferry_fetch_status {
+  FERRY_FETCH_OK = 0,    /* the page is complete */
+  FERRY_FETCH_RETRY = 1, /* transient: the host backs off and asks again; nothing is kept */
+  FERRY_FETCH_AUTH = 2,  /* credentials refused: the source is stopped with the message */
+  FERRY_FETCH_STOP = 3   /* cannot go on until an operator acts (an endpoint retired, a
+                            certificate not trusted, a 4xx that will not change): stopped */
+} ferry_fetch_status;
+
+/* ferry_source_api.delivered */
+typedef enum ferry_hook_status {
+  FERRY_HOOK_OK = 0,
+  FERRY_HOOK_RETRY = 1, /* transient: called again for the same event after a back-off */
+  FERRY_HOOK_AUTH = 2,  /* credentials refused: the source is stopped */
+  FERRY_HOOK_STOP = 3   /* an operator must act: the source is stopped */
+} ferry_hook_status;
+
+/* ferry_sink_api.write */
+typedef enum ferry_write_status {
+  FERRY_WRITE_OK = 0,      /* every event of the batch is durable at the target */
+  FERRY_WRITE_RETRY = 1,   /* events [0, done) are durable; the rest is written again later */
+  FERRY_WRITE_REFUSED = 2, /* events [0, done) are durable; event `done` can never be written:
+                              it goes to the dead letters with the message, the host goes on */
+  FERRY_WRITE_AUTH = 3,    /* credentials refused: the sink is stopped; [0, done) durable */
+  FERRY_WRITE_STOP = 4     /* an operator must act: the sink is stopped; [0, done) durable */
+} ferry_write_status;
+
+/* check() of either kind, for `ferry check --connect` */
+typedef enum ferry_check_status {
+  FERRY_CHECK_OK = 0,
+  FERRY_CHECK_UNREACHABLE = 1, /* could not reach the remote or target (may pass later) */
+  FERRY_CHECK_AUTH = 2,        /* credentials refused */
+  FERRY_CHECK_FAILED = 3       /* reached, but it cannot work as configured */
+} ferry_check_status;
+
+/* Answers of the host. */
+typedef enum ferry_emit_status {
+  FERRY_EMIT_OK = 0,
+  FERRY_EMIT_REFUSED = 1 /* the item is unusable (no key, a bad version, …): the reason is the
+                            page's error; return a non-OK status from fetch() */
+} ferry_emit_status;
+
+typedef enum ferry_http_status {
+  FERRY_HTTP_RESPONSE = 0,    /* a response arrived, whatever its HTTP status */
+  FERRY_HTTP_NO_RESPONSE = 1, /* timeout, refused, dropped, too large, host stopping */
+  FERRY_HTTP_BAD_REQUEST = 2  /* the request is malformed (bad URL, bad header) */
+} ferry_http_status;
+
+typedef enum ferry_state_status {
+  FERRY_STATE_OK = 0,
+  FERRY_STATE_ABSENT = 1, /* get: no value under that key */
+  FERRY_STATE_FAILED = 2  /* the store failed (the journal's error is logged): nothing changed;
+                             treat it as transient */
+} ferry_state_status;
+
+typedef enum ferry_acquire_status {
+  FERRY_ACQUIRE_OK = 0,
+  FERRY_ACQUIRE_STOPPING = 1 /* the host is stopping: return a RETRY status */
+} ferry_acquire_status;
+
+/* ---------------------------------------------------------------------------------------------
+ * The host API: a function table handed to each instance at create()
+ * ------------------------------------------------------------------------------------------- */
+
+/* Opaque per-instance handle, owned by the host; pass it back with every host-API call. Valid
+ * from create() until destroy() returns. */
 typedef struct ferry_host_ctx ferry_host_ctx;
 
-typedef struct ferry_header {
-  const char* name;
-  const char* value;
-} ferry_header;
+/* An instance, owned by the plugin: what create() made, handed back with every call. */
+typedef struct ferry_plugin_instance ferry_plugin_instance;
 
-/* An HTTP request. Borrowed for the duration of http_request(). */
+/* A request header (frozen). */
+typedef struct ferry_plugin_header {
+  ferry_plugin_str name;
+  ferry_plugin_str value;
+} ferry_plugin_header;
+
+/* A response header (frozen). */
+typedef struct ferry_host_header {
+  ferry_host_str name;
+  ferry_host_str value;
+} ferry_host_header;
+
+#define FERRY_HTTP_SKIP_TLS_VERIFY 1u /* do not verify the server's certificate (only on the
+                                         user's explicit request; the plugin logs a warning) */
+
+/* An HTTP request, lent for the duration of http_request(). */
 typedef struct ferry_http_request {
-  uint32_t struct_size;        /* sizeof(ferry_http_request) */
-  const char* method;          /* "GET", "POST", "PATCH", … */
-  const char* url;             /* absolute http:// or https:// URL, query already encoded */
-  const ferry_header* headers; /* may be NULL when header_count is 0 */
+  uint32_t struct_size; /* sizeof(ferry_http_request) */
+  uint32_t flags;       /* FERRY_HTTP_* */
+  ferry_plugin_str method; /* "GET", "POST", "PATCH", … */
+  ferry_plugin_str url;    /* absolute http:// or https:// URL, query already encoded */
+  const ferry_plugin_header* headers;
   size_t header_count;
-  const char* body;            /* may be NULL */
-  size_t body_len;
-  int64_t timeout_ms;          /* 0: the host default (30 s) */
-  const char* rate_key;        /* NULL, or a limiter defined with rate_limit_define(): the
-                                  request waits for a token first */
-  int skip_tls_verify;         /* non-zero: do not verify the server's certificate (only when the
-                                  user asked for it explicitly; the plugin logs a warning) */
+  ferry_plugin_str body;
+  int64_t timeout_ms;        /* 0: the host default */
+  ferry_plugin_str rate_key; /* empty, or a limiter defined with rate_limit_define(): the request
+                                waits for a token first */
 } ferry_http_request;
 
-/* An HTTP response, owned by the host; release it with http_free(). */
-typedef struct ferry_http_response {
-  uint32_t struct_size;
-  int status;                  /* HTTP status, 0 when no response arrived */
-  const ferry_header* headers; /* response headers, names as received */
-  size_t header_count;
-  const char* body;            /* NUL-terminated */
-  size_t body_len;
-  int transient;               /* non-zero for 408/425/429/5xx, timeouts and dropped connections */
-  int64_t retry_after_ms;      /* from Retry-After (seconds or HTTP date), -1 when absent */
-  const char* error;           /* transport error text when status is 0, else "" */
-} ferry_http_response;
+#define FERRY_HTTP_TRANSIENT 1u /* 408/425/429/5xx, timeouts and dropped connections */
 
-/* One window of a rate limit: at most `count` requests in any `per_ms` milliseconds. */
+/* An HTTP response, owned by the host until the plugin releases it with http_release(). */
+typedef struct ferry_host_http_response {
+  uint32_t struct_size;
+  uint32_t flags;      /* FERRY_HTTP_TRANSIENT */
+  int status;          /* HTTP status, 0 when no response arrived */
+  const ferry_host_header* headers; /* names as received */
+  size_t header_count;
+  ferry_host_str body; /* the byte after the last is a NUL (not counted) */
+  int64_t retry_after_ms; /* from Retry-After (seconds or HTTP date), -1 when absent */
+  ferry_host_str error;   /* why no response arrived (status 0) or why the request is bad */
+} ferry_host_http_response;
+
+/* One window of a rate limit (frozen): at most `count` requests in any `per_ms` milliseconds. */
 typedef struct ferry_rate_rule {
   uint32_t count;
   uint32_t per_ms;
 } ferry_rate_rule;
 
-typedef void (*ferry_bytes_fn)(void* user, const char* data, size_t len);
+/* Receives a value the host lends for the duration of the callback. */
+typedef void (*ferry_receive_fn)(void* user, ferry_host_str value);
 
 typedef struct ferry_host_api {
-  uint32_t abi_version; /* FERRY_ABI_VERSION of the host */
+  uint32_t abi_major;   /* FERRY_ABI_MAJOR of the host */
+  uint32_t abi_minor;   /* FERRY_ABI_MINOR of the host */
   uint32_t struct_size; /* sizeof(ferry_host_api) as the host was built */
 
   /* Writes a line to the host log, tagged with the instance name. Never pass secrets. */
-  void (*log)(ferry_host_ctx* ctx, ferry_log_level level, const char* message);
+  void (*log)(ferry_host_ctx* ctx, ferry_log_level level, ferry_plugin_str message);
 
   /* Sets the message that explains the non-OK status the current call is about to return. The
-   * host copies it. Calling it again replaces the message. */
-  void (*set_error)(ferry_host_ctx* ctx, const char* message);
+   * host copies it (secrets removed, control characters escaped). A second call replaces it. */
+  void (*set_error)(ferry_host_ctx* ctx, ferry_plugin_str message);
 
-  /* With FERRY_RETRY: wait at least this long before the next attempt (e.g. Retry-After). */
+  /* With a RETRY status: wait at least this long before the next attempt (e.g. Retry-After). */
   void (*set_retry_after)(ferry_host_ctx* ctx, int64_t delay_ms);
 
-  /* Sources only, during fetch(): hands one item of the current page to the host. Items must be
-   * emitted in the order the remote returned them. Returns FERRY_OK, or FERRY_FATAL with the
-   * reason logged (unparseable version, missing key) — the page then fails. */
-  ferry_status (*emit)(ferry_host_ctx* ctx, const ferry_item* item);
+  /* Sources only, during fetch(): hands one item of the current page to the host, in the order
+   * the remote returned them. */
+  ferry_emit_status (*emit)(ferry_host_ctx* ctx, const ferry_item* item);
 
-  /* Performs an HTTP request with the host's TLS (system CA store), proxy, timeouts and
-   * keep-alive connections. Returns FERRY_OK when a response arrived (whatever its status) and
-   * FERRY_RETRY when none did (timeout, refused, dropped); in both cases *response is set and
-   * must be released with http_free(). FERRY_FATAL for a malformed request (bad URL). */
-  ferry_status (*http_request)(ferry_host_ctx* ctx, const ferry_http_request* request,
-                               ferry_http_response** response);
-  void (*http_free)(ferry_host_ctx* ctx, ferry_http_response* response);
+  /* Performs an HTTP request with the host's TLS (system CA store), proxy, timeouts, size cap and
+   * keep-alive connections. *response is always set (also on NO_RESPONSE and BAD_REQUEST, with
+   * `error` saying why) and must be released with http_release(). */
+  ferry_http_status (*http_request)(ferry_host_ctx* ctx, const ferry_http_request* request,
+                                    ferry_host_http_response** response);
+  void (*http_release)(ferry_host_ctx* ctx, ferry_host_http_response* response);
 
-  /* Defines the shared limiter `key` (e.g. "duckhub:api.duck-hub.com") with one or more
-   * windows; every instance of the process that names the same key shares its budget. The first
+  /* Defines the shared limiter `key` (e.g. "duckhub:api.duck-hub.com") with one or more windows;
+   * every instance of the process that names the same key shares its budget. The first
    * definition wins; later ones with other rules are logged and ignored. */
-  void (*rate_limit_define)(ferry_host_ctx* ctx, const char* key, const ferry_rate_rule* rules,
-                            size_t rule_count);
-  /* Blocks until `key` grants one request. Returns FERRY_RETRY when the host is stopping. */
-  ferry_status (*rate_acquire)(ferry_host_ctx* ctx, const char* key);
+  void (*rate_limit_define)(ferry_host_ctx* ctx, ferry_plugin_str key,
+                            const ferry_rate_rule* rules, size_t rule_count);
+  /* Blocks until `key` grants one request. */
+  ferry_acquire_status (*rate_acquire)(ferry_host_ctx* ctx, ferry_plugin_str key);
 
   /* Durable state private to this instance, kept in the journal. state_get calls `receive` once
-   * with the value and returns FERRY_OK, or returns FERRY_FATAL without calling it when the key
-   * is absent. state_set with value NULL deletes the key. */
-  ferry_status (*state_get)(ferry_host_ctx* ctx, const char* key, ferry_bytes_fn receive,
-                            void* user);
-  ferry_status (*state_set)(ferry_host_ctx* ctx, const char* key, const char* value, size_t len);
+   * with the value when it answers OK. */
+  ferry_state_status (*state_get)(ferry_host_ctx* ctx, ferry_plugin_str key,
+                                  ferry_receive_fn receive, void* user);
+  ferry_state_status (*state_set)(ferry_host_ctx* ctx, ferry_plugin_str key,
+                                  ferry_plugin_str value);
+  ferry_state_status (*state_erase)(ferry_host_ctx* ctx, ferry_plugin_str key);
 
   /* In-memory state shared by every instance that names the same scope (e.g. one Tradecloud
-   * account's session). Same conventions as state_get/state_set. shared_lock/shared_unlock take
+   * account's session); same conventions as the state functions. shared_lock/shared_unlock take
    * the scope's (recursive) mutex, to make read-modify-write sequences atomic. */
-  ferry_status (*shared_get)(ferry_host_ctx* ctx, const char* scope, const char* key,
-                             ferry_bytes_fn receive, void* user);
-  ferry_status (*shared_set)(ferry_host_ctx* ctx, const char* scope, const char* key,
-                             const char* value, size_t len);
-  void (*shared_lock)(ferry_host_ctx* ctx, const char* scope);
-  void (*shared_unlock)(ferry_host_ctx* ctx, const char* scope);
+  ferry_state_status (*shared_get)(ferry_host_ctx* ctx, ferry_plugin_str scope,
+                                   ferry_plugin_str key, ferry_receive_fn receive, void* user);
+  ferry_state_status (*shared_set)(ferry_host_ctx* ctx, ferry_plugin_str scope,
+                                   ferry_plugin_str key, ferry_plugin_str value);
+  void (*shared_lock)(ferry_host_ctx* ctx, ferry_plugin_str scope);
+  void (*shared_unlock)(ferry_host_ctx* ctx, ferry_plugin_str scope);
 
-  /* Metrics, exported with the instance name as a label. counter_add adds to a counter,
-   * gauge_set sets a gauge. `name` is [a-z0-9_]+. */
-  void (*counter_add)(ferry_host_ctx* ctx, const char* name, double delta);
-  void (*gauge_set)(ferry_host_ctx* ctx, const char* name, double value);
+  /* Metrics, exported with the instance as a label. `name` is [a-z0-9_]+. */
+  void (*counter_add)(ferry_host_ctx* ctx, ferry_plugin_str name, double delta);
+  void (*gauge_set)(ferry_host_ctx* ctx, ferry_plugin_str name, double value);
 
-  /* Non-zero once the host has been asked to stop: long loops should return FERRY_RETRY. */
+  /* Non-zero once the host has been asked to stop: long loops should return a RETRY status. */
   int (*stopping)(ferry_host_ctx* ctx);
 } ferry_host_api;
 
@@ -257,10 +382,10 @@ typedef struct ferry_host_api {
  * from one millisecond earlier). */
 typedef struct ferry_fetch_request {
   uint32_t struct_size;
-  const char* since;   /* UTC "YYYY-MM-DDThh:mm:ss.sssZ" */
-  int64_t since_ms;    /* the same instant in milliseconds since the Unix epoch */
   uint32_t offset;
   uint32_t limit;
+  int64_t since_ms;     /* the instant in milliseconds since the Unix epoch */
+  ferry_host_str since; /* the same instant as UTC "YYYY-MM-DDThh:mm:ss.sssZ" */
 } ferry_fetch_request;
 
 typedef struct ferry_fetch_result {
@@ -273,19 +398,18 @@ typedef struct ferry_fetch_result {
 
 typedef struct ferry_source_api {
   uint32_t struct_size; /* sizeof(ferry_source_api) */
-  /* Fetches one page and emits its items through host->emit, in the remote's order. OK: the
-   * page is complete. RETRY/FATAL/AUTH: nothing of the page is kept. */
-  ferry_status (*fetch)(void* instance, const ferry_fetch_request* request,
-                        ferry_fetch_result* result);
+  /* Fetches one page and emits its items through host->emit, in the remote's order. Anything
+   * but OK keeps nothing of the page. */
+  ferry_fetch_status (*fetch)(ferry_plugin_instance* instance, const ferry_fetch_request* request,
+                              ferry_fetch_result* result);
   /* Optional (NULL): called once every sink routed from this source has `event` durably (or
    * skipped it), in journal order. At-least-once: it may be called again after a restart. */
-  ferry_status (*delivered)(void* instance, const ferry_event* event);
-  /* Optional (NULL): a cheap connectivity and credentials test for `ferry check --connect`. */
-  ferry_status (*check)(void* instance);
+  ferry_hook_status (*delivered)(ferry_plugin_instance* instance, const ferry_event* event);
   /* Optional (NULL: yes): whether this instance, as configured, needs delivered() at all. Asked
-   * once after create(); answering 0 spares the host re-reading every event for the hook (e.g.
-   * a source whose confirmation is switched off). */
-  int (*wants_delivered)(void* instance);
+   * once after create(); answering 0 spares the host re-reading every event for the hook. */
+  int (*wants_delivered)(ferry_plugin_instance* instance);
+  /* Optional (NULL): a cheap connectivity and credentials test for `ferry check --connect`. */
+  ferry_check_status (*check)(ferry_plugin_instance* instance);
 } ferry_source_api;
 
 /* ---------------------------------------------------------------------------------------------
@@ -294,21 +418,19 @@ typedef struct ferry_source_api {
 
 typedef struct ferry_write_result {
   uint32_t struct_size;
-  /* Set by the sink on RETRY and FATAL: events [0, done) are durable at the target. On FATAL,
-   * event `done` can never be written: it goes to the dead letters with the set_error message and
-   * the host goes on with the events after it. On OK every event is durable and `done` is
-   * ignored. The host sets it to 0 before the call. */
+  /* With any status but OK: events [0, done) are durable at the target (see
+   * ferry_write_status). The host sets it to 0 before the call; with OK it is ignored. */
   size_t done;
 } ferry_write_result;
 
 typedef struct ferry_sink_api {
   uint32_t struct_size; /* sizeof(ferry_sink_api) */
-  /* Writes a batch in journal order. Returns only once the events it reports done are durable
-   * at the target. */
-  ferry_status (*write)(void* instance, const ferry_event* events, size_t count,
-                        ferry_write_result* result);
+  /* Writes a batch in journal order: `events` is an array of `count` pointers. Returns only once
+   * the events it reports done are durable at the target. */
+  ferry_write_status (*write)(ferry_plugin_instance* instance, const ferry_event* const* events,
+                              size_t count, ferry_write_result* result);
   /* Optional (NULL): a cheap test that the target is reachable, for `ferry check --connect`. */
-  ferry_status (*check)(void* instance);
+  ferry_check_status (*check)(ferry_plugin_instance* instance);
 } ferry_sink_api;
 
 /* ---------------------------------------------------------------------------------------------
@@ -316,8 +438,10 @@ typedef struct ferry_sink_api {
  * ------------------------------------------------------------------------------------------- */
 
 typedef struct ferry_plugin_descriptor {
-  uint32_t abi_version; /* FERRY_ABI_VERSION the plugin was built with; never moves */
-  uint32_t struct_size; /* sizeof(ferry_plugin_descriptor); never moves */
+  /* These three fields never move, in any major: the host reads them first. */
+  uint32_t abi_major;   /* FERRY_ABI_MAJOR the plugin was built with */
+  uint32_t abi_minor;   /* the lowest minor whose host can run the plugin (FERRY_ABI_MINOR) */
+  uint32_t struct_size; /* sizeof(ferry_plugin_descriptor) */
   ferry_plugin_kind kind;
   const char* name;        /* unique plugin name, [a-z0-9_]+, used as `plugin =` in the config */
   const char* version;     /* the plugin's own version, e.g. "1.2.0" */
@@ -325,13 +449,14 @@ typedef struct ferry_plugin_descriptor {
   const ferry_option_def* options;
   size_t option_count;
 
-  /* Creates an instance. `host` and `ctx` stay valid until destroy() returns; `options` holds
-   * every declared option, resolved (defaults applied, types checked). On failure return a
-   * non-OK status with set_error(); *instance is then ignored. */
-  ferry_status (*create)(const ferry_host_api* host, ferry_host_ctx* ctx,
-                         const ferry_option_value* options, size_t option_count, void** instance);
+  /* Creates an instance. `host` and `ctx` stay valid until destroy() returns; `options` holds a
+   * pointer to every declared option, resolved (defaults applied, types checked), in declaration
+   * order. On REFUSED call set_error(); *instance is then ignored. */
+  ferry_create_status (*create)(const ferry_host_api* host, ferry_host_ctx* ctx,
+                                const ferry_option_value* const* options, size_t option_count,
+                                ferry_plugin_instance** instance);
   /* Destroys an instance made by create(). Never called concurrently with another call on it. */
-  void (*destroy)(void* instance);
+  void (*destroy)(ferry_plugin_instance* instance);
 
   const ferry_source_api* source; /* non-NULL exactly when kind is FERRY_KIND_SOURCE */
   const ferry_sink_api* sink;     /* non-NULL exactly when kind is FERRY_KIND_SINK */

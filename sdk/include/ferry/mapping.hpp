@@ -9,7 +9,7 @@
 // used by one thread at a time (a sink instance is never called concurrently).
 #pragma once
 
-#include <ferry/abi.h>
+#include <ferry/plugin.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -22,6 +22,8 @@
 #include <vector>
 
 namespace ferry::mapping {
+
+using ferry::Event;
 
 // A mistake in a mapping spec. what() names the column (number and header) and the 1-based
 // character position in the option's text, e.g.
@@ -140,10 +142,10 @@ class Mapper {
   // mapping().columnCount() columns). Returns true on success; on failure (the body is not
   // JSON, `rows` names something that is not an array, amount() of a non-integer, date() of
   // text that is no instant) appends nothing, sets `error` and returns false.
-  bool map(const ferry_event& event, Rows& out, std::string& error);
+  bool map(const Event& event, Rows& out, std::string& error);
   // The same, but the row filter's change time is compared with `changed_after_ms` instead of
   // the event's `previous` (e.g. the version this sink last wrote); nullopt keeps every row.
-  bool map(const ferry_event& event, std::optional<int64_t> changed_after_ms, Rows& out,
+  bool map(const Event& event, std::optional<int64_t> changed_after_ms, Rows& out,
            std::string& error);
   // The same for a bare JSON text with no event around it ($key etc. are empty): for tests and
   // previews.

@@ -26,21 +26,32 @@
 
 namespace ferry {
 
+// A host string as a view, and a view lent to the host.
+inline std::string_view view(ferry_host_str s) {
+  return s.len == 0 ? std::string_view() : std::string_view(s.ptr, s.len);
+}
+inline ferry_plugin_str lend(std::string_view s) { return ferry_plugin_str{s.data(), s.size()}; }
+
 // ------------------------------------------------------------------------------------------------
-// Errors. Throw them from any plugin method; the wrapper maps them to the status of the call.
-// Any other exception is reported as FERRY_RETRY for fetch/write (the host backs off) and as
-// FERRY_FATAL for create().
+// Errors. Throw them from any plugin method; the wrapper maps them to the status of the call:
+//
+//                create()   fetch()   delivered()  write()            check()
+//   Retry        REFUSED    RETRY     RETRY        RETRY              UNREACHABLE
+//   Fatal        REFUSED    STOP      STOP         REFUSED (event 0)  FAILED
+//   AuthError    REFUSED    AUTH      AUTH         AUTH               AUTH
+//   Stop         REFUSED    STOP      STOP         STOP               FAILED
+//   other        REFUSED    RETRY     RETRY        RETRY              FAILED
 // ------------------------------------------------------------------------------------------------
 
-// Base of the SDK's exceptions: a status and a message.
+// Base of the SDK's exceptions.
 class Error : public std::runtime_error {
  public:
-  Error(ferry_status status, const std::string& message)
-      : std::runtime_error(message), status_(status) {}
-  ferry_status status() const noexcept { return status_; }
+  enum class Kind { Retry, Fatal, Auth, Stop };
+  Error(Kind kind, const std::string& message) : std::runtime_error(message), kind_(kind) {}
+  Kind kind() const noexcept { return kind_; }
 
  private:
-  ferry_status status_;
+  Kind kind_;
 };
 
 // Transient failure: the host backs off and tries again. `retry_after_ms` >= 0 asks the host to
@@ -48,30 +59,30 @@ class Error : public std::runtime_error {
 class Retry : public Error {
  public:
   explicit Retry(const std::string& message, int64_t retry_after_ms = -1)
-      : Error(FERRY_RETRY, message), retry_after_ms_(retry_after_ms) {}
+      : Error(Kind::Retry, message), retry_after_ms_(retry_after_ms) {}
   int64_t retryAfterMs() const noexcept { return retry_after_ms_; }
 
  private:
   int64_t retry_after_ms_;
 };
 
-// Permanent failure: retrying cannot help (bad option, rejected record).
+// Permanent failure: retrying cannot help (a bad option, a rejected record).
 class Fatal : public Error {
  public:
-  explicit Fatal(const std::string& message) : Error(FERRY_FATAL, message) {}
+  explicit Fatal(const std::string& message) : Error(Kind::Fatal, message) {}
 };
 
 // Credentials refused: the host stops the instance with this message as its status.
 class AuthError : public Error {
  public:
-  explicit AuthError(const std::string& message) : Error(FERRY_AUTH, message) {}
+  explicit AuthError(const std::string& message) : Error(Kind::Auth, message) {}
 };
 
 // The instance cannot go on until an operator acts (an endpoint retired, a certificate not
 // trusted): the host stops it with this message as its status.
 class Stop : public Error {
  public:
-  explicit Stop(const std::string& message) : Error(FERRY_STOP, message) {}
+  explicit Stop(const std::string& message) : Error(Kind::Stop, message) {}
 };
 
 // ------------------------------------------------------------------------------------------------
@@ -89,7 +100,7 @@ struct Option {
   ferry_option_def def;
 
   constexpr explicit Option(const char* name, ferry_option_type type = FERRY_OPT_STRING)
-      : def{sizeof(ferry_option_def), name, type, nullptr, 0, 0, "", nullptr} {}
+      : def{sizeof(ferry_option_def), type, name, nullptr, "", nullptr, 0} {}
   constexpr Option defaultsTo(const char* value) const {
     Option o = *this;
     o.def.default_value = value;
@@ -97,12 +108,12 @@ struct Option {
   }
   constexpr Option required() const {
     Option o = *this;
-    o.def.required = 1;
+    o.def.flags |= FERRY_OPTION_REQUIRED;
     return o;
   }
   constexpr Option secret() const {
     Option o = *this;
-    o.def.secret = 1;
+    o.def.flags |= FERRY_OPTION_SECRET;
     return o;
   }
   constexpr Option help(const char* text) const {
@@ -121,17 +132,20 @@ struct Option {
 
 // The resolved options handed to a plugin's constructor. Values are already validated by the
 // host against the declared types, so the typed getters only fail for an undeclared name or an
-// unset option without default (std::out_of_range / ferry::Fatal).
+// unset option without default (ferry::Fatal).
 class Options {
  public:
   Options() = default;
-  Options(const ferry_option_value* values, size_t count) {
+  Options(const ferry_option_value* const* values, size_t count) {
     for (size_t i = 0; i < count; ++i) {
-      entries_.emplace_back(values[i].name,
-                            values[i].value ? std::optional<std::string>(values[i].value)
-                                            : std::nullopt);
+      const ferry_option_value& v = *values[i];
+      entries_.emplace_back(std::string(view(v.name)),
+                            v.is_set ? std::optional<std::string>(view(v.value)) : std::nullopt);
     }
   }
+  // For tests: name → value.
+  explicit Options(std::vector<std::pair<std::string, std::optional<std::string>>> entries)
+      : entries_(std::move(entries)) {}
 
   // True when the option has a value (set in the config, or by its default).
   bool has(std::string_view name) const {
@@ -182,32 +196,79 @@ class Options {
 // Events
 // ------------------------------------------------------------------------------------------------
 
-// A read-only view of a journalled event (borrowed for the duration of the call).
+// A read-only view of a journalled event (lent for the duration of the call).
 class Event {
  public:
   explicit Event(const ferry_event& e) : e_(&e) {}
   int64_t sequence() const { return e_->sequence; }
-  std::string_view source() const { return e_->source; }
-  std::string_view entity() const { return e_->entity; }
-  std::string_view key() const { return e_->key; }
-  std::string_view version() const { return e_->version; }
-  std::string_view previous() const { return e_->previous; }  // "" for a key never seen
-  std::string_view body() const { return {e_->body, e_->body_len}; }
-  bool echo() const { return e_->echo != 0; }
-  std::string_view idempotencyKey() const { return e_->idempotency_key; }
+  int64_t fetchedAtMs() const { return e_->fetched_at_ms; }
+  std::string_view source() const { return view(e_->source); }
+  std::string_view entity() const { return view(e_->entity); }
+  std::string_view key() const { return view(e_->key); }
+  std::string_view version() const { return view(e_->version); }
+  std::string_view previous() const { return view(e_->previous); }  // "" for a key never seen
+  std::string_view body() const { return view(e_->body); }
+  // The source's metadata object (see ferry_item.meta), "" when it attached none.
+  std::string_view meta() const { return view(e_->meta); }
+  bool echo() const { return (e_->flags & FERRY_EVENT_ECHO) != 0; }
+  std::string_view idempotencyKey() const { return view(e_->idempotency_key); }
   const ferry_event& raw() const { return *e_; }
 
  private:
   const ferry_event* e_;
 };
 
-// What a source emits for one item of a page.
+// The events of one write(), in journal order: a view over the host's array of pointers.
+class Batch {
+ public:
+  Batch(const ferry_event* const* events, size_t count) : events_(events), count_(count) {}
+  size_t size() const { return count_; }
+  bool empty() const { return count_ == 0; }
+  Event operator[](size_t i) const { return Event(*events_[i]); }
+  Event front() const { return (*this)[0]; }
+  Event back() const { return (*this)[count_ - 1]; }
+  // Events [first, first + count) (clamped to the batch).
+  Batch slice(size_t first, size_t count = SIZE_MAX) const {
+    first = first < count_ ? first : count_;
+    return Batch(events_ + first, count < count_ - first ? count : count_ - first);
+  }
+
+  class iterator {
+   public:
+    using value_type = Event;
+    using difference_type = std::ptrdiff_t;
+    explicit iterator(const ferry_event* const* p = nullptr) : p_(p) {}
+    Event operator*() const { return Event(**p_); }
+    iterator& operator++() {
+      ++p_;
+      return *this;
+    }
+    iterator operator++(int) {
+      iterator old = *this;
+      ++p_;
+      return old;
+    }
+    bool operator==(const iterator& o) const { return p_ == o.p_; }
+
+   private:
+    const ferry_event* const* p_;
+  };
+  iterator begin() const { return iterator(events_); }
+  iterator end() const { return iterator(events_ + count_); }
+
+ private:
+  const ferry_event* const* events_;
+  size_t count_;
+};
+
+// What a source emits for one item of a page. The views must stay valid during emit() only.
 struct Item {
   std::string_view entity;
   std::string_view key;
   std::string_view version;  // exactly as received
   std::string_view body;     // exactly as received
   bool echo = false;
+  std::string_view meta;     // "" or a JSON object (see ferry_item.meta)
 };
 
 // ------------------------------------------------------------------------------------------------
@@ -227,26 +288,27 @@ struct HttpRequest {
 // Owns a host response and releases it on destruction. Move-only.
 class HttpResponse {
  public:
-  HttpResponse(const ferry_host_api* api, ferry_host_ctx* ctx, ferry_http_response* r)
+  HttpResponse(const ferry_host_api* api, ferry_host_ctx* ctx, ferry_host_http_response* r)
       : api_(api), ctx_(ctx), r_(r) {}
-  HttpResponse(HttpResponse&& o) noexcept : api_(o.api_), ctx_(o.ctx_), r_(std::exchange(o.r_, nullptr)) {}
+  HttpResponse(HttpResponse&& o) noexcept
+      : api_(o.api_), ctx_(o.ctx_), r_(std::exchange(o.r_, nullptr)) {}
   HttpResponse& operator=(HttpResponse&&) = delete;
   HttpResponse(const HttpResponse&) = delete;
   ~HttpResponse() {
-    if (r_ != nullptr) api_->http_free(ctx_, r_);
+    if (r_ != nullptr) api_->http_release(ctx_, r_);
   }
 
   int status() const { return r_->status; }  // 0 when no response arrived
   bool ok() const { return r_->status >= 200 && r_->status < 300; }
-  bool transient() const { return r_->transient != 0; }
+  bool transient() const { return (r_->flags & FERRY_HTTP_TRANSIENT) != 0; }
   int64_t retryAfterMs() const { return r_->retry_after_ms; }
-  std::string_view body() const { return {r_->body, r_->body_len}; }
-  std::string_view error() const { return r_->error != nullptr ? r_->error : ""; }
+  std::string_view body() const { return view(r_->body); }
+  std::string_view error() const { return view(r_->error); }
   // The first header of that name (case-insensitive), or nullopt.
   std::optional<std::string_view> header(std::string_view name) const {
     for (size_t i = 0; i < r_->header_count; ++i) {
-      std::string_view n = r_->headers[i].name;
-      if (n.size() == name.size() && equalsIgnoreCase(n, name)) return r_->headers[i].value;
+      std::string_view n = view(r_->headers[i].name);
+      if (n.size() == name.size() && equalsIgnoreCase(n, name)) return view(r_->headers[i].value);
     }
     return std::nullopt;
   }
@@ -269,7 +331,7 @@ class HttpResponse {
   }
   const ferry_host_api* api_;
   ferry_host_ctx* ctx_;
-  ferry_http_response* r_;
+  ferry_host_http_response* r_;
 };
 
 // ------------------------------------------------------------------------------------------------
@@ -280,83 +342,83 @@ class Host {
  public:
   Host(const ferry_host_api* api, ferry_host_ctx* ctx) : api_(api), ctx_(ctx) {}
 
-  void debug(const std::string& m) const { api_->log(ctx_, FERRY_LOG_DEBUG, m.c_str()); }
-  void info(const std::string& m) const { api_->log(ctx_, FERRY_LOG_INFO, m.c_str()); }
-  void warning(const std::string& m) const { api_->log(ctx_, FERRY_LOG_WARNING, m.c_str()); }
-  void error(const std::string& m) const { api_->log(ctx_, FERRY_LOG_ERROR, m.c_str()); }
+  void debug(std::string_view m) const { api_->log(ctx_, FERRY_LOG_DEBUG, lend(m)); }
+  void info(std::string_view m) const { api_->log(ctx_, FERRY_LOG_INFO, lend(m)); }
+  void warning(std::string_view m) const { api_->log(ctx_, FERRY_LOG_WARNING, lend(m)); }
+  void error(std::string_view m) const { api_->log(ctx_, FERRY_LOG_ERROR, lend(m)); }
 
-  // Sources, inside fetch(): hands one item to the host. Throws Fatal when the host refuses it
-  // (the page then fails with that message).
+  // Sources, inside fetch(): hands one item to the host (nothing is copied on the way). Throws
+  // Fatal when the host refuses it (the page then fails with the host's reason).
   void emit(const Item& item) const {
-    std::string entity(item.entity), key(item.key), version(item.version);
-    ferry_item raw{sizeof(ferry_item), entity.c_str(), key.c_str(),     version.c_str(),
-                   item.body.data(),   item.body.size(), item.echo ? 1 : 0};
-    if (api_->emit(ctx_, &raw) != FERRY_OK)
-      throw Fatal("the host refused item '" + key + "' version '" + version + "'");
+    const ferry_item raw{sizeof(ferry_item),  item.echo ? FERRY_ITEM_ECHO : 0u,
+                         lend(item.entity),   lend(item.key),
+                         lend(item.version),  lend(item.body),
+                         lend(item.meta)};
+    if (api_->emit(ctx_, &raw) != FERRY_EMIT_OK)
+      throw Fatal("the host refused an item (" + std::string(item.entity) + ")");
   }
 
   // Sends a request and returns the response, whatever its status. A response that never
-  // arrived (timeout, refused, dropped) has status() == 0 and transient() == true. Throws Fatal
-  // for a malformed request.
+  // arrived has status() == 0, error() says why, and transient() whether trying again may help
+  // (a timeout, a refused or dropped connection: yes; an untrusted certificate: no). Throws
+  // Fatal for a malformed request.
   HttpResponse http(const HttpRequest& request) const {
-    std::vector<ferry_header> headers;
+    std::vector<ferry_plugin_header> headers;
     headers.reserve(request.headers.size());
-    for (const auto& [n, v] : request.headers) headers.push_back({n.c_str(), v.c_str()});
-    ferry_http_request raw{sizeof(ferry_http_request),
-                           request.method.c_str(),
-                           request.url.c_str(),
-                           headers.data(),
-                           headers.size(),
-                           request.body.data(),
-                           request.body.size(),
-                           request.timeout_ms,
-                           request.rate_key.empty() ? nullptr : request.rate_key.c_str(),
-                           request.tls_verify ? 0 : 1};
-    ferry_http_response* response = nullptr;
-    ferry_status s = api_->http_request(ctx_, &raw, &response);
-    if (response == nullptr) throw Fatal("HTTP request to " + request.url + " was refused by the host");
+    for (const auto& [n, v] : request.headers) headers.push_back({lend(n), lend(v)});
+    const ferry_http_request raw{sizeof(ferry_http_request),
+                                 request.tls_verify ? 0u : FERRY_HTTP_SKIP_TLS_VERIFY,
+                                 lend(request.method),
+                                 lend(request.url),
+                                 headers.data(),
+                                 headers.size(),
+                                 lend(request.body),
+                                 request.timeout_ms,
+                                 lend(request.rate_key)};
+    ferry_host_http_response* response = nullptr;
+    const ferry_http_status s = api_->http_request(ctx_, &raw, &response);
+    if (response == nullptr) throw Retry("the host could not take the request to " + request.url);
     HttpResponse owned(api_, ctx_, response);
-    if (s == FERRY_FATAL) throw Fatal("bad HTTP request: " + std::string(owned.error()));
+    if (s == FERRY_HTTP_BAD_REQUEST) throw Fatal("bad HTTP request: " + std::string(owned.error()));
     return owned;
   }
 
   // Defines a shared rate limiter: rules like {{10, 1000}, {50, 10000}}.
-  void defineRateLimit(const std::string& key, std::span<const ferry_rate_rule> rules) const {
-    api_->rate_limit_define(ctx_, key.c_str(), rules.data(), rules.size());
+  void defineRateLimit(std::string_view key, std::span<const ferry_rate_rule> rules) const {
+    api_->rate_limit_define(ctx_, lend(key), rules.data(), rules.size());
   }
   // Blocks for one token of `key`; throws Retry when the host is stopping.
-  void acquire(const std::string& key) const {
-    if (api_->rate_acquire(ctx_, key.c_str()) != FERRY_OK) throw Retry("host is stopping");
+  void acquire(std::string_view key) const {
+    if (api_->rate_acquire(ctx_, lend(key)) != FERRY_ACQUIRE_OK) throw Retry("host is stopping");
   }
 
-  // Durable private state (kept in the journal).
-  std::optional<std::string> state(const std::string& key) const {
+  // Durable private state (kept in the journal). Throws Retry when the journal fails.
+  std::optional<std::string> state(std::string_view key) const {
     std::string out;
-    if (api_->state_get(ctx_, key.c_str(), &assign, &out) != FERRY_OK) return std::nullopt;
-    return out;
+    return answer(api_->state_get(ctx_, lend(key), &assign, &out), "read", key, out);
   }
-  void setState(const std::string& key, std::string_view value) const {
-    api_->state_set(ctx_, key.c_str(), value.data(), value.size());
+  void setState(std::string_view key, std::string_view value) const {
+    check(api_->state_set(ctx_, lend(key), lend(value)), "write", key);
   }
-  void eraseState(const std::string& key) const { api_->state_set(ctx_, key.c_str(), nullptr, 0); }
+  void eraseState(std::string_view key) const {
+    check(api_->state_erase(ctx_, lend(key)), "erase", key);
+  }
 
   // In-memory state shared by every instance naming `scope`.
-  std::optional<std::string> shared(const std::string& scope, const std::string& key) const {
+  std::optional<std::string> shared(std::string_view scope, std::string_view key) const {
     std::string out;
-    if (api_->shared_get(ctx_, scope.c_str(), key.c_str(), &assign, &out) != FERRY_OK)
-      return std::nullopt;
-    return out;
+    return answer(api_->shared_get(ctx_, lend(scope), lend(key), &assign, &out), "read", key, out);
   }
-  void setShared(const std::string& scope, const std::string& key, std::string_view value) const {
-    api_->shared_set(ctx_, scope.c_str(), key.c_str(), value.data(), value.size());
+  void setShared(std::string_view scope, std::string_view key, std::string_view value) const {
+    check(api_->shared_set(ctx_, lend(scope), lend(key), lend(value)), "write", key);
   }
   // RAII guard over the scope's mutex: `auto lock = host.lockShared("tradecloud:acct");`
   class SharedLock {
    public:
     SharedLock(const Host& h, std::string scope) : h_(h), scope_(std::move(scope)) {
-      h_.api_->shared_lock(h_.ctx_, scope_.c_str());
+      h_.api_->shared_lock(h_.ctx_, lend(scope_));
     }
-    ~SharedLock() { h_.api_->shared_unlock(h_.ctx_, scope_.c_str()); }
+    ~SharedLock() { h_.api_->shared_unlock(h_.ctx_, lend(scope_)); }
     SharedLock(const SharedLock&) = delete;
     SharedLock& operator=(const SharedLock&) = delete;
 
@@ -364,13 +426,13 @@ class Host {
     const Host& h_;
     std::string scope_;
   };
-  SharedLock lockShared(const std::string& scope) const { return SharedLock(*this, scope); }
+  SharedLock lockShared(std::string scope) const { return SharedLock(*this, std::move(scope)); }
 
-  void count(const std::string& name, double delta = 1) const {
-    api_->counter_add(ctx_, name.c_str(), delta);
+  void count(std::string_view name, double delta = 1) const {
+    api_->counter_add(ctx_, lend(name), delta);
   }
-  void gauge(const std::string& name, double value) const {
-    api_->gauge_set(ctx_, name.c_str(), value);
+  void gauge(std::string_view name, double value) const {
+    api_->gauge_set(ctx_, lend(name), value);
   }
   bool stopping() const { return api_->stopping(ctx_) != 0; }
 
@@ -378,8 +440,19 @@ class Host {
   ferry_host_ctx* ctx() const { return ctx_; }
 
  private:
-  static void assign(void* user, const char* data, size_t len) {
-    static_cast<std::string*>(user)->assign(data, len);
+  static void assign(void* user, ferry_host_str value) {
+    static_cast<std::string*>(user)->assign(view(value));
+  }
+  static std::optional<std::string> answer(ferry_state_status s, const char* what,
+                                           std::string_view key, std::string& out) {
+    if (s == FERRY_STATE_ABSENT) return std::nullopt;
+    check(s, what, key);
+    return std::move(out);
+  }
+  static void check(ferry_state_status s, const char* what, std::string_view key) {
+    if (s != FERRY_STATE_OK)
+      throw Retry(std::string("could not ") + what + " the state '" + std::string(key) +
+                  "' (the host logged why)");
   }
   const ferry_host_api* api_;
   ferry_host_ctx* ctx_;
@@ -390,7 +463,7 @@ class Host {
 // ------------------------------------------------------------------------------------------------
 
 struct FetchRequest {
-  std::string since;  // UTC "YYYY-MM-DDThh:mm:ss.sssZ"
+  std::string_view since;  // UTC "YYYY-MM-DDThh:mm:ss.sssZ"
   int64_t since_ms;
   uint32_t offset;
   uint32_t limit;
@@ -398,7 +471,7 @@ struct FetchRequest {
 
 // A source: translate one FetchRequest into the remote's API and emit the page's items through
 // host().emit(), in the remote's order. Return the number of items the remote returned (it
-// differs from the number emitted when items are filtered). Throw Retry/Fatal/AuthError on
+// differs from the number emitted when items are filtered). Throw Retry/Fatal/AuthError/Stop on
 // failure: nothing of the page is kept.
 class Source {
  public:
@@ -421,27 +494,28 @@ class Source {
 
 // The answer of Sink::write.
 struct WriteOutcome {
-  ferry_status status = FERRY_OK;
-  size_t done = 0;  // RETRY/FATAL: events [0, done) are durable
+  ferry_write_status status = FERRY_WRITE_OK;
+  size_t done = 0;  // any status but OK: events [0, done) are durable
   std::string message;
   int64_t retry_after_ms = -1;
 
   static WriteOutcome ok() { return {}; }
   // Events [0, done) are durable; the rest should be written again later.
   static WriteOutcome retry(size_t done, std::string message, int64_t retry_after_ms = -1) {
-    return {FERRY_RETRY, done, std::move(message), retry_after_ms};
+    return {FERRY_WRITE_RETRY, done, std::move(message), retry_after_ms};
   }
-  // Events [0, index) are durable; event `index` can never be written.
-  static WriteOutcome fatal(size_t index, std::string message) {
-    return {FERRY_FATAL, index, std::move(message), -1};
+  // Events [0, index) are durable; event `index` can never be written (it goes to the dead
+  // letters with `message`).
+  static WriteOutcome refuse(size_t index, std::string message) {
+    return {FERRY_WRITE_REFUSED, index, std::move(message), -1};
   }
   // The target refused our credentials: the sink is stopped; events [0, done) are durable.
   static WriteOutcome auth(std::string message, size_t done = 0) {
-    return {FERRY_AUTH, done, std::move(message), -1};
+    return {FERRY_WRITE_AUTH, done, std::move(message), -1};
   }
   // The sink cannot go on until an operator acts (see ferry::Stop); events [0, done) are durable.
   static WriteOutcome stop(std::string message, size_t done = 0) {
-    return {FERRY_STOP, done, std::move(message), -1};
+    return {FERRY_WRITE_STOP, done, std::move(message), -1};
   }
 };
 
@@ -450,7 +524,7 @@ class Sink {
  public:
   explicit Sink(Host host) : host_(host) {}
   virtual ~Sink() = default;
-  virtual WriteOutcome write(std::span<const ferry_event> batch) = 0;
+  virtual WriteOutcome write(const Batch& batch) = 0;
   virtual void check() {}
   const Host& host() const { return host_; }
 
@@ -472,28 +546,35 @@ struct Instance {
   T* object;
 };
 
-inline ferry_status report(const ferry_host_api* api, ferry_host_ctx* ctx, ferry_status fallback) {
+template <class T>
+Instance<T>* self(ferry_plugin_instance* p) {
+  return reinterpret_cast<Instance<T>*>(p);
+}
+
+// The kind of the exception being handled, after its message went to the host.
+inline Error::Kind report(const ferry_host_api* api, ferry_host_ctx* ctx, Error::Kind fallback) {
   try {
     throw;
   } catch (const Retry& e) {
-    api->set_error(ctx, e.what());
+    api->set_error(ctx, lend(e.what()));
     if (e.retryAfterMs() >= 0) api->set_retry_after(ctx, e.retryAfterMs());
-    return FERRY_RETRY;
+    return Error::Kind::Retry;
   } catch (const Error& e) {
-    api->set_error(ctx, e.what());
-    return e.status();
+    api->set_error(ctx, lend(e.what()));
+    return e.kind();
   } catch (const std::exception& e) {
-    api->set_error(ctx, e.what());
+    api->set_error(ctx, lend(e.what()));
     return fallback;
   } catch (...) {
-    api->set_error(ctx, "unknown exception");
+    api->set_error(ctx, lend("unknown exception"));
     return fallback;
   }
 }
 
 template <class T>
-ferry_status create(const ferry_host_api* api, ferry_host_ctx* ctx, const ferry_option_value* v,
-                    size_t n, void** out) {
+ferry_create_status create(const ferry_host_api* api, ferry_host_ctx* ctx,
+                           const ferry_option_value* const* v, size_t n,
+                           ferry_plugin_instance** out) {
   try {
     auto* inst = new Instance<T>{api, ctx, nullptr};
     try {
@@ -502,16 +583,17 @@ ferry_status create(const ferry_host_api* api, ferry_host_ctx* ctx, const ferry_
       delete inst;
       throw;
     }
-    *out = inst;
-    return FERRY_OK;
+    *out = reinterpret_cast<ferry_plugin_instance*>(inst);
+    return FERRY_CREATE_OK;
   } catch (...) {
-    return report(api, ctx, FERRY_FATAL);
+    report(api, ctx, Error::Kind::Fatal);
+    return FERRY_CREATE_REFUSED;
   }
 }
 
 template <class T>
-void destroy(void* p) {
-  auto* inst = static_cast<Instance<T>*>(p);
+void destroy(ferry_plugin_instance* p) {
+  auto* inst = self<T>(p);
   try {
     delete inst->object;
   } catch (...) {
@@ -520,61 +602,79 @@ void destroy(void* p) {
 }
 
 template <class T>
-ferry_status fetch(void* p, const ferry_fetch_request* req, ferry_fetch_result* result) {
-  auto* inst = static_cast<Instance<T>*>(p);
+ferry_fetch_status fetch(ferry_plugin_instance* p, const ferry_fetch_request* req,
+                         ferry_fetch_result* result) {
+  auto* inst = self<T>(p);
   try {
-    result->received = inst->object->fetch(
-        FetchRequest{req->since, req->since_ms, req->offset, req->limit});
-    return FERRY_OK;
+    result->received =
+        inst->object->fetch(FetchRequest{view(req->since), req->since_ms, req->offset, req->limit});
+    return FERRY_FETCH_OK;
   } catch (...) {
-    return report(inst->api, inst->ctx, FERRY_RETRY);
+    switch (report(inst->api, inst->ctx, Error::Kind::Retry)) {
+      case Error::Kind::Retry: return FERRY_FETCH_RETRY;
+      case Error::Kind::Auth: return FERRY_FETCH_AUTH;
+      default: return FERRY_FETCH_STOP;
+    }
   }
 }
 
 template <class T>
-ferry_status delivered(void* p, const ferry_event* event) {
-  auto* inst = static_cast<Instance<T>*>(p);
+ferry_hook_status delivered(ferry_plugin_instance* p, const ferry_event* event) {
+  auto* inst = self<T>(p);
   try {
     inst->object->delivered(Event(*event));
-    return FERRY_OK;
+    return FERRY_HOOK_OK;
   } catch (...) {
-    return report(inst->api, inst->ctx, FERRY_RETRY);
+    switch (report(inst->api, inst->ctx, Error::Kind::Retry)) {
+      case Error::Kind::Retry: return FERRY_HOOK_RETRY;
+      case Error::Kind::Auth: return FERRY_HOOK_AUTH;
+      default: return FERRY_HOOK_STOP;
+    }
   }
 }
 
 template <class T>
-int wantsDelivered(void* p) {
-  auto* inst = static_cast<Instance<T>*>(p);
+int wantsDelivered(ferry_plugin_instance* p) {
   try {
-    return inst->object->wantsDelivered() ? 1 : 0;
+    return self<T>(p)->object->wantsDelivered() ? 1 : 0;
   } catch (...) {
     return 1;
   }
 }
 
 template <class T>
-ferry_status check(void* p) {
-  auto* inst = static_cast<Instance<T>*>(p);
+ferry_check_status check(ferry_plugin_instance* p) {
+  auto* inst = self<T>(p);
   try {
     inst->object->check();
-    return FERRY_OK;
+    return FERRY_CHECK_OK;
   } catch (...) {
-    return report(inst->api, inst->ctx, FERRY_FATAL);
+    switch (report(inst->api, inst->ctx, Error::Kind::Fatal)) {
+      case Error::Kind::Retry: return FERRY_CHECK_UNREACHABLE;
+      case Error::Kind::Auth: return FERRY_CHECK_AUTH;
+      default: return FERRY_CHECK_FAILED;
+    }
   }
 }
 
 template <class T>
-ferry_status write(void* p, const ferry_event* events, size_t count, ferry_write_result* result) {
-  auto* inst = static_cast<Instance<T>*>(p);
+ferry_write_status write(ferry_plugin_instance* p, const ferry_event* const* events, size_t count,
+                         ferry_write_result* result) {
+  auto* inst = self<T>(p);
   try {
-    WriteOutcome o = inst->object->write(std::span<const ferry_event>(events, count));
+    WriteOutcome o = inst->object->write(Batch(events, count));
     result->done = o.done;
-    if (o.status != FERRY_OK) inst->api->set_error(inst->ctx, o.message.c_str());
+    if (o.status != FERRY_WRITE_OK) inst->api->set_error(inst->ctx, lend(o.message));
     if (o.retry_after_ms >= 0) inst->api->set_retry_after(inst->ctx, o.retry_after_ms);
     return o.status;
   } catch (...) {
     result->done = 0;
-    return report(inst->api, inst->ctx, FERRY_RETRY);
+    switch (report(inst->api, inst->ctx, Error::Kind::Retry)) {
+      case Error::Kind::Retry: return FERRY_WRITE_RETRY;
+      case Error::Kind::Fatal: return FERRY_WRITE_REFUSED;
+      case Error::Kind::Auth: return FERRY_WRITE_AUTH;
+      default: return FERRY_WRITE_STOP;
+    }
   }
 }
 
@@ -585,16 +685,23 @@ constexpr bool overridesDelivered() {
   return !std::is_same_v<decltype(&T::delivered), decltype(&Source::delivered)>;
 }
 
+// The minor a plugin declares: the header's, unless the plugin defines FERRY_PLUGIN_ABI_MINOR
+// lower to run on older hosts (it then checks FERRY_HAS_FIELD before using anything newer).
+#ifndef FERRY_PLUGIN_ABI_MINOR
+#define FERRY_PLUGIN_ABI_MINOR FERRY_ABI_MINOR
+#endif
+
 template <class T>
 const ferry_plugin_descriptor* sourceDescriptor(const char* name, const char* version,
                                                 const char* description,
                                                 const ferry_option_def* options, size_t n) {
   static const ferry_source_api api{sizeof(ferry_source_api), &fetch<T>,
-                                    overridesDelivered<T>() ? &delivered<T> : nullptr, &check<T>,
-                                    &wantsDelivered<T>};
-  static const ferry_plugin_descriptor d{FERRY_ABI_VERSION, sizeof(ferry_plugin_descriptor),
-                                         FERRY_KIND_SOURCE, name, version, description, options, n,
-                                         &create<T>, &destroy<T>, &api, nullptr};
+                                    overridesDelivered<T>() ? &delivered<T> : nullptr,
+                                    &wantsDelivered<T>, &check<T>};
+  static const ferry_plugin_descriptor d{
+      FERRY_ABI_MAJOR, FERRY_PLUGIN_ABI_MINOR, sizeof(ferry_plugin_descriptor),
+      FERRY_KIND_SOURCE, name, version, description, options, n, &create<T>, &destroy<T>, &api,
+      nullptr};
   return &d;
 }
 
@@ -603,9 +710,10 @@ const ferry_plugin_descriptor* sinkDescriptor(const char* name, const char* vers
                                               const char* description,
                                               const ferry_option_def* options, size_t n) {
   static const ferry_sink_api api{sizeof(ferry_sink_api), &write<T>, &check<T>};
-  static const ferry_plugin_descriptor d{FERRY_ABI_VERSION, sizeof(ferry_plugin_descriptor),
-                                         FERRY_KIND_SINK, name, version, description, options, n,
-                                         &create<T>, &destroy<T>, nullptr, &api};
+  static const ferry_plugin_descriptor d{
+      FERRY_ABI_MAJOR, FERRY_PLUGIN_ABI_MINOR, sizeof(ferry_plugin_descriptor),
+      FERRY_KIND_SINK, name, version, description, options, n, &create<T>, &destroy<T>, nullptr,
+      &api};
   return &d;
 }
 

@@ -9,15 +9,20 @@
 
 namespace {
 
-ferry_status create(const ferry_host_api*, ferry_host_ctx*, const ferry_option_value*, size_t,
-                    void** instance) {
+ferry_create_status create(const ferry_host_api*, ferry_host_ctx*, const ferry_option_value* const*,
+                           size_t, ferry_plugin_instance** instance) {
   static int object;
-  *instance = &object;
-  return FERRY_OK;
+  *instance = reinterpret_cast<ferry_plugin_instance*>(&object);
+  return FERRY_CREATE_OK;
 }
-void destroy(void*) {}
-ferry_status write(void*, const ferry_event*, size_t, ferry_write_result*) { return FERRY_OK; }
-ferry_status fetch(void*, const ferry_fetch_request*, ferry_fetch_result*) { return FERRY_OK; }
+void destroy(ferry_plugin_instance*) {}
+ferry_write_status write(ferry_plugin_instance*, const ferry_event* const*, size_t,
+                         ferry_write_result*) {
+  return FERRY_WRITE_OK;
+}
+ferry_fetch_status fetch(ferry_plugin_instance*, const ferry_fetch_request*, ferry_fetch_result*) {
+  return FERRY_FETCH_OK;
+}
 
 #if defined(FERRY_TEST_DEFECT_SHORT_OPTION)
 const uint32_t kOptionSize = 8;
@@ -38,18 +43,24 @@ const char* const kSecondName = "retries";
 #endif
 
 const ferry_option_def kOptions[] = {
-    {kOptionSize, "path", FERRY_OPT_STRING, nullptr, 1, 0, "where to write", nullptr},
-    {kOptionSize, kSecondName, kSecondType, "3", 0, 0, "how often to try", nullptr},
+    {kOptionSize, FERRY_OPT_STRING, "path", nullptr, "where to write", nullptr,
+     FERRY_OPTION_REQUIRED},
+    {kOptionSize, kSecondType, kSecondName, "3", "how often to try", nullptr, 0},
 };
 
 const ferry_sink_api kSink{sizeof(ferry_sink_api), &write, nullptr};
-const ferry_source_api kSource{sizeof(ferry_source_api), &fetch, nullptr, nullptr};
+const ferry_source_api kSource{sizeof(ferry_source_api), &fetch, nullptr, nullptr, nullptr};
 
 const ferry_plugin_descriptor kDescriptor {
-#if defined(FERRY_TEST_DEFECT_ABI_VERSION)
-  FERRY_ABI_VERSION + 1,
+#if defined(FERRY_TEST_DEFECT_ABI_MAJOR)
+  FERRY_ABI_MAJOR + 1,
 #else
-  FERRY_ABI_VERSION,
+  FERRY_ABI_MAJOR,
+#endif
+#if defined(FERRY_TEST_DEFECT_NEWER_MINOR)
+      FERRY_ABI_MINOR + 1,
+#else
+      FERRY_ABI_MINOR,
 #endif
 #if defined(FERRY_TEST_DEFECT_SHORT_DESCRIPTOR)
       8,
@@ -80,7 +91,7 @@ const ferry_plugin_descriptor kDescriptor {
 #if defined(FERRY_TEST_DEFECT_NO_FETCH)
 // The source table exists but its fetch is missing.
 namespace {
-const ferry_source_api kNoFetch{sizeof(ferry_source_api), nullptr, nullptr, nullptr};
+const ferry_source_api kNoFetch{sizeof(ferry_source_api), nullptr, nullptr, nullptr, nullptr};
 const ferry_plugin_descriptor kNoFetchDescriptor = [] {
   ferry_plugin_descriptor d = kDescriptor;
   d.source = &kNoFetch;

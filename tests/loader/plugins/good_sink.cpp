@@ -9,7 +9,7 @@ class GoodSink : public ferry::Sink {
   GoodSink(ferry::Host host, const ferry::Options& options)
       : ferry::Sink(host), target_(options.string("target")) {}
 
-  ferry::WriteOutcome write(std::span<const ferry_event> batch) override {
+  ferry::WriteOutcome write(const ferry::Batch& batch) override {
     host().info("wrote " + std::to_string(batch.size()) + " events to " + target_);
     return ferry::WriteOutcome::ok();
   }

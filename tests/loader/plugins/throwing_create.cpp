@@ -1,5 +1,5 @@
 // A well-formed source whose constructor fails the way a real one does when its remote is down:
-// the SDK turns the exception into FERRY_FATAL with the message, and the host must show it.
+// the SDK turns the exception into FERRY_CREATE_REFUSED with the message, and the host must show it.
 #include <ferry/plugin.hpp>
 
 namespace {

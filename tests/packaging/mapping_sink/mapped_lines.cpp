@@ -30,7 +30,7 @@ class MappedLines : public ferry::Sink {
   MappedLines(ferry::Host host, const ferry::Options& options)
       : ferry::Sink(host), path_(options.string("path")), mapper_(mappingFrom(options)) {}
 
-  ferry::WriteOutcome write(std::span<const ferry_event> batch) override {
+  ferry::WriteOutcome write(const ferry::Batch& batch) override {
     std::string text;
     std::error_code ec;
     if (std::filesystem::file_size(path_, ec) == 0 || ec) {
@@ -41,7 +41,7 @@ class MappedLines : public ferry::Sink {
     std::string error;
     for (size_t i = 0; i < batch.size(); ++i) {
       rows.clear();  // map() appends
-      if (!mapper_.map(batch[i], rows, error)) return ferry::WriteOutcome::fatal(i, error);
+      if (!mapper_.map(batch[i], rows, error)) return ferry::WriteOutcome::refuse(i, error);
       for (size_t r = 0; r < rows.size(); ++r) {
         for (size_t c = 0; c < rows.columns(); ++c) text += (c ? "|" : "") + rows.at(r, c).text;
         text += "\n";

@@ -13,6 +13,7 @@
 #include <Poco/StreamCopier.h>
 #include <fcntl.h>
 #include <ferry/mapping.hpp>
+#include <ferry/testing/fake_host.hpp>
 #include <ferry/common/Tradecloud.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -852,11 +853,15 @@ TEST(TradecloudLayouts, OnlyChangedLinesAndEchoLinesFilterRowsOfTheOrderLinesLay
       filter.skip_values = ferry::tradecloud::ownOpenRequests(ferry::tradecloud::Role::kBuyer);
     }
     mapper.setRowFilter(filter);
-    ferry_event e{sizeof(ferry_event), 1, "tc", "order", "c-4500000001",
-                  "2025-04-23T10:00:00.000Z", previous, body.c_str(), body.size(), 0, "k"};
+    ferry::testing::EventView e({.key = "c-4500000001",
+                                 .version = "2025-04-23T10:00:00.000Z",
+                                 .body = body,
+                                 .previous = previous,
+                                 .source = "tc",
+                                 .sequence = 1});
     Rows rows(mapper.mapping().columnCount());
     std::string error;
-    EXPECT_TRUE(mapper.map(e, rows, error)) << error;
+    EXPECT_TRUE(mapper.map(e.event(), rows, error)) << error;
     std::vector<std::string> ids;
     size_t col = 0;
     while (mapper.mapping().headers()[col] != "line_id") ++col;

@@ -40,7 +40,7 @@ class TestSink : public ferry::Sink {
         fail_first_(options.integer("fail_first")),
         slow_ms_(options.integer("slow_ms")) {}
 
-  ferry::WriteOutcome write(std::span<const ferry_event> batch) override {
+  ferry::WriteOutcome write(const ferry::Batch& batch) override {
     if (slow_ms_ > 0) std::this_thread::sleep_for(std::chrono::milliseconds(slow_ms_));
     if (writes_++ < fail_first_) return ferry::WriteOutcome::retry(0, "scripted start-up outage");
 
@@ -71,32 +71,32 @@ class TestSink : public ferry::Sink {
 
     size_t count = batch.size();
     for (size_t i = 0; i < batch.size(); ++i) {
-      if (fatal_keys.count(batch[i].key) > 0) {
+      if (fatal_keys.count(std::string(batch[i].key())) > 0) {
         count = i;
         break;
       }
     }
     std::string text;
     for (size_t i = 0; i < count; ++i) {
-      const ferry_event& e = batch[i];
-      text += "{\"seq\":" + std::to_string(e.sequence) + ",\"source\":";
-      ferry::json::appendString(text, e.source);
+      const ferry::Event e = batch[i];
+      text += "{\"seq\":" + std::to_string(e.sequence()) + ",\"source\":";
+      ferry::json::appendString(text, e.source());
       text += ",\"entity\":";
-      ferry::json::appendString(text, e.entity);
+      ferry::json::appendString(text, e.entity());
       text += ",\"key\":";
-      ferry::json::appendString(text, e.key);
+      ferry::json::appendString(text, e.key());
       text += ",\"version\":";
-      ferry::json::appendString(text, e.version);
+      ferry::json::appendString(text, e.version());
       text += ",\"previous\":";
-      ferry::json::appendString(text, e.previous);
-      text += e.echo ? ",\"echo\":true,\"id\":" : ",\"echo\":false,\"id\":";
-      ferry::json::appendString(text, e.idempotency_key);
+      ferry::json::appendString(text, e.previous());
+      text += e.echo() ? ",\"echo\":true,\"id\":" : ",\"echo\":false,\"id\":";
+      ferry::json::appendString(text, e.idempotencyKey());
       text += ",\"batch_size\":" + std::to_string(batch.size()) + "}\n";
     }
     if (!text.empty()) appendDurably(text);
     if (count < batch.size())
-      return ferry::WriteOutcome::fatal(count,
-                                        "scripted: rejected key " + std::string(batch[count].key));
+      return ferry::WriteOutcome::refuse(
+          count, "scripted: rejected key " + std::string(batch[count].key()));
     return ferry::WriteOutcome::ok();
   }
 

@@ -101,23 +101,25 @@ struct EmittedItem {
   std::string version;
   std::string body;
   bool echo = false;
+  std::string meta;
 };
 
 // What fetch() answered. On a non-OK status the host would keep none of `items`.
 struct FetchOutcome {
-  ferry_status status = FERRY_OK;
+  ferry_fetch_status status = FERRY_FETCH_OK;
   std::string message;
   int64_t retry_after_ms = -1;
   uint32_t received = 0;  // what the plugin reported (the number emitted when it left it unset)
   std::vector<EmittedItem> items;
 };
 
-// What create() (via CreateError), check() and delivered() answered.
+// What check() (a ferry_check_status) and delivered() (a ferry_hook_status) answered; every
+// kind of call answers 0 for OK.
 struct CallOutcome {
-  ferry_status status = FERRY_OK;
+  int status = 0;
   std::string message;
   int64_t retry_after_ms = -1;
-  bool ok() const { return status == FERRY_OK; }
+  bool ok() const { return status == 0; }
 };
 
 // A journalled event as a test describes it; the fake host fills the rest like the journal does.
@@ -132,12 +134,40 @@ struct TestEvent {
   bool echo = false;
   int64_t sequence = 0;           // 0: the next number (strictly increasing per FakeHost)
   std::string idempotency_key{};  // empty: "source/entity/key/version"
+  std::string meta{};             // the source's metadata object, "" for none
+  int64_t fetched_at_ms = 0;
 };
 
-// create() failed: the status and message the plugin gave (or the option the fake host refused).
-class CreateError : public ferry::Error {
+// The ABI view of a TestEvent (which must outlive it).
+inline ferry_event rawEvent(const TestEvent& e) {
+  auto lend = [](const std::string& t) { return ferry_host_str{t.data(), t.size()}; };
+  return {sizeof(ferry_event), e.echo ? FERRY_EVENT_ECHO : 0u, e.sequence, e.fetched_at_ms,
+          lend(e.source), lend(e.entity), lend(e.key), lend(e.version), lend(e.previous),
+          lend(e.body), lend(e.meta), lend(e.idempotency_key)};
+}
+
+// A TestEvent as a sink receives it, for code that takes a ferry::Event (a mapping, a helper of
+// the plugin): `ferry::testing::EventView e({.key = "1", …}); mapper.map(e.event(), …)`.
+class EventView {
  public:
-  using ferry::Error::Error;
+  explicit EventView(TestEvent e) : e_(std::move(e)) {
+    if (e_.idempotency_key.empty())
+      e_.idempotency_key = e_.source + "/" + e_.entity + "/" + e_.key + "/" + e_.version;
+    raw_ = rawEvent(e_);
+  }
+  EventView(const EventView&) = delete;
+  EventView& operator=(const EventView&) = delete;
+  ferry::Event event() const { return ferry::Event(raw_); }
+
+ private:
+  TestEvent e_;
+  ferry_event raw_;
+};
+
+// create() failed: the message the plugin gave (or the option the fake host refused).
+class CreateError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
 };
 
 // A plugin's descriptor: from the entry symbol of a plugin compiled into the test
@@ -166,9 +196,12 @@ class Plugin {
       : library_(std::move(library)), descriptor_(entry()) {
     const auto* d = descriptor_;
     if (d == nullptr) throw std::runtime_error(what + ": the entry symbol returned no descriptor");
-    if (d->abi_version != FERRY_ABI_VERSION)
-      throw std::runtime_error(what + " speaks plugin ABI " + std::to_string(d->abi_version) +
-                               ", these headers " + std::to_string(FERRY_ABI_VERSION));
+    if (d->abi_major != FERRY_ABI_MAJOR || d->abi_minor > FERRY_ABI_MINOR)
+      throw std::runtime_error(what + " needs plugin ABI " + std::to_string(d->abi_major) +
+                               (d->abi_major == FERRY_ABI_MAJOR ? "." + std::to_string(d->abi_minor)
+                                                                : std::string()) +
+                               ", these headers provide " + std::to_string(FERRY_ABI_MAJOR) + "." +
+                               std::to_string(FERRY_ABI_MINOR));
     if (d->struct_size < sizeof(ferry_plugin_descriptor) || d->name == nullptr ||
         d->create == nullptr || d->destroy == nullptr ||
         (d->kind == FERRY_KIND_SOURCE) != (d->source != nullptr && d->source->fetch != nullptr) ||
@@ -195,12 +228,17 @@ struct Context {
 
 inline Context& context(ferry_host_ctx* ctx) { return *reinterpret_cast<Context*>(ctx); }
 
-// A response owned by the fake host, released by http_free().
+// A response owned by the fake host, released by http_release().
 struct OwnedResponse {
-  ferry_http_response raw{};
+  ferry_host_http_response raw{};
   CannedResponse canned;
-  std::vector<ferry_header> headers;
+  std::vector<ferry_host_header> headers;
 };
+
+inline std::string text(ferry_plugin_str s) {
+  return s.len == 0 ? std::string() : std::string(s.ptr, s.len);
+}
+inline ferry_host_str lend(const std::string& s) { return {s.data(), s.size()}; }
 
 inline std::string lower(std::string_view s) {
   std::string out(s);
@@ -231,8 +269,8 @@ inline std::optional<int64_t> durationMs(std::string_view text) {
 // One option's value resolved the host's way, or an error message.
 inline std::string resolve(const ferry_option_def& def, const std::string& text) {
   auto bad = [&](const std::string& what) {
-    return CreateError(FERRY_FATAL, "option '" + std::string(def.name) + "' = '" +
-                                        (def.secret ? "***" : text) + "': " + what);
+    return CreateError("option '" + std::string(def.name) + "' = '" +
+                       ((def.flags & FERRY_OPTION_SECRET) != 0 ? "***" : text) + "': " + what);
   };
   if (def.choices != nullptr) {
     std::string_view all = def.choices;
@@ -306,7 +344,7 @@ class Instance {
   }
 
   const std::string& name() const { return ctx_->name; }
-  void* raw() const { return self_; }
+  ferry_plugin_instance* raw() const { return self_; }
 
   // Sources: fetches one page ("items at or after `since`, skipping `offset`, at most `limit`")
   // and collects what the plugin emits.
@@ -316,8 +354,9 @@ class Instance {
     auto ns = ferry::instant::parseNs(since);
     if (!ns) throw std::invalid_argument("fetch(): since is not an instant: " + since);
     std::string since_text = ferry::instant::formatMs(*ns);
-    ferry_fetch_request request{sizeof(ferry_fetch_request), since_text.c_str(),
-                                ferry::instant::detail::floorDiv(*ns, 1'000'000), offset, limit};
+    ferry_fetch_request request{sizeof(ferry_fetch_request), offset, limit,
+                                ferry::instant::detail::floorDiv(*ns, 1'000'000),
+                                detail::lend(since_text)};
     ferry_fetch_result result{sizeof(ferry_fetch_result), UINT32_MAX};
     FetchOutcome out;
     begin();
@@ -345,7 +384,7 @@ class Instance {
     auto raw = view(events);
     begin();
     CallOutcome out;
-    out.status = api->delivered(self_, raw.data());
+    out.status = api->delivered(self_, &raw[0]);
     finish(out.status, out.message, out.retry_after_ms);
     return out;
   }
@@ -356,11 +395,13 @@ class Instance {
     if (d->sink == nullptr) throw std::logic_error(name() + " is not a sink");
     auto events = journal(batch);
     auto raw = view(events);
+    std::vector<const ferry_event*> pointers;
+    for (const auto& e : raw) pointers.push_back(&e);
     ferry_write_result result{sizeof(ferry_write_result), 0};
     begin();
     ferry::WriteOutcome out;
-    out.status = d->sink->write(self_, raw.data(), raw.size(), &result);
-    out.done = out.status == FERRY_OK ? raw.size() : result.done;
+    out.status = d->sink->write(self_, pointers.data(), pointers.size(), &result);
+    out.done = out.status == FERRY_WRITE_OK ? raw.size() : result.done;
     finish(out.status, out.message, out.retry_after_ms);
     return out;
   }
@@ -379,7 +420,7 @@ class Instance {
 
  private:
   friend class FakeHost;
-  Instance(Plugin plugin, std::unique_ptr<detail::Context> ctx, void* self)
+  Instance(Plugin plugin, std::unique_ptr<detail::Context> ctx, ferry_plugin_instance* self)
       : plugin_(std::move(plugin)), ctx_(std::move(ctx)), self_(self) {}
 
   const ferry_source_api* source() const {
@@ -391,24 +432,21 @@ class Instance {
     ctx_->error.clear();
     ctx_->retry_after_ms = -1;
   }
-  void finish(ferry_status status, std::string& message, int64_t& retry_after_ms) const {
-    if (status != FERRY_OK) message = ctx_->error;
+  void finish(int status, std::string& message, int64_t& retry_after_ms) const {
+    if (status != 0) message = ctx_->error;
     retry_after_ms = ctx_->retry_after_ms;
   }
   std::vector<TestEvent> journal(const std::vector<TestEvent>& batch) const;
   static std::vector<ferry_event> view(const std::vector<TestEvent>& events) {
     std::vector<ferry_event> raw;
     raw.reserve(events.size());
-    for (const auto& e : events)
-      raw.push_back({sizeof(ferry_event), e.sequence, e.source.c_str(), e.entity.c_str(),
-                     e.key.c_str(), e.version.c_str(), e.previous.c_str(), e.body.c_str(),
-                     e.body.size(), e.echo ? 1 : 0, e.idempotency_key.c_str()});
+    for (const auto& e : events) raw.push_back(rawEvent(e));
     return raw;
   }
 
   Plugin plugin_;
   std::unique_ptr<detail::Context> ctx_;
-  void* self_;
+  ferry_plugin_instance* self_;
 };
 
 class FakeHost {
@@ -428,8 +466,7 @@ class FakeHost {
       bool declared = false;
       for (size_t i = 0; i < d.option_count; ++i) declared |= key == d.options[i].name;
       if (!declared)
-        throw CreateError(FERRY_FATAL, "plugin '" + std::string(d.name) +
-                                           "' has no option '" + key + "'");
+        throw CreateError("plugin '" + std::string(d.name) + "' has no option '" + key + "'");
     }
     std::vector<std::string> names, values;
     std::vector<bool> set;
@@ -440,9 +477,9 @@ class FakeHost {
       if (given != options.end()) {
         values.push_back(detail::resolve(def, given->second));
         set.push_back(true);
-      } else if (def.required) {
-        throw CreateError(FERRY_FATAL, "plugin '" + std::string(d.name) + "': option '" +
-                                           def.name + "' is required");
+      } else if ((def.flags & FERRY_OPTION_REQUIRED) != 0) {
+        throw CreateError("plugin '" + std::string(d.name) + "': option '" + def.name +
+                          "' is required");
       } else if (def.default_value != nullptr) {
         values.push_back(detail::resolve(def, def.default_value));
         set.push_back(true);
@@ -452,17 +489,19 @@ class FakeHost {
       }
     }
     std::vector<ferry_option_value> resolved;
+    std::vector<const ferry_option_value*> pointers;
     for (size_t i = 0; i < names.size(); ++i)
-      resolved.push_back({sizeof(ferry_option_value), names[i].c_str(),
-                          set[i] ? values[i].c_str() : nullptr});
+      resolved.push_back({sizeof(ferry_option_value), detail::lend(names[i]),
+                          detail::lend(values[i]), set[i] ? 1 : 0});
+    for (const auto& v : resolved) pointers.push_back(&v);
 
     auto ctx = std::make_unique<detail::Context>();
     ctx->host = this;
     ctx->name = name;
-    void* self = nullptr;
-    ferry_status s = d.create(&api_, reinterpret_cast<ferry_host_ctx*>(ctx.get()),
-                              resolved.data(), resolved.size(), &self);
-    if (s != FERRY_OK) throw CreateError(s, ctx->error);
+    ferry_plugin_instance* self = nullptr;
+    const ferry_create_status s = d.create(&api_, reinterpret_cast<ferry_host_ctx*>(ctx.get()),
+                                           pointers.data(), pointers.size(), &self);
+    if (s != FERRY_CREATE_OK) throw CreateError(ctx->error);
     return Instance(plugin, std::move(ctx), self);
   }
 
@@ -524,6 +563,12 @@ class FakeHost {
     return it == acquired_.end() ? 0 : it->second;
   }
 
+  // Makes state_set/state_erase answer FAILED, as the host does when its journal fails.
+  void setStateFailing(bool failing) {
+    std::lock_guard lock(mutex_);
+    failing_state_ = failing;
+  }
+
   // What stopping() answers (and rate_acquire() then refuses).
   void setStopping(bool stopping) {
     std::lock_guard lock(mutex_);
@@ -542,55 +587,63 @@ class FakeHost {
 
   static FakeHost& of(ferry_host_ctx* ctx) { return *detail::context(ctx).host; }
 
-  static void log(ferry_host_ctx* ctx, ferry_log_level level, const char* message) {
+  static void log(ferry_host_ctx* ctx, ferry_log_level level, ferry_plugin_str message) {
     auto& c = detail::context(ctx);
     std::lock_guard lock(c.host->mutex_);
-    c.host->logs_.push_back({c.name, level, message != nullptr ? message : ""});
+    c.host->logs_.push_back({c.name, level, detail::text(message)});
   }
-  static void setError(ferry_host_ctx* ctx, const char* message) {
-    detail::context(ctx).error = message != nullptr ? message : "";
+  static void setError(ferry_host_ctx* ctx, ferry_plugin_str message) {
+    detail::context(ctx).error = detail::text(message);
   }
   static void setRetryAfter(ferry_host_ctx* ctx, int64_t ms) {
     detail::context(ctx).retry_after_ms = ms;
   }
-  static ferry_status emit(ferry_host_ctx* ctx, const ferry_item* item) {
+  static ferry_emit_status emit(ferry_host_ctx* ctx, const ferry_item* item) {
     auto& c = detail::context(ctx);
     std::string problem;
     if (c.items == nullptr) {
       problem = "emit() outside fetch()";
-    } else if (item == nullptr || item->key == nullptr || *item->key == '\0') {
+    } else if (!FERRY_HAS_FIELD(ferry_item, item, meta) || item->key.len == 0) {
       problem = "an item without key";
-    } else if (item->entity == nullptr || *item->entity == '\0') {
-      problem = "item '" + std::string(item->key) + "' without entity";
-    } else if (item->version == nullptr || !ferry::instant::parseNs(item->version)) {
-      problem = "item '" + std::string(item->key) + "': version '" +
-                (item->version != nullptr ? item->version : "") + "' is not an instant with a zone";
+    } else if (item->entity.len == 0) {
+      problem = "item '" + detail::text(item->key) + "' without entity";
+    } else if (!ferry::instant::parseNs(detail::text(item->version))) {
+      problem = "item '" + detail::text(item->key) + "': version '" +
+                detail::text(item->version) + "' is not an instant with a zone";
+    } else {
+      for (char ch : detail::text(item->key))
+        if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f)
+          problem = "item '" + detail::text(item->key) + "' has a control character in its key";
     }
     if (!problem.empty()) {
-      log(ctx, FERRY_LOG_ERROR, problem.c_str());
-      return FERRY_FATAL;
+      log(ctx, FERRY_LOG_ERROR, lend(problem));
+      return FERRY_EMIT_REFUSED;
     }
-    c.items->push_back({item->entity, item->key, item->version,
-                        std::string(item->body != nullptr ? item->body : "", item->body_len),
-                        item->echo != 0});
-    return FERRY_OK;
+    c.items->push_back({detail::text(item->entity), detail::text(item->key),
+                        detail::text(item->version), detail::text(item->body),
+                        (item->flags & FERRY_ITEM_ECHO) != 0, detail::text(item->meta)});
+    return FERRY_EMIT_OK;
   }
-  static ferry_status http(ferry_host_ctx* ctx, const ferry_http_request* request,
-                           ferry_http_response** response) {
+  static ferry_http_status http(ferry_host_ctx* ctx, const ferry_http_request* request,
+                                ferry_host_http_response** response) {
     auto& c = detail::context(ctx);
-    HttpCall call{c.name, request->method != nullptr ? request->method : "",
-                  request->url != nullptr ? request->url : "", {},
-                  std::string(request->body != nullptr ? request->body : "", request->body_len),
-                  request->timeout_ms, request->rate_key != nullptr ? request->rate_key : "",
-                  request->skip_tls_verify == 0};
+    HttpCall call{c.name,
+                  detail::text(request->method),
+                  detail::text(request->url),
+                  {},
+                  detail::text(request->body),
+                  request->timeout_ms,
+                  detail::text(request->rate_key),
+                  (request->flags & FERRY_HTTP_SKIP_TLS_VERIFY) == 0};
     for (size_t i = 0; i < request->header_count; ++i)
-      call.headers.emplace_back(request->headers[i].name, request->headers[i].value);
+      call.headers.emplace_back(detail::text(request->headers[i].name),
+                                detail::text(request->headers[i].value));
     auto* owned = new detail::OwnedResponse;
     *response = &owned->raw;
     if (call.url.rfind("http://", 0) != 0 && call.url.rfind("https://", 0) != 0) {
       owned->canned = CannedResponse::noResponse("bad URL '" + call.url + "'");
       fill(*owned);
-      return FERRY_FATAL;
+      return FERRY_HTTP_BAD_REQUEST;
     }
     HttpHandler handler;
     {
@@ -601,11 +654,11 @@ class FakeHost {
     owned->canned = handler ? handler(call)
                             : CannedResponse::noResponse("the fake host has no HTTP handler");
     fill(*owned);
-    return owned->raw.status == 0 ? FERRY_RETRY : FERRY_OK;
+    return owned->raw.status == 0 ? FERRY_HTTP_NO_RESPONSE : FERRY_HTTP_RESPONSE;
   }
   static void fill(detail::OwnedResponse& o) {
     const auto& r = o.canned;
-    for (const auto& [n, v] : r.headers) o.headers.push_back({n.c_str(), v.c_str()});
+    for (const auto& [n, v] : r.headers) o.headers.push_back({detail::lend(n), detail::lend(v)});
     int64_t retry_after = -1;
     if (auto v = findHeader(r.headers, "Retry-After")) {
       int64_t s = 0;
@@ -614,85 +667,92 @@ class FakeHost {
     }
     bool transient = r.status == 0 || r.status == 408 || r.status == 425 || r.status == 429 ||
                      r.status >= 500;
-    o.raw = {sizeof(ferry_http_response), r.status,          o.headers.data(),
-             o.headers.size(),            r.body.c_str(),    r.body.size(),
-             transient ? 1 : 0,           retry_after,       r.status == 0 ? r.error.c_str() : ""};
+    o.raw = {sizeof(ferry_host_http_response),
+             transient ? FERRY_HTTP_TRANSIENT : 0u,
+             r.status,
+             o.headers.data(),
+             o.headers.size(),
+             detail::lend(r.body),
+             retry_after,
+             r.status == 0 ? detail::lend(r.error) : ferry_host_str{"", 0}};
   }
-  static void httpFree(ferry_host_ctx*, ferry_http_response* response) {
+  static void httpRelease(ferry_host_ctx*, ferry_host_http_response* response) {
     // raw is the first member: the response is the OwnedResponse.
     delete reinterpret_cast<detail::OwnedResponse*>(response);
   }
-  static void defineLimit(ferry_host_ctx* ctx, const char* key, const ferry_rate_rule* rules,
+  static void defineLimit(ferry_host_ctx* ctx, ferry_plugin_str key, const ferry_rate_rule* rules,
                           size_t count) {
     auto& h = of(ctx);
     std::lock_guard lock(h.mutex_);
-    h.limits_.try_emplace(key, rules, rules + count);
+    h.limits_.try_emplace(detail::text(key), rules, rules + count);
   }
-  static ferry_status acquire(ferry_host_ctx* ctx, const char* key) {
+  static ferry_acquire_status acquire(ferry_host_ctx* ctx, ferry_plugin_str key) {
     auto& h = of(ctx);
     std::lock_guard lock(h.mutex_);
-    if (h.stopping_) return FERRY_RETRY;
-    ++h.acquired_[key];
-    return FERRY_OK;
+    if (h.stopping_) return FERRY_ACQUIRE_STOPPING;
+    ++h.acquired_[detail::text(key)];
+    return FERRY_ACQUIRE_OK;
   }
-  static ferry_status get(const std::map<std::string, std::string>& values, const char* key,
-                          ferry_bytes_fn receive, void* user) {
-    auto it = values.find(key);
-    if (it == values.end()) return FERRY_FATAL;
-    receive(user, it->second.data(), it->second.size());
-    return FERRY_OK;
+  static ferry_state_status get(const std::map<std::string, std::string>& values,
+                                ferry_plugin_str key, ferry_receive_fn receive, void* user) {
+    auto it = values.find(detail::text(key));
+    if (it == values.end()) return FERRY_STATE_ABSENT;
+    receive(user, detail::lend(it->second));
+    return FERRY_STATE_OK;
   }
-  static void put(std::map<std::string, std::string>& values, const char* key, const char* value,
-                  size_t len) {
-    if (value == nullptr) {
-      values.erase(key);
-    } else {
-      values[key].assign(value, len);
-    }
-  }
-  static ferry_status stateGet(ferry_host_ctx* ctx, const char* key, ferry_bytes_fn receive,
-                               void* user) {
+  static ferry_state_status stateGet(ferry_host_ctx* ctx, ferry_plugin_str key,
+                                     ferry_receive_fn receive, void* user) {
     auto& c = detail::context(ctx);
     std::lock_guard lock(c.host->mutex_);
     return get(c.host->state_[c.name], key, receive, user);
   }
-  static ferry_status stateSet(ferry_host_ctx* ctx, const char* key, const char* value,
-                               size_t len) {
+  static ferry_state_status stateSet(ferry_host_ctx* ctx, ferry_plugin_str key,
+                                     ferry_plugin_str value) {
     auto& c = detail::context(ctx);
     std::lock_guard lock(c.host->mutex_);
-    put(c.host->state_[c.name], key, value, len);
-    return FERRY_OK;
+    if (c.host->failing_state_) return FERRY_STATE_FAILED;
+    c.host->state_[c.name][detail::text(key)] = detail::text(value);
+    return FERRY_STATE_OK;
   }
-  static ferry_status sharedGet(ferry_host_ctx* ctx, const char* scope, const char* key,
-                                ferry_bytes_fn receive, void* user) {
+  static ferry_state_status stateErase(ferry_host_ctx* ctx, ferry_plugin_str key) {
+    auto& c = detail::context(ctx);
+    std::lock_guard lock(c.host->mutex_);
+    if (c.host->failing_state_) return FERRY_STATE_FAILED;
+    c.host->state_[c.name].erase(detail::text(key));
+    return FERRY_STATE_OK;
+  }
+  static ferry_state_status sharedGet(ferry_host_ctx* ctx, ferry_plugin_str scope,
+                                      ferry_plugin_str key, ferry_receive_fn receive, void* user) {
     auto& h = of(ctx);
     std::lock_guard lock(h.mutex_);
-    return get(h.shared_[scope].values, key, receive, user);
+    return get(h.shared_[detail::text(scope)].values, key, receive, user);
   }
-  static ferry_status sharedSet(ferry_host_ctx* ctx, const char* scope, const char* key,
-                                const char* value, size_t len) {
+  static ferry_state_status sharedSet(ferry_host_ctx* ctx, ferry_plugin_str scope,
+                                      ferry_plugin_str key, ferry_plugin_str value) {
     auto& h = of(ctx);
     std::lock_guard lock(h.mutex_);
-    put(h.shared_[scope].values, key, value, len);
-    return FERRY_OK;
+    h.shared_[detail::text(scope)].values[detail::text(key)] = detail::text(value);
+    return FERRY_STATE_OK;
   }
-  std::recursive_mutex& scopeLock(const char* scope) {
+  std::recursive_mutex& scopeLock(const std::string& scope) {
     std::lock_guard lock(mutex_);
     return shared_[scope].lock;  // std::map nodes never move
   }
-  static void sharedLock(ferry_host_ctx* ctx, const char* scope) { of(ctx).scopeLock(scope).lock(); }
-  static void sharedUnlock(ferry_host_ctx* ctx, const char* scope) {
-    of(ctx).scopeLock(scope).unlock();
+  static void sharedLock(ferry_host_ctx* ctx, ferry_plugin_str scope) {
+    of(ctx).scopeLock(detail::text(scope)).lock();
   }
-  static void counterAdd(ferry_host_ctx* ctx, const char* name, double delta) {
+  static void sharedUnlock(ferry_host_ctx* ctx, ferry_plugin_str scope) {
+    of(ctx).scopeLock(detail::text(scope)).unlock();
+  }
+  static void counterAdd(ferry_host_ctx* ctx, ferry_plugin_str name, double delta) {
     auto& c = detail::context(ctx);
     std::lock_guard lock(c.host->mutex_);
-    c.host->counters_[c.name + "/" + name] += delta;
+    c.host->counters_[c.name + "/" + detail::text(name)] += delta;
   }
-  static void gaugeSet(ferry_host_ctx* ctx, const char* name, double value) {
+  static void gaugeSet(ferry_host_ctx* ctx, ferry_plugin_str name, double value) {
     auto& c = detail::context(ctx);
     std::lock_guard lock(c.host->mutex_);
-    c.host->gauges_[c.name + "/" + name] = value;
+    c.host->gauges_[c.name + "/" + detail::text(name)] = value;
   }
   static int isStopping(ferry_host_ctx* ctx) {
     auto& h = of(ctx);
@@ -700,10 +760,13 @@ class FakeHost {
     return h.stopping_ ? 1 : 0;
   }
 
-  const ferry_host_api api_{FERRY_ABI_VERSION, sizeof(ferry_host_api), &log, &setError,
-                            &setRetryAfter, &emit, &http, &httpFree, &defineLimit, &acquire,
-                            &stateGet, &stateSet, &sharedGet, &sharedSet, &sharedLock,
-                            &sharedUnlock, &counterAdd, &gaugeSet, &isStopping};
+  const ferry_host_api api_{FERRY_ABI_MAJOR, FERRY_ABI_MINOR, sizeof(ferry_host_api),
+                            &log,            &setError,       &setRetryAfter,
+                            &emit,           &http,           &httpRelease,
+                            &defineLimit,    &acquire,        &stateGet,
+                            &stateSet,       &stateErase,     &sharedGet,
+                            &sharedSet,      &sharedLock,     &sharedUnlock,
+                            &counterAdd,     &gaugeSet,       &isStopping};
   mutable std::mutex mutex_;
   HttpHandler handler_;
   std::vector<HttpCall> requests_;
@@ -715,6 +778,7 @@ class FakeHost {
   std::map<std::string, std::vector<ferry_rate_rule>> limits_;
   std::map<std::string, int> acquired_;
   bool stopping_ = false;
+  bool failing_state_ = false;
   int64_t next_sequence_ = 1;
 };
 
