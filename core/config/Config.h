@@ -10,8 +10,11 @@
 // shows the value of a secret option.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -82,6 +85,26 @@ struct Config {
   HostSettings host;
   std::vector<InstanceConfig> sources;  // enabled and disabled, in file order
   std::vector<InstanceConfig> sinks;
+};
+
+// The configuration a running ferry works with. A reload (SIGHUP) replaces it as a whole. Every
+// version is kept for the life of the process (reloads are rare), so that a reference taken
+// before a reload never dangles, also on another thread (the admin endpoint, a runner carrying
+// out an operator's request).
+class LiveConfig {
+ public:
+  explicit LiveConfig(Config config) { set(std::move(config)); }
+  const Config& get() const { return *current_.load(); }
+  void set(Config config) {
+    std::lock_guard lock(mutex_);
+    versions_.push_back(std::make_unique<const Config>(std::move(config)));
+    current_.store(versions_.back().get());
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<std::unique_ptr<const Config>> versions_;
+  std::atomic<const Config*> current_{nullptr};
 };
 
 // Whether every `${system.env.NAME}` must resolve. Commands that only read the journal (status,

@@ -62,7 +62,7 @@ Page textPage(int status, const std::string& text) {
 }  // namespace
 
 struct AdminServer::Impl {
-  Impl(const Config& config, HostServices& services, Poco::Net::ServerSocket socket)
+  Impl(const LiveConfig& config, HostServices& services, Poco::Net::ServerSocket socket)
       : config(config), services(services), listener(std::move(socket)) {}
 
   void serve();
@@ -77,7 +77,7 @@ struct AdminServer::Impl {
     c.fd = -1;
   }
 
-  const Config& config;
+  const LiveConfig& config;  // a snapshot per request: a reload may replace it
   HostServices& services;
   Poco::Net::ServerSocket listener;
   std::vector<Connection> connections;
@@ -191,22 +191,22 @@ std::string AdminServer::Impl::respond(const std::string& head) {
     return answer(textPage(405, "only GET and HEAD are served\n"), false, "Allow: GET, HEAD\r\n");
   const std::string path = target.substr(0, target.find('?'));
   try {
-    if (path == "/healthz") return answer(healthPage(config, services), head_only);
-    if (path == "/metrics") return answer(metricsPage(config, services), head_only);
+    if (path == "/healthz") return answer(healthPage(config.get(), services), head_only);
+    if (path == "/metrics") return answer(metricsPage(config.get(), services), head_only);
     return answer(textPage(404, "not found: try /healthz or /metrics\n"), head_only);
   } catch (const std::exception& e) {
     return answer(textPage(500, std::string("error: ") + e.what() + "\n"), head_only);
   }
 }
 
-AdminServer::AdminServer(const Config& config, HostServices& services,
+AdminServer::AdminServer(const LiveConfig& config, HostServices& services,
                          const std::string& listen) {
   try {
     Poco::Net::ServerSocket socket{Poco::Net::SocketAddress(listen)};
     socket.setBlocking(false);
     impl_ = std::make_unique<Impl>(config, services, std::move(socket));
   } catch (const Poco::Exception& e) {
-    throw ConfigError(config.file + ": [host] admin_listen: cannot listen on '" + listen +
+    throw ConfigError(config.get().file + ": [host] admin_listen: cannot listen on '" + listen +
                       "': " + e.displayText());
   }
   impl_->thread = std::thread([this] { impl_->serve(); });

@@ -18,7 +18,7 @@ class AdminServer {
  public:
   // Listens on `listen` ("host:port"; port 0 picks one). Throws ConfigError naming
   // [host] admin_listen when the address is malformed or cannot be bound.
-  AdminServer(const Config& config, HostServices& services, const std::string& listen);
+  AdminServer(const LiveConfig& config, HostServices& services, const std::string& listen);
   ~AdminServer();
   uint16_t port() const;
 

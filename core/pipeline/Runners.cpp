@@ -176,6 +176,11 @@ SourceRunner::SourceRunner(const InstanceConfig& config, std::unique_ptr<Instanc
 
 SourceRunner::~SourceRunner() { join(); }
 
+void SourceRunner::requestStop() {
+  stop_ = true;
+  interrupt_ = true;
+}
+
 namespace {
 
 // The shared part of SourceRunner::check and SinkRunner::check.
@@ -227,7 +232,7 @@ bool SourceRunner::post(std::function<void()> work) {
 bool SourceRunner::sleepFor(int64_t ms, bool wake_on_sink_progress) {
   const int64_t until = steadyNowMs() + ms;
   uint64_t seen = services_.sink_advanced.generation();
-  while (!services_.stopping.load()) {
+  while (!stopping()) {
     int64_t left = until - steadyNowMs();
     if (left <= 0 || mailbox_.hasWork()) return true;
     uint64_t now = services_.sink_advanced.waitFor(seen, std::min(left, kSliceMs));
@@ -257,10 +262,10 @@ void SourceRunner::loop(bool once) {
   activity_.load();
   if (!once && phase_ms_ > 0 && !sleepFor(phase_ms_, true)) return;
   status("running", "");
-  while (!services_.stopping.load()) {
+  while (!stopping()) {
     // A stop request sets both flags, the stop first: clearing ours cannot swallow it.
     interrupt_ = false;
-    if (services_.stopping.load()) interrupt_ = true;
+    if (stopping()) interrupt_ = true;
     mailbox_.runPending();
     processDelivered();
     const int64_t cycle_start = steadyNowMs();
@@ -277,7 +282,7 @@ void SourceRunner::loop(bool once) {
                                " item(s) stamped more than an hour ahead of this host's clock: "
                                "delivered, but the cursor does not follow them (check the "
                                "remote's clock and this host's)");
-    if (services_.stopping.load()) break;
+    if (stopping()) break;
     // An operator's command waits (the cycle stopped early, keeping what it committed): carry it
     // out, then poll again at once.
     if (interrupt_.load() && mailbox_.hasWork()) continue;
@@ -364,7 +369,7 @@ void SourceRunner::processDelivered() {
     const int64_t up_to = lowWaterMark(log, ledger, routed_sinks_);
     int64_t from = ledger.deliveredUpTo(name_);
     int64_t saved = from;
-    while (from < up_to && !services_.stopping.load()) {
+    while (from < up_to && !stopping()) {
       auto events = log.readAfter(from, {name_}, 500);
       auto dead = ledger.deadLetteredBetween(from, up_to);
       int64_t reached = from;
@@ -426,6 +431,8 @@ SinkRunner::SinkRunner(const InstanceConfig& config, std::unique_ptr<Instance> i
 
 SinkRunner::~SinkRunner() { join(); }
 
+void SinkRunner::requestStop() { stop_ = true; }
+
 std::string SinkRunner::check() { return checkInstance(*instance_); }
 
 void SinkRunner::start() {
@@ -481,7 +488,7 @@ void SinkRunner::status(const std::string& state, const std::string& message, in
 
 bool SinkRunner::sleepFor(int64_t ms) {
   const int64_t until = steadyNowMs() + ms;
-  while (!services_.stopping.load()) {
+  while (!stopping()) {
     int64_t left = until - steadyNowMs();
     // An operator's command (a pause, a rewind) need not wait for the backoff.
     if (left <= 0 || mailbox_.hasWork()) return true;
@@ -545,7 +552,7 @@ SinkRunner::Step SinkRunner::deliverFeed() {
   if (events.size() < batch_size_ && batch_delay_ms_ > 0 && !services_.sources_finished.load()) {
     const int64_t until = steadyNowMs() + batch_delay_ms_;
     uint64_t seen = services_.new_events.generation();
-    while (!services_.stopping.load() && !services_.sources_finished.load() &&
+    while (!stopping() && !services_.sources_finished.load() &&
            steadyNowMs() < until) {
       seen = services_.new_events.waitFor(seen, std::min(kSliceMs, until - steadyNowMs()));
       if (countFeed(services_.handoff, log, offset_, sources_) >= static_cast<int64_t>(batch_size_))
@@ -620,7 +627,7 @@ SinkRunner::Step SinkRunner::deliverFeed() {
 void SinkRunner::loop() {
   // The offset is read once; until the journal can be read, the sink waits for it.
   bool known = false;
-  while (!known && !services_.stopping.load()) {
+  while (!known && !stopping()) {
     try {
       offset_ = services_.ledger.sinkOffset(name_);
       paused_ = services_.controls.sinkPaused(name_);
@@ -634,7 +641,7 @@ void SinkRunner::loop() {
   status("running", "");
   int failures = 0;
   bool was_paused = false;
-  while (!services_.stopping.load()) {
+  while (!stopping()) {
     uint64_t seen = services_.new_events.generation();
     Step o = Step::Idle;
     try {

@@ -23,6 +23,12 @@ void Health::add(const std::string& name, const std::string& kind, int64_t inter
   e.quiet_from_ms = now_ms;
 }
 
+void Health::remove(const std::string& name) {
+  std::lock_guard lock(mutex_);
+  entries_.erase(name);
+  order_.erase(std::remove(order_.begin(), order_.end(), name), order_.end());
+}
+
 void Health::setState(const std::string& name, const std::string& state,
                       const std::string& message, int64_t now_ms) {
   std::lock_guard lock(mutex_);

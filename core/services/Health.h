@@ -43,6 +43,8 @@ class Health {
   void setState(const std::string& name, const std::string& state, const std::string& message,
                 int64_t now_ms);
   void succeeded(const std::string& name, int64_t now_ms);
+  // Forgets an instance (removed by a reload).
+  void remove(const std::string& name);
   // The instance waits for work (true) or stopped waiting (false).
   void setWaiting(const std::string& name, bool waiting, int64_t now_ms);
 
