@@ -239,8 +239,8 @@ std::vector<std::pair<std::string, std::string>> urlCredentials(std::string_view
     if (sign == std::string_view::npos) continue;
     const std::string_view info = authority.substr(0, sign);
     const size_t colon = info.find(':');
-    out.emplace_back(info, colon == std::string_view::npos ? std::string_view()
-                                                           : info.substr(colon + 1));
+    out.emplace_back(info,
+                     colon == std::string_view::npos ? std::string_view() : info.substr(colon + 1));
   }
   return out;
 }
@@ -256,8 +256,7 @@ void addSecrets(std::vector<std::string>& out, const OptionSpec& def, const std:
     parts.push_back(trim(value));
     std::string items = value;
     std::replace_if(
-        items.begin(), items.end(), [](char c) { return c == ';' || c == '\r' || c == '\n'; },
-        ',');
+        items.begin(), items.end(), [](char c) { return c == ';' || c == '\r' || c == '\n'; }, ',');
     for (const auto& item : split(items, ',')) {
       parts.push_back(item);
       const size_t separator = item.find_first_of(":=");
@@ -334,7 +333,8 @@ void validateInstance(const Config& config, InstanceConfig& inst, const PluginRe
   // Collected before anything is checked, so that every error below is redacted.
   std::vector<std::string> secrets;
   for (const auto& d : table)
-    if (auto raw = inst.raw.find(d.name); raw != inst.raw.end()) addSecrets(secrets, d, raw->second);
+    if (auto raw = inst.raw.find(d.name); raw != inst.raw.end())
+      addSecrets(secrets, d, raw->second);
 
   try {
     for (const auto& [key, value] : inst.raw)

@@ -109,10 +109,10 @@ Answer Receiver::record(Request request) {
 }
 
 Poco::Net::Context::Ptr selfSignedContext(const std::string& dir) {
-  RunResult gen = runCommand({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
-                              dir + "/key.pem", "-out", dir + "/cert.pem", "-days", "2", "-subj",
-                              "/CN=127.0.0.1"},
-                             dir, 60s);
+  RunResult gen = runCommand(
+      {"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", dir + "/key.pem",
+       "-out", dir + "/cert.pem", "-days", "2", "-subj", "/CN=127.0.0.1"},
+      dir, 60s);
   if (gen.exit_code != 0) throw std::runtime_error("openssl req failed: " + gen.err);
   using Poco::Net::Context;
   return new Context(Context::SERVER_USE, dir + "/key.pem", dir + "/cert.pem", "",

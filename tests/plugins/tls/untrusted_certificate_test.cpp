@@ -36,20 +36,22 @@ class UntrustedCertificateTest : public FerryTest {
 
 TEST_F(UntrustedCertificateTest, SourcesStopNamingTheCertificate) {
   const std::string base = "https://127.0.0.1:" + std::to_string(receiver_->port());
-  writeFile(config_, "[host]\njournal = " + dir_.file("journal.db") + "\nplugin_dir = " +
-                         plugins_ + "\nretry_initial = 50ms\nretry_max = 200ms\n\n" +
-                         section("source.duck", {{"plugin", "source_duckhub_orders"},
-                                                 {"base_url", base + "/v1"},
-                                                 {"api_key", "dk_test_0123456789abcdefghijABCDEFGHIJ-_"},
-                                                 {"interval", "200ms"},
-                                                 {"timeout", "5s"}},
+  writeFile(config_, "[host]\njournal = " + dir_.file("journal.db") + "\nplugin_dir = " + plugins_ +
+                         "\nretry_initial = 50ms\nretry_max = 200ms\n\n" +
+                         section("source.duck",
+                                 {{"plugin", "source_duckhub_orders"},
+                                  {"base_url", base + "/v1"},
+                                  {"api_key", "dk_test_0123456789abcdefghijABCDEFGHIJ-_"},
+                                  {"interval", "200ms"},
+                                  {"timeout", "5s"}},
                                  "") +
-                         section("source.tc", {{"plugin", "source_tradecloud_orders"},
-                                               {"base_url", base + "/v2"},
-                                               {"email", "integration@example.test"},
-                                               {"password", "s3cret-Pa55word"},
-                                               {"interval", "200ms"},
-                                               {"timeout", "5s"}},
+                         section("source.tc",
+                                 {{"plugin", "source_tradecloud_orders"},
+                                  {"base_url", base + "/v2"},
+                                  {"email", "integration@example.test"},
+                                  {"password", "s3cret-Pa55word"},
+                                  {"interval", "200ms"},
+                                  {"timeout", "5s"}},
                                  ""));
   // Retrying forever would outlast this deadline.
   RunResult run = ferry({"run", "--config", config_, "--once"}, 30s);
