@@ -11,6 +11,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -25,6 +26,12 @@
 namespace ferry::core {
 
 class PluginRegistry;
+
+// The fewest characters a secret may have (a secret option's value, a URL's password). A shorter
+// one is refused by validate(): it is too short to be a real credential, and masking its text in
+// every message would mangle unrelated words (a one-letter secret turns "expected" into
+// "e***pected"). NIST SP 800-63B asks the same minimum of memorised secrets.
+inline constexpr size_t kMinSecretLength = 8;
 
 // A configuration problem: `ferry` exits with 78 (EX_CONFIG) and prints what().
 class ConfigError : public std::runtime_error {
@@ -62,7 +69,9 @@ struct InstanceConfig {
   // kind, overridden by the plugin's declarations of the same name, then the plugin's own), in
   // that order, with the resolved value (nullopt: unset and no default).
   std::vector<std::pair<std::string, std::optional<std::string>>> resolved;
-  std::vector<std::string> secret_values;  // values of secret options, for redaction
+  // What every message of this instance is redacted of (services/Text.h redact()): the values
+  // of secret options and their parts, and URL credentials in any option (see validate()).
+  std::vector<std::string> secret_values;
 
   // Host settings, resolved by validate().
   // Sources:
@@ -119,7 +128,12 @@ Config loadConfig(const std::string& path, EnvReferences env = EnvReferences::kR
 
 // Checks every enabled instance against its plugin's option table: unknown plugin, wrong kind,
 // unknown keys (listing the allowed ones), missing required options, wrong types, values outside
-// `choices`. Fills `resolved`, `secret_values` and the host settings. Throws ConfigError.
+// `choices`, secrets shorter than kMinSecretLength (a secret option's value, a password in a
+// URL). Fills `resolved`, `secret_values` and the host settings. Throws ConfigError.
+// secret_values holds, of kMinSecretLength characters or more: the value of every secret option;
+// its parts, which are the items between ';', ',' and line breaks, the text after an item's first
+// ':' or '=' and that text's last word (a header value and the token in "Bearer <token>"); and,
+// in every option, a URL's "user:password" and password.
 // Disabled instances are not validated (their plugin need not even be installed, their keys are
 // kept in `raw` unchecked); loadConfig() still requires their `plugin` key. A sink's `from` is
 // checked by loadConfig(), for enabled sinks only.
