@@ -1,13 +1,8 @@
 #include "app/App.h"
 
-#include <Poco/AutoPtr.h>
-#include <Poco/ConsoleChannel.h>
-#include <Poco/FormattingChannel.h>
 #include <Poco/JSON/Array.h>
 #include <Poco/JSON/Object.h>
 #include <Poco/Logger.h>
-#include <Poco/PatternFormatter.h>
-#include <Poco/SimpleFileChannel.h>
 #include <Poco/Util/HelpFormatter.h>
 #include <Poco/Util/Option.h>
 #include <Poco/Util/OptionSet.h>
@@ -35,6 +30,7 @@
 #include "loader/Loader.h"
 #include "ops/AdminServer.h"
 #include "pipeline/Pipeline.h"
+#include "services/Logging.h"
 #include "services/Time.h"
 
 namespace ferry::core {
@@ -45,7 +41,7 @@ using Poco::Util::Option;
 
 constexpr const char* kDefaultConfig = "/etc/ferry/ferry.ini";
 
-// SIGINT/SIGTERM are blocked in every thread and taken by one watcher thread, so that no
+// SIGINT/SIGTERM/SIGHUP are blocked in every thread and taken by one watcher thread, so that no
 // runner is interrupted in the middle of a journal transaction or a plugin call.
 class SignalWatcher {
  public:
@@ -54,13 +50,14 @@ class SignalWatcher {
     sigemptyset(&set_);
     sigaddset(&set_, SIGINT);
     sigaddset(&set_, SIGTERM);
+    sigaddset(&set_, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set_, nullptr);
     thread_ = std::thread([this, on_signal] {
       timespec slice{0, 200 * 1000 * 1000};
       while (!done_.load()) {
         int sig = sigtimedwait(&set_, nullptr, &slice);
-        if (sig == SIGINT || sig == SIGTERM) {
-          received_ = sig;
+        if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP) {
+          if (sig != SIGHUP) received_ = sig;
           on_signal(sig);
         }
       }
@@ -301,22 +298,13 @@ std::string App::pluginDir(const std::string& from_config) const {
   return (fs::path(executableDir()) / ".." / "lib" / "ferry" / "plugins").lexically_normal().string();
 }
 
-void App::setUpLogging(const std::string& level, const std::string& file) {
-  Poco::AutoPtr<Poco::PatternFormatter> formatter(
-      new Poco::PatternFormatter("%Y-%m-%dT%H:%M:%S.%iZ %p %t"));
-  formatter->setProperty("times", "UTC");
-  Poco::AutoPtr<Poco::Channel> target;
-  if (file.empty()) {
-    target = new Poco::ConsoleChannel;
-  } else {
-    Poco::AutoPtr<Poco::SimpleFileChannel> f(new Poco::SimpleFileChannel(file));
-    target = f;
+void App::setUpLogging(const std::string& level, const std::string& file,
+                       const std::string& format) {
+  try {
+    configureLogging(LogSettings{level, file, format});
+  } catch (const std::runtime_error& e) {
+    throw ConfigError(configPath() + ": [host] log_file: " + e.what());
   }
-  Poco::AutoPtr<Poco::FormattingChannel> channel(new Poco::FormattingChannel(formatter, target));
-  Poco::Logger& log = Poco::Logger::get("ferry");
-  log.setChannel(channel);
-  // Config speaks debug|info|warning|error; Poco calls info "information".
-  log.setLevel(level.empty() || level == "info" ? std::string("information") : level);
 }
 
 int App::main(const std::vector<std::string>& args) {
@@ -382,12 +370,69 @@ int App::main(const std::vector<std::string>& args) {
   }
 }
 
+namespace {
+
+// The [host] settings a reload cannot apply (they shape the journal, the plugins, the admin
+// endpoint, the log or runners already running), by key; log_level, retention and
+// unhealthy_after are applied.
+std::vector<std::string> hostChangesNeedingRestart(const HostSettings& a, const HostSettings& b) {
+  std::vector<std::string> keys;
+  auto check = [&](bool same, const char* key) {
+    if (!same) keys.emplace_back(key);
+  };
+  check(a.journal == b.journal, "journal");
+  check(a.plugin_dir == b.plugin_dir, "plugin_dir");
+  check(a.log_file == b.log_file, "log_file");
+  check(a.log_format == b.log_format, "log_format");
+  check(a.retry_initial_ms == b.retry_initial_ms, "retry_initial");
+  check(a.retry_max_ms == b.retry_max_ms, "retry_max");
+  check(a.commit_pages == b.commit_pages, "commit_pages");
+  check(a.commit_interval_ms == b.commit_interval_ms, "commit_interval");
+  check(a.admin_listen == b.admin_listen, "admin_listen");
+  return keys;
+}
+
+// SIGHUP: reads the config file again. An invalid one (or one changing a [host] setting that
+// needs a restart) is logged and the running configuration goes on; a valid one restarts only
+// the instances that were added, removed or changed.
+void reload(Pipeline& pipeline, LiveConfig& live, const PluginRegistry& plugins) {
+  Poco::Logger& log = Poco::Logger::get("ferry");
+  try {
+    reopenLogFile();
+  } catch (const std::exception& e) {
+    log.error(std::string("log file not reopened, still writing the old one: ") + e.what());
+  }
+  const Config& current = live.get();
+  try {
+    Config next = loadConfig(current.file);
+    validate(next, plugins);
+    const auto keys = hostChangesNeedingRestart(current.host, next.host);
+    if (!keys.empty()) {
+      std::string list;
+      for (const auto& k : keys) list += (list.empty() ? "" : ", ") + k;
+      throw ConfigError(current.file + ": [host] " + list +
+                        " changed: restart ferry to apply (a reload cannot)");
+    }
+    const std::string level = next.host.log_level;
+    const auto lines = pipeline.reload(std::move(next));
+    Poco::Logger::get("ferry").setLevel(level == "info" ? std::string("information") : level);
+    std::string what;
+    for (const auto& l : lines) what += (what.empty() ? "" : "; ") + l;
+    log.information("reloaded " + current.file + ": " +
+                    (what.empty() ? "no source or sink changed" : what));
+  } catch (const std::exception& e) {
+    log.error(std::string("reload refused, the running configuration goes on: ") + e.what());
+  }
+}
+
+}  // namespace
+
 int App::commandRun() {
   Config config = loadConfig(configPath());
   // Before anything writes (the log file included): one ferry per journal, never as root on the
   // service user's journal.
   JournalLock owner(config.host.journal, "run --config " + config.file + (once_ ? " --once" : ""));
-  setUpLogging(config.host.log_level, config.host.log_file);
+  setUpLogging(config.host.log_level, config.host.log_file, config.host.log_format);
   Poco::Logger& log = Poco::Logger::get("ferry");
   PluginRegistry plugins = PluginRegistry::loadDirectory(pluginDir(config.host.plugin_dir));
   validate(config, plugins);
@@ -395,11 +440,19 @@ int App::commandRun() {
   for (const auto& change : startFromChanges(config, *journal, true)) log.warning(change);
   const int64_t started_ms = nowMs();
   int code = EXIT_OK;
+  LiveConfig live(config);
   // Declared before the pipeline: work it hands to the runners refers to it.
-  Operator requests(config, *journal, nullptr, log);
+  Operator requests(live, *journal, nullptr, log);
   {
-    Pipeline pipeline(config, plugins, *journal, log);
-    SignalWatcher signals([&pipeline, &log](int sig) {
+    Pipeline pipeline(live, plugins, *journal, log);
+    std::atomic<bool> reload_requested{false};
+    SignalWatcher signals([this, &pipeline, &log, &reload_requested](int sig) {
+      if (sig == SIGHUP) {
+        log.information(once_ ? "received SIGHUP: ignored by run --once"
+                              : "received SIGHUP: reloading the configuration");
+        reload_requested = !once_;
+        return;
+      }
       log.information(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
                       ", stopping: batches in flight finish, nothing is half-committed");
       pipeline.requestStop();
@@ -407,7 +460,7 @@ int App::commandRun() {
     pipeline.create();
     std::unique_ptr<AdminServer> admin;
     if (!config.host.admin_listen.empty()) {
-      admin = std::make_unique<AdminServer>(config, pipeline.services(), config.host.admin_listen);
+      admin = std::make_unique<AdminServer>(live, pipeline.services(), config.host.admin_listen);
       log.information("admin endpoint on http://" + config.host.admin_listen.substr(
                           0, config.host.admin_listen.rfind(':')) + ":" +
                       std::to_string(admin->port()) + "/healthz and /metrics");
@@ -423,6 +476,7 @@ int App::commandRun() {
       pipeline.start();
       auto next_retention = std::chrono::steady_clock::now();
       while (!pipeline.services().stopping.load()) {
+        if (reload_requested.exchange(false)) reload(pipeline, live, plugins);
         requests.applyPending();
         if (std::chrono::steady_clock::now() >= next_retention) {
           try {
@@ -490,7 +544,8 @@ int App::submit(const Config& config, const std::string& action, const std::stri
       setUpLogging("warning", "");
       auto journal = openSqliteJournal(path);
       if (id == 0) id = journal->controls().submitCommand(action, target, argument);
-      Operator(config, *journal, nullptr, log).applyPending();
+      LiveConfig live(config);
+      Operator(live, *journal, nullptr, log).applyPending();
       auto r = journal->controls().command(id);
       if (!r || r->state == "pending")
         throw JournalError("journal " + path + ": request #" + std::to_string(id) +
@@ -534,7 +589,8 @@ int App::commandCheck() {
   std::optional<ScratchDir> scratch;
   if (!fs::exists(config.host.journal)) scratch.emplace();
   auto journal = openSqliteJournal(scratch ? scratch->path + "/journal.db" : config.host.journal);
-  Pipeline pipeline(config, plugins, *journal, Poco::Logger::get("ferry"));
+  LiveConfig live(config);
+  Pipeline pipeline(live, plugins, *journal, Poco::Logger::get("ferry"));
   pipeline.create();
   int failures = 0;
   std::cout << "connections:\n";

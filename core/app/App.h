@@ -38,7 +38,8 @@ class App : public Poco::Util::Application {
              const std::string& argument, const std::string& command);
   int commandTrace(const std::vector<std::string>& args);
   void printHelp();
-  void setUpLogging(const std::string& level, const std::string& file);
+  void setUpLogging(const std::string& level, const std::string& file,
+                    const std::string& format = "text");
   std::string configPath() const;
   std::string pluginDir(const std::string& from_config) const;
 

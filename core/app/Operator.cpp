@@ -43,18 +43,18 @@ std::string fetchedText(Controls& controls, int64_t sequence) {
 
 }  // namespace
 
-Operator::Operator(const Config& config, Journal& journal, Pipeline* pipeline,
+Operator::Operator(const LiveConfig& config, Journal& journal, Pipeline* pipeline,
                    Poco::Logger& logger)
     : config_(config), journal_(journal), pipeline_(pipeline), logger_(logger) {}
 
 const InstanceConfig* Operator::sink(const std::string& name) const {
-  for (const auto& s : config_.sinks)
+  for (const auto& s : config_.get().sinks)
     if (s.name == name) return &s;
   return nullptr;
 }
 
 const InstanceConfig* Operator::source(const std::string& name) const {
-  for (const auto& s : config_.sources)
+  for (const auto& s : config_.get().sources)
     if (s.name == name) return &s;
   return nullptr;
 }
@@ -138,7 +138,7 @@ void Operator::answer(const CommandRequest& request, const std::function<std::st
 
 std::string Operator::backfill(const CommandRequest& request) {
   if (source(request.target) == nullptr)
-    throw Refused("no source '" + request.target + "' in " + config_.file);
+    throw Refused("no source '" + request.target + "' in " + config_.get().file);
   auto args = argumentsOf(request);
   const std::string from = args->optValue<std::string>("from", "");
   const bool redeliver = args->optValue<bool>("redeliver", false);
@@ -160,7 +160,7 @@ std::string Operator::backfill(const CommandRequest& request) {
 std::string Operator::rewind(const CommandRequest& request) {
   const std::string& name = request.target;
   if (sink(name) == nullptr)
-    throw Refused("no sink '" + name + "' in " + config_.file);
+    throw Refused("no sink '" + name + "' in " + config_.get().file);
   auto args = argumentsOf(request);
   EventLog& log = journal_.events();
   Controls& controls = journal_.controls();
@@ -206,7 +206,7 @@ std::string Operator::rewind(const CommandRequest& request) {
 
 std::string Operator::pause(const CommandRequest& request, bool paused) {
   const std::string& name = request.target;
-  if (sink(name) == nullptr) throw Refused("no sink '" + name + "' in " + config_.file);
+  if (sink(name) == nullptr) throw Refused("no sink '" + name + "' in " + config_.get().file);
   Controls& controls = journal_.controls();
   const bool was = controls.sinkPaused(name);
   // Recorded in the journal, the pause survives restarts, and the sink holds retention from
@@ -224,7 +224,7 @@ std::string Operator::pause(const CommandRequest& request, bool paused) {
 std::string Operator::forget(const CommandRequest& request) {
   const std::string& name = request.target;
   if (const InstanceConfig* s = sink(name); s != nullptr && s->enabled)
-    throw Refused("sink " + name + " is enabled in " + config_.file +
+    throw Refused("sink " + name + " is enabled in " + config_.get().file +
                   "; only a disabled or removed sink can be forgotten");
   auto known = journal_.controls().knownSinks();
   if (std::find(known.begin(), known.end(), name) == known.end())
@@ -238,7 +238,7 @@ std::string Operator::forget(const CommandRequest& request) {
 
 std::string Operator::replay(const CommandRequest& request) {
   if (sink(request.target) == nullptr)
-    throw Refused("no sink '" + request.target + "' in " + config_.file);
+    throw Refused("no sink '" + request.target + "' in " + config_.get().file);
   const std::vector<int64_t> ids = idsOf(argumentsOf(request));
   const int64_t n = journal_.ledger().requestReplay(request.target, ids);
   if (n == 0 && !ids.empty())

@@ -40,7 +40,8 @@ class Operator {
  public:
   // `pipeline`: the running pipeline whose runners carry out the requests about them; null when
   // nothing runs (the requests are carried out here and now).
-  Operator(const Config& config, Journal& journal, Pipeline* pipeline, Poco::Logger& logger);
+  // `config` is read afresh for each request (a reload may replace it).
+  Operator(const LiveConfig& config, Journal& journal, Pipeline* pipeline, Poco::Logger& logger);
 
   // The pipeline once it runs (null again before it stops). The Operator must outlive the
   // pipeline's runners: work handed to them refers to it.
@@ -65,7 +66,7 @@ class Operator {
   const InstanceConfig* sink(const std::string& name) const;
   const InstanceConfig* source(const std::string& name) const;
 
-  const Config& config_;
+  const LiveConfig& config_;
   Journal& journal_;
   Pipeline* pipeline_;
   Poco::Logger& logger_;

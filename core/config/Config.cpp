@@ -1,6 +1,7 @@
 #include "config/Config.h"
 
 #include <Poco/Exception.h>
+#include <Poco/URI.h>
 #include <Poco/Util/IniFileConfiguration.h>
 #include <Poco/Util/LayeredConfiguration.h>
 #include <Poco/Util/SystemConfiguration.h>
@@ -15,6 +16,7 @@
 #include <sstream>
 
 #include "loader/Loader.h"
+#include "services/Text.h"
 #include "services/Time.h"
 
 namespace ferry::core {
@@ -182,6 +184,8 @@ const std::vector<OptionSpec>& hostSectionOptions() {
       def("log_level", OptionType::String, "info", "least severe level logged",
           "debug|info|warning|error"),
       def("log_file", OptionType::String, "", "log file (empty: standard error)"),
+      def("log_format", OptionType::String, "text", "log lines as text or one JSON object each",
+          "text|json"),
       def("retention", OptionType::Duration, "7d", "age after which delivered events are removed"),
       def("retry_initial", OptionType::Duration, "1s", "first retry delay"),
       def("retry_max", OptionType::Duration, "5m", "longest retry delay"),
@@ -189,6 +193,9 @@ const std::vector<OptionSpec>& hostSectionOptions() {
       def("commit_interval", OptionType::Duration, "500ms", "longest wait before a commit"),
       def("admin_listen", OptionType::String, "",
           "address of the /healthz and /metrics endpoint, e.g. 127.0.0.1:9464 (empty: off)"),
+      def("unhealthy_after", OptionType::Duration, "5m",
+          "/healthz reports an instance retrying, or without success, for longer than this "
+          "(a source: or 3 poll intervals, whichever is longer)"),
   };
   return table;
 }
@@ -220,16 +227,67 @@ std::string resolvePath(const std::string& value, const fs::path& base) {
   return (p.is_absolute() ? p : base / p).lexically_normal().string();
 }
 
-// Replaces every secret value that made its way into a message (e.g. a secret pasted into a
-// non-secret option by mistake). Very short values are skipped: they would shred the message and
-// reveal nothing.
-std::string redact(std::string message, const std::vector<std::string>& secrets) {
-  for (const auto& s : secrets) {
-    if (s.size() < 3) continue;
-    for (size_t at = message.find(s); at != std::string::npos; at = message.find(s, at + 3))
-      message.replace(at, s.size(), "***");
+// The number of characters (UTF-8 code points) of `s`.
+size_t characters(std::string_view s) {
+  return static_cast<size_t>(std::count_if(
+      s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
+}
+
+// The user-info ("user:password") and password of every URL in `value`.
+std::vector<std::pair<std::string, std::string>> urlCredentials(std::string_view value) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (size_t at = value.find("://"); at != std::string_view::npos;
+       at = value.find("://", at + 3)) {
+    std::string_view authority = value.substr(at + 3);
+    authority = authority.substr(0, authority.find_first_of("/?#;, \t\r\n"));
+    const size_t sign = authority.rfind('@');
+    if (sign == std::string_view::npos) continue;
+    const std::string_view info = authority.substr(0, sign);
+    const size_t colon = info.find(':');
+    out.emplace_back(info,
+                     colon == std::string_view::npos ? std::string_view() : info.substr(colon + 1));
   }
-  return message;
+  return out;
+}
+
+// What validateInstance adds to the secrets for one option's value: a secret option's value and
+// its parts (the items between ';', ',' and line breaks, the text after an item's first ':' or
+// '=', and that text's last word: "Authorization: Bearer <token>" gives the header value and the
+// token), and the credentials of a URL in any option. Only text of kMinSecretLength characters
+// or more: shorter parts (a header value "7") would mask unrelated text.
+void addSecrets(std::vector<std::string>& out, const OptionSpec& def, const std::string& value) {
+  std::vector<std::string> parts;
+  if (def.secret) {
+    parts.push_back(trim(value));
+    std::string items = value;
+    std::replace_if(
+        items.begin(), items.end(), [](char c) { return c == ';' || c == '\r' || c == '\n'; }, ',');
+    for (const auto& item : split(items, ',')) {
+      parts.push_back(item);
+      const size_t separator = item.find_first_of(":=");
+      if (separator == std::string::npos) continue;
+      const std::string after = trim(std::string_view(item).substr(separator + 1));
+      parts.push_back(after);
+      parts.push_back(after.substr(after.find_last_of(" \t") + 1));
+    }
+  }
+  for (const auto& [info, password] : urlCredentials(value)) {
+    parts.push_back(info);
+    parts.push_back(password);
+    std::string decoded;
+    Poco::URI::decode(password, decoded);
+    parts.push_back(decoded);
+  }
+  for (auto& part : parts)
+    if (characters(part) >= kMinSecretLength) out.push_back(std::move(part));
+}
+
+// Why a value is refused as a secret too short to mask safely.
+std::string tooShort(const std::string& what) {
+  return what + " is shorter than " + std::to_string(kMinSecretLength) +
+         " characters; use the real credential (a secret must have at least " +
+         std::to_string(kMinSecretLength) +
+         " characters, or it would be masked wherever its text occurs in a message)";
 }
 
 // The plugins of one kind ("source", "sink"), or of every kind ("").
@@ -277,9 +335,11 @@ void validateInstance(const Config& config, InstanceConfig& inst, const PluginRe
     *it = pd;
   }
 
+  // Collected before anything is checked, so that every error below is redacted.
   std::vector<std::string> secrets;
   for (const auto& d : table)
-    if (d.secret && inst.raw.count(d.name)) secrets.push_back(inst.raw.at(d.name));
+    if (auto raw = inst.raw.find(d.name); raw != inst.raw.end())
+      addSecrets(secrets, d, raw->second);
 
   try {
     for (const auto& [key, value] : inst.raw)
@@ -305,7 +365,14 @@ void validateInstance(const Config& config, InstanceConfig& inst, const PluginRe
                             plugin->name() + ": fix the plugin, or set the key)");
         }
       }
-      if (d.secret && resolved) secrets.push_back(*resolved);
+      if (resolved) {
+        if (d.secret && !resolved->empty() && characters(*resolved) < kMinSecretLength)
+          throw ConfigError(where(d.name) + ": " + tooShort("the secret"));
+        for (const auto& [info, password] : urlCredentials(*resolved))
+          if (!password.empty() && characters(password) < kMinSecretLength)
+            throw ConfigError(where(d.name) + ": " + tooShort("the password in the URL"));
+        addSecrets(secrets, d, *resolved);
+      }
       inst.resolved.emplace_back(d.name, resolved);
     }
 
@@ -543,6 +610,9 @@ Config loadConfig(const std::string& path, EnvReferences env) {
   requireAtLeast(config.host.commit_pages, 1, file + ": [host] commit_pages");
   config.host.commit_interval_ms = toInt(setting("commit_interval"));
   config.host.admin_listen = setting("admin_listen");
+  config.host.log_format = setting("log_format");
+  config.host.unhealthy_after_ms = toInt(setting("unhealthy_after"));
+  requireAtLeast(config.host.unhealthy_after_ms, 1, file + ": [host] unhealthy_after");
   if (config.host.journal.empty())
     throw ConfigError(file +
                       ": [host] journal: empty; name the journal file or remove the key "

@@ -10,8 +10,12 @@
 // shows the value of a secret option.
 #pragma once
 
+#include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -22,6 +26,12 @@
 namespace ferry::core {
 
 class PluginRegistry;
+
+// The fewest characters a secret may have (a secret option's value, a URL's password). A shorter
+// one is refused by validate(): it is too short to be a real credential, and masking its text in
+// every message would mangle unrelated words (a one-letter secret turns "expected" into
+// "e***pected"). NIST SP 800-63B asks the same minimum of memorised secrets.
+inline constexpr size_t kMinSecretLength = 8;
 
 // A configuration problem: `ferry` exits with 78 (EX_CONFIG) and prints what().
 class ConfigError : public std::runtime_error {
@@ -35,12 +45,14 @@ struct HostSettings {
   std::string plugin_dir;    // absolute; "" = the default next to the executable
   std::string log_level;     // debug|info|warning|error
   std::string log_file;      // "" = standard error
+  std::string log_format;    // text|json
   int64_t retention_ms;      // events every sink has passed are removed after this age
   int64_t retry_initial_ms;  // first backoff step
   int64_t retry_max_ms;      // backoff cap
   int64_t commit_pages;      // pages per journal transaction while a source is behind
   int64_t commit_interval_ms;  // …or this long, whichever comes first
   std::string admin_listen;    // "host:port" of /healthz and /metrics; "" = off
+  int64_t unhealthy_after_ms;  // /healthz: longest retry streak or time without success
 };
 
 // A [source.<name>] or [sink.<name>] section.
@@ -57,7 +69,9 @@ struct InstanceConfig {
   // kind, overridden by the plugin's declarations of the same name, then the plugin's own), in
   // that order, with the resolved value (nullopt: unset and no default).
   std::vector<std::pair<std::string, std::optional<std::string>>> resolved;
-  std::vector<std::string> secret_values;  // values of secret options, for redaction
+  // What every message of this instance is redacted of (services/Text.h redact()): the values
+  // of secret options and their parts, and URL credentials in any option (see validate()).
+  std::vector<std::string> secret_values;
 
   // Host settings, resolved by validate().
   // Sources:
@@ -82,6 +96,26 @@ struct Config {
   std::vector<InstanceConfig> sinks;
 };
 
+// The configuration a running ferry works with. A reload (SIGHUP) replaces it as a whole. Every
+// version is kept for the life of the process (reloads are rare), so that a reference taken
+// before a reload never dangles, also on another thread (the admin endpoint, a runner carrying
+// out an operator's request).
+class LiveConfig {
+ public:
+  explicit LiveConfig(Config config) { set(std::move(config)); }
+  const Config& get() const { return *current_.load(); }
+  void set(Config config) {
+    std::lock_guard lock(mutex_);
+    versions_.push_back(std::make_unique<const Config>(std::move(config)));
+    current_.store(versions_.back().get());
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<std::unique_ptr<const Config>> versions_;
+  std::atomic<const Config*> current_{nullptr};
+};
+
 // Whether every `${system.env.NAME}` must resolve. Commands that only read the journal (status,
 // trace, dead-letters list) need no secrets: with kMayBeUnset, a plugin option whose variable is
 // unset keeps the reference text in `raw` (the [host] section and plugin, enabled, from and
@@ -94,7 +128,12 @@ Config loadConfig(const std::string& path, EnvReferences env = EnvReferences::kR
 
 // Checks every enabled instance against its plugin's option table: unknown plugin, wrong kind,
 // unknown keys (listing the allowed ones), missing required options, wrong types, values outside
-// `choices`. Fills `resolved`, `secret_values` and the host settings. Throws ConfigError.
+// `choices`, secrets shorter than kMinSecretLength (a secret option's value, a password in a
+// URL). Fills `resolved`, `secret_values` and the host settings. Throws ConfigError.
+// secret_values holds, of kMinSecretLength characters or more: the value of every secret option;
+// its parts, which are the items between ';', ',' and line breaks, the text after an item's first
+// ':' or '=' and that text's last word (a header value and the token in "Bearer <token>"); and,
+// in every option, a URL's "user:password" and password.
 // Disabled instances are not validated (their plugin need not even be installed, their keys are
 // kept in `raw` unchecked); loadConfig() still requires their `plugin` key. A sink's `from` is
 // checked by loadConfig(), for enabled sinks only.

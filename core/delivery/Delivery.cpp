@@ -19,6 +19,11 @@ int64_t backlog(EventLog& events, SinkLedger& ledger, const InstanceConfig& sink
   return events.countAfter(ledger.sinkOffset(sink.name), sink.from);
 }
 
+int64_t oldestPendingAtMs(EventLog& events, SinkLedger& ledger, const InstanceConfig& sink) {
+  auto first = events.readAfter(ledger.sinkOffset(sink.name), sink.from, 1);
+  return first.empty() ? 0 : first.front().fetched_at_ms;
+}
+
 int64_t lowWaterMark(EventLog& events, SinkLedger& ledger, const std::vector<std::string>& sinks) {
   int64_t mark = events.lastSequence();
   for (const auto& sink : sinks) mark = std::min(mark, ledger.sinkOffset(sink));

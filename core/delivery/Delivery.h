@@ -22,6 +22,8 @@ std::vector<std::string> routedSinks(const Config& config, const std::string& so
 
 // How many events routed to `sink` lie after its offset.
 int64_t backlog(EventLog& events, SinkLedger& ledger, const InstanceConfig& sink);
+// When the oldest of them was fetched (ms since the epoch); 0 when there is none.
+int64_t oldestPendingAtMs(EventLog& events, SinkLedger& ledger, const InstanceConfig& sink);
 
 // The highest sequence that every one of `sinks` has passed (the journal's last sequence when
 // there are none).

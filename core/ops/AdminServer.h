@@ -1,17 +1,16 @@
-// The local operations endpoint: GET /healthz (200 while every source and sink runs, 503 with
-// the stopped ones otherwise) and GET /metrics (Prometheus text: the host's counters and gauges,
-// plus journal figures: last sequence, each sink's offset and backlog, dead letters).
+// The local operations endpoint: GET /healthz and GET /metrics (ops/Pages.h says what they
+// answer). One thread serves every connection without blocking on any: a request's head must
+// arrive, and its answer leave, within a few seconds, or the connection is closed; at most a few
+// dozen connections are kept (the oldest goes first). So clients that connect and send nothing,
+// or trickle, cannot keep /healthz from answering. Every answer closes its connection.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
 #include "config/Config.h"
 #include "pipeline/HostServices.h"
-
-namespace Poco::Net {
-class HTTPServer;
-}
 
 namespace ferry::core {
 
@@ -19,12 +18,13 @@ class AdminServer {
  public:
   // Listens on `listen` ("host:port"; port 0 picks one). Throws ConfigError naming
   // [host] admin_listen when the address is malformed or cannot be bound.
-  AdminServer(const Config& config, HostServices& services, const std::string& listen);
+  AdminServer(const LiveConfig& config, HostServices& services, const std::string& listen);
   ~AdminServer();
   uint16_t port() const;
 
  private:
-  std::unique_ptr<Poco::Net::HTTPServer> server_;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace ferry::core

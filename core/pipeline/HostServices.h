@@ -11,6 +11,7 @@
 #include "delivery/Handoff.h"
 #include "journal/Journal.h"
 #include "runtime/PluginServices.h"
+#include "services/Health.h"
 
 namespace ferry::core {
 
@@ -35,12 +36,21 @@ struct HostServices : PluginServices {
       : PluginServices(journal.state(), logger),
         event_log(journal.events()),
         ledger(journal.ledger()),
-        controls(journal.controls()) {}
+        controls(journal.controls()) {
+    // Each runner thread calls only its own instance's plugin: an exchange is counted for the
+    // instance of the thread that made it.
+    http_settings.on_exchange = [this](int status, double seconds) {
+      if (!Metrics::threadInstance().empty())
+        metrics.observeHttp(Metrics::threadInstance(), status, seconds);
+    };
+  }
 
   // The journal's parts (Journal.h); each user takes the ones it needs.
   EventLog& event_log;
   SinkLedger& ledger;
   Controls& controls;
+  // Each source's and sink's state, last success and retry streak, for /healthz and /metrics.
+  Health health;
   // run --once: every source finished its cycle, so no event is coming that a sink could wait
   // for to fill a batch.
   std::atomic<bool> sources_finished{false};

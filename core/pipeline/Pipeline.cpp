@@ -12,7 +12,7 @@
 
 namespace ferry::core {
 
-Pipeline::Pipeline(const Config& config, const PluginRegistry& plugins, Journal& journal,
+Pipeline::Pipeline(LiveConfig& config, const PluginRegistry& plugins, Journal& journal,
                    Poco::Logger& logger)
     : config_(config),
       plugins_(plugins),
@@ -26,40 +26,49 @@ Pipeline::~Pipeline() {
   sinks_.clear();
 }
 
-std::unique_ptr<Instance> Pipeline::createInstance(const InstanceConfig& instance) {
+std::unique_ptr<Instance> Pipeline::createInstance(const Config& config,
+                                                   const InstanceConfig& instance) {
   auto plugin = plugins_.find(instance.plugin);
   if (!plugin)
-    throw ConfigError(config_.file + ": [" + instance.section + "] plugin: unknown plugin '" +
+    throw ConfigError(config.file + ": [" + instance.section + "] plugin: unknown plugin '" +
                       instance.plugin + "'");
   // The plugin's refusal names the option; the config file and section say where it is.
-  return Instance::create(plugin, config_.file + ": [" + instance.section + "]", *services_,
+  return Instance::create(plugin, config.file + ": [" + instance.section + "]", *services_,
                           instance.name, instance.kind, instance.secret_values, instance.resolved);
 }
 
+void Pipeline::addSink(const InstanceConfig& sink, std::unique_ptr<Instance> instance) {
+  const HostSettings& host = config_.get().host;
+  sinks_.push_back(std::make_unique<SinkRunner>(
+      sink, std::move(instance), *services_,
+      BackoffPolicy{host.retry_initial_ms, host.retry_max_ms}, sink.from));
+}
+
+void Pipeline::addSource(const Config& config, const InstanceConfig& source,
+                         std::unique_ptr<Instance> instance) {
+  CycleSettings cycle;
+  cycle.lookback_ms = source.lookback_ms;
+  cycle.page_size = static_cast<uint32_t>(std::max<int64_t>(1, source.page_size));
+  cycle.commit_pages = config.host.commit_pages;
+  cycle.commit_interval_ms = config.host.commit_interval_ms;
+  cycle.start_from = source.start_from;
+  sources_.push_back(std::make_unique<SourceRunner>(
+      source, std::move(instance), *services_, cycle,
+      BackoffPolicy{config.host.retry_initial_ms, config.host.retry_max_ms},
+      routedSinks(config, source.name)));
+}
+
 void Pipeline::create() {
-  BackoffPolicy backoff{config_.host.retry_initial_ms, config_.host.retry_max_ms};
-  for (const auto& sink : config_.sinks) {
-    if (!sink.enabled) continue;
-    sinks_.push_back(std::make_unique<SinkRunner>(sink, createInstance(sink), *services_, backoff,
-                                                  sink.from));
-  }
-  for (const auto& source : config_.sources) {
-    if (!source.enabled) continue;
-    std::vector<std::string> routed = routedSinks(config_, source.name);
-    CycleSettings cycle;
-    cycle.lookback_ms = source.lookback_ms;
-    cycle.page_size = static_cast<uint32_t>(std::max<int64_t>(1, source.page_size));
-    cycle.commit_pages = config_.host.commit_pages;
-    cycle.commit_interval_ms = config_.host.commit_interval_ms;
-    cycle.start_from = source.start_from;
-    sources_.push_back(std::make_unique<SourceRunner>(source, createInstance(source), *services_,
-                                                      cycle, backoff, routed));
-  }
+  const Config& config = config_.get();
+  for (const auto& sink : config.sinks)
+    if (sink.enabled) addSink(sink, createInstance(config, sink));
+  for (const auto& source : config.sources)
+    if (source.enabled) addSource(config, source, createInstance(config, source));
   // Instances of one plugin usually poll one API under one rate budget (DuckHub: per client
   // IP): spread their first cycles evenly over the interval.
   std::map<std::string, std::vector<std::pair<SourceRunner*, int64_t>>> by_plugin;
   size_t i = 0;
-  for (const auto& source : config_.sources) {
+  for (const auto& source : config.sources) {
     if (!source.enabled) continue;
     by_plugin[source.plugin].emplace_back(sources_[i++].get(), source.interval_ms);
   }
@@ -67,6 +76,96 @@ void Pipeline::create() {
     for (size_t k = 0; k < runners.size(); ++k)
       runners[k].first->setPhase(runners[k].second * static_cast<int64_t>(k) /
                                  static_cast<int64_t>(runners.size()));
+}
+
+namespace {
+
+// What makes two configurations of one instance the same: its plugin and every resolved option
+// (the host's settings for it included) and, for a source, the sinks routed from it (its
+// delivered hook waits for them).
+std::string fingerprint(const Config& config, const InstanceConfig& instance) {
+  std::string f = instance.plugin;
+  for (const auto& [key, value] : instance.resolved)
+    f += "\n" + key + (value ? "=" + *value : " unset");
+  if (instance.kind == "source")
+    for (const auto& sink : routedSinks(config, instance.name)) f += "\nrouted to " + sink;
+  return f;
+}
+
+// The enabled instances of one kind by name, with their fingerprints.
+std::map<std::string, std::string> fingerprints(const Config& config,
+                                                const std::vector<InstanceConfig>& instances) {
+  std::map<std::string, std::string> out;
+  for (const auto& i : instances)
+    if (i.enabled) out[i.name] = fingerprint(config, i);
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> Pipeline::reload(Config next) {
+  const Config& current = config_.get();
+  const auto old_sources = fingerprints(current, current.sources);
+  const auto old_sinks = fingerprints(current, current.sinks);
+  const auto new_sources = fingerprints(next, next.sources);
+  const auto new_sinks = fingerprints(next, next.sinks);
+  auto same = [](const std::map<std::string, std::string>& from, const std::string& name,
+                 const std::string& fp) {
+    auto it = from.find(name);
+    return it != from.end() && it->second == fp;
+  };
+
+  // 1. Every instance that is new or changed is created first: a refusal changes nothing.
+  std::map<std::string, std::unique_ptr<Instance>> fresh_sinks, fresh_sources;
+  for (const auto& sink : next.sinks)
+    if (sink.enabled && !same(old_sinks, sink.name, new_sinks.at(sink.name)))
+      fresh_sinks[sink.name] = createInstance(next, sink);
+  for (const auto& source : next.sources)
+    if (source.enabled && !same(old_sources, source.name, new_sources.at(source.name)))
+      fresh_sources[source.name] = createInstance(next, source);
+
+  // 2. Stop what is removed or changed: sources first (a page in flight is committed or
+  //    dropped whole), then sinks (a batch in flight finishes and its offset is committed).
+  std::vector<std::string> lines;
+  auto retire = [&](auto& runners, const std::map<std::string, std::string>& now,
+                    const std::map<std::string, std::string>& before, const char* kind) {
+    std::vector<size_t> gone;
+    for (size_t i = 0; i < runners.size(); ++i) {
+      const std::string& name = runners[i]->name();
+      if (same(now, name, before.at(name))) continue;
+      runners[i]->requestStop();
+      gone.push_back(i);
+    }
+    for (auto it = gone.rbegin(); it != gone.rend(); ++it) {
+      const std::string name = runners[*it]->name();
+      runners[*it]->join();
+      runners.erase(runners.begin() + static_cast<std::ptrdiff_t>(*it));
+      services_->health.remove(name);
+      lines.push_back(std::string("stopped ") + kind + " " + name +
+                      (now.count(name) ? " (changed)" : " (removed)"));
+    }
+  };
+  retire(sources_, new_sources, old_sources, "source");
+  retire(sinks_, new_sinks, old_sinks, "sink");
+
+  // 3. The new configuration, and its new and changed instances running.
+  config_.set(std::move(next));
+  const Config& now = config_.get();
+  for (const auto& sink : now.sinks) {
+    auto it = fresh_sinks.find(sink.name);
+    if (it == fresh_sinks.end()) continue;
+    addSink(sink, std::move(it->second));
+    if (started_) sinks_.back()->start();
+    lines.push_back("started sink " + sink.name);
+  }
+  for (const auto& source : now.sources) {
+    auto it = fresh_sources.find(source.name);
+    if (it == fresh_sources.end()) continue;
+    addSource(now, source, std::move(it->second));
+    if (started_) sources_.back()->start(false);
+    lines.push_back("started source " + source.name);
+  }
+  return lines;
 }
 
 void Pipeline::start() {
@@ -150,11 +249,12 @@ bool Pipeline::anyFailed() const {
 void Pipeline::applyRetention() {
   EventLog& log = services_->event_log;
   SinkLedger& ledger = services_->ledger;
-  int64_t up_to = lowWaterMark(log, ledger, retentionHolders(config_, services_->controls));
+  const Config& config = config_.get();
+  int64_t up_to = lowWaterMark(log, ledger, retentionHolders(config, services_->controls));
   // A source with a delivered hook still needs its events until the hook has run.
   for (const auto& source : sources_)
     if (source->hasDeliveredHook()) up_to = std::min(up_to, ledger.deliveredUpTo(source->name()));
-  int64_t removed = log.purge(up_to, nowMs() - config_.host.retention_ms);
+  int64_t removed = log.purge(up_to, nowMs() - config.host.retention_ms);
   if (removed > 0)
     services_->logger.information("retention: removed " + std::to_string(removed) +
                                   " event(s) every sink has passed");

@@ -19,7 +19,7 @@ namespace ferry::core {
 class Pipeline {
  public:
   // `config` must have passed validate() against `plugins`. Nothing starts yet.
-  Pipeline(const Config& config, const PluginRegistry& plugins, Journal& journal,
+  Pipeline(LiveConfig& config, const PluginRegistry& plugins, Journal& journal,
            Poco::Logger& logger);
   ~Pipeline();
   Pipeline(const Pipeline&) = delete;
@@ -57,10 +57,21 @@ class Pipeline {
   std::vector<std::pair<std::string, std::string>> checkAll();
   HostServices& services() { return *services_; }
 
- private:
-  std::unique_ptr<Instance> createInstance(const InstanceConfig& instance);
+  // Applies `next` (validated against the same plugins, the same [host] settings that need a
+  // restart) to a started pipeline: the instances that were added, removed or changed (plugin,
+  // options, host settings, routing) are stopped and started anew, the others keep running
+  // untouched. Every new instance is created before anything stops: when one refuses to start,
+  // this throws (LoadError naming it) and the running configuration goes on unchanged. Returns
+  // one line per instance it stopped or started.
+  std::vector<std::string> reload(Config next);
 
-  const Config& config_;
+ private:
+  std::unique_ptr<Instance> createInstance(const Config& config, const InstanceConfig& instance);
+  void addSink(const InstanceConfig& sink, std::unique_ptr<Instance> instance);
+  void addSource(const Config& config, const InstanceConfig& source,
+                 std::unique_ptr<Instance> instance);
+
+  LiveConfig& config_;
   const PluginRegistry& plugins_;
   std::unique_ptr<HostServices> services_;
   std::vector<std::unique_ptr<SourceRunner>> sources_;

@@ -31,8 +31,22 @@ std::string stoppedBecause(Status s, const std::string& message) {
 
 }  // namespace
 
+StatusRecorder::StatusRecorder(HostServices& services, std::string name, std::string kind,
+                               int64_t interval_ms)
+    : services_(services), name_(std::move(name)), kind_(std::move(kind)) {
+  services_.health.add(name_, kind_, interval_ms, nowMs());
+  services_.metrics.declareInstance(name_, kind_);
+}
+
+void StatusRecorder::succeeded() { services_.health.succeeded(name_, nowMs()); }
+
+void StatusRecorder::waiting(bool waiting) {
+  services_.health.setWaiting(name_, waiting, nowMs());
+}
+
 void StatusRecorder::record(const std::string& state, const std::string& message,
                             int64_t attempt, int64_t next_at_ms) {
+  services_.health.setState(name_, state, message, nowMs());
   if (state == last_state_ && message == last_message_ && attempt == 0) return;
   last_state_ = state;
   last_message_ = message;
@@ -155,12 +169,17 @@ SourceRunner::SourceRunner(const InstanceConfig& config, std::unique_ptr<Instanc
       interval_ms_(config.interval_ms),
       routed_sinks_(std::move(routed_sinks)),
       rng_(std::random_device{}()),
-      status_(services, config.name, "source"),
+      status_(services, config.name, "source", config.interval_ms),
       activity_(services, config.name, "source") {
   has_hook_ = instance_->wantsDelivered();
 }
 
 SourceRunner::~SourceRunner() { join(); }
+
+void SourceRunner::requestStop() {
+  stop_ = true;
+  interrupt_ = true;
+}
 
 namespace {
 
@@ -178,6 +197,7 @@ void SourceRunner::start(bool once) {
   finished_ = false;
   mailbox_.open();
   thread_ = std::thread([this, once] {
+    Metrics::setThreadInstance(name_);
     try {
       loop(once);
     } catch (const std::exception& e) {
@@ -212,7 +232,7 @@ bool SourceRunner::post(std::function<void()> work) {
 bool SourceRunner::sleepFor(int64_t ms, bool wake_on_sink_progress) {
   const int64_t until = steadyNowMs() + ms;
   uint64_t seen = services_.sink_advanced.generation();
-  while (!services_.stopping.load()) {
+  while (!stopping()) {
     int64_t left = until - steadyNowMs();
     if (left <= 0 || mailbox_.hasWork()) return true;
     uint64_t now = services_.sink_advanced.waitFor(seen, std::min(left, kSliceMs));
@@ -242,10 +262,10 @@ void SourceRunner::loop(bool once) {
   activity_.load();
   if (!once && phase_ms_ > 0 && !sleepFor(phase_ms_, true)) return;
   status("running", "");
-  while (!services_.stopping.load()) {
+  while (!stopping()) {
     // A stop request sets both flags, the stop first: clearing ours cannot swallow it.
     interrupt_ = false;
-    if (services_.stopping.load()) interrupt_ = true;
+    if (stopping()) interrupt_ = true;
     mailbox_.runPending();
     processDelivered();
     const int64_t cycle_start = steadyNowMs();
@@ -262,7 +282,7 @@ void SourceRunner::loop(bool once) {
                                " item(s) stamped more than an hour ahead of this host's clock: "
                                "delivered, but the cursor does not follow them (check the "
                                "remote's clock and this host's)");
-    if (services_.stopping.load()) break;
+    if (stopping()) break;
     // An operator's command waits (the cycle stopped early, keeping what it committed): carry it
     // out, then poll again at once.
     if (interrupt_.load() && mailbox_.hasWork()) continue;
@@ -276,6 +296,7 @@ void SourceRunner::loop(bool once) {
                             r.cursor;
       if (r.new_events > 0) services_.logger.information(summary);
       else services_.logger.debug(summary);
+      status_.succeeded();
       status("idle", "");
       if (once) return;
       int64_t next = cycle_start + interval_ms_ - steadyNowMs();
@@ -312,6 +333,7 @@ CycleResult SourceRunner::runCycle(int64_t& next_progress) {
         [this](const PageRequest& q) { return fetchPage(q); }, interrupt_,
         [&](const CycleResult& so_far, const Cursor& cursor) {
           committed = so_far.new_events;
+          status_.succeeded();
           services_.new_events.notify();
           // A long catch-up (a backfill) says how far it got, in the log and in `ferry status`,
           // so that an operator sees it move.
@@ -347,7 +369,7 @@ void SourceRunner::processDelivered() {
     const int64_t up_to = lowWaterMark(log, ledger, routed_sinks_);
     int64_t from = ledger.deliveredUpTo(name_);
     int64_t saved = from;
-    while (from < up_to && !services_.stopping.load()) {
+    while (from < up_to && !stopping()) {
       auto events = log.readAfter(from, {name_}, 500);
       auto dead = ledger.deadLetteredBetween(from, up_to);
       int64_t reached = from;
@@ -404,10 +426,12 @@ SinkRunner::SinkRunner(const InstanceConfig& config, std::unique_ptr<Instance> i
       batch_delay_ms_(config.batch_delay_ms),
       skip_echo_(config.skip_echo),
       rng_(std::random_device{}()),
-      status_(services, config.name, "sink"),
+      status_(services, config.name, "sink", 0),
       activity_(services, config.name, "sink") {}
 
 SinkRunner::~SinkRunner() { join(); }
+
+void SinkRunner::requestStop() { stop_ = true; }
 
 std::string SinkRunner::check() { return checkInstance(*instance_); }
 
@@ -415,6 +439,7 @@ void SinkRunner::start() {
   finished_ = false;
   mailbox_.open();
   thread_ = std::thread([this] {
+    Metrics::setThreadInstance(name_);
     try {
       loop();
     } catch (const std::exception& e) {
@@ -463,7 +488,7 @@ void SinkRunner::status(const std::string& state, const std::string& message, in
 
 bool SinkRunner::sleepFor(int64_t ms) {
   const int64_t until = steadyNowMs() + ms;
-  while (!services_.stopping.load()) {
+  while (!stopping()) {
     int64_t left = until - steadyNowMs();
     // An operator's command (a pause, a rewind) need not wait for the backoff.
     if (left <= 0 || mailbox_.hasWork()) return true;
@@ -527,7 +552,7 @@ SinkRunner::Step SinkRunner::deliverFeed() {
   if (events.size() < batch_size_ && batch_delay_ms_ > 0 && !services_.sources_finished.load()) {
     const int64_t until = steadyNowMs() + batch_delay_ms_;
     uint64_t seen = services_.new_events.generation();
-    while (!services_.stopping.load() && !services_.sources_finished.load() &&
+    while (!stopping() && !services_.sources_finished.load() &&
            steadyNowMs() < until) {
       seen = services_.new_events.waitFor(seen, std::min(kSliceMs, until - steadyNowMs()));
       if (countFeed(services_.handoff, log, offset_, sources_) >= static_cast<int64_t>(batch_size_))
@@ -602,7 +627,7 @@ SinkRunner::Step SinkRunner::deliverFeed() {
 void SinkRunner::loop() {
   // The offset is read once; until the journal can be read, the sink waits for it.
   bool known = false;
-  while (!known && !services_.stopping.load()) {
+  while (!known && !stopping()) {
     try {
       offset_ = services_.ledger.sinkOffset(name_);
       paused_ = services_.controls.sinkPaused(name_);
@@ -616,7 +641,7 @@ void SinkRunner::loop() {
   status("running", "");
   int failures = 0;
   bool was_paused = false;
-  while (!services_.stopping.load()) {
+  while (!stopping()) {
     uint64_t seen = services_.new_events.generation();
     Step o = Step::Idle;
     try {
@@ -651,6 +676,7 @@ void SinkRunner::loop() {
       ++failures;
       continue;
     }
+    status_.succeeded();
     if (failures > 0) {
       services_.logger.information("sink " + name_ + ": recovered after " +
                                    std::to_string(failures) + " failed attempt(s)");
@@ -661,7 +687,9 @@ void SinkRunner::loop() {
     if (o == Step::Idle) {
       status("idle", "");
       activity_.flush(true);
+      status_.waiting(true);
       services_.new_events.waitFor(seen, kSliceMs * 5);
+      status_.waiting(false);
     }
   }
   status_.leave();

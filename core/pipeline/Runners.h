@@ -23,12 +23,19 @@ namespace ferry::core {
 
 // The last status a runner recorded in the journal: only changes are written, so that an idle
 // loop does not cost a transaction per second.
+// Every state also reaches the in-memory health (services/Health.h), with the successes.
 class StatusRecorder {
  public:
-  StatusRecorder(HostServices& services, std::string name, std::string kind)
-      : services_(services), name_(std::move(name)), kind_(std::move(kind)) {}
+  // Registers the instance with the health and the metrics. `interval_ms`: a source's poll
+  // interval, 0 for a sink.
+  StatusRecorder(HostServices& services, std::string name, std::string kind, int64_t interval_ms);
   void record(const std::string& state, const std::string& message, int64_t attempt,
               int64_t next_at_ms);
+  // A poll cycle ended well or a page was committed (source); a batch was written or there was
+  // nothing to write (sink).
+  void succeeded();
+  // The runner waits for work (not in a call into the plugin), or stopped waiting.
+  void waiting(bool waiting);
   // The runner ends: "idle", unless it was retrying (its last error is kept).
   void leave();
 
@@ -112,6 +119,9 @@ class SourceRunner {
   bool post(std::function<void()> work);
   // Ends a cycle under way early (a stop request).
   void interrupt() { interrupt_ = true; }
+  // Stops this runner alone (a reload that removes or changes it): the cycle under way ends early
+  // keeping what it committed, and the thread ends; join() waits for it.
+  void requestStop();
 
  private:
   void loop(bool once);
@@ -121,6 +131,8 @@ class SourceRunner {
   void status(const std::string& state, const std::string& message, int64_t attempt = 0,
               int64_t next_at_ms = 0);
   bool sleepFor(int64_t ms, bool wake_on_sink_progress);
+  // The whole host stops, or this runner alone.
+  bool stopping() const { return stop_.load() || services_.stopping.load(); }
 
   std::string name_;
   std::unique_ptr<Instance> instance_;
@@ -135,6 +147,7 @@ class SourceRunner {
   std::thread thread_;
   std::atomic<bool> finished_{true};
   std::atomic<bool> failed_{false};
+  std::atomic<bool> stop_{false};
   // Ends the cycle under way: a stop request, or work in the mailbox.
   std::atomic<bool> interrupt_{false};
   Mailbox mailbox_;
@@ -160,6 +173,9 @@ class SinkRunner {
   bool post(std::function<void()> work);
   const std::string& name() const { return name_; }
   const std::vector<std::string>& sources() const { return sources_; }
+  // Stops this runner alone (a reload that removes or changes it): the batch in flight finishes
+  // and its offset is committed, then the thread ends; join() waits for it.
+  void requestStop();
   // Calls the plugin's check() (reachable, writable); "" when fine, else the reason. Only
   // before start().
   std::string check();
@@ -175,6 +191,7 @@ class SinkRunner {
   void status(const std::string& state, const std::string& message, int64_t attempt = 0,
               int64_t next_at_ms = 0);
   bool sleepFor(int64_t ms);
+  bool stopping() const { return stop_.load() || services_.stopping.load(); }
   // Counts the failed attempt, records the retrying status and waits the backoff delay.
   void backOff(const std::string& message, int64_t retry_after_ms);
 
@@ -193,6 +210,7 @@ class SinkRunner {
   std::atomic<bool> finished_{true};
   std::atomic<bool> failed_{false};
   std::atomic<bool> paused_{false};
+  std::atomic<bool> stop_{false};
   Mailbox mailbox_;
   StatusRecorder status_;
   ActivityRecorder activity_;

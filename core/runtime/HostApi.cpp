@@ -10,17 +10,6 @@
 
 namespace ferry::core {
 
-std::string redact(std::string text, const std::vector<std::string>& secrets) {
-  for (const auto& secret : secrets) {
-    if (secret.empty()) continue;
-    for (size_t pos = text.find(secret); pos != std::string::npos;
-         pos = text.find(secret, pos + 3)) {
-      text.replace(pos, secret.size(), "***");
-    }
-  }
-  return text;
-}
-
 namespace {
 
 // Every function of the table: plugins are C, so nothing may throw out of here.

@@ -25,9 +25,6 @@ struct FetchedItem {
   bool echo = false;
 };
 
-// Replaces every occurrence of each secret with "***".
-std::string redact(std::string text, const std::vector<std::string>& secrets);
-
 // The C host-API table, the same for every instance.
 const ferry_host_api* hostApi();
 

@@ -12,6 +12,7 @@
 
 #include "journal/InstanceState.h"
 #include "services/Http.h"
+#include "services/Metrics.h"
 #include "services/RateLimiter.h"
 
 namespace Poco {
@@ -19,20 +20,6 @@ class Logger;
 }
 
 namespace ferry::core {
-
-// Counters and gauges, labelled by instance. Thread-safe.
-class Metrics {
- public:
-  void add(const std::string& name, const std::string& instance, double delta);
-  void set(const std::string& name, const std::string& instance, double value);
-  double get(const std::string& name, const std::string& instance) const;
-  // Prometheus text exposition: ferry_<name>{instance="…"} value
-  std::string render() const;
-
- private:
-  mutable std::mutex mutex_;
-  std::map<std::pair<std::string, std::string>, std::pair<bool, double>> values_;  // gauge?, value
-};
 
 // In-memory state shared by every instance naming the same scope.
 struct SharedScope {

@@ -707,6 +707,16 @@ HttpClient::HttpClient(HttpSettings settings) : impl_(std::make_unique<Impl>()) 
 HttpClient::~HttpClient() = default;
 
 HttpResult HttpClient::perform(const HttpCall& call) {
+  const auto start = std::chrono::steady_clock::now();
+  HttpResult result = performUnobserved(call);
+  if (impl_->settings.on_exchange && !result.malformed)
+    impl_->settings.on_exchange(
+        result.status,
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  return result;
+}
+
+HttpResult HttpClient::performUnobserved(const HttpCall& call) {
   try {
     return impl_->perform(call);
   } catch (const std::exception& e) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -39,6 +40,10 @@ struct HttpSettings {
   std::string user_agent = std::string("ferry/") + FERRY_VERSION;
   // The largest response body accepted; a larger one fails the call (transient) unread.
   int64_t max_body_bytes = 64 << 20;
+  // Told of every exchange that was attempted (not of a malformed call): the status (0: no
+  // response) and the seconds from the start of the call to its end. Called on the caller's
+  // thread; must not throw.
+  std::function<void(int status, double seconds)> on_exchange;
 };
 
 // One client per plugin instance: it keeps a keep-alive session per scheme://host:port and
@@ -54,6 +59,7 @@ class HttpClient {
   HttpResult perform(const HttpCall& call);
 
  private:
+  HttpResult performUnobserved(const HttpCall& call);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

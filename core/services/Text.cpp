@@ -1,5 +1,6 @@
 #include "services/Text.h"
 
+#include <algorithm>
 #include <cstdint>
 
 namespace ferry::core {
@@ -41,6 +42,30 @@ std::string printable(std::string_view text) {
     if (cp >= 0x80 && cp <= 0x9F) out.push_back('?');  // C1 controls (e.g. CSI)
     else out.append(text.substr(i, length));
     i += length;
+  }
+  return out;
+}
+
+std::string redact(std::string_view text, const std::vector<std::string>& secrets) {
+  std::vector<std::string_view> longest_first;
+  for (const auto& s : secrets)
+    if (!s.empty()) longest_first.push_back(s);
+  if (longest_first.empty()) return std::string(text);
+  std::stable_sort(longest_first.begin(), longest_first.end(),
+                   [](std::string_view a, std::string_view b) { return a.size() > b.size(); });
+  std::string out;
+  out.reserve(text.size());
+  size_t i = 0;
+  while (i < text.size()) {
+    const std::string_view rest = text.substr(i);
+    auto match = std::find_if(longest_first.begin(), longest_first.end(),
+                              [&](std::string_view s) { return rest.starts_with(s); });
+    if (match == longest_first.end()) {
+      out.push_back(text[i++]);
+    } else {
+      out += "***";
+      i += match->size();
+    }
   }
   return out;
 }

@@ -230,7 +230,16 @@ class RestForwarder : public ferry::Sink {
     request.body = std::move(body);
     request.timeout_ms = timeout_ms_;
     request.tls_verify = tls_verify_;
-    ferry::HttpResponse r = host().http(request);
+    std::optional<ferry::HttpResponse> answer;
+    try {
+      answer.emplace(host().http(request));
+    } catch (const ferry::Fatal& e) {
+      // The host refused to send it (the URL and `headers` were checked at start, so it is these
+      // events: an id with a line break cannot go into Idempotency-Key). Nothing was sent; the
+      // events are refused like a 4xx, so that only the one at fault is dead-lettered.
+      return {Verdict::kFatal, "the request was not sent: " + std::string(e.what()), -1};
+    }
+    const ferry::HttpResponse& r = *answer;
     Reply reply;
     reply.status = r.status();
     reply.transient = r.transient();

@@ -243,10 +243,12 @@ class DuckHubOrders : public ferry::Source {
   }
 
   // What a failed answer becomes: 401/403 stop the source, 400 and other 4xx are errors that
-  // retrying cannot fix, the rest (429, 5xx, no answer) are transient.
+  // retrying cannot fix, no answer that asking again cannot change (an untrusted certificate)
+  // stops it too; the rest (429, 5xx, a timeout, a refused or dropped connection) is transient.
   [[noreturn]] static void fail(const ferry::HttpResponse& r, const std::string& what) {
     std::string message = what + ": " + (r.status() == 0 ? r.describe() : apiMessage(r));
     if (r.status() == 401 || r.status() == 403) throw ferry::AuthError(message);
+    if (r.status() == 0 && !r.transient()) throw ferry::Stop(message);
     if (r.status() == 0 || r.transient()) throw ferry::Retry(message, r.retryAfterMs());
     throw ferry::Fatal(message);
   }

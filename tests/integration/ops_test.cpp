@@ -187,11 +187,11 @@ TEST_F(FerryTest, AdminEndpointServesHealthAndMetrics) {
   std::pair<int, std::string> metrics;
   ASSERT_TRUE(waitUntil([&] {
     metrics = get(port, "/metrics");
-    return metrics.second.find("ferry_sink_offset{instance=\"a\"} 12") != std::string::npos;
+    return metrics.second.find("ferry_sink_offset{sink=\"a\"} 12") != std::string::npos;
   })) << metrics.second << ferry.err();
   EXPECT_NE(metrics.second.find("ferry_journal_last_sequence 12"), std::string::npos);
-  EXPECT_NE(metrics.second.find("ferry_sink_backlog{instance=\"a\"} 0"), std::string::npos);
-  EXPECT_NE(metrics.second.find("ferry_source_events_total{instance=\"src\"} 12"),
+  EXPECT_NE(metrics.second.find("ferry_sink_backlog{sink=\"a\"} 0"), std::string::npos);
+  EXPECT_NE(metrics.second.find("ferry_source_events_total{source=\"src\"} 12"),
             std::string::npos)
       << metrics.second;
   auto health = get(port, "/healthz");

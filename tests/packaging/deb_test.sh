@@ -291,7 +291,8 @@ want "-c $work/names.i" "$work/names.ini"
 step "systemd unit"
 unit=/lib/systemd/system/ferry.service
 for k in 'User=ferry' 'NoNewPrivileges=yes' 'ProtectSystem=strict' 'ProtectHome=yes' 'PrivateTmp=yes' \
-         'ReadWritePaths=/var/lib/ferry /var/spool/ferry' 'ExecStart=/usr/bin/ferry run --config /etc/ferry/ferry.ini'; do
+         'ReadWritePaths=/var/lib/ferry /var/spool/ferry' 'ExecStart=/usr/bin/ferry run --config /etc/ferry/ferry.ini' \
+         'StandardError=journal' 'SyslogLevelPrefix=yes' 'ExecReload=/bin/kill -HUP $MAINPID'; do
   grep -qx "$k" "$unit" || fail "unit lacks $k"
 done
 systemd-analyze verify "$unit" || fail "systemd-analyze verify $unit"

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -113,6 +114,8 @@ TEST_F(ConfigTest, ValidConfigResolvesEveryValueAndDefault) {
   EXPECT_EQ(config.host.retry_max_ms, 300000);
   EXPECT_EQ(config.host.commit_pages, 20);
   EXPECT_EQ(config.host.commit_interval_ms, 500);
+  EXPECT_EQ(config.host.log_format, "text");
+  EXPECT_EQ(config.host.unhealthy_after_ms, 300000);
 
   ASSERT_EQ(config.sources.size(), 1u);
   const InstanceConfig& source = config.sources[0];
@@ -157,7 +160,7 @@ TEST_F(ConfigTest, ValuesAreNormalisedByType) {
   std::string text = kValid + "tags =  north , ,south \nbatch_delay = 250ms\nskip_echo = Off\n";
   text = replace(text, "account = acme\n",
                  "account = acme\nverbose = yes\ntimeout = 2m\nmax_pages = +7\nrole = supplier\n"
-                 "not_before = 2025-01-01 00:00:00+0100\nratio = 1.25\npin = 1234\n");
+                 "not_before = 2025-01-01 00:00:00+0100\nratio = 1.25\npin = 12345678\n");
   Config config = loadValid(text);
   const InstanceConfig& source = config.sources[0];
   EXPECT_EQ(source.value("verbose"), "true");
@@ -166,7 +169,7 @@ TEST_F(ConfigTest, ValuesAreNormalisedByType) {
   EXPECT_EQ(source.value("role"), "supplier");
   EXPECT_EQ(source.value("not_before"), "2024-12-31T23:00:00.000Z");
   EXPECT_EQ(source.value("ratio"), "1.25");
-  EXPECT_EQ(source.secret_values, (std::vector<std::string>{"1234", kSecret}));
+  EXPECT_EQ(source.secret_values, (std::vector<std::string>{"12345678", kSecret}));
   const InstanceConfig& sink = config.sinks[0];
   EXPECT_EQ(sink.value("tags"), "north,south");
   EXPECT_EQ(sink.batch_delay_ms, 250);
@@ -198,8 +201,8 @@ TEST_F(ConfigTest, UnknownHostKeyListsTheAllowedKeys) {
   std::string message = error(replace(kValid, "journal =", "jornal ="));
   EXPECT_EQ(message, file() +
                          ": [host] jornal: unknown key; allowed keys: journal, plugin_dir, "
-                         "log_level, log_file, retention, retry_initial, retry_max, commit_pages, "
-                         "commit_interval, admin_listen");
+                         "log_level, log_file, log_format, retention, retry_initial, retry_max, "
+                         "commit_pages, commit_interval, admin_listen, unhealthy_after");
 }
 
 TEST_F(ConfigTest, TypoInASectionName) {
@@ -266,6 +269,22 @@ TEST_F(ConfigTest, HostLogLevelOutsideChoices) {
                                "debug|info|warning|error");
 }
 
+TEST_F(ConfigTest, HostHealthAndLogFormatSettings) {
+  Config config =
+      loadValid(replace(kValid, "log_level = debug",
+                        "log_level = debug\nlog_format = json\nunhealthy_after = 90s"));
+  EXPECT_EQ(config.host.log_format, "json");
+  EXPECT_EQ(config.host.unhealthy_after_ms, 90000);
+  EXPECT_CONTAINS(error(replace(kValid, "log_level = debug", "log_level = debug\nlog_format = xml")),
+                  file() + ": [host] log_format: 'xml' is not one of text|json");
+  EXPECT_CONTAINS(error(replace(kValid, "log_level = debug",
+                                "log_level = debug\nunhealthy_after = 0s")),
+                  file() + ": [host] unhealthy_after: must be at least 1");
+  EXPECT_CONTAINS(error(replace(kValid, "log_level = debug",
+                                "log_level = debug\nunhealthy_after = soon")),
+                  file() + ": [host] unhealthy_after:");
+}
+
 TEST_F(ConfigTest, UnknownPluginListsTheAvailableOnes) {
   std::string message = error(replace(kValid, "plugin = good_source", "plugin = good_sorce"));
   EXPECT_EQ(message, file() +
@@ -322,6 +341,65 @@ TEST_F(ConfigTest, SecretPastedIntoAnotherOptionIsRedacted) {
       kValid, "account = acme\n", std::string("account = acme\nmax_pages = ") + kSecret + "\n"));
   EXPECT_CONTAINS(message, file() + ": [source.orders] max_pages: '***' is not an integer");
   EXPECT_EQ(message.find(kSecret), std::string::npos) << message;
+}
+
+// A secret this short would be masked wherever its text occurs in a message (a one-letter one
+// turned "expected" into "e***pected"), and is no credential anyway: refused, never shown.
+TEST_F(ConfigTest, ImplausiblyShortSecretIsRefusedWithoutItsValue) {
+  for (const std::string value : {"e", "Zx9Qv", "1234567"}) {
+    std::string message = error(replace(kValid, std::string("api_key = ") + kSecret,
+                                        "api_key = " + value));
+    EXPECT_EQ(message, file() + ": [source.orders] api_key: the secret is shorter than 8 "
+                                "characters; use the real credential (a secret must have at least "
+                                "8 characters, or it would be masked wherever its text occurs in "
+                                "a message)");
+    EXPECT_EQ(message.find("= " + value), std::string::npos) << message;
+  }
+  // Eight characters (not bytes) are enough: "geheim-ü" is 8 characters, 9 bytes.
+  std::string text = replace(kValid, "account = acme\n", "account = acme\npin = 12345678\n");
+  EXPECT_EQ(loadValid(text).sources[0].value("pin"), "12345678");
+  const std::string umlaut = "geheim-\xC3\xBC";
+  text = replace(kValid, std::string("api_key = ") + kSecret, "api_key = " + umlaut);
+  EXPECT_EQ(loadValid(text).sources[0].value("api_key"), umlaut);
+  EXPECT_CONTAINS(error(replace(kValid, std::string("api_key = ") + kSecret, "api_key = geheim-")),
+                  "[source.orders] api_key: the secret is shorter than 8 characters");
+}
+
+// Every part of a secret is masked on its own, so that an endpoint echoing one header value or
+// the token inside it does not reveal it: the items of the value (';' or ',' between them), the
+// text after an item's ':' or '=', and that text's last word. Parts under 8 characters are too
+// likely to occur in unrelated text and stay unmasked.
+TEST_F(ConfigTest, SecretPartsAreMaskedOnTheirOwn) {
+  const std::string headers = "Authorization: Bearer tok-4f9a8b7c; X-Api-Key: key-09876543, "
+                              "X-Tenant: 7";
+  Config config = loadValid(replace(kValid, std::string("api_key = ") + kSecret,
+                                    "api_key = " + headers));
+  const auto& secrets = config.sources[0].secret_values;
+  for (const std::string part : {headers, std::string("Bearer tok-4f9a8b7c"),
+                                 std::string("tok-4f9a8b7c"), std::string("key-09876543"),
+                                 std::string("Authorization: Bearer tok-4f9a8b7c"),
+                                 std::string("X-Tenant: 7")})
+    EXPECT_NE(std::find(secrets.begin(), secrets.end(), part), secrets.end()) << part;
+  for (const std::string part : {"7", "Bearer"})
+    EXPECT_EQ(std::find(secrets.begin(), secrets.end(), part), secrets.end()) << part;
+}
+
+// A URL's credentials are secret in any option: the user-info and the password are masked, and a
+// password too short to mask safely is refused like a short secret.
+TEST_F(ConfigTest, UrlCredentialsAreSecretInEveryOption) {
+  Config config = loadValid(replace(kValid, "account = acme",
+                                    "account = https://hook:pw-55667788@example.com/x"));
+  const auto& secrets = config.sources[0].secret_values;
+  EXPECT_NE(std::find(secrets.begin(), secrets.end(), "pw-55667788"), secrets.end());
+  EXPECT_NE(std::find(secrets.begin(), secrets.end(), "hook:pw-55667788"), secrets.end());
+  EXPECT_EQ(std::find(secrets.begin(), secrets.end(), "hook"), secrets.end());
+
+  std::string message =
+      error(replace(kValid, "account = acme", "account = https://hook:pw@example.com/x"));
+  EXPECT_EQ(message, file() + ": [source.orders] account: the password in the URL is shorter "
+                              "than 8 characters; use the real credential (a secret must have at "
+                              "least 8 characters, or it would be masked wherever its text occurs "
+                              "in a message)");
 }
 
 TEST_F(ConfigTest, RelativePathsAreResolvedAgainstTheConfigDirectory) {

@@ -29,5 +29,25 @@ TEST(Printable, InvalidUtf8BecomesTheReplacementCharacter) {
   EXPECT_EQ(printable("\xF4\x90\x80\x80").find("\xF4"), std::string::npos);  // > U+10FFFF
 }
 
+TEST(Redact, MasksEveryOccurrenceAndLeavesTheRestWhole) {
+  EXPECT_EQ(redact("expected tok-12345678, got tok-12345678 twice", {"tok-12345678"}),
+            "expected ***, got *** twice");
+  EXPECT_EQ(redact("nothing to hide", {"tok-12345678", ""}), "nothing to hide");
+  EXPECT_EQ(redact("", {"tok-12345678"}), "");
+}
+
+TEST(Redact, ALongerSecretIsMaskedWholeBeforeOneItContains) {
+  // The header value and the token inside it: either order of the list gives one mask.
+  const std::string text = "Authorization: Bearer tok-12345678 refused";
+  EXPECT_EQ(redact(text, {"tok-12345678", "Bearer tok-12345678"}), "Authorization: *** refused");
+  EXPECT_EQ(redact(text, {"Bearer tok-12345678", "tok-12345678"}), "Authorization: *** refused");
+}
+
+TEST(Redact, MaskedTextIsNeverSearchedAgain) {
+  // A secret that would match across the inserted "***" or inside it must not.
+  EXPECT_EQ(redact("aaaaaaaaaa", {"aaaaaaaa"}), "***aa");
+  EXPECT_EQ(redact("x-secret-1 y", {"x-secret-1", "** y"}), "*** y");
+}
+
 }  // namespace
 }  // namespace ferry::core

@@ -22,6 +22,8 @@ constexpr std::array<ferry_rate_rule, 1> kRateRules{{{10, 1150}}};
 constexpr int64_t kRefreshCapMs = 9 * 60 * 1000;
 // Lifetime assumed when the token's exp/iat cannot be read: the documented minimum.
 constexpr int64_t kDefaultLifetimeMs = 10 * 60 * 1000;
+// The longest lifetime believed: the documented maximum.
+constexpr int64_t kMaxLifetimeMs = 60 * 60 * 1000;
 
 int64_t steadyMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -80,7 +82,10 @@ std::string base64UrlDecode(std::string_view in) {
   return out;
 }
 
-// The access token's lifetime from its payload (exp - iat, in seconds), or the default.
+// The access token's lifetime from its payload (exp - iat, in seconds), at most
+// kMaxLifetimeMs; the default when the claims are unreadable, negative or exp is not after iat.
+// The clamp keeps the arithmetic in range: a huge exp (99999999999999999999, or one that only
+// overflows once in milliseconds) would otherwise come out negative and refresh before every poll.
 int64_t lifetimeMs(std::string_view jwt) {
   const size_t a = jwt.find('.');
   const size_t b = a == std::string_view::npos ? a : jwt.find('.', a + 1);
@@ -88,10 +93,11 @@ int64_t lifetimeMs(std::string_view jwt) {
   std::string payload = base64UrlDecode(jwt.substr(a + 1, b - a - 1));
   simdjson::dom::parser parser;
   simdjson::dom::element doc;
-  int64_t exp = 0, iat = 0;
-  if (parser.parse(payload).get(doc) || doc["exp"].get(exp) || doc["iat"].get(iat) || exp <= iat)
+  double exp = 0, iat = 0;  // any JSON number, however large, without overflow
+  if (parser.parse(payload).get(doc) || doc["exp"].get(exp) || doc["iat"].get(iat) || iat < 0 ||
+      !(exp > iat))
     return kDefaultLifetimeMs;
-  return (exp - iat) * 1000;
+  return static_cast<int64_t>(std::min((exp - iat) * 1000, double{kMaxLifetimeMs}));
 }
 
 std::string lower(std::string s) {
@@ -282,6 +288,8 @@ void Session::login() {
                            account_.base_url + " (" + answer +
                            "): check email and password, and that the user has the "
                            "integration role");
+  if (r.status() == 0 && !r.transient())
+    throw ferry::Stop("login to " + account_.base_url + ": " + answer);
   if (r.status() == 0 || r.transient())
     throw ferry::Retry("login to " + account_.base_url + ": " + answer, r.retryAfterMs());
   throw ferry::Fatal("login to " + account_.base_url + ": " + answer + "; check base_url");
@@ -362,6 +370,8 @@ void Session::fail(const ferry::HttpResponse& r, const std::string& what) const 
                                             "that the user has the integration role"));
   if (r.status() == 403)
     throw ferry::AuthError(message + ": the user may not read this (integration role, company)");
+  // No answer that asking again cannot change (an untrusted certificate): the operator must act.
+  if (r.status() == 0 && !r.transient()) throw ferry::Stop(message);
   if (r.status() == 0 || r.transient()) throw ferry::Retry(message, r.retryAfterMs());
   throw ferry::Fatal(message);
 }

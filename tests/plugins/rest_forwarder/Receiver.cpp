@@ -13,7 +13,10 @@
 #include <cctype>
 #include <chrono>
 #include <sstream>
+#include <stdexcept>
 #include <thread>
+
+#include "Harness.h"
 
 namespace ferry::it {
 
@@ -103,6 +106,17 @@ Answer Receiver::record(Request request) {
   request.answer = a;
   requests_.push_back(std::move(request));
   return a;
+}
+
+Poco::Net::Context::Ptr selfSignedContext(const std::string& dir) {
+  RunResult gen = runCommand(
+      {"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", dir + "/key.pem",
+       "-out", dir + "/cert.pem", "-days", "2", "-subj", "/CN=127.0.0.1"},
+      dir, 60s);
+  if (gen.exit_code != 0) throw std::runtime_error("openssl req failed: " + gen.err);
+  using Poco::Net::Context;
+  return new Context(Context::SERVER_USE, dir + "/key.pem", dir + "/cert.pem", "",
+                     Context::VERIFY_NONE);
 }
 
 }  // namespace ferry::it

@@ -67,4 +67,9 @@ class Receiver {
   std::unique_ptr<Poco::Net::HTTPServer> server_;
 };
 
+// A server Context with a fresh self-signed certificate for 127.0.0.1, which no client trusts
+// (key.pem and cert.pem written into `dir` by openssl). Call Poco::Net::initializeSSL() first.
+// Throws std::runtime_error when openssl fails.
+Poco::Net::Context::Ptr selfSignedContext(const std::string& dir);
+
 }  // namespace ferry::it

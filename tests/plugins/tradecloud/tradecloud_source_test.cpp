@@ -642,6 +642,30 @@ TEST_F(TradecloudSourceTest, A401LogsInAgainOnceAndTheSourceGoesOn) {
   expectAllComplete("after the 401");
 }
 
+// A token whose exp is absurdly far away (past int64 milliseconds, or past any integer) is
+// believed for the documented hour at most: the source logs in once and polls on with it, instead
+// of refreshing before every poll because the lifetime overflowed.
+TEST_F(TradecloudSourceTest, AHugeTokenExpiryDoesNotRefreshBeforeEveryPoll) {
+  Sim& sim = startSim({"--seed", "30", "--orders", "10", "--shipments", "5"});
+  for (const std::string exp : {"9223372036854775807", "99999999999999999999"}) {
+    SCOPED_TRACE("exp = " + exp);
+    use("exp" + exp);
+    sim.config("{\"access_exp\":\"" + exp + "\"}");
+    sim.control("POST", "/_sim/reset-stats");
+    writeTcConfig(orders() + csvSinks("", true));
+    FerryProcess ferry({"run", "--config", config_}, dir_.path());
+    // The 200 ms interval: a dozen polls.
+    EXPECT_TRUE(waitUntil([&] { return count(sim.requests(), "bearer_polls") >= 12; }, 60s))
+        << ferry.err();
+    ferry.signal(SIGTERM);
+    EXPECT_EQ(ferry.wait(), 0) << ferry.err();
+    auto q = sim.requests();
+    EXPECT_EQ(count(q, "logins"), 1);
+    EXPECT_EQ(count(q, "refreshes"), 0) << "refreshed although the token lives for an hour";
+    EXPECT_EQ(count(q->getObject("by_status"), "401"), 0);
+  }
+}
+
 TEST_F(TradecloudSourceTest, WrongPasswordStopsBothSourcesWithAClearStatusAndNoPassword) {
   Sim& sim = startSim({"--seed", "26", "--orders", "20", "--shipments", "10"});
   const std::string wrong = "Wr0ng-Passw0rd-xyz";

@@ -336,7 +336,10 @@ void TradecloudServer::issueTokens(HTTPServerResponse& response, const std::stri
   appendString(payload, account);
   payload += ",\"companyId\":\"" + options_.store.company_id + "\",\"roles\":[\"integration\"]" +
              ",\"iat\":" + std::to_string(now_s) +
-             ",\"exp\":" + std::to_string(now_s + (options_.access_ttl_ms + 999) / 1000) +
+             ",\"exp\":" +
+             (options_.access_exp.empty()
+                  ? std::to_string(now_s + (options_.access_ttl_ms + 999) / 1000)
+                  : options_.access_exp) +
              ",\"jti\":\"" + randomToken(9) + "\"}";
   const std::string access = base64Url("{\"alg\":\"HS256\",\"typ\":\"JWT\"}") + "." +
                              base64Url(payload) + "." + randomToken(32);
@@ -811,7 +814,7 @@ void TradecloudServer::handleControl(HTTPServerRequest& request, HTTPServerRespo
     if (path == "/_sim/config") {
       const Object::Ptr in = is_post ? parseObjectBody(body, true) : Object::Ptr(new Object);
       rejectUnknown(in,
-                    {"window", "empty_last_updated", "access_ttl_ms", "rate_limit",
+                    {"window", "empty_last_updated", "access_ttl_ms", "access_exp", "rate_limit",
                      "limit_over_100", "basic_delay_ms", "live_rate"},
                     "");
       std::lock_guard<std::mutex> lock(mutex_);
@@ -842,6 +845,12 @@ void TradecloudServer::handleControl(HTTPServerRequest& request, HTTPServerRespo
       if (auto v = integerField(in, "access_ttl_ms")) {
         if (*v < 1) throw BadRequest("access_ttl_ms must be positive");
         next.access_ttl_ms = *v;
+      }
+      if (in->has("access_exp")) {
+        const auto e = in->getValue<std::string>("access_exp");
+        if (e.find_first_not_of("0123456789") != std::string::npos)
+          throw BadRequest("access_exp: digits, or \"\" for iat + access_ttl_ms");
+        next.access_exp = e;
       }
       if (auto v = integerField(in, "rate_limit")) {
         if (*v < 0) throw BadRequest("rate_limit must not be negative");

@@ -34,6 +34,9 @@ struct ServerOptions {
   std::string email = "integration@example.test";
   std::string password = "secret";
   std::int64_t access_ttl_ms = 10 * 60 * 1000;
+  // The access token's "exp" claim as written (digits); "" = iat + access_ttl_ms. The server
+  // still honours access_ttl_ms: this only tests how clients read the claim.
+  std::string access_exp;
   Window window = Window::kExclusive;
   EmptyLastUpdated empty_last_updated = EmptyLastUpdated::kAbsent;
   bool clamp_limit = false;  // limit > 100: false → 400, true → treated as 100
