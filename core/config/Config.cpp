@@ -191,6 +191,9 @@ const std::vector<OptionSpec>& hostSectionOptions() {
       def("retry_max", OptionType::Duration, "5m", "longest retry delay"),
       def("commit_pages", OptionType::Int, "20", "pages per journal transaction while behind"),
       def("commit_interval", OptionType::Duration, "500ms", "longest wait before a commit"),
+      def("include", OptionType::String, "",
+          "more [source.*] and [sink.*] sections: a folder (its *.ini files) or a pattern such "
+          "as conf.d/*.ini, read in name order"),
       def("admin_listen", OptionType::String, "",
           "address of the /healthz and /metrics endpoint, e.g. 127.0.0.1:9464 (empty: off)"),
       def("unhealthy_after", OptionType::Duration, "5m",
@@ -298,9 +301,9 @@ std::string pluginNames(const PluginRegistry& plugins, const std::string& kind) 
   return names.empty() ? "(none)" : join(names, ", ");
 }
 
-void validateInstance(const Config& config, InstanceConfig& inst, const PluginRegistry& plugins) {
+void validateInstance(InstanceConfig& inst, const PluginRegistry& plugins) {
   auto where = [&](const std::string& key) {
-    return config.file + ": [" + inst.section + "] " + key;
+    return inst.file + ": [" + inst.section + "] " + key;
   };
   const bool wants_source = inst.kind == "source";
   auto plugin = plugins.find(inst.plugin);
@@ -514,23 +517,59 @@ std::string normaliseOption(const OptionSpec& def, const std::string& value,
   return out;
 }
 
-Config loadConfig(const std::string& path, EnvReferences env) {
-  Config config;
-  config.file = fs::absolute(path).lexically_normal().string();
-  const fs::path base = fs::path(config.file).parent_path();
-  Scanned scanned = scan(config.file);
-  Reader reader(config.file, scanned.text);
-  const std::string file = config.file;
+namespace {
 
-  std::map<std::string, std::string> seen;  // lower-case instance name -> its section
-  const Section* host = nullptr;
+// The files `[host] include` names: a folder (its *.ini files) or a pattern whose last part has
+// '*' (conf.d/*.ini), relative to the main file's folder; in name order. None is an error only
+// when the folder itself is missing.
+std::vector<std::string> includedFiles(const std::string& include, const fs::path& base,
+                                       const std::string& where) {
+  fs::path p(include);
+  if (p.is_relative()) p = base / p;
+  std::string pattern = "*.ini";
+  std::error_code ec;
+  if (!fs::is_directory(p, ec)) {
+    pattern = p.filename().string();
+    p = p.parent_path();
+    if (pattern.find('*') == std::string::npos || !fs::is_directory(p, ec))
+      throw ConfigError(where + ": '" + include +
+                        "' is neither a folder nor a pattern like conf.d/*.ini in an existing "
+                        "folder; create " + p.lexically_normal().string() + " or fix the key");
+  }
+  const size_t star = pattern.find('*');
+  const std::string head = pattern.substr(0, star), tail = pattern.substr(star + 1);
+  std::vector<std::string> files;
+  for (const auto& e : fs::directory_iterator(p, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.size() >= head.size() + tail.size() && name.rfind(head, 0) == 0 &&
+        name.compare(name.size() - tail.size(), tail.size(), tail) == 0 && name[0] != '.' &&
+        e.is_regular_file(ec))
+      files.push_back(e.path().lexically_normal().string());
+  }
+  if (ec)
+    throw ConfigError(where + ": cannot list " + p.string() + ": " + ec.message() +
+                      "; check its permissions");
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+// The [source.*] and [sink.*] sections of one file, appended to `config`. `seen` maps each
+// lower-case instance name to "[section]" (and "in <file>" for another file), so that names
+// stay unique across files. [host] is allowed only in the main file (`host` non-null).
+void readInstances(Config& config, const std::string& file, const Scanned& scanned,
+                   const Reader& reader, EnvReferences env,
+                   std::map<std::string, std::pair<std::string, std::string>>& seen,
+                   const Section** host) {
   for (const auto& section : scanned.sections) {
     const std::string l = lower(section.name);
     if (l == "host") {
-      if (host != nullptr)
-        throw ConfigError(file + ": [host] appears twice (lines " + std::to_string(host->line) +
+      if (host == nullptr)
+        throw ConfigError(file + ": [host]: only the main config file (" + config.file +
+                          ") may have it; move these keys there");
+      if (*host != nullptr)
+        throw ConfigError(file + ": [host] appears twice (lines " + std::to_string((*host)->line) +
                           " and " + std::to_string(section.line) + "); merge them");
-      host = &section;
+      *host = &section;
       continue;
     }
     std::string kind;
@@ -548,11 +587,13 @@ Config loadConfig(const std::string& path, EnvReferences env) {
     inst.kind = kind;
     inst.name = name;
     inst.section = kind + "." + name;
-    auto [it, fresh] = seen.emplace(lower(name), inst.section);
+    inst.file = file;
+    auto [it, fresh] = seen.emplace(lower(name), std::make_pair(inst.section, file));
     if (!fresh)
       throw ConfigError(file + ": [" + inst.section + "]: the name '" + name +
-                        "' is already used by [" + it->second +
-                        "]; instance names must be unique across sources and sinks: rename one");
+                        "' is already used by [" + it->second.first + "]" +
+                        (it->second.second == file ? "" : " in " + it->second.second) +
+                        "; instance names must be unique across sources and sinks: rename one");
     bool has_plugin = false;
     for (const auto& key : section.keys) {
       const std::string k = lower(key.name);
@@ -580,6 +621,21 @@ Config loadConfig(const std::string& path, EnvReferences env) {
                         kind + " plugin this instance runs");
     (kind == "source" ? config.sources : config.sinks).push_back(std::move(inst));
   }
+}
+
+}  // namespace
+
+Config loadConfig(const std::string& path, EnvReferences env) {
+  Config config;
+  config.file = fs::absolute(path).lexically_normal().string();
+  const fs::path base = fs::path(config.file).parent_path();
+  Scanned scanned = scan(config.file);
+  Reader reader(config.file, scanned.text);
+  const std::string file = config.file;
+
+  std::map<std::string, std::pair<std::string, std::string>> seen;
+  const Section* host = nullptr;
+  readInstances(config, file, scanned, reader, env, seen, &host);
 
   // [host], with the same checks as plugin options.
   const auto& table = hostSectionOptions();
@@ -610,6 +666,14 @@ Config loadConfig(const std::string& path, EnvReferences env) {
   requireAtLeast(config.host.commit_pages, 1, file + ": [host] commit_pages");
   config.host.commit_interval_ms = toInt(setting("commit_interval"));
   config.host.admin_listen = setting("admin_listen");
+  config.host.include = setting("include");
+  if (!config.host.include.empty()) {
+    for (const auto& included : includedFiles(config.host.include, base, file + ": [host] include")) {
+      Scanned more = scan(included);
+      Reader more_reader(included, more.text);
+      readInstances(config, included, more, more_reader, env, seen, nullptr);
+    }
+  }
   config.host.log_format = setting("log_format");
   config.host.unhealthy_after_ms = toInt(setting("unhealthy_after"));
   requireAtLeast(config.host.unhealthy_after_ms, 1, file + ": [host] unhealthy_after");
@@ -629,7 +693,7 @@ Config loadConfig(const std::string& path, EnvReferences env) {
       static const OptionSpec kSkipEcho =
           def("skip_echo", OptionType::Bool, "true", "skip changes this integration caused itself");
       try {
-        sink.skip_echo = normaliseOption(kSkipEcho, skip->second, file) == "true";
+        sink.skip_echo = normaliseOption(kSkipEcho, skip->second, sink.file) == "true";
       } catch (const ConfigError&) {
       }
     }
@@ -639,7 +703,7 @@ Config loadConfig(const std::string& path, EnvReferences env) {
     // Known without the plugins: `ferry status` and `ferry trace` route by it too.
     sink.from = names;
     if (!sink.enabled) continue;
-    const std::string where = file + ": [" + sink.section + "] from";
+    const std::string where = sink.file + ": [" + sink.section + "] from";
     if (names.empty())
       throw ConfigError(where +
                         ": empty; name the sources to take events from, or remove the "
@@ -655,7 +719,7 @@ Config loadConfig(const std::string& path, EnvReferences env) {
 void validate(Config& config, const PluginRegistry& plugins) {
   for (auto* list : {&config.sources, &config.sinks})
     for (auto& inst : *list)
-      if (inst.enabled) validateInstance(config, inst, plugins);
+      if (inst.enabled) validateInstance(inst, plugins);
 }
 
 }  // namespace ferry::core

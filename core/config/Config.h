@@ -51,6 +51,7 @@ struct HostSettings {
   int64_t retry_max_ms;      // backoff cap
   int64_t commit_pages;      // pages per journal transaction while a source is behind
   int64_t commit_interval_ms;  // …or this long, whichever comes first
+  std::string include;         // "" or the folder / pattern of more instance files
   std::string admin_listen;    // "host:port" of /healthz and /metrics; "" = off
   int64_t unhealthy_after_ms;  // /healthz: longest retry streak or time without success
 };
@@ -60,6 +61,7 @@ struct InstanceConfig {
   std::string kind;    // "source" | "sink"
   std::string name;    // <name> of the section
   std::string section; // "source.<name>"
+  std::string file;    // absolute path of the file that holds the section
   std::string plugin;
   bool enabled = true;
   // Keys of the section other than plugin/enabled, values after ${system.env.*} expansion.

@@ -26,14 +26,13 @@ Pipeline::~Pipeline() {
   sinks_.clear();
 }
 
-std::unique_ptr<Instance> Pipeline::createInstance(const Config& config,
-                                                   const InstanceConfig& instance) {
+std::unique_ptr<Instance> Pipeline::createInstance(const InstanceConfig& instance) {
   auto plugin = plugins_.find(instance.plugin);
   if (!plugin)
-    throw ConfigError(config.file + ": [" + instance.section + "] plugin: unknown plugin '" +
+    throw ConfigError(instance.file + ": [" + instance.section + "] plugin: unknown plugin '" +
                       instance.plugin + "'");
   // The plugin's refusal names the option; the config file and section say where it is.
-  return Instance::create(plugin, config.file + ": [" + instance.section + "]", *services_,
+  return Instance::create(plugin, instance.file + ": [" + instance.section + "]", *services_,
                           instance.name, instance.kind, instance.secret_values, instance.resolved);
 }
 
@@ -61,9 +60,9 @@ void Pipeline::addSource(const Config& config, const InstanceConfig& source,
 void Pipeline::create() {
   const Config& config = config_.get();
   for (const auto& sink : config.sinks)
-    if (sink.enabled) addSink(sink, createInstance(config, sink));
+    if (sink.enabled) addSink(sink, createInstance(sink));
   for (const auto& source : config.sources)
-    if (source.enabled) addSource(config, source, createInstance(config, source));
+    if (source.enabled) addSource(config, source, createInstance(source));
   // Instances of one plugin usually poll one API under one rate budget (DuckHub: per client
   // IP): spread their first cycles evenly over the interval.
   std::map<std::string, std::vector<std::pair<SourceRunner*, int64_t>>> by_plugin;
@@ -119,10 +118,10 @@ std::vector<std::string> Pipeline::reload(Config next) {
   std::map<std::string, std::unique_ptr<Instance>> fresh_sinks, fresh_sources;
   for (const auto& sink : next.sinks)
     if (sink.enabled && !same(old_sinks, sink.name, new_sinks.at(sink.name)))
-      fresh_sinks[sink.name] = createInstance(next, sink);
+      fresh_sinks[sink.name] = createInstance(sink);
   for (const auto& source : next.sources)
     if (source.enabled && !same(old_sources, source.name, new_sources.at(source.name)))
-      fresh_sources[source.name] = createInstance(next, source);
+      fresh_sources[source.name] = createInstance(source);
 
   // 2. Stop what is removed or changed: sources first (a page in flight is committed or
   //    dropped whole), then sinks (a batch in flight finishes and its offset is committed).

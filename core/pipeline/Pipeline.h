@@ -66,7 +66,7 @@ class Pipeline {
   std::vector<std::string> reload(Config next);
 
  private:
-  std::unique_ptr<Instance> createInstance(const Config& config, const InstanceConfig& instance);
+  std::unique_ptr<Instance> createInstance(const InstanceConfig& instance);
   void addSink(const InstanceConfig& sink, std::unique_ptr<Instance> instance);
   void addSource(const Config& config, const InstanceConfig& source,
                  std::unique_ptr<Instance> instance);

@@ -519,3 +519,71 @@ TEST(NormaliseOption, BoolListInstantAndSecretChoices) {
 
 }  // namespace
 }  // namespace ferry::core
+
+namespace ferry::core {
+namespace {
+
+// [host] include: more [source.*] and [sink.*] sections from a folder, in name order, each error
+// naming the file it is in.
+class IncludeTest : public ConfigTest {
+ protected:
+  void writeIn(const std::string& relative, const std::string& text) {
+    fs::create_directories((dir_ / relative).parent_path());
+    std::ofstream(dir_ / relative) << text;
+  }
+  static std::string host(const std::string& include) {
+    return "[host]\njournal = j.db\ninclude = " + include + "\n";
+  }
+  static std::string sink(const std::string& name, const std::string& extra = "") {
+    return "[sink." + name + "]\nplugin = good_sink\ntarget = /srv/" + name + "\n" + extra;
+  }
+  static std::string source(const std::string& name) {
+    return "[source." + name + "]\nplugin = good_source\naccount = " + name +
+           "\napi_key = secret-key-" + name + "\n";
+  }
+};
+
+TEST_F(IncludeTest, SectionsComeFromEveryFileOfTheFolderInNameOrder) {
+  writeIn("conf.d/20-sinks.ini", sink("erp", "from = venue-a, venue-b\n"));
+  writeIn("conf.d/10-venues.ini", source("venue-a") + source("venue-b"));
+  writeIn("conf.d/notes.txt", "not ini");
+  Config config = loadValid(host("conf.d") + source("main"));
+  ASSERT_EQ(config.sources.size(), 3u);
+  EXPECT_EQ(config.sources[0].name, "main");
+  EXPECT_EQ(config.sources[1].name, "venue-a");
+  EXPECT_EQ(config.sources[1].file, (dir_ / "conf.d/10-venues.ini").string());
+  ASSERT_EQ(config.sinks.size(), 1u);
+  EXPECT_EQ(config.sinks[0].from, (std::vector<std::string>{"venue-a", "venue-b"}));
+  EXPECT_EQ(loadValid(host("conf.d/1*.ini")).sources.size(), 2u) << "a pattern";
+}
+
+TEST_F(IncludeTest, ErrorsNameTheIncludedFile) {
+  const std::string sinks = (dir_ / "conf.d/sinks.ini").string();
+  writeIn("conf.d/sinks.ini", sink("erp", "colour = red\n"));
+  EXPECT_CONTAINS(error(host("conf.d")), sinks + ": [sink.erp] colour: unknown key");
+
+  writeIn("conf.d/sinks.ini", sink("erp", "from = nowhere\n"));
+  EXPECT_CONTAINS(error(host("conf.d")), sinks + ": [sink.erp] from: no source named 'nowhere'");
+
+  writeIn("conf.d/sinks.ini", sink("main"));
+  EXPECT_CONTAINS(error(host("conf.d") + source("main")),
+                  sinks + ": [sink.main]: the name 'main' is already used by [source.main] in " +
+                      file());
+
+  writeIn("conf.d/sinks.ini", "[host]\nlog_level = debug\n");
+  EXPECT_CONTAINS(error(host("conf.d")), sinks + ": [host]: only the main config file");
+
+  EXPECT_CONTAINS(error(host("missing.d")), file() + ": [host] include: 'missing.d' is neither");
+}
+
+TEST_F(IncludeTest, ThousandsOfSectionsLoadAndValidate) {
+  std::string venues;
+  for (int i = 0; i < 2000; ++i) venues += source("v" + std::to_string(i));
+  writeIn("conf.d/venues.ini", venues);
+  Config config = loadValid(host("conf.d") + sink("erp"));
+  EXPECT_EQ(config.sources.size(), 2000u);
+  EXPECT_FALSE(config.sources.back().resolved.empty()) << "validated like the others";
+}
+
+}  // namespace
+}  // namespace ferry::core
