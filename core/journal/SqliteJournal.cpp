@@ -454,7 +454,7 @@ void SqliteJournal::buildIndex() {
   Query table(db, "SELECT source, entity, key FROM latest_versions");
   while (table.next()) {
     const std::string source(columnText(table.get(), 0));
-    const uint64_t hash = hash_(source, columnText(table.get(), 1), columnText(table.get(), 2));
+    const uint64_t hash = keyHash(source, columnText(table.get(), 1), columnText(table.get(), 2));
     if (!index_.find(hash)) index_.set(hash, VersionIndex::kInTable);
   }
   index_last_ = highWater();
@@ -527,7 +527,7 @@ std::vector<std::optional<VersionSeen>> SqliteJournal::latestVersions(
       std::lock_guard<std::mutex> lock(index_mutex_);
       if (index_ready_) {
         for (size_t i = 0; i < keys.size(); ++i) {
-          if (auto sequence = index_.find(hash_(source, keys[i].entity, keys[i].key)))
+          if (auto sequence = index_.find(keyHash(source, keys[i].entity, keys[i].key)))
             hits.emplace_back(i, *sequence);
         }
         break;
@@ -663,7 +663,7 @@ int64_t SqliteJournal::commit(const std::string& source, const std::vector<NewEv
         // The key's slot: its own (new key, or its older event), free (the event there was
         // purged), or another key's, whose event keeps it; then this key's version goes to the
         // table.
-        const uint64_t hash = hash_(source, e.entity, e.key);
+        const uint64_t hash = keyHash(source, e.entity, e.key);
         auto pending = owners.find(hash);
         const std::optional<int64_t> slot =
             pending != owners.end() ? std::optional(pending->second) : index_.find(hash);
@@ -811,7 +811,7 @@ int64_t SqliteJournal::purgeChunk(int64_t up_to_sequence, int64_t fetched_before
       last_deleted = sequence;
       Moved m{std::string(columnText(select.get(), 2)), std::string(columnText(select.get(), 3)),
               std::string(columnText(select.get(), 4)), std::string(columnText(select.get(), 5))};
-      m.hash = hash_(m.source, m.entity, m.key);
+      m.hash = keyHash(m.source, m.entity, m.key);
       if (index_.find(m.hash) == sequence) moved.push_back(std::move(m));
     }
   }

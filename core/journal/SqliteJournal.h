@@ -120,6 +120,10 @@ class SqliteJournal final : public Journal,
   void upsertLatest(const std::string& source, std::string_view entity, std::string_view key,
                     std::string_view version, int64_t version_ns);
   int64_t purgeChunk(int64_t up_to_sequence, int64_t fetched_before_ms);
+  // The key's hash as the index, key_hashes and a commit's own changes all compare it.
+  uint64_t keyHash(std::string_view source, std::string_view entity, std::string_view key) const {
+    return VersionIndex::normalized(hash_(source, entity, key));
+  }
   void upsertCursor(const std::string& source, const Cursor& cursor, int64_t now_ms);
   int64_t totalChanges();
   std::string describe(const std::string& action, const std::string& cause) const;

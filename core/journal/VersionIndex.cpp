@@ -35,7 +35,7 @@ size_t VersionIndex::home(uint64_t hash, size_t capacity) {
 }
 
 std::optional<int64_t> VersionIndex::find(uint64_t hash) const {
-  hash = stored(hash);
+  hash = normalized(hash);
   const Segment& segment = segments_[hash >> 56];
   const size_t capacity = segment.slots.size();
   if (capacity == 0) return std::nullopt;
@@ -47,7 +47,7 @@ std::optional<int64_t> VersionIndex::find(uint64_t hash) const {
 }
 
 void VersionIndex::set(uint64_t hash, int64_t sequence) {
-  hash = stored(hash);
+  hash = normalized(hash);
   Segment& segment = segments_[hash >> 56];
   if ((segment.used + 1) * 100 > segment.slots.size() * kMaxLoadPercent)
     resize(segment, std::max(kMinCapacity, segment.slots.size() + segment.slots.size() / 2));

@@ -43,9 +43,13 @@ class VersionIndex {
   // The memory the slots take.
   size_t bytes() const;
 
+  // The hash as the index keeps it: 0 marks an empty slot, so a key whose hash is 0 is kept as 1.
+  // Whoever compares hashes alongside the index compares these.
+  static uint64_t normalized(uint64_t hash) { return hash == 0 ? 1 : hash; }
+
  private:
   struct Slot {
-    uint64_t hash = 0;  // 0: empty (a key whose hash is 0 is stored as 1)
+    uint64_t hash = 0;  // normalized(); 0: empty
     int64_t sequence = 0;
   };
   // The slots are split into segments by the hash's top byte, each growing on its own: growing
@@ -56,7 +60,6 @@ class VersionIndex {
   };
   static constexpr size_t kSegments = 256;
 
-  static uint64_t stored(uint64_t hash) { return hash == 0 ? 1 : hash; }
   static size_t home(uint64_t hash, size_t capacity);
   static void resize(Segment& segment, size_t capacity);
 
