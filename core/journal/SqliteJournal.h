@@ -47,6 +47,8 @@ class SqliteJournal final : public Journal,
  public:
   // The schema version this build creates and understands.
   static constexpr int64_t kSchemaVersion = 2;
+  // The page size of a journal this build creates.
+  static constexpr int64_t kNewPageSize = 16384;
   // How long a statement waits for another process's lock before failing.
   static constexpr int64_t kBusyTimeoutMs = 5000;
 
@@ -133,13 +135,7 @@ class SqliteJournal final : public Journal,
   // copied into a bound vector first. Prepared on first use, finalized before the session closes.
   sqlite3_stmt* prepared(int which, const char* sql);
   void step(sqlite3_stmt* statement);
-  enum Prepared {
-    kInsertEvent,
-    kInsertKeyHash,
-    kSelectEventKey,
-    kUpsertLatest,
-    kPreparedCount
-  };
+  enum Prepared { kInsertEvent, kInsertKeyHash, kSelectEventKey, kUpsertLatest, kPreparedCount };
 
   std::string path_;
   std::mutex mutex_;

@@ -198,7 +198,8 @@ CycleResult CursorEngine::runCycle(const FetchPage& fetch, const std::atomic<boo
       e.previous = last != nullptr ? last->version : "";
       e.body = std::move(item.body);
       e.echo = item.echo;
-      pending.versions.insert_or_assign(std::move(map_keys[i]), VersionSeen{e.version, e.version_ns});
+      pending.versions.insert_or_assign(std::move(map_keys[i]),
+                                        VersionSeen{e.version, e.version_ns});
       pending.events.push_back(std::move(e));
       if (floorMs(item.version_ns) == since_ms) new_at_since = true;
     }

@@ -229,8 +229,7 @@ TEST_F(JournalFileTest, PurgeStopsAtTheFirstEventTooRecentToGo) {
   SqliteJournal journal(path_);
   const Cursor cursor{kT1, *parseInstantNs(kT1), 0};
   std::vector<NewEvent> events;
-  for (const char* key : {"A1", "A2", "A3", "A4"})
-    events.push_back(event(key, kT1));
+  for (const char* key : {"A1", "A2", "A3", "A4"}) events.push_back(event(key, kT1));
   journal.commit("dh", events, cursor);
   {
     // The clock went back after event 2 was fetched: event 3 looks older than event 2.
@@ -338,8 +337,8 @@ TEST_F(JournalFileTest, ASchemaOneJournalIsUpgradedAndKeepsItsVersions) {
   }
   SqliteJournal journal(path_);
   EXPECT_EQ(journal.settings().schema_version, SqliteJournal::kSchemaVersion);
-  const auto seen =
-      journal.latestVersions("dh", {{"order", "A0"}, {"order", "A1"}, {"order", "A2"}, {"order", "A9"}});
+  const auto seen = journal.latestVersions(
+      "dh", {{"order", "A0"}, {"order", "A1"}, {"order", "A2"}, {"order", "A9"}});
   ASSERT_EQ(seen.size(), 4u);
   ASSERT_TRUE(seen[0] && seen[1] && seen[2]);
   EXPECT_EQ(seen[0]->version, kT1);
