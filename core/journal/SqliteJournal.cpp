@@ -121,17 +121,22 @@ const std::vector<std::vector<const char*>> kMigrations = {
         // it with the rest of the event.
         "ALTER TABLE events ADD COLUMN meta TEXT NOT NULL DEFAULT ''",
         "ALTER TABLE dead_letters ADD COLUMN meta TEXT NOT NULL DEFAULT ''",
-        // The latest version of each key is found through an in-memory index (VersionIndex.h):
-        // a commit no longer dirties one random page of latest_versions per event. key_hashes
-        // lists the events that carry their key's latest version with the key's hash, appended
-        // in sequence order, so the index is rebuilt without reading the event bodies.
-        // latest_versions keeps the versions the index cannot point at: of keys whose events were
-        // purged, and of keys whose hash another key's event holds. A journal of schema 1 keeps
-        // its latest_versions (every key's latest version) and starts with no key_hashes: its
-        // keys are found in that table until they change again.
-        R"(CREATE TABLE key_hashes (
-             sequence INTEGER PRIMARY KEY,
-             hash INTEGER NOT NULL))",
+        // The latest version of each key is found through an in-memory index (VersionIndex.h),
+        // so a commit appends and no longer dirties one random page of latest_versions per event.
+        // An event that carries its key's latest version for the index has the key's hash in
+        // key_hash (NULL otherwise), and the (source, sequence) index covers it: the version
+        // index is rebuilt from that index alone, without reading event bodies. latest_versions
+        // keeps the versions the index cannot point at: of keys whose events were purged, and of
+        // keys whose hash another key's event holds. version_cutoffs says from which event on a
+        // source's events count again after resetCursor(forget_versions). A journal of schema 1
+        // keeps its latest_versions (every key's latest version) and has no key_hash: its keys
+        // are found in that table until they change again.
+        "ALTER TABLE events ADD COLUMN key_hash INTEGER",
+        "DROP INDEX events_source_sequence",
+        "CREATE INDEX events_source_sequence ON events (source, sequence, key_hash)",
+        R"(CREATE TABLE version_cutoffs (
+             source TEXT PRIMARY KEY,
+             after_sequence INTEGER NOT NULL))",
     },
 };
 static_assert(SqliteJournal::kSchemaVersion == 2, "add a migration step with the version bump");
@@ -452,14 +457,27 @@ void SqliteJournal::buildIndex() {
   std::lock_guard<std::mutex> lock(index_mutex_);
   index_ready_ = false;
   index_.clear();
-  Query count(db,
-              "SELECT (SELECT count(*) FROM key_hashes) + (SELECT count(*) FROM latest_versions)");
-  if (count.next()) index_.reserve(static_cast<size_t>(sqlite3_column_int64(count.get(), 0)));
-  // In sequence order: where a key changed more than once, its newest event wins.
-  Query hashes(db, "SELECT sequence, hash FROM key_hashes ORDER BY sequence");
+  std::unordered_map<std::string, int64_t> cutoffs;
+  Query cutoff(db, "SELECT source, after_sequence FROM version_cutoffs");
+  while (cutoff.next())
+    cutoffs[std::string(columnText(cutoff.get(), 0))] = sqlite3_column_int64(cutoff.get(), 1);
+  // In (source, sequence) order: a source's cutoff is looked up once per run of its events.
+  // Where a key changed more than once, its newest event wins.
+  Query hashes(db,
+               "SELECT source, sequence, key_hash FROM events INDEXED BY events_source_sequence "
+               "WHERE key_hash IS NOT NULL");
+  std::string source;
+  int64_t after = 0;
   while (hashes.next()) {
-    index_.set(static_cast<uint64_t>(sqlite3_column_int64(hashes.get(), 1)),
-               sqlite3_column_int64(hashes.get(), 0));
+    if (columnText(hashes.get(), 0) != source) {
+      source = columnText(hashes.get(), 0);
+      auto it = cutoffs.find(source);
+      after = it == cutoffs.end() ? 0 : it->second;
+    }
+    const int64_t sequence = sqlite3_column_int64(hashes.get(), 1);
+    if (sequence <= after) continue;  // forgotten by resetCursor
+    const auto hash = static_cast<uint64_t>(sqlite3_column_int64(hashes.get(), 2));
+    if (index_.find(hash).value_or(0) < sequence) index_.set(hash, sequence);
   }
   // A key in the table whose hash an event holds is found there after the event's key differs.
   Query table(db, "SELECT source, entity, key FROM latest_versions");
@@ -658,8 +676,18 @@ int64_t SqliteJournal::commit(const std::string& source, const std::vector<NewEv
       sqlite3_stmt* insert = prepared(
           kInsertEvent,
           "INSERT INTO events (source, entity, key, version, previous, body, echo, fetched_at_ms, "
-          "meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+          "meta, key_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
       for (const NewEvent& e : events) {
+        // The key's slot in the index: its own (a new key, or its older event), free (the event
+        // there was purged), or another key's, whose event keeps it; then this key's version
+        // goes to the table.
+        const uint64_t hash = keyHash(source, e.entity, e.key);
+        auto pending = owners.find(hash);
+        const std::optional<int64_t> slot =
+            pending != owners.end() ? std::optional(pending->second) : index_.find(hash);
+        const bool owns = !slot || *slot == VersionIndex::kInTable ||
+                          eventHasKey(*slot, source, e.entity, e.key).value_or(true);
+        if (!owns) upsertLatest(source, e.entity, e.key, e.version, e.version_ns);
         bindText(insert, 1, source);
         bindText(insert, 2, e.entity);
         bindText(insert, 3, e.key);
@@ -669,28 +697,12 @@ int64_t SqliteJournal::commit(const std::string& source, const std::vector<NewEv
         sqlite3_bind_int(insert, 7, e.echo ? 1 : 0);
         sqlite3_bind_int64(insert, 8, now_ms);
         bindText(insert, 9, e.meta);
+        if (owns) sqlite3_bind_int64(insert, 10, static_cast<int64_t>(hash));
+        else sqlite3_bind_null(insert, 10);
         step(insert);
         sqlite3_reset(insert);
         last = sqlite3_last_insert_rowid(db);
-        // The key's slot: its own (new key, or its older event), free (the event there was
-        // purged), or another key's, whose event keeps it; then this key's version goes to the
-        // table.
-        const uint64_t hash = keyHash(source, e.entity, e.key);
-        auto pending = owners.find(hash);
-        const std::optional<int64_t> slot =
-            pending != owners.end() ? std::optional(pending->second) : index_.find(hash);
-        if (!slot || *slot == VersionIndex::kInTable ||
-            eventHasKey(*slot, source, e.entity, e.key).value_or(true)) {
-          owners[hash] = last;
-          sqlite3_stmt* hashes =
-              prepared(kInsertKeyHash, "INSERT INTO key_hashes (sequence, hash) VALUES (?, ?)");
-          sqlite3_bind_int64(hashes, 1, last);
-          sqlite3_bind_int64(hashes, 2, static_cast<int64_t>(hash));
-          step(hashes);
-          sqlite3_reset(hashes);
-        } else {
-          upsertLatest(source, e.entity, e.key, e.version, e.version_ns);
-        }
+        if (owns) owners[hash] = last;
       }
     }
     upsertCursor(source, cursor, now_ms);
@@ -715,9 +727,11 @@ void SqliteJournal::resetCursor(const std::string& source, const Cursor& cursor,
       upsertCursor(source, cursor, nowMs());
       if (forget_versions) {
         session_ << "DELETE FROM latest_versions WHERE source = ?", useRef(source), now;
-        session_ << "DELETE FROM key_hashes WHERE sequence IN "
-                    "(SELECT sequence FROM events WHERE source = ?)",
-            useRef(source), now;
+        // The source's events so far no longer count for its versions, now or after a restart.
+        Int64 after = highWater();
+        session_ << "INSERT INTO version_cutoffs (source, after_sequence) VALUES (?, ?) "
+                    "ON CONFLICT (source) DO UPDATE SET after_sequence = excluded.after_sequence",
+            useRef(source), use(after), now;
       }
       tx.commit();
     }
@@ -842,7 +856,6 @@ int64_t SqliteJournal::purgeChunk(int64_t up_to_sequence, int64_t fetched_before
   }
   Int64 up_to = last_deleted;
   session_ << "DELETE FROM events WHERE sequence <= ?", use(up_to), now;
-  session_ << "DELETE FROM key_hashes WHERE sequence <= ?", use(up_to), now;
   tx.commit();
   std::lock_guard<std::mutex> lock(index_mutex_);
   for (const Moved& m : moved) index_.set(m.hash, VersionIndex::kInTable);

@@ -34,9 +34,10 @@ struct SqliteSettings {
 //
 // The latest version of each key (dedupe) is found through an in-memory VersionIndex, built on
 // first use from the file and kept in step by this object's own writes: a commit appends its
-// events and not one random B-tree row per key. The file holds what rebuilds it: key_hashes (the
-// events that carry their key's latest version, by sequence) and latest_versions (the versions of
-// keys whose events were purged, or whose hash another key's event holds in the index). One
+// events and not one random B-tree row per key. The file holds what rebuilds it: the key_hash of
+// the events the index points at (read from the events' (source, sequence) index, not from the
+// bodies), latest_versions (the versions of keys whose events were purged, or whose hash another
+// key's event holds in the index) and version_cutoffs (resetCursor's forget_versions). One
 // process writes a journal at a time (`ferry run` holds its lock); should another connection
 // append events nevertheless, the next commit notices, re-reads the index and fails (JournalError)
 // so that its page, deduplicated against what was stale, is fetched again.
@@ -122,7 +123,7 @@ class SqliteJournal final : public Journal,
   void upsertLatest(const std::string& source, std::string_view entity, std::string_view key,
                     std::string_view version, int64_t version_ns);
   int64_t purgeChunk(int64_t up_to_sequence, int64_t fetched_before_ms);
-  // The key's hash as the index, key_hashes and a commit's own changes all compare it.
+  // The key's hash as the index, the events' key_hash and a commit's own changes all compare it.
   uint64_t keyHash(std::string_view source, std::string_view entity, std::string_view key) const {
     return VersionIndex::normalized(hash_(source, entity, key));
   }
@@ -135,7 +136,7 @@ class SqliteJournal final : public Journal,
   // copied into a bound vector first. Prepared on first use, finalized before the session closes.
   sqlite3_stmt* prepared(int which, const char* sql);
   void step(sqlite3_stmt* statement);
-  enum Prepared { kInsertEvent, kInsertKeyHash, kSelectEventKey, kUpsertLatest, kPreparedCount };
+  enum Prepared { kInsertEvent, kSelectEventKey, kUpsertLatest, kPreparedCount };
 
   std::string path_;
   std::mutex mutex_;

@@ -87,14 +87,6 @@ void VersionIndex::clear() {
   size_ = 0;
 }
 
-void VersionIndex::reserve(size_t keys) {
-  // Hashes spread evenly over the segments; a little headroom for the unlucky ones.
-  const size_t per_segment = keys / kSegments + keys / kSegments / 16 + 1;
-  const size_t capacity = per_segment * 100 / kMaxLoadPercent + 1;
-  for (Segment& segment : segments_)
-    if (segment.slots.size() < capacity) resize(segment, std::max(kMinCapacity, capacity));
-}
-
 size_t VersionIndex::bytes() const {
   size_t total = sizeof(*this);
   for (const Segment& segment : segments_) total += segment.slots.capacity() * sizeof(Slot);

@@ -17,8 +17,8 @@
 
 namespace ferry::core {
 
-// The hash of a key. It is stored in the journal (key_hashes), so the default is part of the file
-// format: changing it needs a schema migration that rewrites that table.
+// The hash of a key. It is stored in the journal (events.key_hash), so the default is part of the
+// file format: changing it needs a schema migration that rewrites that column.
 using KeyHasher = uint64_t (*)(std::string_view source, std::string_view entity,
                                std::string_view key);
 
@@ -36,8 +36,6 @@ class VersionIndex {
   // Stores `sequence` for `hash`, replacing what was there.
   void set(uint64_t hash, int64_t sequence);
   void clear();
-  // Makes room for `keys` keys in all, so that a rebuild does not grow the slots step by step.
-  void reserve(size_t keys);
 
   size_t size() const { return size_; }
   // The memory the slots take.
