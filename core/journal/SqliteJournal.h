@@ -49,7 +49,7 @@ class SqliteJournal final : public Journal,
   // The schema version this build creates and understands.
   static constexpr int64_t kSchemaVersion = 2;
   // The page size of a journal this build creates.
-  static constexpr int64_t kNewPageSize = 16384;
+  static constexpr int64_t kNewPageSize = 65536;
   // How long a statement waits for another process's lock before failing.
   static constexpr int64_t kBusyTimeoutMs = 5000;
 
