@@ -668,7 +668,8 @@ Config loadConfig(const std::string& path, EnvReferences env) {
   config.host.admin_listen = setting("admin_listen");
   config.host.include = setting("include");
   if (!config.host.include.empty()) {
-    for (const auto& included : includedFiles(config.host.include, base, file + ": [host] include")) {
+    const std::string where = file + ": [host] include";
+    for (const auto& included : includedFiles(config.host.include, base, where)) {
       Scanned more = scan(included);
       Reader more_reader(included, more.text);
       readInstances(config, included, more, more_reader, env, seen, nullptr);

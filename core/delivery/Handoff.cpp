@@ -7,7 +7,7 @@ namespace {
 
 // What an event counts against the hand-off's budget.
 size_t footprint(const JournalEvent& e) {
-  return e.body.size() + e.key.size() + e.version.size() + sizeof(JournalEvent);
+  return e.body.size() + e.key.size() + e.version.size() + e.meta.size() + sizeof(JournalEvent);
 }
 
 }  // namespace
@@ -41,6 +41,7 @@ int64_t Handoff::commitAndPublish(const std::string& source, std::vector<NewEven
     e->body = std::move(n.body);
     e->echo = n.echo;
     e->fetched_at_ms = fetched_at_ms;
+    e->meta = std::move(n.meta);
     bytes_ += footprint(*e);
     events_.push_back(std::move(e));
   }

@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
-#include <unordered_map>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -26,8 +26,8 @@ struct NewEvent {
   int64_t version_ns = 0;  // the same, as an instant
   std::string previous;    // "" for a key never seen
   std::string body;
-  std::string meta;        // "" or the source's metadata object
   bool echo = false;
+  std::string meta;  // the source's metadata about the event: a JSON object, or ""
 };
 
 // A journalled change.
@@ -39,9 +39,9 @@ struct JournalEvent {
   std::string version;
   std::string previous;
   std::string body;
-  std::string meta;
   bool echo = false;
   int64_t fetched_at_ms = 0;
+  std::string meta;  // as NewEvent::meta
   // "source/entity/key/version"
   std::string idempotencyKey() const { return source + "/" + entity + "/" + key + "/" + version; }
 };
@@ -53,20 +53,16 @@ struct Cursor {
   int64_t offset = 0;
 };
 
+// A key to look up; the text belongs to the caller and must outlive the call.
 struct KeyRef {
-  std::string entity;
-  std::string key;
+  std::string_view entity;
+  std::string_view key;
 };
 
 struct VersionSeen {
   std::string version;
   int64_t version_ns = 0;
 };
-
-// Map key for latestVersions(): entity + '\x1f' + key.
-inline std::string versionMapKey(const std::string& entity, const std::string& key) {
-  return entity + '\x1f' + key;
-}
 
 // Transactions: commit() and resetCursor() each change events, latest versions and cursor in ONE
 // transaction of their own; nothing else in this part needs more than one statement's
@@ -81,9 +77,10 @@ class EventLog {
   // The stored cursor of `source`, nullopt before its first commit.
   virtual std::optional<Cursor> cursor(const std::string& source) = 0;
 
-  // The latest version seen for each of `keys` (absent when never seen), keyed by
-  // versionMapKey(entity, key).
-  virtual std::unordered_map<std::string, VersionSeen> latestVersions(
+  // The latest version seen for each of `keys`, in the same order (nullopt: never seen, or
+  // forgotten by resetCursor). Sees whole commits only. Versions outlive their events: purge()
+  // keeps them.
+  virtual std::vector<std::optional<VersionSeen>> latestVersions(
       const std::string& source, const std::vector<KeyRef>& keys) = 0;
 
   // In ONE transaction: appends `events` in order (assigning increasing sequences), records each
@@ -119,8 +116,11 @@ class EventLog {
 
   // --- retention and audit -------------------------------------------------------------------
 
-  // Deletes events with sequence <= `up_to_sequence` fetched before `fetched_before_ms`.
-  // Returns how many were deleted. Dead letters keep their copies (SinkLedger).
+  // Deletes the oldest events: those with sequence <= `up_to_sequence`, up to the first one
+  // fetched at or after `fetched_before_ms` (events are only ever deleted oldest first, also when
+  // the clock went back). Returns how many were deleted. The latest versions of their keys stay
+  // (dedupe needs them) and dead letters keep their copies (SinkLedger). Not one transaction: a
+  // large purge commits in chunks, oldest first, each whole.
   virtual int64_t purge(int64_t up_to_sequence, int64_t fetched_before_ms) = 0;
 
   // The retained events whose key is `key` (any source and entity), oldest first (`ferry

@@ -9,8 +9,11 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <limits>
+#include <tuple>
+#include <unordered_map>
 #include <utility>
 
 #include "services/Time.h"
@@ -114,8 +117,8 @@ const std::vector<std::vector<const char*>> kMigrations = {
              next_attempt_at_ms INTEGER NOT NULL))",
     },
     {
-        // Controls (Controls.h): operators' requests to the journal's owner, sink pauses, the
-        // start_from each source began with, and each instance's activity.
+        // Schema 2. Controls (Controls.h): operators' requests to the journal's owner, sink
+        // pauses, the start_from each source began with, and each instance's activity.
         R"(CREATE TABLE commands (
              id INTEGER PRIMARY KEY AUTOINCREMENT,
              action TEXT NOT NULL,
@@ -143,20 +146,45 @@ const std::vector<std::vector<const char*>> kMigrations = {
              progress TEXT NOT NULL,
              updated_at_ms INTEGER NOT NULL))",
     },
+    {
+        // Schema 3. A source may attach metadata (a JSON object) to an event; dead letters copy
+        // it with the rest of the event.
+        "ALTER TABLE events ADD COLUMN meta TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE dead_letters ADD COLUMN meta TEXT NOT NULL DEFAULT ''",
+        // The latest version of each key is found through an in-memory index (VersionIndex.h),
+        // so a commit appends and no longer dirties one random page of latest_versions per event.
+        // An event that carries its key's latest version for the index has the key's hash in
+        // key_hash (NULL otherwise), and the (source, sequence) index covers it: the version
+        // index is rebuilt from that index alone, without reading event bodies. latest_versions
+        // keeps the versions the index cannot point at: of keys whose events were purged, and of
+        // keys whose hash another key's event holds. version_cutoffs says from which event on a
+        // source's events count again after resetCursor(forget_versions). A journal older than this
+        // keeps its latest_versions (every key's latest version) and has no key_hash: its keys
+        // are found in that table until they change again.
+        "ALTER TABLE events ADD COLUMN key_hash INTEGER",
+        "DROP INDEX events_source_sequence",
+        "CREATE INDEX events_source_sequence ON events (source, sequence, key_hash)",
+        R"(CREATE TABLE version_cutoffs (
+             source TEXT PRIMARY KEY,
+             after_sequence INTEGER NOT NULL))",
+    },
 };
-static_assert(SqliteJournal::kSchemaVersion == 2, "add a migration step with the version bump");
+static_assert(SqliteJournal::kSchemaVersion == 3, "add a migration step with the version bump");
+
+// Events purged per transaction (purge() runs in chunks of this many).
+constexpr int64_t kPurgeChunk = 10000;
 
 constexpr const char* kEventColumns =
-    "sequence, source, entity, key, version, previous, body, echo, fetched_at_ms";
+    "sequence, source, entity, key, version, previous, body, echo, fetched_at_ms, meta";
 using EventRow = Poco::Tuple<Int64, std::string, std::string, std::string, std::string, std::string,
-                             std::string, int, Int64>;
+                             std::string, int, Int64, std::string>;
 
 constexpr const char* kDeadLetterColumns =
     "id, sink, sequence, source, entity, key, version, previous, body, echo, fetched_at_ms, "
-    "reason, failed_at_ms, replay_requested";
+    "reason, failed_at_ms, replay_requested, meta";
 using DeadLetterRow =
     Poco::Tuple<Int64, std::string, Int64, std::string, std::string, std::string, std::string,
-                std::string, std::string, int, Int64, std::string, Int64, int>;
+                std::string, std::string, int, Int64, std::string, Int64, int, std::string>;
 
 JournalEvent toEvent(const EventRow& row) {
   JournalEvent e;
@@ -169,6 +197,7 @@ JournalEvent toEvent(const EventRow& row) {
   e.body = row.get<6>();
   e.echo = row.get<7>() != 0;
   e.fetched_at_ms = row.get<8>();
+  e.meta = row.get<9>();
   return e;
 }
 
@@ -188,6 +217,7 @@ DeadLetter toDeadLetter(const DeadLetterRow& row) {
   d.reason = row.get<11>();
   d.failed_at_ms = row.get<12>();
   d.replay_requested = row.get<13>() != 0;
+  d.event.meta = row.get<14>();
   return d;
 }
 
@@ -247,7 +277,8 @@ Session openSession(const std::string& path) {
 
 }  // namespace
 
-SqliteJournal::SqliteJournal(const std::string& path) : path_(path), session_(openSession(path)) {
+SqliteJournal::SqliteJournal(const std::string& path, KeyHasher hash)
+    : path_(path), session_(openSession(path)), hash_(hash) {
   try {
     configure();
     migrate();
@@ -261,7 +292,8 @@ SqliteJournal::SqliteJournal(const std::string& path) : path_(path), session_(op
 }
 
 SqliteJournal::~SqliteJournal() {
-  sqlite3_finalize(reader_select_);
+  sqlite3_finalize(reader_event_);
+  sqlite3_finalize(reader_latest_);
   sqlite3_close(reader_);
   for (sqlite3_stmt*& statement : prepared_) {
     sqlite3_finalize(statement);
@@ -298,10 +330,40 @@ void SqliteJournal::step(sqlite3_stmt* statement) {
 
 namespace {
 
-void bindText(sqlite3_stmt* statement, int index, const std::string& text) {
+void bindText(sqlite3_stmt* statement, int index, std::string_view text) {
   // SQLITE_STATIC: the text outlives the step, which happens before the caller's data changes.
   sqlite3_bind_text(statement, index, text.data(), static_cast<int>(text.size()), SQLITE_STATIC);
 }
+
+std::string_view columnText(sqlite3_stmt* statement, int column) {
+  const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(statement, column));
+  return {text == nullptr ? "" : text,
+          static_cast<size_t>(sqlite3_column_bytes(statement, column))};
+}
+
+// A statement run once (building the index, purging): finalized however the caller leaves.
+class Query {
+ public:
+  Query(sqlite3* db, const char* sql) {
+    if (sqlite3_prepare_v2(db, sql, -1, &statement_, nullptr) != SQLITE_OK)
+      throw std::runtime_error(sqlite3_errmsg(db));
+  }
+  ~Query() { sqlite3_finalize(statement_); }
+  Query(const Query&) = delete;
+  Query& operator=(const Query&) = delete;
+
+  sqlite3_stmt* get() const { return statement_; }
+  // The next row: true while there is one.
+  bool next() {
+    const int rc = sqlite3_step(statement_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc != SQLITE_DONE) throw std::runtime_error(sqlite3_errmsg(sqlite3_db_handle(statement_)));
+    return false;
+  }
+
+ private:
+  sqlite3_stmt* statement_ = nullptr;
+};
 
 }  // namespace
 
@@ -332,6 +394,12 @@ void SqliteJournal::configure() {
   // Before anything touches the file, so that the PRAGMAs below already wait for another
   // process's lock instead of failing at once.
   session_ << "PRAGMA busy_timeout = " + std::to_string(kBusyTimeoutMs), now;
+  // A new journal gets 64 KiB pages (SQLite's largest): event bodies of about a kilobyte fill a
+  // 4 KiB page with three rows, and a backfill's commits then spend a third more CPU on per-page
+  // work (B-tree, WAL frames and their checksums, the checkpoint) than with 64 KiB pages. A small
+  // commit writes a few whole pages, which costs little at one per poll cycle. Takes effect only
+  // when the file is created (before WAL mode is set); an existing journal keeps its page size.
+  session_ << "PRAGMA page_size = " + std::to_string(kNewPageSize), now;
   std::string mode;
   session_ << "PRAGMA journal_mode = WAL", into(mode), now;
   if (mode != "wal") {
@@ -340,12 +408,17 @@ void SqliteJournal::configure() {
   }
   session_ << "PRAGMA synchronous = FULL", now;
   // A backfill writes event bodies by the hundred megabytes, and sinks that are caught up get
-  // them from memory (Handoff), not from here. The cache is bounded and the file is not mapped,
+  // them from memory (Handoff), not from here; dedupe reads the file only for keys it has seen
+  // (VersionIndex), and commits append. The cache (8 MiB) is bounded and the file is not mapped,
   // so that the process's memory stays flat however large the journal grows; the WAL may grow to
   // 64 MB between checkpoints (each checkpoint copies and fsyncs the database).
-  session_ << "PRAGMA cache_size = -16384", now;
+  Int64 page_size = 0;
+  session_ << "PRAGMA page_size", into(page_size), now;
+  session_ << "PRAGMA cache_size = -8192", now;
   session_ << "PRAGMA mmap_size = 0", now;
-  session_ << "PRAGMA wal_autocheckpoint = 4096", now;
+  session_ << "PRAGMA wal_autocheckpoint = " +
+                  std::to_string((64 << 20) / std::max<Int64>(page_size, 512)),
+      now;
   session_ << "PRAGMA temp_store = MEMORY", now;
 }
 
@@ -393,6 +466,96 @@ int64_t SqliteJournal::totalChanges() {
   return n;
 }
 
+// --- the version index ---------------------------------------------------------------------------
+
+int64_t SqliteJournal::highWater() {
+  // sqlite_sequence keeps the high-water mark even when purge deleted every event.
+  Query q(Poco::Data::SQLite::Utility::dbHandle(session_),
+          "SELECT ifnull((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)");
+  return q.next() ? sqlite3_column_int64(q.get(), 0) : 0;
+}
+
+void SqliteJournal::ensureIndex() {
+  if (index_ready_) return;
+  Transaction tx(session_);
+  buildIndex();
+  tx.commit();
+}
+
+void SqliteJournal::buildIndex() {
+  sqlite3* db = Poco::Data::SQLite::Utility::dbHandle(session_);
+  // Readers wait for the whole rebuild: a half-built index would call known keys new.
+  std::lock_guard<std::mutex> lock(index_mutex_);
+  index_ready_ = false;
+  index_.clear();
+  std::unordered_map<std::string, int64_t> cutoffs;
+  Query cutoff(db, "SELECT source, after_sequence FROM version_cutoffs");
+  while (cutoff.next())
+    cutoffs[std::string(columnText(cutoff.get(), 0))] = sqlite3_column_int64(cutoff.get(), 1);
+  // In (source, sequence) order: a source's cutoff is looked up once per run of its events.
+  // Where a key changed more than once, its newest event wins.
+  Query hashes(db,
+               "SELECT source, sequence, key_hash FROM events INDEXED BY events_source_sequence "
+               "WHERE key_hash IS NOT NULL");
+  std::string source;
+  int64_t after = 0;
+  while (hashes.next()) {
+    if (columnText(hashes.get(), 0) != source) {
+      source = columnText(hashes.get(), 0);
+      auto it = cutoffs.find(source);
+      after = it == cutoffs.end() ? 0 : it->second;
+    }
+    const int64_t sequence = sqlite3_column_int64(hashes.get(), 1);
+    if (sequence <= after) continue;  // forgotten by resetCursor
+    const auto hash = static_cast<uint64_t>(sqlite3_column_int64(hashes.get(), 2));
+    if (index_.find(hash).value_or(0) < sequence) index_.set(hash, sequence);
+  }
+  // A key in the table whose hash an event holds is found there after the event's key differs.
+  Query table(db, "SELECT source, entity, key FROM latest_versions");
+  while (table.next()) {
+    const std::string source(columnText(table.get(), 0));
+    const uint64_t hash = keyHash(source, columnText(table.get(), 1), columnText(table.get(), 2));
+    if (!index_.find(hash)) index_.set(hash, VersionIndex::kInTable);
+  }
+  index_last_ = highWater();
+  index_ready_ = true;
+}
+
+std::optional<bool> SqliteJournal::eventHasKey(int64_t sequence, const std::string& source,
+                                               std::string_view entity, std::string_view key) {
+  sqlite3_stmt* select =
+      prepared(kSelectEventKey, "SELECT source, entity, key FROM events WHERE sequence = ?");
+  sqlite3_bind_int64(select, 1, sequence);
+  const int rc = sqlite3_step(select);
+  if (rc == SQLITE_DONE) return std::nullopt;
+  if (rc != SQLITE_ROW) {
+    std::string message = sqlite3_errmsg(sqlite3_db_handle(select));
+    sqlite3_reset(select);
+    throw std::runtime_error(message);
+  }
+  const bool same = columnText(select, 0) == source && columnText(select, 1) == entity &&
+                    columnText(select, 2) == key;
+  sqlite3_reset(select);
+  return same;
+}
+
+void SqliteJournal::upsertLatest(const std::string& source, std::string_view entity,
+                                 std::string_view key, std::string_view version,
+                                 int64_t version_ns) {
+  sqlite3_stmt* upsert =
+      prepared(kUpsertLatest,
+               "INSERT INTO latest_versions (source, entity, key, version, version_ns) "
+               "VALUES (?, ?, ?, ?, ?) ON CONFLICT (source, entity, key) DO UPDATE SET "
+               "version = excluded.version, version_ns = excluded.version_ns");
+  bindText(upsert, 1, source);
+  bindText(upsert, 2, entity);
+  bindText(upsert, 3, key);
+  bindText(upsert, 4, version);
+  sqlite3_bind_int64(upsert, 5, version_ns);
+  step(upsert);
+  sqlite3_reset(upsert);
+}
+
 // --- EventLog: events, cursors, latest versions --------------------------------------------------
 
 std::optional<Cursor> SqliteJournal::cursor(const std::string& source) {
@@ -406,18 +569,36 @@ std::optional<Cursor> SqliteJournal::cursor(const std::string& source) {
   });
 }
 
-// On a connection of its own: a source looks up the versions of its next page while its previous
-// pages commit on the main connection (WAL lets one reader and one writer work at once). What is
-// being committed is not visible here yet; the cursor engine keeps those versions in memory until
-// the commit is done.
-std::unordered_map<std::string, VersionSeen> SqliteJournal::latestVersions(
+// The index answers every key it does not know (a backfill's keys) without touching the file.
+// A hit is read on a connection of its own: a source looks up the versions of its next page
+// while its previous pages commit on the main connection (WAL lets one reader and one writer
+// work at once). What is being committed is not visible here yet; the cursor engine keeps those
+// versions in memory until the commit is done.
+std::vector<std::optional<VersionSeen>> SqliteJournal::latestVersions(
     const std::string& source, const std::vector<KeyRef>& keys) {
-  std::unordered_map<std::string, VersionSeen> out;
+  std::vector<std::optional<VersionSeen>> out(keys.size());
   if (keys.empty()) return out;
+  const std::string action = "reading latest versions of '" + source + "'";
+  // The index first, then the file: a commit or purge changes the index only after its
+  // transaction committed, so the snapshot read below holds whatever the index said.
+  std::vector<std::pair<size_t, int64_t>> hits;  // (position in keys, sequence)
+  while (true) {
+    {
+      std::lock_guard<std::mutex> lock(index_mutex_);
+      if (index_ready_) {
+        for (size_t i = 0; i < keys.size(); ++i) {
+          if (auto sequence = index_.find(keyHash(source, keys[i].entity, keys[i].key)))
+            hits.emplace_back(i, *sequence);
+        }
+        break;
+      }
+    }
+    locked(action, [&] { ensureIndex(); });
+  }
+  if (hits.empty()) return out;
+
   std::lock_guard<std::mutex> lock(reader_mutex_);
-  auto fail = [&](const std::string& cause) {
-    return JournalError(describe("reading latest versions of '" + source + "'", cause));
-  };
+  auto fail = [&](const std::string& cause) { return JournalError(describe(action, cause)); };
   if (reader_ == nullptr) {
     if (sqlite3_open_v2(path_.c_str(), &reader_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
                         nullptr) != SQLITE_OK) {
@@ -427,34 +608,63 @@ std::unordered_map<std::string, VersionSeen> SqliteJournal::latestVersions(
       throw fail(cause);
     }
     sqlite3_busy_timeout(reader_, static_cast<int>(kBusyTimeoutMs));
-    if (sqlite3_prepare_v3(reader_,
-                           "SELECT version, version_ns FROM latest_versions "
-                           "WHERE source = ? AND entity = ? AND key = ?",
-                           -1, SQLITE_PREPARE_PERSISTENT, &reader_select_, nullptr) != SQLITE_OK)
+  }
+  for (auto [statement, sql] : {std::pair{&reader_event_,
+                                          "SELECT source, entity, key, version FROM events "
+                                          "WHERE sequence = ?"},
+                                std::pair{&reader_latest_,
+                                          "SELECT version, version_ns FROM latest_versions "
+                                          "WHERE source = ? AND entity = ? AND key = ?"}}) {
+    if (*statement == nullptr && sqlite3_prepare_v3(reader_, sql, -1, SQLITE_PREPARE_PERSISTENT,
+                                                    statement, nullptr) != SQLITE_OK)
       throw fail(sqlite3_errmsg(reader_));
   }
   // One read transaction for the page: one snapshot and one pair of lock calls, not one per key.
   if (sqlite3_exec(reader_, "BEGIN", nullptr, nullptr, nullptr) != SQLITE_OK)
     throw fail(sqlite3_errmsg(reader_));
-  sqlite3_stmt* select = reader_select_;
-  int rc = SQLITE_DONE;
-  for (const KeyRef& k : keys) {
+  std::string cause;
+  for (const auto& [i, sequence] : hits) {
+    const KeyRef& k = keys[i];
+    int rc = SQLITE_DONE;
+    if (sequence != VersionIndex::kInTable) {
+      // The event the index points at carries the key's latest version, if it is this key's.
+      sqlite3_stmt* select = reader_event_;
+      sqlite3_reset(select);
+      sqlite3_bind_int64(select, 1, sequence);
+      rc = sqlite3_step(select);
+      if (rc == SQLITE_ROW && columnText(select, 0) == source &&
+          columnText(select, 1) == k.entity && columnText(select, 2) == k.key) {
+        const std::string_view version = columnText(select, 3);
+        const auto ns = parseInstantNs(std::string(version));
+        if (!ns) {
+          cause = "event " + std::to_string(sequence) + " has version '" + std::string(version) +
+                  "', which is not an instant";
+          break;
+        }
+        out[i] = VersionSeen{std::string(version), *ns};
+        continue;
+      }
+      if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        cause = sqlite3_errmsg(reader_);
+        break;
+      }
+    }
+    // Purged, or another key's event holds the hash: the table has it, if anyone does.
+    sqlite3_stmt* select = reader_latest_;
     sqlite3_reset(select);
     bindText(select, 1, source);
     bindText(select, 2, k.entity);
     bindText(select, 3, k.key);
     rc = sqlite3_step(select);
     if (rc == SQLITE_ROW) {
-      const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(select, 0));
-      out[versionMapKey(k.entity, k.key)] = {
-          std::string(text, static_cast<size_t>(sqlite3_column_bytes(select, 0))),
-          sqlite3_column_int64(select, 1)};
+      out[i] = VersionSeen{std::string(columnText(select, 0)), sqlite3_column_int64(select, 1)};
     } else if (rc != SQLITE_DONE) {
+      cause = sqlite3_errmsg(reader_);
       break;
     }
   }
-  std::string cause = rc == SQLITE_ROW || rc == SQLITE_DONE ? "" : sqlite3_errmsg(reader_);
-  sqlite3_reset(select);
+  sqlite3_reset(reader_event_);
+  sqlite3_reset(reader_latest_);
   sqlite3_exec(reader_, "COMMIT", nullptr, nullptr, nullptr);
   if (!cause.empty()) throw fail(cause);
   return out;
@@ -474,23 +684,41 @@ int64_t SqliteJournal::commit(const std::string& source, const std::vector<NewEv
   const std::string action =
       "committing " + std::to_string(events.size()) + " events from '" + source + "'";
   return locked(action, [&] {
+    ensureIndex();
     const Int64 now_ms = nowMs();
-    Int64 last = 0;
+    int64_t last = 0;
     Transaction tx(session_);
+    if (highWater() != index_last_) {
+      buildIndex();
+      throw JournalError(
+          describe(action,
+                   "events were appended by another connection since this one read the journal; "
+                   "its version index was read again and this commit refused (the pages are "
+                   "fetched again)"));
+    }
+    // What this commit changes in the index, applied once it is durable.
+    std::unordered_map<uint64_t, int64_t> owners;
     if (!events.empty()) {
+      owners.reserve(events.size());
+      sqlite3* db = Poco::Data::SQLite::Utility::dbHandle(session_);
       // Backfills hand over thousands of events per call: each statement is compiled once and
-      // stepped per event with its text bound in place.
+      // stepped per event with its text bound in place. Both inserts append at the end of their
+      // table.
       sqlite3_stmt* insert = prepared(
           kInsertEvent,
-          "INSERT INTO events (source, entity, key, version, previous, body, echo, fetched_at_ms) "
-          "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
-      sqlite3_stmt* upsert = prepared(
-          kUpsertLatest,
-          "INSERT INTO latest_versions (source, entity, key, version, version_ns) "
-          "VALUES (?, ?, ?, ?, ?) ON CONFLICT (source, entity, key) DO UPDATE SET "
-          "version = excluded.version, version_ns = excluded.version_ns");
+          "INSERT INTO events (source, entity, key, version, previous, body, echo, fetched_at_ms, "
+          "meta, key_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
       for (const NewEvent& e : events) {
-        sqlite3_reset(insert);
+        // The key's slot in the index: its own (a new key, or its older event), free (the event
+        // there was purged), or another key's, whose event keeps it; then this key's version
+        // goes to the table.
+        const uint64_t hash = keyHash(source, e.entity, e.key);
+        auto pending = owners.find(hash);
+        const std::optional<int64_t> slot =
+            pending != owners.end() ? std::optional(pending->second) : index_.find(hash);
+        const bool owns = !slot || *slot == VersionIndex::kInTable ||
+                          eventHasKey(*slot, source, e.entity, e.key).value_or(true);
+        if (!owns) upsertLatest(source, e.entity, e.key, e.version, e.version_ns);
         bindText(insert, 1, source);
         bindText(insert, 2, e.entity);
         bindText(insert, 3, e.key);
@@ -499,34 +727,50 @@ int64_t SqliteJournal::commit(const std::string& source, const std::vector<NewEv
         bindText(insert, 6, e.body);
         sqlite3_bind_int(insert, 7, e.echo ? 1 : 0);
         sqlite3_bind_int64(insert, 8, now_ms);
+        bindText(insert, 9, e.meta);
+        if (owns) sqlite3_bind_int64(insert, 10, static_cast<int64_t>(hash));
+        else sqlite3_bind_null(insert, 10);
         step(insert);
-        sqlite3_reset(upsert);
-        bindText(upsert, 1, source);
-        bindText(upsert, 2, e.entity);
-        bindText(upsert, 3, e.key);
-        bindText(upsert, 4, e.version);
-        sqlite3_bind_int64(upsert, 5, e.version_ns);
-        step(upsert);
+        sqlite3_reset(insert);
+        last = sqlite3_last_insert_rowid(db);
+        if (owns) owners[hash] = last;
       }
-      sqlite3_reset(insert);
-      sqlite3_reset(upsert);
-      last = sqlite3_last_insert_rowid(Poco::Data::SQLite::Utility::dbHandle(session_));
     }
     upsertCursor(source, cursor, now_ms);
     tx.commit();
-    return static_cast<int64_t>(last);
+    std::lock_guard<std::mutex> lock(index_mutex_);
+    try {
+      for (const auto& [hash, sequence] : owners) index_.set(hash, sequence);
+      if (last > 0) index_last_ = last;
+    } catch (...) {
+      index_ready_ = false;  // out of memory half-way: rebuilt from the file on next use
+      throw;
+    }
+    return last;
   });
 }
 
 void SqliteJournal::resetCursor(const std::string& source, const Cursor& cursor,
                                 bool forget_versions) {
   locked("resetting the cursor of '" + source + "'", [&] {
-    Transaction tx(session_);
-    upsertCursor(source, cursor, nowMs());
-    if (forget_versions) {
-      session_ << "DELETE FROM latest_versions WHERE source = ?", useRef(source), now;
+    {
+      Transaction tx(session_);
+      upsertCursor(source, cursor, nowMs());
+      if (forget_versions) {
+        session_ << "DELETE FROM latest_versions WHERE source = ?", useRef(source), now;
+        // The source's events so far no longer count for its versions, now or after a restart.
+        Int64 after = highWater();
+        session_ << "INSERT INTO version_cutoffs (source, after_sequence) VALUES (?, ?) "
+                    "ON CONFLICT (source) DO UPDATE SET after_sequence = excluded.after_sequence",
+            useRef(source), use(after), now;
+      }
+      tx.commit();
     }
-    tx.commit();
+    if (forget_versions && index_ready_) {
+      Transaction tx(session_);
+      buildIndex();
+      tx.commit();
+    }
   });
 }
 
@@ -569,13 +813,7 @@ std::vector<JournalEvent> SqliteJournal::readAfter(int64_t after,
 }
 
 int64_t SqliteJournal::lastSequence() {
-  return locked("reading the last sequence", [&] {
-    Int64 last = 0;
-    // sqlite_sequence keeps the high-water mark even when purge deleted every event.
-    session_ << "SELECT ifnull((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)",
-        into(last), now;
-    return static_cast<int64_t>(last);
-  });
+  return locked("reading the last sequence", [&] { return highWater(); });
 }
 
 int64_t SqliteJournal::countAfter(int64_t after, const std::vector<std::string>& sources) {
@@ -594,17 +832,65 @@ int64_t SqliteJournal::countAfter(int64_t after, const std::vector<std::string>&
 }
 
 int64_t SqliteJournal::purge(int64_t up_to_sequence, int64_t fetched_before_ms) {
-  return locked("purging events up to " + std::to_string(up_to_sequence), [&] {
-    Int64 up_to = up_to_sequence, before_ms = fetched_before_ms;
-    // Events only: latest versions stay (dedupe needs them) and dead letters hold their copies.
-    Transaction tx(session_);
-    const int64_t before = totalChanges();
-    session_ << "DELETE FROM events WHERE sequence <= ? AND fetched_at_ms < ?", use(up_to),
-        use(before_ms), now;
-    const int64_t deleted = totalChanges() - before;
-    tx.commit();
-    return deleted;
+  int64_t total = 0;
+  while (true) {
+    const int64_t deleted = locked("purging events up to " + std::to_string(up_to_sequence),
+                                   [&] { return purgeChunk(up_to_sequence, fetched_before_ms); });
+    total += deleted;
+    if (deleted < kPurgeChunk) return total;
+  }
+}
+
+int64_t SqliteJournal::purgeChunk(int64_t up_to_sequence, int64_t fetched_before_ms) {
+  ensureIndex();
+  sqlite3* db = Poco::Data::SQLite::Utility::dbHandle(session_);
+  Transaction tx(session_);
+  // The oldest events, up to the first one too recent to go. An event the index points at
+  // carries its key's latest version: that version moves to latest_versions, so the key is still
+  // known once its events are gone.
+  struct Moved {
+    std::string source, entity, key, version;
+    uint64_t hash = 0;
+  };
+  std::vector<Moved> moved;
+  int64_t deleted = 0, last_deleted = 0;
+  {
+    Query select(db,
+                 "SELECT sequence, fetched_at_ms, source, entity, key, version FROM events "
+                 "WHERE sequence <= ? ORDER BY sequence LIMIT ?");
+    sqlite3_bind_int64(select.get(), 1, up_to_sequence);
+    sqlite3_bind_int64(select.get(), 2, kPurgeChunk);
+    while (select.next()) {
+      if (sqlite3_column_int64(select.get(), 1) >= fetched_before_ms) break;
+      const int64_t sequence = sqlite3_column_int64(select.get(), 0);
+      ++deleted;
+      last_deleted = sequence;
+      Moved m{std::string(columnText(select.get(), 2)), std::string(columnText(select.get(), 3)),
+              std::string(columnText(select.get(), 4)), std::string(columnText(select.get(), 5))};
+      m.hash = keyHash(m.source, m.entity, m.key);
+      if (index_.find(m.hash) == sequence) moved.push_back(std::move(m));
+    }
+  }
+  if (deleted == 0) return 0;
+  // In key order: neighbouring rows of the table are written together.
+  std::sort(moved.begin(), moved.end(), [](const Moved& a, const Moved& b) {
+    return std::tie(a.source, a.entity, a.key) < std::tie(b.source, b.entity, b.key);
   });
+  for (const Moved& m : moved) {
+    const auto ns = parseInstantNs(m.version);
+    if (!ns) {
+      throw JournalError(describe("purging events", "the event of key '" + m.key +
+                                                        "' has version '" + m.version +
+                                                        "', which is not an instant"));
+    }
+    upsertLatest(m.source, m.entity, m.key, m.version, *ns);
+  }
+  Int64 up_to = last_deleted;
+  session_ << "DELETE FROM events WHERE sequence <= ?", use(up_to), now;
+  tx.commit();
+  std::lock_guard<std::mutex> lock(index_mutex_);
+  for (const Moved& m : moved) index_.set(m.hash, VersionIndex::kInTable);
+  return deleted;
 }
 
 std::vector<JournalEvent> SqliteJournal::eventsOfKey(const std::string& key) {
@@ -667,9 +953,9 @@ void SqliteJournal::advanceSink(const std::string& sink, int64_t offset,
       Int64 sequence = d.sequence;
       const int64_t before = totalChanges();
       session_ << "INSERT INTO dead_letters (sink, sequence, source, entity, key, version, "
-                  "previous, body, echo, fetched_at_ms, reason, failed_at_ms, replay_requested) "
-                  "SELECT ?, sequence, source, entity, key, version, previous, body, echo, "
-                  "fetched_at_ms, ?, ?, 0 FROM events WHERE sequence = ? "
+                  "previous, body, echo, fetched_at_ms, reason, failed_at_ms, replay_requested, "
+                  "meta) SELECT ?, sequence, source, entity, key, version, previous, body, echo, "
+                  "fetched_at_ms, ?, ?, 0, meta FROM events WHERE sequence = ? "
                   "ON CONFLICT (sink, sequence) DO UPDATE SET reason = excluded.reason, "
                   "failed_at_ms = excluded.failed_at_ms, replay_requested = 0",
           useRef(sink), useRef(d.reason), bind(now_ms), use(sequence), now;

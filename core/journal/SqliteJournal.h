@@ -14,8 +14,10 @@ struct sqlite3_stmt;
 #include <cstdint>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "journal/Journal.h"
+#include "journal/VersionIndex.h"
 
 namespace ferry::core {
 
@@ -29,6 +31,16 @@ struct SqliteSettings {
 
 // All three parts over one connection: advanceSink() copies events into dead letters inside its
 // own transaction, as the SinkLedger requires.
+//
+// The latest version of each key (dedupe) is found through an in-memory VersionIndex, built on
+// first use from the file and kept in step by this object's own writes: a commit appends its
+// events and not one random B-tree row per key. The file holds what rebuilds it: the key_hash of
+// the events the index points at (read from the events' (source, sequence) index, not from the
+// bodies), latest_versions (the versions of keys whose events were purged, or whose hash another
+// key's event holds in the index) and version_cutoffs (resetCursor's forget_versions). One
+// process writes a journal at a time (`ferry run` holds its lock); should another connection
+// append events nevertheless, the next commit notices, re-reads the index and fails (JournalError)
+// so that its page, deduplicated against what was stale, is fetched again.
 class SqliteJournal final : public Journal,
                             public EventLog,
                             public SinkLedger,
@@ -36,14 +48,17 @@ class SqliteJournal final : public Journal,
                             public Controls {
  public:
   // The schema version this build creates and understands.
-  static constexpr int64_t kSchemaVersion = 2;
+  static constexpr int64_t kSchemaVersion = 3;
+  // The page size of a journal this build creates.
+  static constexpr int64_t kNewPageSize = 65536;
   // How long a statement waits for another process's lock before failing.
   static constexpr int64_t kBusyTimeoutMs = 5000;
 
   // Opens (creating when missing) the journal at `path`. Throws JournalError naming the path: the
   // directory is missing, the file is not a database, it is not writable, or its schema is newer
   // than this build.
-  explicit SqliteJournal(const std::string& path);
+  // `hash` is the key hash of the version index; tests pass one that collides on purpose.
+  explicit SqliteJournal(const std::string& path, KeyHasher hash = defaultKeyHash);
   ~SqliteJournal() override;
 
   const std::string& path() const { return path_; }
@@ -56,8 +71,8 @@ class SqliteJournal final : public Journal,
 
   // EventLog
   std::optional<Cursor> cursor(const std::string& source) override;
-  std::unordered_map<std::string, VersionSeen> latestVersions(
-      const std::string& source, const std::vector<KeyRef>& keys) override;
+  std::vector<std::optional<VersionSeen>> latestVersions(const std::string& source,
+                                                         const std::vector<KeyRef>& keys) override;
   int64_t commit(const std::string& source, const std::vector<NewEvent>& events,
                  const Cursor& cursor) override;
   void resetCursor(const std::string& source, const Cursor& cursor, bool forget_versions) override;
@@ -119,6 +134,21 @@ class SqliteJournal final : public Journal,
 
   void configure();
   void migrate();
+  // The version index (all with mutex_ held): built on first use, rebuilt from the file inside
+  // the caller's transaction.
+  void ensureIndex();
+  void buildIndex();
+  int64_t highWater();
+  // Whether the event at `sequence` is of (source, entity, key); nullopt when there is none.
+  std::optional<bool> eventHasKey(int64_t sequence, const std::string& source,
+                                  std::string_view entity, std::string_view key);
+  void upsertLatest(const std::string& source, std::string_view entity, std::string_view key,
+                    std::string_view version, int64_t version_ns);
+  int64_t purgeChunk(int64_t up_to_sequence, int64_t fetched_before_ms);
+  // The key's hash as the index, the events' key_hash and a commit's own changes all compare it.
+  uint64_t keyHash(std::string_view source, std::string_view entity, std::string_view key) const {
+    return VersionIndex::normalized(hash_(source, entity, key));
+  }
   void upsertCursor(const std::string& source, const Cursor& cursor, int64_t now_ms);
   int64_t totalChanges();
   std::string describe(const std::string& action, const std::string& cause) const;
@@ -128,16 +158,25 @@ class SqliteJournal final : public Journal,
   // copied into a bound vector first. Prepared on first use, finalized before the session closes.
   sqlite3_stmt* prepared(int which, const char* sql);
   void step(sqlite3_stmt* statement);
-  enum Prepared { kInsertEvent, kUpsertLatest, kPreparedCount };
+  enum Prepared { kInsertEvent, kSelectEventKey, kUpsertLatest, kPreparedCount };
 
   std::string path_;
   std::mutex mutex_;
   Poco::Data::Session session_;
   sqlite3_stmt* prepared_[kPreparedCount] = {};
-  // latestVersions() reads on a connection of its own, opened on first use.
+  KeyHasher hash_;
+  // index_ is written with mutex_ AND index_mutex_ held, read with either; index_ready_ and
+  // index_last_ (the last sequence it covers) likewise.
+  std::mutex index_mutex_;
+  VersionIndex index_;
+  bool index_ready_ = false;
+  int64_t index_last_ = 0;
+  // latestVersions() reads the events and latest_versions behind the index's hits on a
+  // connection of its own, opened on first use.
   std::mutex reader_mutex_;
   sqlite3* reader_ = nullptr;
-  sqlite3_stmt* reader_select_ = nullptr;
+  sqlite3_stmt* reader_event_ = nullptr;
+  sqlite3_stmt* reader_latest_ = nullptr;
 };
 
 }  // namespace ferry::core

@@ -4,6 +4,8 @@
 #include <chrono>
 #include <future>
 #include <memory>
+#include <optional>
+#include <string_view>
 
 #include "services/Time.h"
 
@@ -16,6 +18,14 @@ constexpr int64_t kNsPerMs = 1000000;
 // comparing finer stamps against a floored `since` would make a page look newer than the
 // instant it started at, so the cursor would never move.
 int64_t floorMs(int64_t ns) { return ns >= 0 ? ns / kNsPerMs : -((-ns + kNsPerMs - 1) / kNsPerMs); }
+
+// The key of the engine's version maps: entity + '\x1f' + key.
+std::string versionMapKey(std::string_view entity, std::string_view key) {
+  std::string out;
+  out.reserve(entity.size() + 1 + key.size());
+  out.append(entity).append(1, '\x1f').append(key);
+  return out;
+}
 
 int64_t steadyMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -145,38 +155,51 @@ CycleResult CursorEngine::runCycle(const FetchPage& fetch, const std::atomic<boo
     if (pending.pages == 0) pending.started_ms = steadyMs();
     ++pending.pages;
 
-    // Dedupe against the journal and the pending pages: new only when newer than the latest
-    // version seen for the key.
+    // Dedupe against the pending pages, the commit in flight and the journal: new only when
+    // newer than the latest version seen for the key. The journal is asked, once for the page,
+    // only about keys memory does not hold.
+    const size_t count = page.items.size();
+    std::vector<std::string> map_keys(count);
+    std::vector<const VersionSeen*> seen(count, nullptr);
     std::vector<KeyRef> unknown;
-    for (const auto& item : page.items) {
-      const std::string map_key = versionMapKey(item.entity, item.key);
-      if (!pending.versions.count(map_key) && !inflight.versions.count(map_key))
+    std::vector<size_t> unknown_at;
+    for (size_t i = 0; i < count; ++i) {
+      const FetchedItem& item = page.items[i];
+      map_keys[i] = versionMapKey(item.entity, item.key);
+      if (pending.versions.count(map_keys[i])) continue;  // looked at again below
+      if (auto in = inflight.versions.find(map_keys[i]); in != inflight.versions.end()) {
+        seen[i] = &in->second;
+      } else {
         unknown.push_back({item.entity, item.key});
+        unknown_at.push_back(i);
+      }
     }
-    auto stored = unknown.empty() ? std::unordered_map<std::string, VersionSeen>{}
-                                  : log_.latestVersions(source_, unknown);
+    const auto stored = unknown.empty() ? std::vector<std::optional<VersionSeen>>{}
+                                        : log_.latestVersions(source_, unknown);
+    for (size_t j = 0; j < stored.size(); ++j)
+      if (stored[j]) seen[unknown_at[j]] = &*stored[j];
     int64_t newest_ns = INT64_MIN;
     int64_t future_in_page = 0;
     bool new_at_since = false;
-    for (auto& item : page.items) {
+    for (size_t i = 0; i < count; ++i) {
+      FetchedItem& item = page.items[i];
       if (floorMs(item.version_ns) > horizon_ms) ++future_in_page;
       else newest_ns = std::max(newest_ns, item.version_ns);
-      std::string map_key = versionMapKey(item.entity, item.key);
-      const VersionSeen* seen = nullptr;
-      if (auto it = pending.versions.find(map_key); it != pending.versions.end()) seen = &it->second;
-      else if (auto in = inflight.versions.find(map_key); in != inflight.versions.end())
-        seen = &in->second;
-      else if (auto st = stored.find(map_key); st != stored.end()) seen = &st->second;
-      if (seen != nullptr && item.version_ns <= seen->version_ns) continue;
+      // Pending first: it holds what this page already took of the same key.
+      const VersionSeen* last = seen[i];
+      if (auto it = pending.versions.find(map_keys[i]); it != pending.versions.end())
+        last = &it->second;
+      if (last != nullptr && item.version_ns <= last->version_ns) continue;
       NewEvent e;
-      e.entity = item.entity;
-      e.key = item.key;
-      e.version = item.version;
+      e.entity = std::move(item.entity);
+      e.key = std::move(item.key);
+      e.version = std::move(item.version);
       e.version_ns = item.version_ns;
-      e.previous = seen != nullptr ? seen->version : "";
+      e.previous = last != nullptr ? last->version : "";
       e.body = std::move(item.body);
       e.echo = item.echo;
-      pending.versions[map_key] = VersionSeen{e.version, e.version_ns};
+      pending.versions.insert_or_assign(std::move(map_keys[i]),
+                                        VersionSeen{e.version, e.version_ns});
       pending.events.push_back(std::move(e));
       if (floorMs(item.version_ns) == since_ms) new_at_since = true;
     }

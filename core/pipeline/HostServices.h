@@ -57,7 +57,7 @@ struct HostServices : PluginServices {
   Signal new_events;    // a source committed events
   Signal sink_advanced; // a sink moved its offset
   // Just-committed events for the sinks that are caught up (bounded; the journal has them all).
-  static constexpr size_t kHandoffBytes = 32u << 20;
+  static constexpr size_t kHandoffBytes = 16u << 20;
   Handoff handoff{kHandoffBytes};
 };
 

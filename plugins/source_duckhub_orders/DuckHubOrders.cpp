@@ -2,7 +2,6 @@
 // algorithm (updatedSince, inclusive; keyset paging by the host), with an optional confirmation
 // of new orders once every sink has them.
 #include <ferry/instant.hpp>
-#include <ferry/json.hpp>
 #include <ferry/plugin.hpp>
 #include <simdjson.h>
 
@@ -166,8 +165,9 @@ class DuckHubOrders : public ferry::Source {
     ferry::HttpResponse r = call("GET", url, "");
     if (!r.ok()) fail(r, "GET /orders");
 
-    // simdjson's On-Demand parser hands each item's raw text out as the event body, untouched;
-    // the item is then parsed again, cheaply, for its id and updatedAt.
+    // One pass of simdjson's On-Demand parser over the page: each item's id and updatedAt are
+    // read where they stand, and the item's raw text (from its '{' to its '}') becomes the event
+    // body, untouched.
     body_.assign(r.body());
     body_.reserve(body_.size() + simdjson::SIMDJSON_PADDING);
     simdjson::ondemand::document doc;
@@ -178,13 +178,39 @@ class DuckHubOrders : public ferry::Source {
                          std::string(r.body().substr(0, 200)));
     uint32_t received = 0;
     for (auto element : items) {
+      simdjson::ondemand::value value;
       simdjson::ondemand::object object;
-      std::string_view raw;
-      if (element.get_object().get(object) || object.raw_json().get(raw))
-        throw ferry::Retry("GET /orders answered malformed JSON at item " +
-                           std::to_string(received) + " (truncated or not an object)");
+      const char* start = nullptr;
+      const char* end = nullptr;
+      std::string_view id, updated_at;
+      auto malformed = [&] {
+        return ferry::Retry("GET /orders answered malformed JSON at item " +
+                            std::to_string(received) + " (truncated or not an object)");
+      };
+      if (element.get(value) || value.current_location().get(start) ||
+          value.get_object().get(object))
+        throw malformed();
+      bool complete = true;
+      for (auto field : object) {
+        if (!complete) break;
+        simdjson::ondemand::raw_json_string name;
+        if (field.key().get(name)) {
+          complete = false;
+        } else if (name == "id") {
+          complete = !field.value().get_string().get(id);
+        } else if (name == "updatedAt") {
+          complete = !field.value().get_string().get(updated_at);
+        }
+      }
+      // The object is consumed: the parser stands on what follows it (',' or ']').
+      if (!complete || doc.current_location().get(end)) throw malformed();
+      while (end > start && end[-1] != '}') --end;
+      const std::string_view raw(start, static_cast<size_t>(end - start));
       if (received++ < skip) continue;
-      emitOrder(ferry::json::trimmed(raw));
+      if (id.empty() || updated_at.empty())
+        throw ferry::Retry("GET /orders answered an order without id or updatedAt: " +
+                           std::string(raw.substr(0, 200)));
+      emitOrder(raw, id, updated_at);
     }
     return received > skip ? received - skip : 0;
   }
@@ -253,13 +279,7 @@ class DuckHubOrders : public ferry::Source {
     throw ferry::Fatal(message);
   }
 
-  void emitOrder(std::string_view raw) {
-    simdjson::dom::element order;
-    std::string_view id, updated_at;
-    item_.assign(raw);
-    if (dom_.parse(item_).get(order) || order["id"].get(id) || order["updatedAt"].get(updated_at))
-      throw ferry::Retry("GET /orders answered an order without id or updatedAt: " +
-                         std::string(raw.substr(0, 200)));
+  void emitOrder(std::string_view raw, std::string_view id, std::string_view updated_at) {
     bool echo = false;
     if (!echoes_.empty()) {
       if (auto ours = echoes_.find(std::string(id)); ours != echoes_.end()) {
@@ -267,9 +287,11 @@ class DuckHubOrders : public ferry::Source {
         if (version_ns && *version_ns > ours->second.delivered_ns) {
           // A later version than the one we delivered and confirmed. It is our echo only if it
           // differs from that one in nothing but what our PATCH sets.
+          simdjson::dom::element order;
           std::string_view status;
-          echo = !order["status"].get(status) && status == confirm_as_ &&
-                 fingerprint(order) == ours->second.fingerprint;
+          item_.assign(raw);
+          echo = !dom_.parse(item_).get(order) && !order["status"].get(status) &&
+                 status == confirm_as_ && fingerprint(order) == ours->second.fingerprint;
           // An echo stays remembered: this page may yet be fetched again (a crash before it
           // commits), and must then be recognised again. Anything else is a change of the
           // venue's, which every later version carries too: none of them can be our echo, so

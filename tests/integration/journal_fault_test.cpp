@@ -65,7 +65,8 @@ std::set<std::string> keysOf(const std::vector<SinkLine>& lines) {
 }
 
 TEST_F(FerryTest, JournalOnAFullDiskBacksOffAndRecoversWhenSpaceIsFreed) {
-  SmallTmpfs fs(dir_.file("jfs"), "3m");
+  // Room for the journal and its WAL (checkpointed every 64 MB) until the filler takes the rest.
+  SmallTmpfs fs(dir_.file("jfs"), "128m");
   ASSERT_EQ(fs.error(), "");
   writeFile(dir_.file("data.jsonl"), items(0, 40));
   std::string host = hostSection(dir_);
