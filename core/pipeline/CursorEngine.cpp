@@ -175,6 +175,7 @@ CycleResult CursorEngine::runCycle(const FetchPage& fetch, const std::atomic<boo
       e.version_ns = item.version_ns;
       e.previous = seen != nullptr ? seen->version : "";
       e.body = std::move(item.body);
+      e.meta = std::move(item.meta);
       e.echo = item.echo;
       pending.versions[map_key] = VersionSeen{e.version, e.version_ns};
       pending.events.push_back(std::move(e));

@@ -276,7 +276,28 @@ class DuckHubOrders : public ferry::Source {
         }
       }
     }
-    host().emit(ferry::Item{"order", id, updated_at, raw, echo});
+    metaOf(order);
+    host().emit(ferry::Item{"order", id, updated_at, raw, echo, meta_});
+  }
+
+  // The event metadata: {"numbers":["<orderNumber>"]}, the number `ferry trace` finds the order
+  // by (DuckHub sends it as a JSON integer; a string is taken as it is). "" without one.
+  void metaOf(simdjson::dom::element order) {
+    meta_.clear();
+    simdjson::dom::element number;
+    if (order["orderNumber"].get(number)) return;
+    std::string_view text;
+    int64_t n = 0;
+    std::string digits;
+    if (!number.get(n)) {
+      digits = std::to_string(n);
+      text = digits;
+    } else if (number.get(text) || text.empty()) {
+      return;
+    }
+    meta_ = "{\"numbers\":[";
+    ferry::json::appendString(meta_, text);
+    meta_ += "]}";
   }
 
   // A digest of everything in an order that our PATCH does not set: every field but status,
@@ -370,6 +391,7 @@ class DuckHubOrders : public ferry::Source {
   simdjson::dom::parser dom_;
   std::string body_;
   std::string item_;
+  std::string meta_;  // the metadata of the item being emitted
   std::map<std::string, Echo> echoes_;  // order id -> the version we confirmed
 };
 
