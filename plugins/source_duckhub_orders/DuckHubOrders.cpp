@@ -276,27 +276,27 @@ class DuckHubOrders : public ferry::Source {
         }
       }
     }
-    metaOf(order);
+    metaOf(numberText(order["orderNumber"]));
     host().emit(ferry::Item{"order", id, updated_at, raw, echo, meta_});
   }
 
-  // The event metadata: {"numbers":["<orderNumber>"]}, the number `ferry trace` finds the order
-  // by (DuckHub sends it as a JSON integer; a string is taken as it is). "" without one.
-  void metaOf(simdjson::dom::element order) {
-    meta_.clear();
-    simdjson::dom::element number;
-    if (order["orderNumber"].get(number)) return;
-    std::string_view text;
+  // The text of the order number: DuckHub sends a JSON integer; a string is taken as it is. ""
+  // when it is missing or anything else.
+  static std::string numberText(simdjson::simdjson_result<simdjson::dom::element> number) {
     int64_t n = 0;
-    std::string digits;
-    if (!number.get(n)) {
-      digits = std::to_string(n);
-      text = digits;
-    } else if (number.get(text) || text.empty()) {
-      return;
-    }
+    std::string_view text;
+    if (!number.get(n)) return std::to_string(n);
+    if (!number.get(text)) return std::string(text);
+    return {};
+  }
+
+  // The event metadata: {"numbers":["<order number>"]}, the number `ferry trace` finds the order
+  // by; "" without one.
+  void metaOf(std::string_view number) {
+    meta_.clear();
+    if (number.empty()) return;
     meta_ = "{\"numbers\":[";
-    ferry::json::appendString(meta_, text);
+    ferry::json::appendString(meta_, number);
     meta_ += "]}";
   }
 
