@@ -453,10 +453,15 @@ TEST_F(DuckHubSourceTest, TraceFindsEveryVersionOfAnOrderByItsOrderNumber) {
                        "--quiet"});
   writeDuckConfig(duckSource("v1", "v1") + duckSource("v2", "v2") + csvSink());
   runOk("backfill");
-  const std::vector<std::string> changed = sim.change(1, "v1");
-  ASSERT_EQ(changed.size(), 1u);
+  // The venue confirms one of its new orders: a second version of it.
+  std::string id;
+  for (const auto& [key, o] : sim.state())
+    if (o.venue == "v1" && o.status == "new") id = key;
+  ASSERT_FALSE(id.empty()) << "no new order in v1";
+  ASSERT_EQ(sim.patchStatus("v1", id, "confirmed").status, 200);
   runOk("the change");
-  const Sim::Order order = sim.state().at(changed[0]);
+  const Sim::Order order = sim.state().at(id);
+  ASSERT_EQ(order.status, "confirmed");
   ASSERT_FALSE(order.order_number.empty());
 
   RunResult r = ferry({"trace", order.order_number, "--config", config_, "--json"}, 60s);
