@@ -31,6 +31,7 @@
 #include "ops/AdminServer.h"
 #include "pipeline/Pipeline.h"
 #include "services/Logging.h"
+#include "services/Text.h"
 #include "services/Time.h"
 
 namespace ferry::core {
@@ -234,9 +235,11 @@ const std::map<std::string, std::string>& commandHelp() {
        "replay   writes them again (all of the sink, or the ids given), ahead of the live feed\n"
        "drop     removes them for good\n"},
       {"trace",
-       "ferry trace KEY [--json] [-c FILE]\n\n"
-       "Every journalled version of a record: when it was fetched, which sinks got it (a replayed\n"
-       "dead letter shows as a delivery), when and how. Exit 65 when no event has that key.\n"},
+       "ferry trace KEY|NUMBER [--json] [-c FILE]\n\n"
+       "Every journalled version of a record, found by its key or by a business number its\n"
+       "source names (DuckHub order number, Tradecloud purchase-order or shipment number): when\n"
+       "it was fetched, which sinks got it (a replayed dead letter shows as a delivery), when and\n"
+       "how. Exit 65 when no event has that key or number.\n"},
   };
   return help;
 }
@@ -264,8 +267,9 @@ void App::printHelp() {
                "  dead-letters show ID     one dead letter with its body\n"
                "  dead-letters replay      write dead letters again: --sink NAME [--id N ...]\n"
                "  dead-letters drop ID...  remove dead letters for good\n"
-               "  trace KEY                every journalled version of a record: when it was\n"
-               "                           fetched, which sinks got it, when and how (--json)\n\n"
+               "  trace KEY|NUMBER         every journalled version of a record, by key or order,\n"
+               "                           PO or shipment number: when it was fetched, which\n"
+               "                           sinks got it, when and how (--json)\n\n"
                "Options:\n"
                "  -c, --config FILE        configuration (default /etc/ferry/ferry.ini, or $FERRY_CONFIG)\n"
                "      --plugin-dir DIR     plugin directory (overrides [host] plugin_dir)\n"
@@ -933,17 +937,23 @@ int App::commandSinks(const std::vector<std::string>& args) {
 
 int App::commandTrace(const std::vector<std::string>& args) {
   if (args.size() != 2) {
-    std::cerr << "ferry: trace needs exactly one key, e.g. ferry trace cm3x0k2a --config FILE\n";
+    std::cerr << "ferry: trace needs exactly one key or business number, e.g. ferry trace "
+                 "cm3x0k2a --config FILE, or ferry trace 1007 (an order number)\n";
     return EXIT_USAGE;
   }
   const std::string& key = args[1];
   Config config = loadConfig(configPath(), EnvReferences::kMayBeUnset);
   auto journal = openExistingJournal(config.host.journal);
   SinkLedger& ledger = journal->ledger();
-  auto events = journal->events().eventsOfKey(key);
+  // By key, or by a business number the source named (DuckHub order number, PO number, …).
+  auto events = traceEvents(journal->events(), key);
   std::vector<DeadLetter> dead;
-  for (auto& d : ledger.deadLetters(std::nullopt))
-    if (d.event.key == key) dead.push_back(std::move(d));
+  for (auto& d : ledger.deadLetters(std::nullopt)) {
+    const bool of_an_event = std::any_of(events.begin(), events.end(), [&](const JournalEvent& e) {
+      return e.sequence == d.event.sequence;
+    });
+    if (of_an_event || traceMatches(d.event, key)) dead.push_back(std::move(d));
+  }
 
   // What each configured sink did with one event: delivered (when, what it said), dead-lettered
   // (why), skipped (an echo it does not take, or a source it is not routed from), or pending.
@@ -969,6 +979,10 @@ int App::commandTrace(const std::vector<std::string>& args) {
       o.set("id", e.idempotencyKey());
       o.set("source", e.source);
       o.set("entity", e.entity);
+      o.set("key", e.key);
+      Poco::JSON::Array numbers;
+      for (const auto& n : businessNumbers(e.meta)) numbers.add(printable(n));
+      o.set("numbers", numbers);
       o.set("version", e.version);
       o.set("previous", e.previous);
       o.set("echo", e.echo);
@@ -990,7 +1004,7 @@ int App::commandTrace(const std::vector<std::string>& args) {
     return events.empty() ? EXIT_DATAERR : EXIT_OK;
   }
   if (events.empty()) {
-    std::cout << "no event with key '" << key << "' in " << config.host.journal
+    std::cout << "no event with key or number '" << key << "' in " << config.host.journal
               << " (never fetched, or older than the retention)\n";
     for (const auto& d : dead)
       std::cout << "dead letter #" << d.id << " of sink " << d.sink << ": "
@@ -998,10 +1012,14 @@ int App::commandTrace(const std::vector<std::string>& args) {
     return EXIT_DATAERR;
   }
   for (const auto& e : events) {
+    std::string numbers;
+    for (const auto& n : businessNumbers(e.meta))
+      numbers += (numbers.empty() ? "" : " ") + printable(n);
     std::cout << e.idempotencyKey() << "  (sequence " << e.sequence << ", fetched "
               << formatInstantMs(e.fetched_at_ms * 1000000)
               << (e.previous.empty() ? ", new" : ", previous " + e.previous)
-              << (e.echo ? ", echo" : "") << ")\n";
+              << (e.echo ? ", echo" : "") << (numbers.empty() ? "" : ", numbers " + numbers)
+              << ")\n";
     for (const auto& step : stepsOf(e)) {
       std::cout << "    " << padRight(step.sink, 20) << padRight(step.outcome, 12)
                 << (step.at.empty() ? "" : step.at + "  ") << step.detail << "\n";

@@ -1,5 +1,7 @@
 #include "delivery/Delivery.h"
 
+#include <Poco/JSON/Parser.h>
+
 #include <algorithm>
 
 namespace ferry::core {
@@ -95,6 +97,48 @@ TraceStep traceStep(SinkLedger& ledger, const InstanceConfig& sink, const Journa
     step.outcome = sink.enabled ? "pending" : "pending (sink disabled)";
   }
   return step;
+}
+
+std::vector<std::string> businessNumbers(const std::string& meta) {
+  std::vector<std::string> out;
+  if (meta.empty()) return out;
+  try {
+    Poco::JSON::Parser parser;
+    auto object = parser.parse(meta).extract<Poco::JSON::Object::Ptr>();
+    auto numbers = object ? object->getArray("numbers") : nullptr;
+    if (!numbers) return out;
+    for (size_t i = 0; i < numbers->size(); ++i) {
+      const Poco::Dynamic::Var n = numbers->get(static_cast<unsigned>(i));
+      if (n.isString()) out.push_back(n.extract<std::string>());
+    }
+  } catch (const std::exception&) {
+    // Metadata that is no JSON object names no numbers (the host only checks its braces).
+  }
+  return out;
+}
+
+bool traceMatches(const JournalEvent& event, const std::string& query) {
+  if (event.key == query) return true;
+  // Cheap first: a number appears in the metadata's text as it is (JSON escapes aside).
+  if (event.meta.find(query) == std::string::npos) return false;
+  const auto numbers = businessNumbers(event.meta);
+  return std::find(numbers.begin(), numbers.end(), query) != numbers.end();
+}
+
+std::vector<JournalEvent> traceEvents(EventLog& events, const std::string& query) {
+  // One pass over the retained events in sequence order (the journal has no index by key
+  // either), a page at a time: memory stays bounded whatever the journal's size.
+  std::vector<JournalEvent> out;
+  constexpr size_t kPage = 500;
+  for (int64_t after = 0;;) {
+    std::vector<JournalEvent> page = events.readAfter(after, {}, kPage);
+    if (page.empty()) break;
+    after = page.back().sequence;
+    for (auto& e : page)
+      if (traceMatches(e, query)) out.push_back(std::move(e));
+    if (page.size() < kPage) break;
+  }
+  return out;
 }
 
 }  // namespace ferry::core

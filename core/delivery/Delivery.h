@@ -57,4 +57,17 @@ TraceStep traceStep(SinkLedger& ledger, const InstanceConfig& sink, const Journa
                     const std::vector<DeliveryRecord>& deliveries,
                     const std::vector<DeadLetter>& dead_letters);
 
+// The business numbers a source named in an event's metadata ("numbers", see ferry_item.meta:
+// order number, purchase-order number, shipment number), in its order; none for empty metadata
+// or metadata that cannot be read.
+std::vector<std::string> businessNumbers(const std::string& meta);
+
+// Whether `ferry trace <query>` shows the event: its key is `query`, or its source named `query`
+// among its business numbers.
+bool traceMatches(const JournalEvent& event, const std::string& query);
+
+// The retained events that `ferry trace <query>` shows (traceMatches), oldest first: one pass
+// over the journal, a page at a time (an operator's question, not a hot path).
+std::vector<JournalEvent> traceEvents(EventLog& events, const std::string& query);
+
 }  // namespace ferry::core

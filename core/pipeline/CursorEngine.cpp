@@ -197,6 +197,7 @@ CycleResult CursorEngine::runCycle(const FetchPage& fetch, const std::atomic<boo
       e.version_ns = item.version_ns;
       e.previous = last != nullptr ? last->version : "";
       e.body = std::move(item.body);
+      e.meta = std::move(item.meta);
       e.echo = item.echo;
       pending.versions.insert_or_assign(std::move(map_keys[i]),
                                         VersionSeen{e.version, e.version_ns});

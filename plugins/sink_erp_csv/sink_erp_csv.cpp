@@ -15,7 +15,6 @@
 #include <fcntl.h>
 #include <ferry/mapping.hpp>
 #include <ferry/common/StateMap.h>
-#include <ferry/common/Tradecloud.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -62,10 +61,11 @@ constexpr ferry_option_def kOptions[] = {
         "time, e.g. /lastUpdatedAt"),
     ferry::Option("skip_echo_lines")
         .defaultsTo("off")
-        .choices("off|buyer|supplier|in-progress")
-        .help("leave out Tradecloud order lines that are this integration's own open requests: "
-              "buyer or supplier (status.inProgressStatus), or in-progress (status.processStatus "
-              "InProgress); off: keep every line"),
+        .choices("off|on|in-progress|buyer|supplier")
+        .help("on: leave out the lines the source marks as this integration's own open requests "
+              "(its metadata's own_lines; buyer and supplier are deprecated spellings of on); "
+              "in-progress: leave out lines whose status.processStatus is InProgress; off: keep "
+              "every line"),
     ferry::Option("delimiter")
         .defaultsTo(",")
         .choices(",|;|tab")
@@ -191,6 +191,12 @@ class ErpCsvSink : public ferry::Sink {
     } catch (const ferry::mapping::MappingError& e) {
       throw ferry::Fatal(e.what());
     }
+    if (const std::string echo = options.string("skip_echo_lines", "off");
+        echo == "buyer" || echo == "supplier")
+      host.warning("skip_echo_lines = " + echo +
+                   " is a deprecated spelling of skip_echo_lines = on: the lines left out are "
+                   "those the source marks as its own open requests, by the source's role and "
+                   "echo options");
     if (options.boolean("only_changed_lines")) written_.emplace(host, "written/");
     // A write killed mid-way leaves a hidden .tmp file: remove it at start rather than at the
     // next write, which may be hours away. A missing folder is reported by the first write.
@@ -293,7 +299,6 @@ class ErpCsvSink : public ferry::Sink {
 
   // only_changed_lines and skip_echo_lines as a row filter of the mapping.
   static ferry::mapping::RowFilter rowFilterFrom(const ferry::Options& options) {
-    namespace tc = ferry::tradecloud;
     ferry::mapping::RowFilter filter;
     const std::string layout = options.string("layout", "duckhub_order");
     const std::string changed_at = options.string("line_changed_at");
@@ -309,13 +314,14 @@ class ErpCsvSink : public ferry::Sink {
             (layout == "custom" ? " needs line_changed_at (e.g. /lastUpdatedAt)"
                                 : " has no line change time; use a tradecloud_* layout"));
     }
+    // on (and its old spellings buyer, supplier): the lines the source lists in the event's
+    // metadata (own_lines); the source knows its role and echo rule, the sink only reads them.
     const std::string echo = options.string("skip_echo_lines", "off");
     if (echo == "in-progress") {
       filter.skip_at = "/status/processStatus";
       filter.skip_values = {"InProgress"};
     } else if (echo != "off") {
-      filter.skip_at = "/status/inProgressStatus";
-      filter.skip_values = tc::ownOpenRequests(tc::parseRole(echo));
+      filter.skip_own_lines = true;
     }
     return filter;
   }

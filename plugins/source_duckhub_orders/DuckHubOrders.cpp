@@ -2,6 +2,7 @@
 // algorithm (updatedSince, inclusive; keyset paging by the host), with an optional confirmation
 // of new orders once every sink has them.
 #include <ferry/instant.hpp>
+#include <ferry/json.hpp>
 #include <ferry/plugin.hpp>
 #include <simdjson.h>
 
@@ -182,7 +183,7 @@ class DuckHubOrders : public ferry::Source {
       simdjson::ondemand::object object;
       const char* start = nullptr;
       const char* end = nullptr;
-      std::string_view id, updated_at;
+      std::string_view id, updated_at, number;
       auto malformed = [&] {
         return ferry::Retry("GET /orders answered malformed JSON at item " +
                             std::to_string(received) + " (truncated or not an object)");
@@ -200,6 +201,16 @@ class DuckHubOrders : public ferry::Source {
           complete = !field.value().get_string().get(id);
         } else if (name == "updatedAt") {
           complete = !field.value().get_string().get(updated_at);
+        } else if (name == "orderNumber") {
+          // An integer's digits as they stand; a string's text.
+          simdjson::ondemand::value v;
+          if (field.value().get(v)) {
+            complete = false;
+          } else if (v.get_string().get(number)) {
+            number = ferry::json::trimmed(v.raw_json_token());
+            if (number.empty() || number.find_first_not_of("-0123456789") != std::string_view::npos)
+              number = {};
+          }
         }
       }
       // The object is consumed: the parser stands on what follows it (',' or ']').
@@ -210,7 +221,7 @@ class DuckHubOrders : public ferry::Source {
       if (id.empty() || updated_at.empty())
         throw ferry::Retry("GET /orders answered an order without id or updatedAt: " +
                            std::string(raw.substr(0, 200)));
-      emitOrder(raw, id, updated_at);
+      emitOrder(raw, id, updated_at, number);
     }
     return received > skip ? received - skip : 0;
   }
@@ -279,7 +290,8 @@ class DuckHubOrders : public ferry::Source {
     throw ferry::Fatal(message);
   }
 
-  void emitOrder(std::string_view raw, std::string_view id, std::string_view updated_at) {
+  void emitOrder(std::string_view raw, std::string_view id, std::string_view updated_at,
+                 std::string_view number) {
     bool echo = false;
     if (!echoes_.empty()) {
       if (auto ours = echoes_.find(std::string(id)); ours != echoes_.end()) {
@@ -300,7 +312,18 @@ class DuckHubOrders : public ferry::Source {
         }
       }
     }
-    host().emit(ferry::Item{"order", id, updated_at, raw, echo});
+    metaOf(number);
+    host().emit(ferry::Item{"order", id, updated_at, raw, echo, meta_});
+  }
+
+  // The event metadata: {"numbers":["<order number>"]}, the number `ferry trace` finds the order
+  // by; "" without one.
+  void metaOf(std::string_view number) {
+    meta_.clear();
+    if (number.empty()) return;
+    meta_ = "{\"numbers\":[";
+    ferry::json::appendString(meta_, number);
+    meta_ += "]}";
   }
 
   // A digest of everything in an order that our PATCH does not set: every field but status,
@@ -394,6 +417,7 @@ class DuckHubOrders : public ferry::Source {
   simdjson::dom::parser dom_;
   std::string body_;
   std::string item_;
+  std::string meta_;  // the metadata of the item being emitted
   std::map<std::string, Echo> echoes_;  // order id -> the version we confirmed
 };
 

@@ -113,7 +113,13 @@ class TradecloudOrders : public ferry::Source {
         throw ferry::Retry(what + " answered an order without id or lastUpdatedAt: " +
                            std::string(raw.substr(0, 200)));
       const bool echo = tc::isEchoOrder(order, echo_, role_, deliveredMs(id));
-      host().emit(ferry::Item{"order", id, updated_at, raw, echo});
+      // The buyer's purchase-order number and the supplier's sales-order number, and the lines
+      // that are our own open requests, for `ferry trace` and the sinks (README: "Metadata").
+      const std::string meta =
+          tc::eventMeta({tc::numberAt(order, "/buyerOrder/purchaseOrderNumber"),
+                         tc::numberAt(order, "/supplierOrder/salesOrderNumber")},
+                        tc::ownLines(order, echo_, role_));
+      host().emit(ferry::Item{"order", id, updated_at, raw, echo, meta});
     });
   }
 

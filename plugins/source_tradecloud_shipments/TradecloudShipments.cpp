@@ -73,7 +73,13 @@ class TradecloudShipments : public ferry::Source {
             supplier != supplier_company_)
           return;
       }
-      host().emit(ferry::Item{"shipment", id, updated_at, raw, false});
+      // The shipment number and the purchase-order numbers of its lines, for `ferry trace`.
+      std::vector<std::string> numbers{tc::numberAt(s, "/supplierShipment/shipmentNumber")};
+      simdjson::dom::array lines;
+      if (!s["lines"].get(lines))
+        for (simdjson::dom::element line : lines)
+          numbers.push_back(tc::numberAt(line, "/purchaseOrderNumber"));
+      host().emit(ferry::Item{"shipment", id, updated_at, raw, false, tc::eventMeta(numbers)});
     });
   }
 

@@ -42,6 +42,7 @@ enum class Field {
   kSequence,
   kIdemKey,
   kMeta,
+  kMetaAt,  // $meta/pointer: `ptr` into the metadata object
   kRow
 };
 
@@ -68,6 +69,7 @@ struct Program {
   std::vector<std::string> headers;
   bool per_element = false;
   Pointer rows;
+  bool reads_meta = false;  // a column reads into the metadata ($meta/…): parse it per event
 };
 
 }  // namespace detail
@@ -87,7 +89,8 @@ namespace {
 
 constexpr std::string_view kFunctions = "amount, date, local, count, fixed, first, raw";
 constexpr std::string_view kFields =
-    "$key, $version, $previous, $echo, $source, $entity, $sequence, $idempotency_key, $meta, $row";
+    "$key, $version, $previous, $echo, $source, $entity, $sequence, $idempotency_key, $meta, "
+    "$meta/pointer, $row";
 
 void appendPadded(std::string& out, int64_t v, int width) {
   char buf[24];
@@ -312,6 +315,17 @@ class Parser {
     const Ch& first = t[from];
     if (is(first, '$')) {
       std::string name = plain(t, from + 1, to);
+      if (const size_t slash = name.find('/'); slash != std::string::npos) {
+        // $meta/numbers/0: a JSON Pointer into the source's metadata object. No other field is
+        // JSON.
+        if (name.substr(0, slash) != "meta")
+          fail(first.pos, "'$" + name + "': only $meta takes a JSON Pointer ($meta/numbers/0); " +
+                              "fields: " + std::string(kFields));
+        e.op = Op::kEvent;
+        e.field = Field::kMetaAt;
+        e.ptr = pointer(t, from + 1 + slash, to);
+        return e;
+      }
       static const std::pair<std::string_view, Field> kNames[] = {
           {"key", Field::kKey},
           {"version", Field::kVersion},
@@ -466,6 +480,12 @@ class Parser {
   std::string header_;
 };
 
+// Whether an expression reads into the event's metadata ($meta/…).
+bool readsMeta(const Expr& e) {
+  if (e.op == Op::kFirst) return std::any_of(e.alternatives.begin(), e.alternatives.end(), readsMeta);
+  return e.op == Op::kEvent && e.field == Field::kMetaAt;
+}
+
 // Unescapes `\x` into characters that are marked as escaped.
 Text lex(std::string_view text, const std::string& option) {
   Text out;
@@ -520,6 +540,7 @@ Mapping Mapping::parse(std::string_view columns, std::string_view rows) {
     Parser p("columns", number, c.header);
     c.expr = p.expression(t, eq + 1, to, c.raw);
     program->headers.push_back(c.header);
+    program->reads_meta = program->reads_meta || readsMeta(c.expr);
     program->columns.push_back(std::move(c));
   }
   if (program->columns.empty())
@@ -708,10 +729,19 @@ struct CompiledFilter {
   bool skip = false;
   Pointer skip_at;
   std::vector<std::string> skip_values;
+  bool skip_own = false;  // RowFilter::skip_own_lines
+  bool any() const { return changed || skip || skip_own; }
+};
+
+// What mapOne() reuses from event to event.
+struct Work {
+  simdjson::dom::parser parser;       // the body
+  simdjson::dom::parser meta_parser;  // the metadata, whose DOM lives beside the body's
+  std::vector<uint64_t> own_lines;    // the event's own_lines, sorted
 };
 
 struct Mapper::Impl {
-  simdjson::dom::parser parser;
+  Work work;
   CompiledFilter filter;
 };
 
@@ -800,25 +830,42 @@ std::string describe(element v) {
   return s.size() > 60 ? s.substr(0, 60) + "…" : s;
 }
 
-// Whether `e` reads a value for first(): its pointer leads to something that is not null;
-// fixed() and event fields always do.
-bool readsValue(const Expr& e, element entity, element row) {
+// What the expressions of one row see.
+struct Scope {
+  element entity;
+  element row;
+  size_t row_index = 0;
+  const Event* event = nullptr;   // null for mapBody()
+  const element* meta = nullptr;  // the event's metadata, parsed; null when absent or not read
+};
+
+// $meta/pointer: false when the event has no metadata or the pointer leads nowhere.
+bool resolveMeta(const Pointer& p, const Scope& s, element& out) {
+  return s.meta != nullptr && resolve(p, *s.meta, *s.meta, out);
+}
+
+// Whether `e` reads a value for first(): its pointer (also into the metadata) leads to something
+// that is not null; fixed() and the other event fields always do.
+bool readsValue(const Expr& e, const Scope& s) {
   element v;
   switch (e.op) {
     case Op::kFixed:
-    case Op::kEvent:
       return true;
+    case Op::kEvent:
+      return e.field != Field::kMetaAt || (resolveMeta(e.ptr, s, v) && !v.is_null());
     case Op::kFirst:
       return std::any_of(e.alternatives.begin(), e.alternatives.end(),
-                         [&](const Expr& a) { return readsValue(a, entity, row); });
+                         [&](const Expr& a) { return readsValue(a, s); });
     default:
-      return resolve(e.ptr, entity, row, v) && !v.is_null();
+      return resolve(e.ptr, s.entity, s.row, v) && !v.is_null();
   }
 }
 
-// Evaluates expression `e` of column `c` for one row. `event` may be null (mapBody).
-bool evaluate(const Column& c, const Expr& e, element entity, element row, size_t row_index,
-              const Event* event, Cell& cell, std::string& error) {
+// Evaluates expression `e` of column `c` for one row.
+bool evaluate(const Column& c, const Expr& e, const Scope& s, Cell& cell, std::string& error) {
+  const element entity = s.entity;
+  const element row = s.row;
+  const Event* event = s.event;
   auto failWith = [&](const std::string& what) {
     error = "column '" + c.header + "' (" + c.source + "): " + what;
     return false;
@@ -838,8 +885,7 @@ bool evaluate(const Column& c, const Expr& e, element entity, element row, size_
       return true;
     case Op::kFirst:
       for (const Expr& a : e.alternatives)
-        if (readsValue(a, entity, row))
-          return evaluate(c, a, entity, row, row_index, event, cell, error);
+        if (readsValue(a, s)) return evaluate(c, a, s, cell, error);
       cell.kind = CellKind::kEmpty;
       cell.text.clear();
       return true;
@@ -912,7 +958,16 @@ bool evaluate(const Column& c, const Expr& e, element entity, element row, size_
     case Op::kEvent: {
       if (e.field == Field::kRow) {
         cell.kind = CellKind::kNumber;
-        assignInt(cell.text, static_cast<int64_t>(row_index + 1));
+        assignInt(cell.text, static_cast<int64_t>(s.row_index + 1));
+        return true;
+      }
+      if (e.field == Field::kMetaAt) {
+        if (resolveMeta(e.ptr, s, v)) {
+          valueCell(v, cell);
+        } else {
+          cell.kind = CellKind::kEmpty;
+          cell.text.clear();
+        }
         return true;
       }
       if (event == nullptr) {
@@ -950,6 +1005,7 @@ bool evaluate(const Column& c, const Expr& e, element entity, element row, size_
           cell.kind = CellKind::kNumber;
           assignInt(cell.text, event->sequence());
           break;
+        case Field::kMetaAt:
         case Field::kRow:
           break;
       }
@@ -975,9 +1031,34 @@ bool keepRow(const CompiledFilter& f, bool have_previous, int64_t previous_ms, e
   return true;
 }
 
+// Reads the metadata's "own_lines" (absent: none) into `lines`, sorted; false with `error` when it
+// is there but not an array of line positions.
+bool ownLines(element meta, std::vector<uint64_t>& lines, std::string& error) {
+  lines.clear();
+  element list;
+  if (!meta.is_object() || meta.get_object().value_unsafe().at_key("own_lines").get(list) ||
+      list.is_null())
+    return true;
+  auto fail = [&] {
+    lines.clear();
+    error = "meta: own_lines is " + describe(list) +
+            ", not an array of line positions (0, 1, …) as the source must write it";
+    return false;
+  };
+  simdjson::dom::array positions;
+  if (list.get(positions)) return fail();
+  for (element position : positions) {
+    uint64_t n = 0;
+    if (position.get(n)) return fail();
+    lines.push_back(n);
+  }
+  std::sort(lines.begin(), lines.end());
+  return true;
+}
+
 // `changed_after`: the instant (ms) a row must have changed after to be written; nullopt writes
 // every row.
-bool mapOne(const Program& program, const CompiledFilter& filter, simdjson::dom::parser& parser,
+bool mapOne(const Program& program, const CompiledFilter& filter, Work& work,
             std::string_view body, const Event* event, std::optional<int64_t> changed_after,
             Rows& out, std::string& error) {
   if (out.columns() != program.columns.size()) {
@@ -985,7 +1066,25 @@ bool mapOne(const Program& program, const CompiledFilter& filter, simdjson::dom:
             std::to_string(program.columns.size());
     return false;
   }
-  auto parsed = parser.parse(body.data(), body.size());
+  // The metadata, parsed only when something reads it.
+  element meta;
+  bool have_meta = false;
+  const bool skip_own = filter.skip_own && program.per_element;
+  if ((program.reads_meta || skip_own) && event != nullptr && !event->meta().empty()) {
+    const std::string_view text = event->meta();
+    auto parsed = work.meta_parser.parse(text.data(), text.size());
+    if (parsed.error()) {
+      error = std::string("meta (the source's metadata) is not valid JSON: ") +
+              simdjson::error_message(parsed.error());
+      return false;
+    }
+    meta = parsed.value_unsafe();
+    have_meta = true;
+  }
+  work.own_lines.clear();
+  if (skip_own && have_meta && !ownLines(meta, work.own_lines, error)) return false;
+
+  auto parsed = work.parser.parse(body.data(), body.size());
   if (parsed.error()) {
     error = std::string("body is not valid JSON: ") + simdjson::error_message(parsed.error());
     return false;
@@ -994,9 +1093,10 @@ bool mapOne(const Program& program, const CompiledFilter& filter, simdjson::dom:
   const size_t before = out.size();
   auto row = [&](element r, size_t index) {
     Cell* cells = out.appendRow();
+    const Scope scope{root, r, index, event, have_meta ? &meta : nullptr};
     for (size_t i = 0; i < program.columns.size(); ++i) {
       const Column& c = program.columns[i];
-      if (!evaluate(c, c.expr, root, r, index, event, cells[i], error)) {
+      if (!evaluate(c, c.expr, scope, cells[i], error)) {
         out.truncate(before);
         return false;
       }
@@ -1017,6 +1117,9 @@ bool mapOne(const Program& program, const CompiledFilter& filter, simdjson::dom:
   const simdjson::dom::array items = list.get_array().value_unsafe();
   for (element item : items) {
     const size_t at = index++;
+    if (!work.own_lines.empty() &&
+        std::binary_search(work.own_lines.begin(), work.own_lines.end(), uint64_t{at}))
+      continue;
     if ((filter.changed || filter.skip) && !keepRow(filter, have_previous, previous_ms, root, item))
       continue;
     if (!row(item, at)) return false;
@@ -1041,7 +1144,8 @@ void Mapper::setRowFilter(const RowFilter& filter) {
     f.skip_at = compile("row skip field", filter.skip_at);
     f.skip_values = filter.skip_values;
   }
-  if ((f.changed || f.skip) && !mapping_.perElement())
+  f.skip_own = filter.skip_own_lines;
+  if (f.any() && !mapping_.perElement())
     throw MappingError(
         "rows: a row filter needs one row per element (rows = /lines); this mapping writes one "
         "row per event");
@@ -1058,12 +1162,12 @@ bool Mapper::map(const Event& event, Rows& out, std::string& error) {
 
 bool Mapper::map(const Event& event, std::optional<int64_t> changed_after_ms, Rows& out,
                  std::string& error) {
-  return mapOne(*mapping_.program_, impl_->filter, impl_->parser, event.body(), &event,
+  return mapOne(*mapping_.program_, impl_->filter, impl_->work, event.body(), &event,
                 changed_after_ms, out, error);
 }
 
 bool Mapper::mapBody(std::string_view body, Rows& out, std::string& error) {
-  return mapOne(*mapping_.program_, impl_->filter, impl_->parser, body, nullptr, std::nullopt, out,
+  return mapOne(*mapping_.program_, impl_->filter, impl_->work, body, nullptr, std::nullopt, out,
                 error);
 }
 

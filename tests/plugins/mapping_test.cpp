@@ -243,6 +243,89 @@ TEST(MappingFixedAndEvent, FixedTextAndEventFields) {
                                            R"({"numbers":["1007"]})", "1"}));
 }
 
+// Maps one event with `meta` as its metadata; the rows as text, or the error as the only cell.
+Table mapEvent(Mapper& mapper, const std::string& body, const std::string& meta) {
+  ferry::testing::EventView ev(
+      {.key = "o1", .version = "2026-07-05T12:00:00.000Z", .body = body, .meta = meta});
+  Rows out(mapper.mapping().columnCount());
+  std::string error;
+  if (!mapper.map(ev.event(), out, error)) {
+    EXPECT_EQ(out.size(), 0u) << "a failed event must add no rows";
+    return {{"error: " + error}};
+  }
+  Table t;
+  for (size_t r = 0; r < out.size(); ++r) {
+    t.emplace_back();
+    for (size_t c = 0; c < out.columns(); ++c) t.back().push_back(out.at(r, c).text);
+  }
+  return t;
+}
+
+TEST(MappingMeta, APointerReadsIntoTheSourcesMetadata) {
+  Mapper mapper(Mapping::parse(
+      "n0=$meta/numbers/0; n1=$meta/numbers/1; all=$meta/numbers; none=$meta/nope; "
+      "either=first($meta/numbers/5, /orderNumber); whole=$meta"));
+  const std::string body = R"({"orderNumber":1007})";
+  const std::string meta = R"({"numbers":["1007","4500001019"],"own_lines":[1]})";
+  EXPECT_EQ(mapEvent(mapper, body, meta),
+            (Table{{"1007", "4500001019", R"(["1007","4500001019"])", "", "1007", meta}}));
+  // No metadata: every $meta cell is empty, first() goes on to the body.
+  EXPECT_EQ(mapEvent(mapper, body, ""), (Table{{"", "", "", "", "1007", ""}}));
+  // The cell keeps the value's kind; a bare body (mapBody) has no metadata.
+  Mapper kinds(Mapping::parse("n=$meta/count; s=$meta/numbers/0"));
+  Rows out(2);
+  std::string error;
+  ferry::testing::EventView ev({.key = "o1", .version = "2026-07-05T12:00:00.000Z",
+                                .body = "{}", .meta = R"({"count":3,"numbers":["x"]})"});
+  ASSERT_TRUE(kinds.map(ev.event(), out, error)) << error;
+  EXPECT_EQ(out.at(0, 0).kind, CellKind::kNumber);
+  EXPECT_EQ(out.at(0, 1).text, "x");
+  ASSERT_TRUE(kinds.mapBody("{}", out, error)) << error;
+  EXPECT_EQ(out.at(1, 1).kind, CellKind::kEmpty);
+  // Metadata that is no JSON fails the event when a column reads into it.
+  Table bad = mapEvent(mapper, body, "{nope}");
+  ASSERT_EQ(bad.size(), 1u);
+  EXPECT_NE(bad[0][0].find("meta (the source's metadata) is not valid JSON"), std::string::npos)
+      << bad[0][0];
+  // Mistakes: a pointer after another field, a malformed pointer.
+  EXPECT_NE(parseError("x=$key/a").find("position 3: '$key/a': only $meta takes a JSON Pointer"),
+            std::string::npos)
+      << parseError("x=$key/a");
+  EXPECT_NE(parseError("x=$meta/a~2").find("'~' in a JSON Pointer"), std::string::npos)
+      << parseError("x=$meta/a~2");
+}
+
+TEST(MappingRowFilter, SkipOwnLinesLeavesOutThePositionsTheMetadataNames) {
+  Mapper mapper(Mapping::parse("line=/id; row=$row", "/lines"));
+  RowFilter filter;
+  filter.skip_own_lines = true;
+  mapper.setRowFilter(filter);
+  const std::string body = R"({"lines":[{"id":"a"},{"id":"b"},{"id":"c"},{"id":"d"}]})";
+  // $row stays the element's position.
+  EXPECT_EQ(mapEvent(mapper, body, R"({"numbers":["1"],"own_lines":[3,1]})"),
+            (Table{{"a", "1"}, {"c", "3"}}));
+  EXPECT_EQ(mapEvent(mapper, body, R"({"own_lines":[0,1,2,3]})"), Table{});
+  // Nothing to leave out: no metadata, no own_lines, an empty list, a position past the end.
+  for (const char* meta : {"", R"({"numbers":["1"]})", R"({"own_lines":[]})",
+                           R"({"own_lines":null})", R"({"own_lines":[9]})"})
+    EXPECT_EQ(mapEvent(mapper, body, meta).size(), 4u) << meta;
+  // own_lines that is no list of positions fails the event, naming it.
+  for (const char* meta : {R"({"own_lines":"1"})", R"({"own_lines":[-1]})",
+                           R"({"own_lines":["1"]})", R"({"own_lines":[1.5]})"}) {
+    Table t = mapEvent(mapper, body, meta);
+    ASSERT_EQ(t.size(), 1u) << meta;
+    EXPECT_NE(t[0][0].find("meta: own_lines is"), std::string::npos) << t[0][0];
+  }
+  // The mapping goes on with the next event.
+  EXPECT_EQ(mapEvent(mapper, body, R"({"own_lines":[0]})").size(), 3u);
+  // Without the flag the metadata is not even read.
+  Mapper plain(Mapping::parse("line=/id", "/lines"));
+  EXPECT_EQ(mapEvent(plain, body, R"({"own_lines":"1"})").size(), 4u);
+  // One row per event cannot be filtered.
+  Mapper one_row(Mapping::parse("line=/id"));
+  EXPECT_THROW(one_row.setRowFilter(filter), MappingError);
+}
+
 TEST(MappingRaw, RawMarksTheColumnAndKeepsTheValue) {
   Mapping m = Mapping::parse("a=/x; b=raw(/x); c=raw(amount(/n))");
   EXPECT_FALSE(m.raw(0));

@@ -127,6 +127,74 @@ TEST(FakeHostErpCsv, AMissingFolderIsTransient) {
       << outcome.message;
 }
 
+// skip_echo_lines acts on the event's metadata: the lines the source names in own_lines are left
+// out, whatever their statuses say (the sink knows no source's rules).
+TEST(FakeHostErpCsv, SkipEchoLinesLeavesOutTheLinesTheSourceNamesAsItsOwn) {
+  const std::string body =
+      R"({"id":"c-1","buyerOrder":{"purchaseOrderNumber":"4500001019"},"lines":[)"
+      R"({"id":"c-1-1","status":{"processStatus":"Confirmed"}},)"
+      R"({"id":"c-1-2","status":{"processStatus":"InProgress","inProgressStatus":"OpenBuyerReopenRequest"}},)"
+      R"({"id":"c-1-3","status":{"processStatus":"Issued"}}]})";
+  auto lineIds = [&](const std::string& skip, const std::string& meta) {
+    TempDir dir;
+    FakeHost host;
+    auto sink = host.create(Plugin::load(SINK_ERP_CSV_PLUGIN),
+                            {{"dir", dir.path().string()}, {"line_ending", "lf"},
+                             {"layout", "custom"}, {"columns", "line=/id"}, {"rows", "/lines"},
+                             {"skip_echo_lines", skip}});
+    auto outcome = sink.write({{.key = "c-1", .version = "2025-04-23T09:00:00.000Z",
+                                .body = body, .meta = meta}});
+    EXPECT_EQ(outcome.status, FERRY_WRITE_OK) << outcome.message;
+    std::string text;
+    for (const auto& f : fs::directory_iterator(dir.path())) text += readFile(f.path());
+    return text;
+  };
+  const std::string own_third = R"({"numbers":["4500001019"],"own_lines":[2]})";
+  EXPECT_EQ(lineIds("on", own_third), "line\nc-1-1\nc-1-2\n");
+  // The old spellings mean the same: the source's own_lines, not the statuses.
+  EXPECT_EQ(lineIds("buyer", own_third), "line\nc-1-1\nc-1-2\n");
+  EXPECT_EQ(lineIds("supplier", own_third), "line\nc-1-1\nc-1-2\n");
+  // Without own_lines (another source, none of ours open) every line is written.
+  EXPECT_EQ(lineIds("on", ""), "line\nc-1-1\nc-1-2\nc-1-3\n");
+  EXPECT_EQ(lineIds("on", R"({"numbers":["4500001019"]})"), "line\nc-1-1\nc-1-2\nc-1-3\n");
+  EXPECT_EQ(lineIds("off", own_third), "line\nc-1-1\nc-1-2\nc-1-3\n");
+  // in-progress stays a rule on the lines themselves.
+  EXPECT_EQ(lineIds("in-progress", own_third), "line\nc-1-1\nc-1-3\n");
+}
+
+TEST(FakeHostErpCsv, TheOldSkipEchoLinesSpellingsAreAcceptedWithAWarning) {
+  FakeHost host;
+  auto plugin = Plugin::load(SINK_ERP_CSV_PLUGIN);
+  host.create(plugin, {{"dir", "/tmp"}, {"layout", "tradecloud_order_lines"},
+                       {"skip_echo_lines", "buyer"}});
+  EXPECT_TRUE(host.logged("skip_echo_lines = buyer is a deprecated spelling of skip_echo_lines = on"));
+  FakeHost quiet;
+  quiet.create(plugin, {{"dir", "/tmp"}, {"layout", "tradecloud_order_lines"},
+                        {"skip_echo_lines", "on"}});
+  EXPECT_FALSE(quiet.logged("deprecated"));
+  // One row per event cannot leave lines out.
+  EXPECT_THROW(host.create(plugin, {{"dir", "/tmp"}, {"skip_echo_lines", "on"}}), CreateError);
+}
+
+// An own_lines the sink cannot read is the source's mistake: that event goes to the dead letters
+// (after the ones before it), rather than our own lines reaching the ERP.
+TEST(FakeHostErpCsv, MetadataThatIsNoListOfLinesIsRefusedNamingIt) {
+  TempDir dir;
+  FakeHost host;
+  auto sink = host.create(Plugin::load(SINK_ERP_CSV_PLUGIN),
+                          {{"dir", dir.path().string()}, {"layout", "custom"},
+                           {"columns", "line=/id"}, {"rows", "/lines"}, {"skip_echo_lines", "on"}});
+  auto outcome = sink.write({
+      {.key = "a", .version = "2025-04-23T09:00:00Z", .body = R"({"lines":[{"id":"a1"}]})",
+       .meta = R"({"own_lines":[]})"},
+      {.key = "b", .version = "2025-04-23T09:00:01Z", .body = R"({"lines":[{"id":"b1"}]})",
+       .meta = R"({"own_lines":"0"})"},
+  });
+  EXPECT_EQ(outcome.status, FERRY_WRITE_REFUSED);
+  EXPECT_EQ(outcome.done, 1u);
+  EXPECT_NE(outcome.message.find("own_lines"), std::string::npos) << outcome.message;
+}
+
 // --- source_duckhub_orders ---------------------------------------------------------------------
 
 std::string page(const std::string& items) { return R"({"items":[)" + items + R"(],"total":2})"; }
@@ -181,6 +249,26 @@ TEST(FakeHostDuckHub, BodiesCarryNoWhitespaceFromAroundTheItem) {
   ASSERT_EQ(got.items.size(), 2u);
   EXPECT_EQ(got.items[0].body, a);
   EXPECT_EQ(got.items[1].body, b);
+}
+
+// The event metadata names the order number, for `ferry trace 1007`: DuckHub sends it as a JSON
+// integer; a string is taken as it is; an order without one gets no metadata.
+TEST(FakeHostDuckHub, EmitsTheOrderNumberAsMetadata) {
+  FakeHost host;
+  std::string text_number = order("1", "new", "2026-07-05T12:01:05.000Z");  // "orderNumber":"101"
+  std::string integer = R"({"id":"2","orderNumber":1007,"updatedAt":"2026-07-05T12:01:06.000Z"})";
+  std::string none = R"({"id":"3","updatedAt":"2026-07-05T12:01:07.000Z"})";
+  host.onHttp([&](const HttpCall&) {
+    return CannedResponse::json(200, page(text_number + "," + integer + "," + none));
+  });
+  auto source = host.create(Plugin::load(SOURCE_DUCKHUB_ORDERS_PLUGIN),
+                            {{"base_url", "http://duckhub.test/v1"}, {"api_key", kApiKey}});
+  auto got = source.fetch("2026-07-05T12:00:00.000Z");
+  ASSERT_EQ(got.status, FERRY_FETCH_OK) << got.message;
+  ASSERT_EQ(got.items.size(), 3u);
+  EXPECT_EQ(got.items[0].meta, R"({"numbers":["101"]})");
+  EXPECT_EQ(got.items[1].meta, R"({"numbers":["1007"]})");
+  EXPECT_EQ(got.items[2].meta, "");
 }
 
 TEST(FakeHostDuckHub, ARefusedKeyStopsAndAnOverloadedServerIsRetriedLater) {

@@ -170,6 +170,57 @@ bool isEchoOrder(simdjson::dom::element order, EchoRule rule, Role role,
   return any;
 }
 
+std::vector<uint64_t> ownLines(simdjson::dom::element order, EchoRule rule, Role role) {
+  std::vector<uint64_t> out;
+  simdjson::dom::array lines;
+  if (rule == EchoRule::kOff || order["lines"].get(lines)) return out;
+  uint64_t position = 0;
+  for (simdjson::dom::element line : lines) {
+    std::string_view process, in_progress;
+    if (line.at_pointer("/status/processStatus").get(process)) process = {};
+    if (line.at_pointer("/status/inProgressStatus").get(in_progress)) in_progress = {};
+    if (isEchoLine(rule, role, process, in_progress)) out.push_back(position);
+    ++position;
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Event metadata
+// ------------------------------------------------------------------------------------------------
+
+std::string numberAt(simdjson::dom::element doc, std::string_view pointer) {
+  simdjson::dom::element v;
+  if (doc.at_pointer(pointer).get(v)) return {};
+  std::string_view text;
+  if (!v.get(text)) return std::string(text);
+  int64_t n = 0;
+  if (!v.get(n)) return std::to_string(n);
+  return {};
+}
+
+std::string eventMeta(const std::vector<std::string>& numbers,
+                      const std::vector<uint64_t>& own_lines) {
+  std::string list;
+  std::vector<std::string_view> seen;
+  for (const std::string& n : numbers) {
+    if (n.empty() || std::find(seen.begin(), seen.end(), n) != seen.end()) continue;
+    if (list.size() + n.size() > kMaxNumbersBytes) break;
+    seen.push_back(n);
+    if (!list.empty()) list += ',';
+    ferry::json::appendString(list, n);
+  }
+  std::string out;
+  if (!list.empty()) out = "\"numbers\":[" + list + "]";
+  if (!own_lines.empty()) {
+    out += out.empty() ? "\"own_lines\":[" : ",\"own_lines\":[";
+    for (size_t i = 0; i < own_lines.size(); ++i)
+      out += (i ? "," : "") + std::to_string(own_lines[i]);
+    out += ']';
+  }
+  return out.empty() ? out : "{" + out + "}";
+}
+
 // ------------------------------------------------------------------------------------------------
 // The session
 // ------------------------------------------------------------------------------------------------

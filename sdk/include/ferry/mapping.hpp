@@ -111,7 +111,7 @@ class Rows {
   std::vector<Cell> cells_;
 };
 
-// Which rows of a per-element mapping (one with `rows`) are written. Both parts are optional.
+// Which rows of a per-element mapping (one with `rows`) are written. Every part is optional.
 struct RowFilter {
   // A JSON Pointer into the row element that holds the row's change time (an instant). When set,
   // a row is written only if that instant is after the event's `previous` version; every row of
@@ -122,6 +122,12 @@ struct RowFilter {
   // `skip_values` are left out.
   std::string skip_at;
   std::vector<std::string> skip_values;
+  // Rows whose element position (0-based, in the `rows` array) the event's metadata lists in
+  // "own_lines" (the lines that are this integration's own open requests, see ferry_item.meta)
+  // are left out. An event without metadata or without own_lines keeps every row; own_lines that
+  // is not an array of positions fails the event. For the array the source means by its lines
+  // (Tradecloud orders: rows = /lines).
+  bool skip_own_lines = false;
 };
 
 // Applies a Mapping to events. Owns the JSON parser (reused from event to event).
@@ -138,10 +144,12 @@ class Mapper {
   // not parse, or when the mapping has no `rows` (one row per event cannot be filtered).
   void setRowFilter(const RowFilter& filter);
 
-  // Parses the event's body once and appends its rows to `out` (which must have
-  // mapping().columnCount() columns). Returns true on success; on failure (the body is not
-  // JSON, `rows` names something that is not an array, amount() of a non-integer, date() of
-  // text that is no instant) appends nothing, sets `error` and returns false.
+  // Parses the event's body once (and its metadata once, when a column reads $meta/… or the
+  // row filter skips own lines) and appends its rows to `out` (which must have
+  // mapping().columnCount() columns). Returns true on success; on failure (the body or the
+  // metadata read is not JSON, `rows` names something that is not an array, amount() of a
+  // non-integer, date() of text that is no instant) appends nothing, sets `error` and returns
+  // false.
   bool map(const Event& event, Rows& out, std::string& error);
   // The same, but the row filter's change time is compared with `changed_after_ms` instead of
   // the event's `previous` (e.g. the version this sink last wrote); nullopt keeps every row.

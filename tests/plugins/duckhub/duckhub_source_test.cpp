@@ -189,7 +189,7 @@ class Sim {
   }
 
   struct Order {
-    std::string venue, id, status, updated_at;
+    std::string venue, id, status, updated_at, order_number;
   };
   // Every order the simulator holds, by id.
   std::map<std::string, Order> state() {
@@ -201,7 +201,8 @@ class Sim {
       for (size_t i = 0; i < list->size(); ++i) {
         auto o = list->getObject(static_cast<unsigned>(i));
         Order order{venue->getValue<std::string>("venue"), o->getValue<std::string>("id"),
-                    o->getValue<std::string>("status"), o->getValue<std::string>("updatedAt")};
+                    o->getValue<std::string>("status"), o->getValue<std::string>("updatedAt"),
+                    std::to_string(o->getValue<int64_t>("orderNumber"))};
         orders[order.id] = order;
       }
     }
@@ -442,6 +443,74 @@ TEST_F(DuckHubSourceTest, BackfillOfThreeVenuesDeliversEveryOrderOnceAndCursorsE
   // A second pass finds nothing new: no row is written again.
   runOk("second pass");
   EXPECT_EQ(csv().rows.size(), state.size());
+}
+
+// `ferry trace 1007`: the operator asks by the number people use, the DuckHub order number, and
+// gets every version of that order with what each sink did; the key still works; a number no
+// order has finds nothing.
+TEST_F(DuckHubSourceTest, TraceFindsEveryVersionOfAnOrderByItsOrderNumber) {
+  Sim& sim = startSim({"--seed", "5", "--venues", "2", "--orders", "20", "--no-rate-limit",
+                       "--quiet"});
+  writeDuckConfig(duckSource("v1", "v1") + duckSource("v2", "v2") + csvSink());
+  runOk("backfill");
+  // The venue confirms one of its new orders: a second version of it.
+  std::string id;
+  for (const auto& [key, o] : sim.state())
+    if (o.venue == "v1" && o.status == "new") id = key;
+  ASSERT_FALSE(id.empty()) << "no new order in v1";
+  ASSERT_EQ(sim.patchStatus("v1", id, "confirmed").status, 200);
+  runOk("the change");
+  const Sim::Order order = sim.state().at(id);
+  ASSERT_EQ(order.status, "confirmed");
+  ASSERT_FALSE(order.order_number.empty());
+
+  // Order numbers count per venue: every order of that number is shown, each under its source.
+  std::map<std::string, std::string> holders;  // id -> venue
+  for (const auto& [key, o] : sim.state())
+    if (o.order_number == order.order_number) holders[key] = o.venue;
+  // (With this seed both venues count from the same first number: v2 has one too.)
+  ASSERT_EQ(holders.size(), 2u);
+
+  RunResult r = ferry({"trace", order.order_number, "--config", config_, "--json"}, 60s);
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  auto versions = parseArray(r.out);
+  ASSERT_EQ(versions->size(), 3u) << "the backfilled version and the change, and the other "
+                                     "venue's order of that number: "
+                                  << r.out;
+  std::vector<std::string> ours;
+  for (size_t i = 0; i < versions->size(); ++i) {
+    auto v = versions->getObject(static_cast<unsigned>(i));
+    const std::string key = v->getValue<std::string>("key");
+    ASSERT_EQ(holders.count(key), 1u) << key << " does not carry " << order.order_number;
+    EXPECT_EQ(v->getValue<std::string>("source"), holders[key]);
+    if (key == order.id) ours.push_back(v->getValue<std::string>("version"));
+    auto numbers = v->getArray("numbers");
+    ASSERT_EQ(numbers->size(), 1u) << r.out;
+    EXPECT_EQ(numbers->getElement<std::string>(0), order.order_number);
+    auto sinks = v->getArray("sinks");
+    ASSERT_EQ(sinks->size(), 1u) << r.out;
+    EXPECT_EQ(sinks->getObject(0)->getValue<std::string>("outcome"), "delivered") << r.out;
+  }
+  ASSERT_EQ(ours.size(), 2u) << r.out;
+  EXPECT_EQ(ours[1], order.updated_at) << "oldest first";
+  // The CSV file the ERP got has that version of that order number.
+  const CsvRow* row = csv().find(order.id, order.updated_at);
+  ASSERT_NE(row, nullptr) << "the traced version is not in the drop folder";
+
+  // The text form names the number; the key finds the same versions.
+  RunResult text = ferry({"trace", order.order_number, "--config", config_}, 60s);
+  ASSERT_EQ(text.exit_code, 0) << describe(text);
+  EXPECT_NE(text.out.find("v1/order/" + order.id + "/" + order.updated_at), std::string::npos)
+      << text.out;
+  EXPECT_NE(text.out.find("numbers " + order.order_number), std::string::npos) << text.out;
+  RunResult by_key = ferry({"trace", order.id, "--config", config_, "--json"}, 60s);
+  ASSERT_EQ(by_key.exit_code, 0) << describe(by_key);
+  EXPECT_EQ(parseArray(by_key.out)->size(), 2u) << by_key.out;
+
+  RunResult none = ferry({"trace", "99999999", "--config", config_}, 60s);
+  EXPECT_EQ(none.exit_code, 65) << describe(none);
+  EXPECT_NE(none.out.find("no event with key or number '99999999'"), std::string::npos)
+      << none.out;
 }
 
 // ---------------------------------------------------------------------------------------------

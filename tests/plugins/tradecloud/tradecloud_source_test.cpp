@@ -854,6 +854,92 @@ TEST(TradecloudEchoRules, LinesChangedSinceTheDeliveredVersionDecideAndEachRuleH
                                EchoRule::kOpenRequests, Role::kBuyer, delivered));
 }
 
+// The metadata of an order (ferry_item.meta): its purchase-order numbers, and the positions of
+// the lines that are our own open requests by the source's role and echo options. The real
+// plugin, driven in-process by the SDK's fake host with canned answers.
+ferry::testing::CannedResponse tradecloudAnswer(const ferry::testing::HttpCall& call,
+                                                const std::string& page) {
+  if (call.url.find("/authentication/login") != std::string::npos) {
+    ferry::testing::CannedResponse r = ferry::testing::CannedResponse::json(200, "");
+    r.headers.emplace_back("Set-Authorization", "Bearer a.b.c");
+    r.headers.emplace_back("Set-Refresh-Token", "r-1");
+    return r;
+  }
+  return ferry::testing::CannedResponse::json(200, R"({"data":[)" + page + R"(],"total":1})");
+}
+
+std::vector<ferry::testing::EmittedItem> fetchWith(const char* plugin, const std::string& page,
+                                                   std::map<std::string, std::string> options) {
+  ferry::testing::FakeHost host;
+  host.onHttp([&](const ferry::testing::HttpCall& call) { return tradecloudAnswer(call, page); });
+  options.insert({{"base_url", "http://tc.test/v2"}, {"email", kEmail}, {"password", kPassword}});
+  auto source = host.create(ferry::testing::Plugin::load(plugin), options);
+  auto got = source.fetch("2025-04-23T08:00:00.000Z");
+  EXPECT_EQ(got.status, FERRY_FETCH_OK) << got.message;
+  return got.items;
+}
+
+TEST(TradecloudMeta, OrdersNameTheirPoNumbersAndOurOwnLinesByRoleAndEchoRule) {
+  auto line = [](const std::string& process, const std::string& in_progress) {
+    return R"({"id":"l","lastUpdatedAt":"2025-04-23T09:00:00.000Z","status":{"processStatus":")" +
+           process + R"(","inProgressStatus":)" +
+           (in_progress.empty() ? "null" : "\"" + in_progress + "\"") + "}}";
+  };
+  const std::string lines = "[" + line("Confirmed", "") + "," +
+                            line("InProgress", "OpenBuyerReopenRequest") + "," +
+                            line("InProgress", "OpenSupplierProposal") + "," +
+                            line("Issued", "") + "]";
+  const std::string order =
+      R"({"id":"c-4500001019","lastUpdatedAt":"2025-04-23T09:00:00.000Z","buyerOrder":)"
+      R"({"companyId":"c","purchaseOrderNumber":"4500001019"},"supplierOrder":)"
+      R"({"companyId":"s","buyerAccountNumber":"CUST-700","salesOrderNumber":"SO-77"},)"
+      R"("lines":)" + lines + "}";
+  // The simulator's shape: no sales-order number yet.
+  const std::string unconfirmed =
+      R"({"id":"c-4500001020","lastUpdatedAt":"2025-04-23T09:00:00.000Z","buyerOrder":)"
+      R"({"purchaseOrderNumber":"4500001020"},"supplierOrder":{"salesOrderNumber":null},)"
+      R"("lines":[]})";
+  auto metas = [&](std::map<std::string, std::string> options) {
+    std::vector<std::string> out;
+    for (const auto& item : fetchWith(ORDERS_PLUGIN, order + "," + unconfirmed, options))
+      out.push_back(item.meta);
+    return out;
+  };
+  using V = std::vector<std::string>;
+  const std::string numbers = R"({"numbers":["4500001019","SO-77"])";
+  const std::string plain = R"({"numbers":["4500001020"]})";
+  using Options = std::map<std::string, std::string>;
+  const V buyer{numbers + R"(,"own_lines":[1]})", plain};
+  const V supplier{numbers + R"(,"own_lines":[2]})", plain};
+  const V in_progress{numbers + R"(,"own_lines":[1,2]})", plain};
+  const V off{numbers + "}", plain};
+  EXPECT_EQ(metas(Options{}), buyer) << "role buyer by default";
+  EXPECT_EQ(metas(Options{{"role", "supplier"}}), supplier);
+  EXPECT_EQ(metas(Options{{"echo", "in-progress"}}), in_progress);
+  EXPECT_EQ(metas(Options{{"echo", "off"}}), off);
+}
+
+TEST(TradecloudMeta, ShipmentsNameTheirShipmentNumberAndThePoNumbersOfTheirLines) {
+  auto shipment = [](const std::string& id, const std::string& number,
+                     const std::vector<std::string>& pos) {
+    std::string lines;
+    for (const auto& po : pos)
+      lines += std::string(lines.empty() ? "" : ",") + R"({"purchaseOrderNumber":")" + po +
+               R"(","purchaseOrderLinePosition":"1"})";
+    return R"({"id":")" + id + R"(","supplierShipment":{"companyId":"s")" +
+           (number.empty() ? std::string() : R"(,"shipmentNumber":")" + number + "\"") +
+           R"(},"buyerShipment":{"companyId":"c"},"lines":[)" + lines +
+           R"(],"meta":{"lastUpdatedAt":"2025-04-23T09:00:00.000Z"}})";
+  };
+  auto items = fetchWith(SHIPMENTS_PLUGIN,
+                         shipment("s1", "SH-1", {"4500001019", "4500001020", "4500001019"}) + "," +
+                             shipment("s2", "", {}),
+                         {});
+  ASSERT_EQ(items.size(), 2u);
+  EXPECT_EQ(items[0].meta, R"({"numbers":["SH-1","4500001019","4500001020"]})");
+  EXPECT_EQ(items[1].meta, "") << "nothing to name: no metadata";
+}
+
 // The layouts' row filters on one order, in-process: which lines a sink with only_changed_lines
 // and skip_echo_lines writes.
 TEST(TradecloudLayouts, OnlyChangedLinesAndEchoLinesFilterRowsOfTheOrderLinesLayout) {
@@ -868,21 +954,26 @@ TEST(TradecloudLayouts, OnlyChangedLinesAndEchoLinesFilterRowsOfTheOrderLinesLay
       "{\"inProgressStatus\":\"OpenSupplierProposal\"}},"
       "{\"id\":\"l30\",\"lastUpdatedAt\":\"2025-04-23T10:00:00.000Z\",\"status\":"
       "{\"inProgressStatus\":\"OpenBuyerReopenRequest\"}}]}";
-  auto lineIds = [&](const char* previous, bool changed, bool skip_buyer) {
+  // The buyer's own lines as the source names them in the event's metadata.
+  namespace tc = ferry::tradecloud;
+  simdjson::dom::parser parser;
+  const std::string meta = tc::eventMeta(
+      {"4500000001"},
+      tc::ownLines(parser.parse(body).value(), tc::EchoRule::kOpenRequests, tc::Role::kBuyer));
+  ASSERT_EQ(meta, R"({"numbers":["4500000001"],"own_lines":[2]})");
+  auto lineIds = [&](const char* previous, bool changed, bool skip_own) {
     Mapper mapper(Mapping::layout("tradecloud_order_lines"));
     ferry::mapping::RowFilter filter;
     if (changed) filter.changed_at = Mapping::layoutRowChangedAt("tradecloud_order_lines");
-    if (skip_buyer) {
-      filter.skip_at = "/status/inProgressStatus";
-      filter.skip_values = ferry::tradecloud::ownOpenRequests(ferry::tradecloud::Role::kBuyer);
-    }
+    filter.skip_own_lines = skip_own;
     mapper.setRowFilter(filter);
     ferry::testing::EventView e({.key = "c-4500000001",
                                  .version = "2025-04-23T10:00:00.000Z",
                                  .body = body,
                                  .previous = previous,
                                  .source = "tc",
-                                 .sequence = 1});
+                                 .sequence = 1,
+                                 .meta = meta});
     Rows rows(mapper.mapping().columnCount());
     std::string error;
     EXPECT_TRUE(mapper.map(e.event(), rows, error)) << error;

@@ -1,6 +1,6 @@
 // What source_tradecloud_orders and source_tradecloud_shipments share: the account's session
-// (login, refresh, re-login, Basic), its request budget, the poll page reader, and the echo rules
-// that sink_erp_csv applies to single lines too. See plugins/common/README.md ("Tradecloud").
+// (login, refresh, re-login, Basic), its request budget, the poll page reader, the echo rules and
+// the event metadata. See plugins/common/README.md ("Tradecloud").
 //
 // Threading: a Session belongs to one plugin instance (never called concurrently). Sessions of
 // different instances for the same account (same base URL and email) share the tokens through
@@ -56,6 +56,26 @@ bool isEchoLine(EchoRule rule, Role role, std::string_view process_status,
 // its own write. False for kOff and for a body without lines.
 bool isEchoOrder(simdjson::dom::element order, EchoRule rule, Role role,
                  std::optional<int64_t> delivered_ms);
+
+// The positions (0-based) of the order's lines that are echo lines under `rule`, whether they
+// changed or not: the metadata's "own_lines", which sinks leave out (sink_erp_csv's
+// skip_echo_lines). Empty for kOff and for a body without lines.
+std::vector<uint64_t> ownLines(simdjson::dom::element order, EchoRule rule, Role role);
+
+// ------------------------------------------------------------------------------------------------
+// Event metadata (ferry_item.meta)
+// ------------------------------------------------------------------------------------------------
+
+// The text of a business number at `pointer` in `doc`: a string as it is, an integer in decimal;
+// "" when missing, null or anything else.
+std::string numberAt(simdjson::dom::element doc, std::string_view pointer);
+
+// {"numbers":[…],"own_lines":[…]}: `numbers` without empty and repeated ones (in order, at most
+// kMaxNumbersBytes of them: the metadata stays small), "own_lines" only when there are any. ""
+// when both are empty.
+std::string eventMeta(const std::vector<std::string>& numbers,
+                      const std::vector<uint64_t>& own_lines = {});
+inline constexpr size_t kMaxNumbersBytes = 4096;
 
 // ------------------------------------------------------------------------------------------------
 // Options both sources declare (each plugin lists them in its own table)
