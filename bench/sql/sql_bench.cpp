@@ -61,6 +61,7 @@ ferry_state_status hostStateErase(ferry_host_ctx*, ferry_plugin_str key) {
 void hostCounter(ferry_host_ctx*, ferry_plugin_str, double) {}
 void hostGauge(ferry_host_ctx*, ferry_plugin_str, double) {}
 int hostStopping(ferry_host_ctx*) { return 0; }
+ferry_host_str hostJournalId(ferry_host_ctx*) { return {"20260101T000000Z-00000000000bench", 33}; }
 
 struct Events {
   std::vector<std::string> keys, versions, bodies, ids;
@@ -195,6 +196,7 @@ double sinkRate(const std::string& connector, const std::string& connection, con
   api.counter_add = hostCounter;
   api.gauge_set = hostGauge;
   api.stopping = hostStopping;
+  api.journal_id = hostJournalId;
   g_state.clear();
   std::vector<std::pair<std::string, std::string>> opts = {
       {"connector", connector}, {"connection", connection}, {"changes", "true"},

@@ -44,10 +44,17 @@ class Journal {
   virtual InstanceState& state() = 0;
   // Shares the database of the event log and the sink ledger (a rewind moves a sink's offset).
   virtual Controls& controls() = 0;
+  // The journal's identity, made when it was created and never changed: "<UTC time of creation,
+  // YYYYMMDDThhmmssZ>-<16 hex digits>". Sinks tie what they keep about deliveries to it, so that
+  // a new journal (whose sequences start again at 1) can never overwrite or skip what an old one
+  // delivered.
+  virtual const std::string& identity() const = 0;
 };
 
 // Opens (creating when missing) the SQLite journal at `path`: WAL, synchronous=FULL, schema
-// created or migrated. Throws JournalError naming the path when it cannot be opened.
+// created or migrated. Throws JournalError naming the path when it cannot be opened, and for a
+// file that is no ferry journal (empty, or another program's database): it is never taken for a
+// new journal, which would fetch and deliver everything again.
 std::unique_ptr<Journal> openSqliteJournal(const std::string& path);
 
 }  // namespace ferry::core

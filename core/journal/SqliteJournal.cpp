@@ -168,8 +168,15 @@ const std::vector<std::vector<const char*>> kMigrations = {
              source TEXT PRIMARY KEY,
              after_sequence INTEGER NOT NULL))",
     },
+    {
+        // Schema 4. The journal's identity (Journal::identity): its creation time and 64 random
+        // bits, made once (a journal upgraded to this schema gets it at the upgrade).
+        "CREATE TABLE journal_identity (id TEXT NOT NULL)",
+        "INSERT INTO journal_identity SELECT strftime('%Y%m%dT%H%M%SZ', 'now') || '-' || "
+        "lower(hex(randomblob(8)))",
+    },
 };
-static_assert(SqliteJournal::kSchemaVersion == 3, "add a migration step with the version bump");
+static_assert(SqliteJournal::kSchemaVersion == 4, "add a migration step with the version bump");
 
 // Events purged per transaction (purge() runs in chunks of this many).
 constexpr int64_t kPurgeChunk = 10000;
@@ -282,6 +289,7 @@ SqliteJournal::SqliteJournal(const std::string& path, KeyHasher hash)
   try {
     configure();
     migrate();
+    session_ << "SELECT id FROM journal_identity", into(identity_), now;
   } catch (const JournalError&) {
     throw;
   } catch (const Poco::Exception& e) {
@@ -435,6 +443,18 @@ void SqliteJournal::migrate() {
   Transaction tx(session_);
   // Read again under the write lock: another process may have migrated meanwhile.
   session_ << "PRAGMA user_version", into(version), now;
+  if (version == 0) {
+    // A new journal has no table yet. Tables without our schema version: another program's
+    // database, which must never be taken for a new (empty) journal.
+    Int64 tables = 0;
+    session_ << "SELECT COUNT(*) FROM sqlite_master", into(tables), now;
+    if (tables > 0)
+      throw JournalError(describe(
+          "cannot open", "it is an SQLite database but not a ferry journal (it has " +
+                             std::to_string(tables) +
+                             " table(s) and no ferry schema); point [host] journal at the "
+                             "journal file, or at a new path to start a new journal"));
+  }
   for (; version < kSchemaVersion; ++version) {
     for (const char* sql : kMigrations.at(static_cast<size_t>(version))) {
       session_ << sql, now;
@@ -1369,6 +1389,15 @@ std::unique_ptr<Journal> openSqliteJournal(const std::string& path) {
                        " does not exist; create it (ferry does not create the journal's "
                        "directory) or point the journal elsewhere");
   }
+  // SQLite takes an empty file for an empty database, and ferry would take that for a new
+  // journal: fetch and deliver everything again. A truncated journal is a loss to look at.
+  if (std::filesystem::is_regular_file(path, ec) && std::filesystem::file_size(path, ec) == 0 &&
+      !ec)
+    throw JournalError("journal " + path +
+                       ": the file is empty, so it is no journal (a lost or truncated one?); "
+                       "restore it from a backup, or remove the file to start a new journal "
+                       "(every source then starts again from its start_from, and the sinks "
+                       "write what they get under the new journal's identity)");
   return std::make_unique<SqliteJournal>(path);
 }
 

@@ -48,7 +48,7 @@ class SqliteJournal final : public Journal,
                             public Controls {
  public:
   // The schema version this build creates and understands.
-  static constexpr int64_t kSchemaVersion = 3;
+  static constexpr int64_t kSchemaVersion = 4;
   // The page size of a journal this build creates.
   static constexpr int64_t kNewPageSize = 65536;
   // How long a statement waits for another process's lock before failing.
@@ -68,6 +68,7 @@ class SqliteJournal final : public Journal,
   SinkLedger& ledger() override { return *this; }
   InstanceState& state() override { return *this; }
   Controls& controls() override { return *this; }
+  const std::string& identity() const override { return identity_; }
 
   // EventLog
   std::optional<Cursor> cursor(const std::string& source) override;
@@ -160,6 +161,7 @@ class SqliteJournal final : public Journal,
   void step(sqlite3_stmt* statement);
   enum Prepared { kInsertEvent, kSelectEventKey, kUpsertLatest, kPreparedCount };
 
+  std::string identity_;
   std::string path_;
   std::mutex mutex_;
   Poco::Data::Session session_;

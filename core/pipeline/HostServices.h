@@ -37,6 +37,7 @@ struct HostServices : PluginServices {
         event_log(journal.events()),
         ledger(journal.ledger()),
         controls(journal.controls()) {
+    journal_id = journal.identity();
     // Each runner thread calls only its own instance's plugin: an exchange is counted for the
     // instance of the thread that made it.
     http_settings.on_exchange = [this](int status, double seconds) {

@@ -298,13 +298,16 @@ void hostGaugeSet(ferry_host_ctx* ctx, ferry_plugin_str name, double value) {
 
 int hostStopping(ferry_host_ctx* ctx) { return ctx->services.stopping.load() ? 1 : 0; }
 
+ferry_host_str hostJournalId(ferry_host_ctx* ctx) { return lend(ctx->services.journal_id); }
+
 const ferry_host_api kApi{FERRY_ABI_MAJOR,      FERRY_ABI_MINOR,  sizeof(ferry_host_api),
                           &hostLog,             &hostSetError,    &hostSetRetryAfter,
                           &hostEmit,            &hostHttpRequest, &hostHttpRelease,
                           &hostRateLimitDefine, &hostRateAcquire, &hostStateGet,
                           &hostStateSet,        &hostStateErase,  &hostSharedGet,
                           &hostSharedSet,       &hostSharedLock,  &hostSharedUnlock,
-                          &hostCounterAdd,      &hostGaugeSet,    &hostStopping};
+                          &hostCounterAdd,      &hostGaugeSet,    &hostStopping,
+                          &hostJournalId};
 
 }  // namespace
 

@@ -34,6 +34,7 @@ struct PluginServices {
 
   InstanceState& instance_state;
   Poco::Logger& logger;
+  std::string journal_id;  // Journal::identity(), for the host API's journal_id
   RateLimiterRegistry rate_limiters;
   Metrics metrics;
   HttpSettings http_settings;

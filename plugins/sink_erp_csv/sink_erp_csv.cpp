@@ -1,7 +1,9 @@
 // sink_erp_csv: writes each batch of events as RFC 4180 CSV files into the folder an ERP polls.
 //
 // Effectively-once comes from the file names: a file holds the events of one journal range and is
-// named after it (<name>-<first seq>-<last seq>.csv). The host commits the sink's offset only
+// named after it (<name>-<journal>-<first seq>-<last seq>.csv, <journal> naming the journal the
+// sequences belong to, so that a new journal never writes over an older one's files). The host
+// commits the sink's offset only
 // after write() answers, so a crash re-delivers the same range starting at the same sequence, and
 // the file is rewritten under the same name instead of being added a second time. A file only
 // ever appears complete: it is written under a hidden temporary name, fsynced, renamed, and the
@@ -37,7 +39,7 @@ constexpr ferry_option_def kOptions[] = {
         "the ERP's drop folder; files appear there complete (written under a hidden .tmp name, "
         "then renamed); a missing or unwritable folder makes the sink retry"),
     ferry::Option("name").defaultsTo("ferry").help(
-        "file name prefix: <name>-<first seq>-<last seq>.csv; unique per folder"),
+        "file name prefix: <name>-<journal>-<first seq>-<last seq>.csv; unique per folder"),
     ferry::Option("layout")
         .defaultsTo("duckhub_order")
         .choices("duckhub_order|duckhub_order_lines|tradecloud_order_lines|"
@@ -126,6 +128,20 @@ struct Written {
   }
 };
 
+// The journal's part of a file name: its creation time and the first random digits of its
+// identity ("20261203T155600Z-1a2b3c…" gives "20261203155600-1a2b3c"); names sort by journal,
+// then by sequence.
+std::string journalTag(std::string_view id) {
+  std::string time, random;
+  const size_t dash = id.find('-');
+  for (char c : id.substr(0, dash))
+    if (c >= '0' && c <= '9') time += c;
+  if (dash != std::string_view::npos)
+    for (char c : id.substr(dash + 1))
+      if (((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')) && random.size() < 6) random += c;
+  return time + "-" + random;
+}
+
 std::string seq12(int64_t seq) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%012lld", static_cast<long long>(seq));
@@ -183,6 +199,7 @@ class ErpCsvSink : public ferry::Sink {
                          "' cannot start a file name; use letters, digits, '_', '-' and '.', not "
                          "starting with '.'");
     if (options.integer("max_rows") < 1) throw ferry::Fatal("max_rows: must be at least 1");
+    journal_ = journalTag(host.journalId());
     for (size_t i = 0; i < mapper_.mapping().columnCount(); ++i)
       raw_.push_back(mapper_.mapping().raw(i));
     watchColumns(options.string("layout", "duckhub_order"));
@@ -336,7 +353,8 @@ class ErpCsvSink : public ferry::Sink {
       error = "cannot open the ERP folder '" + dir_ + "': " + errnoText(errno);
       return false;
     }
-    const std::string prefix = name_ + "-";
+    // Files of other journals (or of older versions, without a journal part) are never touched.
+    const std::string prefix = name_ + "-" + journal_ + "-";
     const std::string tmp_prefix = "." + name_ + "-";
     while (dirent* e = ::readdir(d)) {
       std::string n = e->d_name;
@@ -345,7 +363,7 @@ class ErpCsvSink : public ferry::Sink {
           host().info("removed " + n + ", left in " + dir_ + " by an interrupted write");
         continue;
       }
-      // <name>-<12 digits>-<12 digits>.csv
+      // <name>-<journal>-<12 digits>-<12 digits>.csv
       if (n.size() != prefix.size() + 12 + 1 + 12 + 4 || n.rfind(prefix, 0) != 0 ||
           n.compare(n.size() - 4, 4, ".csv") != 0)
         continue;
@@ -409,7 +427,8 @@ class ErpCsvSink : public ferry::Sink {
     }
 
     const std::string first_seq = seq12(batch[first].sequence());
-    const std::string base = name_ + "-" + first_seq + "-" + seq12(batch[last].sequence());
+    const std::string base =
+        name_ + "-" + journal_ + "-" + first_seq + "-" + seq12(batch[last].sequence());
     const std::string final_name = base + ".csv";
     const std::string tmp_path = dir_ + "/." + base + ".tmp";
     const std::string final_path = dir_ + "/" + final_name;
@@ -544,6 +563,7 @@ class ErpCsvSink : public ferry::Sink {
   bool neutralise_;
   std::string buffer_;
   std::map<std::string, std::vector<std::string>> existing_;  // first seq → our files
+  std::string journal_;  // journalTag() of the journal the events come from
   // only_changed_lines: per document, what this sink wrote (Written), and the batch's records.
   std::optional<ferry::common::StateMap> written_;
   std::vector<std::tuple<size_t, std::string, Written>> updates_;  // event index, key, record

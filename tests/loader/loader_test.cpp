@@ -74,6 +74,7 @@ struct Harness {
       a.counter_add = [](ferry_host_ctx*, ferry_plugin_str, double) {};
       a.gauge_set = [](ferry_host_ctx*, ferry_plugin_str, double) {};
       a.stopping = [](ferry_host_ctx*) { return 0; };
+      a.journal_id = [](ferry_host_ctx*) { return ferry_host_str{"loader-test", 11}; };
       return a;
     }();
     return &api;

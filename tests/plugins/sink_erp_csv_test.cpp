@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <regex>
@@ -147,6 +149,21 @@ class ErpCsvTest : public FerryTest {
     fs::copy_file(SINK_ERP_CSV_PLUGIN, plugins_ + "/sink_erp_csv.so");
   }
 
+  // The name sink_erp_csv gives a file of sequences [first, last] from this test's journal:
+  // <name>-<journal's creation time>-<6 hex digits of its identity>-<first>-<last>.csv.
+  std::string csvName(const std::string& name, int first, int last) {
+    RunResult r = runCommand({"sqlite3", dir_.file("journal.db"), "SELECT id FROM journal_identity"},
+                             dir_.path());
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    const std::string id = r.out.substr(0, r.out.find_first_of("\r\n"));
+    std::string time;
+    for (char c : id.substr(0, id.find('-')))
+      if (std::isdigit(static_cast<unsigned char>(c))) time += c;
+    char seqs[32];
+    std::snprintf(seqs, sizeof seqs, "%012d-%012d", first, last);
+    return name + "-" + time + "-" + id.substr(id.find('-') + 1, 6) + "-" + seqs + ".csv";
+  }
+
   void writeOrders(const std::vector<Order>& orders) {
     std::string text;
     for (const auto& o : orders) text += orderLine(o);
@@ -206,8 +223,8 @@ TEST_F(ErpCsvTest, OrderLayoutQuotesEscapesAndFormatsDecimals) {
   writeCsvConfig(csvSink("erp", out));
   runOk();
 
-  EXPECT_EQ(listDir(out), std::vector<std::string>{"ferry-000000000001-000000000003.csv"});
-  const std::string path = out + "/ferry-000000000001-000000000003.csv";
+  EXPECT_EQ(listDir(out), std::vector<std::string>{csvName("ferry", 1, 3)});
+  const std::string path = out + "/" + csvName("ferry", 1, 3);
   CsvFile f = readCsv(path, ",", dir_.path());
   ASSERT_EQ(f.rows.size(), 4u);
   EXPECT_FALSE(f.bom);
@@ -252,8 +269,8 @@ TEST_F(ErpCsvTest, LinesLayoutWithSemicolonBomAndLf) {
                          "line_ending = lf\n"));
   runOk();
 
-  EXPECT_EQ(listDir(out), std::vector<std::string>{"ferry-000000000001-000000000002.csv"});
-  const std::string path = out + "/ferry-000000000001-000000000002.csv";
+  EXPECT_EQ(listDir(out), std::vector<std::string>{csvName("ferry", 1, 2)});
+  const std::string path = out + "/" + csvName("ferry", 1, 2);
   CsvFile f = readCsv(path, ";", dir_.path());
   EXPECT_TRUE(f.bom);
   EXPECT_EQ(f.crlf, 0);
@@ -305,14 +322,14 @@ TEST_F(ErpCsvTest, CustomColumnsFormulaNeutralisationAndRaw) {
               "layout = custom\nrows = /items\nneutralise_formulas = false\n" + columns));
   runOk();
 
-  CsvFile f = readCsv(out + "/ferry-000000000001-000000000002.csv", ",", dir_.path());
+  CsvFile f = readCsv(out + "/" + csvName("ferry", 1, 2), ",", dir_.path());
   ASSERT_EQ(f.rows.size(), 2u) << "header = false: data rows only";
   EXPECT_EQ(f.rows[0], (std::vector<std::string>{"'=1+2", "=1+2", "'+49 170 1234567", "'@SUM(A1)",
                                                  "-0.05", "-5.00", "duck, hub", "1", "o1"}));
   EXPECT_EQ(f.rows[1], (std::vector<std::string>{"'-7", "-7", "'\tTabbed", "Safe", "1.00", "0.00",
                                                  "duck, hub", "2", "o2"}));
 
-  CsvFile p = readCsv(plain + "/ferry-000000000001-000000000002.csv", ",", dir_.path());
+  CsvFile p = readCsv(plain + "/" + csvName("ferry", 1, 2), ",", dir_.path());
   ASSERT_EQ(p.rows.size(), 3u);
   EXPECT_EQ(p.rows[0], (std::vector<std::string>{"number", "number_raw", "customer", "product",
                                                  "price", "discount", "src", "seq", "key"}));
@@ -337,9 +354,9 @@ TEST_F(ErpCsvTest, MaxRowsSplitsABatchIntoFilesAtEventBoundaries) {
   runOk();
 
   // Greedy: events 1-2 (4 rows), 3-4 (3 rows), 5 alone (5 rows: more than max_rows, its own file).
-  EXPECT_EQ(listDir(out), (std::vector<std::string>{"shop1-000000000001-000000000002.csv",
-                                                    "shop1-000000000003-000000000004.csv",
-                                                    "shop1-000000000005-000000000005.csv"}));
+  EXPECT_EQ(listDir(out), (std::vector<std::string>{csvName("shop1", 1, 2),
+                                                    csvName("shop1", 3, 4),
+                                                    csvName("shop1", 5, 5)}));
   const size_t expected_rows[] = {4, 3, 5};
   const char* first_numbers[] = {"2001", "2003", "2005"};
   const auto names = listDir(out);
@@ -352,12 +369,43 @@ TEST_F(ErpCsvTest, MaxRowsSplitsABatchIntoFilesAtEventBoundaries) {
   expectOnlyFinishedFiles(out, "shop1");
 }
 
+TEST_F(ErpCsvTest, ANewJournalNeverWritesOverTheFilesOfAnOldOne) {
+  const std::string out = makeDir("erp");
+  writeOrders({{"o1", "1", 1, "A", "EUR", 0, 0, {}}, {"o2", "2", 2, "B", "EUR", 0, 0, {}}});
+  writeCsvConfig(csvSink("erp", out));
+  runOk();
+  const std::string old_file = csvName("ferry", 1, 2);
+  const std::string old_text = readFile(out + "/" + old_file);
+  // The journal is lost (deleted by hand): the new one starts its sequences at 1 again, and the
+  // ERP has not imported the old file yet.
+  fs::remove(dir_.file("journal.db"));
+  fs::remove(dir_.file("journal.db-wal"));
+  fs::remove(dir_.file("journal.db-shm"));
+  writeOrders({{"o3", "3", 3, "C", "EUR", 0, 0, {}}});
+  runOk();
+  const std::string new_file = csvName("ferry", 1, 1);
+  ASSERT_NE(new_file, old_file);
+  std::vector<std::string> both{old_file, new_file};
+  std::sort(both.begin(), both.end());
+  EXPECT_EQ(listDir(out), both);
+  EXPECT_EQ(readFile(out + "/" + old_file), old_text) << "the old file is untouched";
+  CsvFile f = readCsv(out + "/" + new_file, ",", dir_.path());
+  ASSERT_EQ(f.rows.size(), 2u);
+  EXPECT_EQ(cell(f, 1, "order_id"), "o3");
+}
+
 TEST_F(ErpCsvTest, RedeliveryReplacesTheOlderFileOfTheSameFirstSequence) {
   const std::string out = makeDir("erp");
   // What a crash could leave: a file of a shorter batch that began at sequence 1 (written, but
   // the offset never committed), and a temporary file of an interrupted write.
-  writeFile(out + "/ferry-000000000001-000000000001.csv", "order_id\r\nstale\r\n");
-  writeFile(out + "/.ferry-000000000001-000000000007.tmp", "order_id\r\nhalf");
+  // The journal exists from a first run that had nothing to deliver; the crash came later.
+  writeFile(data_, "");
+  writeCsvConfig(csvSink("erp", out));
+  runOk();
+  writeFile(out + "/" + csvName("ferry", 1, 1), "order_id\r\nstale\r\n");
+  writeFile(out + "/." + csvName("ferry", 1, 7).substr(0, csvName("ferry", 1, 7).size() - 4) +
+                ".tmp",
+            "order_id\r\nhalf");
   // Another writer's files are left alone.
   writeFile(out + "/other-000000000001-000000000001.csv", "x\r\n");
   writeOrders({{"o1", "1", 1, "A", "EUR", 0, 0, {}},
@@ -366,9 +414,9 @@ TEST_F(ErpCsvTest, RedeliveryReplacesTheOlderFileOfTheSameFirstSequence) {
   writeCsvConfig(csvSink("erp", out));
   runOk();
 
-  EXPECT_EQ(listDir(out), (std::vector<std::string>{"ferry-000000000001-000000000003.csv",
+  EXPECT_EQ(listDir(out), (std::vector<std::string>{csvName("ferry", 1, 3),
                                                     "other-000000000001-000000000001.csv"}));
-  CsvFile f = readCsv(out + "/ferry-000000000001-000000000003.csv", ",", dir_.path());
+  CsvFile f = readCsv(out + "/" + csvName("ferry", 1, 3), ",", dir_.path());
   ASSERT_EQ(f.rows.size(), 4u);
   EXPECT_EQ(cell(f, 3, "order_id"), "o3");
 }
@@ -387,8 +435,8 @@ TEST_F(ErpCsvTest, UnmappableEventIsDeadLetteredAfterTheEventsBeforeIt) {
   runOk(2);  // done, with a new dead letter
 
   // o1 was written before o2 was refused; o3 after it, in a batch of its own.
-  EXPECT_EQ(listDir(out), (std::vector<std::string>{"ferry-000000000001-000000000001.csv",
-                                                    "ferry-000000000003-000000000003.csv"}));
+  EXPECT_EQ(listDir(out), (std::vector<std::string>{csvName("ferry", 1, 1),
+                                                    csvName("ferry", 3, 3)}));
   auto dead = deadLetters("erp");
   ASSERT_FALSE(dead.isNull());
   ASSERT_EQ(dead->size(), 1u);
@@ -449,8 +497,8 @@ TEST_F(ErpCsvTest, MissingFolderRetriesWithTheFolderNamedAndCatchesUpOnceItExist
   ferry_run.signal(SIGTERM);
   EXPECT_EQ(ferry_run.wait(), 0) << ferry_run.err();
 
-  EXPECT_EQ(listDir(out), std::vector<std::string>{"ferry-000000000001-000000000002.csv"});
-  CsvFile f = readCsv(out + "/ferry-000000000001-000000000002.csv", ",", dir_.path());
+  EXPECT_EQ(listDir(out), std::vector<std::string>{csvName("ferry", 1, 2)});
+  CsvFile f = readCsv(out + "/" + csvName("ferry", 1, 2), ",", dir_.path());
   ASSERT_EQ(f.rows.size(), 3u);
   EXPECT_EQ(cell(f, 1, "order_id"), "o1");
   EXPECT_EQ(cell(f, 2, "order_id"), "o2");
@@ -558,17 +606,17 @@ TEST_F(ErpCsvTest, ABuiltInLayoutColumnEmptyInEveryRowIsLoggedOncePerSinkAndColu
   };
   // Per sink and column, once, naming the first file and the field the layout reads.
   EXPECT_EQ(count("erp: column 'etd' of layout tradecloud_shipment_lines was empty in every row "
-                  "of ferry-000000000001-000000000001.csv; the source may not send "
+                  "of " + csvName("ferry", 1, 1) + "; the source may not send "
                   "^/locations/departure/etdDate"),
             1)
       << r.err;
   EXPECT_EQ(count("erp: column 'eta' of layout tradecloud_shipment_lines was empty in every row "
-                  "of ferry-000000000001-000000000001.csv; the source may not send "
+                  "of " + csvName("ferry", 1, 1) + "; the source may not send "
                   "^/locations/destinations/0/etaStartDate"),
             1)
       << r.err;
   EXPECT_EQ(count("erp2: column 'etd' of layout tradecloud_shipment_lines was empty in every row "
-                  "of ferry-000000000001-000000000003.csv"),
+                  "of " + csvName("ferry", 1, 3)),
             1)
       << r.err;
   EXPECT_EQ(count("erp2: column 'eta' of layout tradecloud_shipment_lines"), 1) << r.err;

@@ -68,8 +68,9 @@ TEST(FakeHostErpCsv, WritesTheDuckHubOrderLayoutAsOneFilePerBatch) {
 
   ASSERT_EQ(outcome.status, FERRY_WRITE_OK) << outcome.message;
   EXPECT_EQ(outcome.done, 2u);
-  // Sequences 1 and 2, handed out by the fake host like the journal does.
-  EXPECT_EQ(readFile(dir.path() / "ferry-000000000001-000000000002.csv"),
+  // Sequences 1 and 2, handed out by the fake host like the journal does, of the fake host's
+  // journal "20260101T000000Z-0000000000000001".
+  EXPECT_EQ(readFile(dir.path() / "ferry-20260101000000-000000-000000000001-000000000002.csv"),
             "order_id,order_number,status,type,customer_name,currency,subtotal,delivery_fee,"
             "discount,total,created_date,updated_at,confirmed_at,completed_at,item_count,"
             "previous_version\n"

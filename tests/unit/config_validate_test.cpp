@@ -202,7 +202,7 @@ TEST_F(ConfigTest, UnknownHostKeyListsTheAllowedKeys) {
   EXPECT_EQ(message, file() +
                          ": [host] jornal: unknown key; allowed keys: journal, plugin_dir, "
                          "log_level, log_file, log_format, retention, retry_initial, retry_max, "
-                         "commit_pages, commit_interval, admin_listen, unhealthy_after");
+                         "commit_pages, commit_interval, include, admin_listen, unhealthy_after");
 }
 
 TEST_F(ConfigTest, TypoInASectionName) {

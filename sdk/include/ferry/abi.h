@@ -371,6 +371,12 @@ typedef struct ferry_host_api {
 
   /* Non-zero once the host has been asked to stop: long loops should return a RETRY status. */
   int (*stopping)(ferry_host_ctx* ctx);
+
+  /* The identity of the journal the events come from, valid while the instance lives: a new
+   * journal (its sequences start again at 1) has another one. A sink that keeps positions or
+   * names files by sequence ties them to it, so that it never overwrites or skips what it
+   * wrote from an older journal. */
+  ferry_host_str (*journal_id)(ferry_host_ctx* ctx);
 } ferry_host_api;
 
 /* ---------------------------------------------------------------------------------------------

@@ -435,6 +435,9 @@ class Host {
     api_->gauge_set(ctx_, lend(name), value);
   }
   bool stopping() const { return api_->stopping(ctx_) != 0; }
+  // The identity of the journal the events come from (see ferry_host_api.journal_id): tie
+  // positions and file names kept by sequence to it.
+  std::string_view journalId() const { return view(api_->journal_id(ctx_)); }
 
   const ferry_host_api* api() const { return api_; }
   ferry_host_ctx* ctx() const { return ctx_; }

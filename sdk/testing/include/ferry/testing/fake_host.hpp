@@ -563,6 +563,13 @@ class FakeHost {
     return it == acquired_.end() ? 0 : it->second;
   }
 
+  // What journal_id() answers (default "20260101T000000Z-0000000000000001"): a new id is what a
+  // sink sees after the journal was replaced.
+  void setJournalId(std::string id) {
+    std::lock_guard lock(mutex_);
+    journal_id_ = std::move(id);
+  }
+
   // Makes state_set/state_erase answer FAILED, as the host does when its journal fails.
   void setStateFailing(bool failing) {
     std::lock_guard lock(mutex_);
@@ -754,6 +761,11 @@ class FakeHost {
     std::lock_guard lock(c.host->mutex_);
     c.host->gauges_[c.name + "/" + detail::text(name)] = value;
   }
+  static ferry_host_str journalId(ferry_host_ctx* ctx) {
+    auto& h = of(ctx);
+    std::lock_guard lock(h.mutex_);
+    return detail::lend(h.journal_id_);
+  }
   static int isStopping(ferry_host_ctx* ctx) {
     auto& h = of(ctx);
     std::lock_guard lock(h.mutex_);
@@ -766,7 +778,8 @@ class FakeHost {
                             &defineLimit,    &acquire,        &stateGet,
                             &stateSet,       &stateErase,     &sharedGet,
                             &sharedSet,      &sharedLock,     &sharedUnlock,
-                            &counterAdd,     &gaugeSet,       &isStopping};
+                            &counterAdd,     &gaugeSet,       &isStopping,
+                            &journalId};
   mutable std::mutex mutex_;
   HttpHandler handler_;
   std::vector<HttpCall> requests_;
@@ -779,6 +792,7 @@ class FakeHost {
   std::map<std::string, int> acquired_;
   bool stopping_ = false;
   bool failing_state_ = false;
+  std::string journal_id_ = "20260101T000000Z-0000000000000001";
   int64_t next_sequence_ = 1;
 };
 
