@@ -198,7 +198,7 @@ class ErpCsvTest : public FerryTest {
 
   // Every entry of `dir` is a finished file of ours: no .tmp, nothing else.
   static void expectOnlyFinishedFiles(const std::string& dir, const std::string& name = "ferry") {
-    const std::regex finished(name + "-[0-9]{12}-[0-9]{12}\\.csv");
+    const std::regex finished(name + "-[0-9]{14}-[0-9a-f]{6}-[0-9]{12}-[0-9]{12}\\.csv");
     for (const auto& n : listDir(dir))
       EXPECT_TRUE(std::regex_match(n, finished)) << "unexpected entry in " << dir << ": " << n;
   }
@@ -542,7 +542,8 @@ TEST_F(ErpCsvTest, RepeatedRunsLeaveOnlyWholeFilesAndEveryChangeOnce) {
   std::vector<int64_t> seen;
   int64_t rows = 0;
   for (const auto& n : listDir(out)) {
-    const int64_t a = std::stoll(n.substr(6, 12)), b = std::stoll(n.substr(19, 12));
+    // ferry-<14 digits>-<6 hex>-<first>-<last>.csv
+    const int64_t a = std::stoll(n.substr(28, 12)), b = std::stoll(n.substr(41, 12));
     for (int64_t s = a; s <= b; ++s) seen.push_back(s);
     CsvFile f = readCsv(out + "/" + n, ",", dir_.path());
     ASSERT_GE(f.rows.size(), 2u) << n;
