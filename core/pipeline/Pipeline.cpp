@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <set>
 #include <thread>
 
 #include "delivery/Delivery.h"
@@ -114,14 +115,20 @@ std::vector<std::string> Pipeline::reload(Config next) {
     return it != from.end() && it->second == fp;
   };
 
-  // 1. Every instance that is new or changed is created first: a refusal changes nothing.
-  std::map<std::string, std::unique_ptr<Instance>> fresh_sinks, fresh_sources;
+  // 1. Every instance that is new or changed is created once on trial, and destroyed again at
+  //    once: a refusal changes nothing. (It is not kept: a changed instance must not start while
+  //    the one it replaces still runs, both on the same plugin state.)
+  std::set<std::string> fresh_sinks, fresh_sources;
   for (const auto& sink : next.sinks)
-    if (sink.enabled && !same(old_sinks, sink.name, new_sinks.at(sink.name)))
-      fresh_sinks[sink.name] = createInstance(sink);
+    if (sink.enabled && !same(old_sinks, sink.name, new_sinks.at(sink.name))) {
+      createInstance(sink).reset();
+      fresh_sinks.insert(sink.name);
+    }
   for (const auto& source : next.sources)
-    if (source.enabled && !same(old_sources, source.name, new_sources.at(source.name)))
-      fresh_sources[source.name] = createInstance(source);
+    if (source.enabled && !same(old_sources, source.name, new_sources.at(source.name))) {
+      createInstance(source).reset();
+      fresh_sources.insert(source.name);
+    }
 
   // 2. Stop what is removed or changed: sources first (a page in flight is committed or
   //    dropped whole), then sinks (a batch in flight finishes and its offset is committed).
@@ -147,23 +154,32 @@ std::vector<std::string> Pipeline::reload(Config next) {
   retire(sources_, new_sources, old_sources, "source");
   retire(sinks_, new_sinks, old_sinks, "sink");
 
-  // 3. The new configuration, and its new and changed instances running.
+  // 3. The new configuration, and its new and changed instances running. An instance that
+  //    refuses now although its trial started (a plugin whose start depends on more than its
+  //    options) stays down, named in the log and in the lines.
   config_.set(std::move(next));
   const Config& now = config_.get();
-  for (const auto& sink : now.sinks) {
-    auto it = fresh_sinks.find(sink.name);
-    if (it == fresh_sinks.end()) continue;
-    addSink(sink, std::move(it->second));
-    if (started_) sinks_.back()->start();
-    lines.push_back("started sink " + sink.name);
-  }
-  for (const auto& source : now.sources) {
-    auto it = fresh_sources.find(source.name);
-    if (it == fresh_sources.end()) continue;
-    addSource(now, source, std::move(it->second));
-    if (started_) sources_.back()->start(false);
-    lines.push_back("started source " + source.name);
-  }
+  auto start = [&](const InstanceConfig& instance, const auto& add) {
+    try {
+      add(createInstance(instance));
+      lines.push_back("started " + instance.kind + " " + instance.name);
+    } catch (const std::exception& e) {
+      services_->logger.error(std::string("reload: ") + e.what());
+      lines.push_back("could not start " + instance.kind + " " + instance.name);
+    }
+  };
+  for (const auto& sink : now.sinks)
+    if (fresh_sinks.count(sink.name))
+      start(sink, [&](std::unique_ptr<Instance> instance) {
+        addSink(sink, std::move(instance));
+        if (started_) sinks_.back()->start();
+      });
+  for (const auto& source : now.sources)
+    if (fresh_sources.count(source.name))
+      start(source, [&](std::unique_ptr<Instance> instance) {
+        addSource(now, source, std::move(instance));
+        if (started_) sources_.back()->start(false);
+      });
   return lines;
 }
 

@@ -60,9 +60,9 @@ class Pipeline {
   // Applies `next` (validated against the same plugins, the same [host] settings that need a
   // restart) to a started pipeline: the instances that were added, removed or changed (plugin,
   // options, host settings, routing) are stopped and started anew, the others keep running
-  // untouched. Every new instance is created before anything stops: when one refuses to start,
-  // this throws (LoadError naming it) and the running configuration goes on unchanged. Returns
-  // one line per instance it stopped or started.
+  // untouched. Every new or changed instance is created on trial before anything stops: when
+  // one refuses to start, this throws (LoadError naming it) and the running configuration goes
+  // on unchanged. Returns one line per instance it stopped or started.
   std::vector<std::string> reload(Config next);
 
  private:
