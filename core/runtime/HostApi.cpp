@@ -18,7 +18,6 @@ std::string_view view(ferry_plugin_str s) {
   return s.len == 0 ? std::string_view() : std::string_view(s.ptr, s.len);
 }
 std::string text(ferry_plugin_str s) { return std::string(view(s)); }
-ferry_host_str lend(const std::string& s) { return ferry_host_str{s.data(), s.size()}; }
 
 // The position of the first control character (C0 or DEL) of `s`, npos when none.
 size_t firstControl(std::string_view s) {

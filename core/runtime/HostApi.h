@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "runtime/PluginServices.h"
@@ -24,6 +25,9 @@ struct FetchedItem {
   std::string meta;  // "" or the source's metadata object
   bool echo = false;
 };
+
+// A host string lent to a plugin for the duration of a call.
+inline ferry_host_str lend(std::string_view s) { return ferry_host_str{s.data(), s.size()}; }
 
 // The C host-API table, the same for every instance.
 const ferry_host_api* hostApi();

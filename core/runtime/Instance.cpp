@@ -50,8 +50,6 @@ Status statusOf(ferry_check_status s) {
   return Status::Retry;
 }
 
-ferry_host_str lend(std::string_view s) { return ferry_host_str{s.data(), s.size()}; }
-
 // The ABI's view of a journalled event; `id` must outlive it.
 ferry_event rawEvent(const JournalEvent& e, const std::string& id) {
   return ferry_event{sizeof(ferry_event),

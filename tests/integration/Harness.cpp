@@ -217,6 +217,12 @@ Poco::JSON::Object::Ptr findNamed(const Poco::JSON::Array::Ptr& array, const std
   return {};
 }
 
+std::map<std::string, int> countKeys(const std::vector<SinkLine>& lines) {
+  std::map<std::string, int> keys;
+  for (const auto& l : lines) ++keys[l.key];
+  return keys;
+}
+
 std::vector<std::string> readLines(const std::string& path) {
   std::vector<std::string> lines;
   std::ifstream in(path, std::ios::binary);

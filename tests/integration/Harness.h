@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -104,6 +105,8 @@ struct SinkLine {
 // Every line of a test_sink output file (none when the file does not exist). Throws on a line
 // that does not parse: the sink fsyncs whole lines, so a torn line is a finding.
 std::vector<SinkLine> readSinkLines(const std::string& path);
+// How often each key occurs in `lines`.
+std::map<std::string, int> countKeys(const std::vector<SinkLine>& lines);
 // Non-empty lines of a text file.
 std::vector<std::string> readLines(const std::string& path);
 

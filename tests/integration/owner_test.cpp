@@ -25,12 +25,6 @@ std::string items(int from, int to) {
   return text;
 }
 
-std::map<std::string, int> countKeys(const std::vector<SinkLine>& lines) {
-  std::map<std::string, int> keys;
-  for (const auto& l : lines) ++keys[l.key];
-  return keys;
-}
-
 class OwnerTest : public FerryTest {
  protected:
   // `ferry status --json` says a ferry runs on the journal with this PID.

@@ -19,12 +19,6 @@ std::string items(int from, int to) {
   return text;
 }
 
-std::map<std::string, int> countKeys(const std::string& file) {
-  std::map<std::string, int> keys;
-  for (const auto& l : readSinkLines(file)) ++keys[l.key];
-  return keys;
-}
-
 int64_t retainedEvents(const std::string& journal, const std::string& scratch) {
   RunResult r = runCommand({"sqlite3", journal, "SELECT COUNT(*) FROM events"}, scratch);
   EXPECT_EQ(r.exit_code, 0) << r.err;
@@ -78,7 +72,7 @@ TEST_F(PositionsTest, BackfillFromADateWhileFerryRunsDeliversWhatWasAsked) {
   run.signal(SIGTERM);
   ASSERT_EQ(run.wait(), 0) << run.err();
 
-  auto keys = countKeys(out);
+  auto keys = countKeys(readSinkLines(out));
   ASSERT_EQ(keys.size(), 31u);
   for (const auto& [key, n] : keys) {
     const int i = std::stoi(key.substr(1));
@@ -100,7 +94,7 @@ TEST_F(PositionsTest, RewindWritesAgainAndIsRefusedBeyondRetention) {
   r = command({"sinks", "rewind", "out", "--to-sequence", "25"});
   EXPECT_EQ(r.exit_code, 65) << "forward is a skip, not a rewind: " << describe(r);
   ASSERT_EQ(runOnce().exit_code, 0);
-  auto keys = countKeys(out);
+  auto keys = countKeys(readSinkLines(out));
   ASSERT_EQ(keys.size(), 20u);
   for (const auto& [key, n] : keys) EXPECT_EQ(n, std::stoi(key.substr(1)) >= 15 ? 2 : 1) << key;
 
@@ -158,7 +152,7 @@ TEST_F(PositionsTest, APausedSinkKeepsItsEventsPastRetentionAndGetsEachOnceOnRes
   run.signal(SIGTERM);
   ASSERT_EQ(run.wait(), 0) << run.err();
   for (const char* sink : {"a.jsonl", "b.jsonl"}) {
-    auto keys = countKeys(dir_.file(sink));
+    auto keys = countKeys(readSinkLines(dir_.file(sink)));
     EXPECT_EQ(keys.size(), 20u) << sink;
     for (const auto& [key, n] : keys) EXPECT_EQ(n, 1) << sink << " " << key;
   }
@@ -190,7 +184,7 @@ TEST_F(PositionsTest, ADisabledSinkHoldsRetentionUntilForgotten) {
 
   config(true);
   ASSERT_EQ(runOnce().exit_code, 0);
-  auto keys = countKeys(dir_.file("b.jsonl"));
+  auto keys = countKeys(readSinkLines(dir_.file("b.jsonl")));
   EXPECT_EQ(keys.size(), 20u) << "nothing lost while disabled";
   for (const auto& [key, n] : keys) EXPECT_EQ(n, 1) << key;
 
@@ -233,7 +227,8 @@ TEST_F(PositionsTest, DeadLettersShowDropAndTheExitCodeOfRunOnce) {
   EXPECT_EQ(deadLetters()->size(), 0u);
   EXPECT_EQ(command({"dead-letters", "drop", id}).exit_code, 65) << "already gone";
   EXPECT_EQ(runOnce().exit_code, 0);
-  EXPECT_EQ(countKeys(dir_.file("out.jsonl")).count("k3"), 0u) << "dropped, not written";
+  EXPECT_EQ(countKeys(readSinkLines(dir_.file("out.jsonl"))).count("k3"), 0u)
+      << "dropped, not written";
 }
 
 TEST_F(PositionsTest, AChangedStartFromIsReportedWithTheBackfillCommand) {

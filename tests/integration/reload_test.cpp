@@ -18,15 +18,9 @@ std::string items(const std::string& prefix, int from, int to) {
   return text;
 }
 
-std::map<std::string, int> countKeys(const std::string& file) {
-  std::map<std::string, int> keys;
-  for (const auto& l : readSinkLines(file)) ++keys[l.key];
-  return keys;
-}
-
 // Every key of `file` arrived exactly once, and there are `n` of them.
 void expectEachOnce(const std::string& file, size_t n) {
-  auto keys = countKeys(file);
+  auto keys = countKeys(readSinkLines(file));
   EXPECT_EQ(keys.size(), n) << file;
   for (const auto& [key, count] : keys) EXPECT_EQ(count, 1) << file << ": " << key;
 }
