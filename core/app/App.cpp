@@ -27,6 +27,7 @@
 #include "config/Config.h"
 #include "delivery/Delivery.h"
 #include "journal/Journal.h"
+#include "journal/PostgresJournal.h"
 #include "loader/Loader.h"
 #include "ops/AdminServer.h"
 #include "pipeline/Pipeline.h"
@@ -104,9 +105,9 @@ struct ScratchDir {
 };
 
 // The journal of a command that reads it: never created here (NoJournal when missing).
-std::unique_ptr<Journal> openExistingJournal(const std::string& path) {
-  requireJournal(path);
-  return openSqliteJournal(path);
+std::unique_ptr<Journal> openExistingJournal(const HostSettings& host) {
+  requireJournal(host.journal);
+  return openJournal(host.journal, host.host_id);
 }
 
 int64_t number(const std::string& option, const std::string& value) {
@@ -385,6 +386,7 @@ std::vector<std::string> hostChangesNeedingRestart(const HostSettings& a, const 
     if (!same) keys.emplace_back(key);
   };
   check(a.journal == b.journal, "journal");
+  check(a.host_id == b.host_id, "host_id");
   check(a.plugin_dir == b.plugin_dir, "plugin_dir");
   check(a.log_file == b.log_file, "log_file");
   check(a.log_format == b.log_format, "log_format");
@@ -435,12 +437,13 @@ int App::commandRun() {
   Config config = loadConfig(configPath());
   // Before anything writes (the log file included): one ferry per journal, never as root on the
   // service user's journal.
-  JournalLock owner(config.host.journal, "run --config " + config.file + (once_ ? " --once" : ""));
+  JournalLock owner(config.host.journal, "run --config " + config.file + (once_ ? " --once" : ""),
+                    config.host.host_id);
   setUpLogging(config.host.log_level, config.host.log_file, config.host.log_format);
   Poco::Logger& log = Poco::Logger::get("ferry");
   PluginRegistry plugins = PluginRegistry::loadDirectory(pluginDir(config.host.plugin_dir));
   validate(config, plugins);
-  auto journal = openSqliteJournal(config.host.journal);
+  auto journal = owner.open();
   for (const auto& change : startFromChanges(config, *journal, true)) log.warning(change);
   const int64_t started_ms = nowMs();
   int code = EXIT_OK;
@@ -470,7 +473,7 @@ int App::commandRun() {
                       std::to_string(admin->port()) + "/healthz and /metrics");
     }
     log.information("ferry " FERRY_VERSION " running with " + config.file + ", journal " +
-                    config.host.journal);
+                    journalDisplayName(config.host.journal));
     // Requests left while no ferry ran are carried out before anything moves.
     requests.applyPending();
     requests.setPipeline(&pipeline);
@@ -526,7 +529,7 @@ int App::submit(const Config& config, const std::string& action, const std::stri
   int64_t id = 0;
   for (;;) {
     if (auto pid = journalOwner(path)) {
-      auto journal = openSqliteJournal(path);
+      auto journal = openJournal(path, config.host.host_id);
       if (id == 0) id = journal->controls().submitCommand(action, target, argument);
       const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
       while (std::chrono::steady_clock::now() < until) {
@@ -544,15 +547,16 @@ int App::submit(const Config& config, const std::string& action, const std::stri
       continue;
     }
     try {
-      JournalLock owner(path, command);
+      JournalLock owner(path, command, config.host.host_id);
       setUpLogging("warning", "");
-      auto journal = openSqliteJournal(path);
+      auto journal = owner.open();
       if (id == 0) id = journal->controls().submitCommand(action, target, argument);
       LiveConfig live(config);
       Operator(live, *journal, nullptr, log).applyPending();
       auto r = journal->controls().command(id);
       if (!r || r->state == "pending")
-        throw JournalError("journal " + path + ": request #" + std::to_string(id) +
+        throw JournalError("journal " + journalDisplayName(path) + ": request #" +
+                           std::to_string(id) +
                            " could not be carried out (see the messages above)");
       return print(*r);
     } catch (const JournalBusy&) {
@@ -578,8 +582,8 @@ int App::commandCheck() {
       std::cout << "  [" << i.section << "] plugin " << i.plugin
                 << (i.enabled ? "" : " (disabled)") << "\n";
   // Read-only: never creates the journal.
-  if (fs::exists(config.host.journal)) {
-    auto journal = openSqliteJournal(config.host.journal);
+  if (journalExists(config.host.journal)) {
+    auto journal = openJournal(config.host.journal, config.host.host_id);
     for (const auto& change : startFromChanges(config, *journal, false))
       std::cout << "note: " << change << "\n";
   }
@@ -591,8 +595,9 @@ int App::commandCheck() {
   // Before the first run, the plugins get a scratch journal: check must not create the real one
   // (run as root, it would belong to root and lock the service out).
   std::optional<ScratchDir> scratch;
-  if (!fs::exists(config.host.journal)) scratch.emplace();
-  auto journal = openSqliteJournal(scratch ? scratch->path + "/journal.db" : config.host.journal);
+  if (!journalExists(config.host.journal)) scratch.emplace();
+  auto journal = openJournal(scratch ? scratch->path + "/journal.db" : config.host.journal,
+                             config.host.host_id);
   LiveConfig live(config);
   Pipeline pipeline(live, plugins, *journal, Poco::Logger::get("ferry"));
   pipeline.create();
@@ -748,13 +753,13 @@ Poco::JSON::Object::Ptr cursorJson(const std::optional<Cursor>& c) {
 
 int App::commandStatus() {
   Config config = loadConfig(configPath(), EnvReferences::kMayBeUnset);
-  auto journal = openExistingJournal(config.host.journal);
+  auto journal = openExistingJournal(config.host);
   const std::optional<pid_t> owner = journalOwner(config.host.journal);
   const Positions p = gatherPositions(config, *journal);
 
   if (json_) {
     Poco::JSON::Object::Ptr root = new Poco::JSON::Object;
-    root->set("journal", config.host.journal);
+    root->set("journal", journalDisplayName(config.host.journal));
     root->set("running", owner.has_value());
     root->set("pid",
               owner ? Poco::Dynamic::Var(static_cast<int64_t>(*owner)) : Poco::Dynamic::Var());
@@ -794,7 +799,8 @@ int App::commandStatus() {
     std::cout << "\n";
     return EXIT_OK;
   }
-  std::cout << "journal " << config.host.journal << ", last sequence " << p.last << "\nferry "
+  std::cout << "journal " << journalDisplayName(config.host.journal) << ", last sequence "
+            << p.last << "\nferry "
             << (owner ? "running (PID " + std::to_string(*owner) + ")"
                       : "not running (the states below are where the last run left them)")
             << "\n\nSOURCES\n";
@@ -821,7 +827,7 @@ int App::commandStatus() {
 
 int App::commandPositions() {
   Config config = loadConfig(configPath(), EnvReferences::kMayBeUnset);
-  auto journal = openExistingJournal(config.host.journal);
+  auto journal = openExistingJournal(config.host);
   const Positions p = gatherPositions(config, *journal);
   if (json_) {
     Poco::JSON::Object root;
@@ -851,7 +857,8 @@ int App::commandPositions() {
     std::cout << "\n";
     return EXIT_OK;
   }
-  std::cout << "journal " << config.host.journal << ": last sequence " << p.last << ", "
+  std::cout << "journal " << journalDisplayName(config.host.journal) << ": last sequence "
+            << p.last << ", "
             << (p.oldest == 0 ? std::string("no event retained")
                               : "events " + std::to_string(p.oldest) + "-" +
                                     std::to_string(p.last) + " retained")
@@ -943,7 +950,7 @@ int App::commandTrace(const std::vector<std::string>& args) {
   }
   const std::string& key = args[1];
   Config config = loadConfig(configPath(), EnvReferences::kMayBeUnset);
-  auto journal = openExistingJournal(config.host.journal);
+  auto journal = openExistingJournal(config.host);
   SinkLedger& ledger = journal->ledger();
   // By key, or by a business number the source named (DuckHub order number, PO number, …).
   auto events = traceEvents(journal->events(), key);
@@ -1004,7 +1011,8 @@ int App::commandTrace(const std::vector<std::string>& args) {
     return events.empty() ? EXIT_DATAERR : EXIT_OK;
   }
   if (events.empty()) {
-    std::cout << "no event with key or number '" << key << "' in " << config.host.journal
+    std::cout << "no event with key or number '" << key << "' in "
+              << journalDisplayName(config.host.journal)
               << " (never fetched, or older than the retention)\n";
     for (const auto& d : dead)
       std::cout << "dead letter #" << d.id << " of sink " << d.sink << ": "
@@ -1065,7 +1073,7 @@ int App::commandDeadLetters(const std::vector<std::string>& args) {
                   "dead-letters drop" + text + " --config " + config.file);
   }
   if (action == "show") {
-    auto journal = openExistingJournal(config.host.journal);
+    auto journal = openExistingJournal(config.host);
     for (const auto& d : journal->ledger().deadLetters(std::nullopt)) {
       if (d.id != ids[0]) continue;
       std::cout << "dead letter #" << d.id << " of sink " << d.sink << "\n"
@@ -1080,7 +1088,7 @@ int App::commandDeadLetters(const std::vector<std::string>& args) {
     std::cerr << "ferry: no dead letter #" << ids[0] << " (see ferry dead-letters list)\n";
     return EXIT_DATAERR;
   }
-  auto journal = openExistingJournal(config.host.journal);
+  auto journal = openExistingJournal(config.host);
   auto letters = journal->ledger().deadLetters(sink_.empty() ? std::nullopt : std::optional(sink_));
   if (json_) {
     Poco::JSON::Array out;

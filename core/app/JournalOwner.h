@@ -3,13 +3,21 @@
 // PID. The OS releases the lock when the process ends, however it ends (kill -9 too), so a file
 // left behind never blocks anybody. Read-only commands only probe the lock (F_GETLK) and never
 // create the file.
+//
+// A PostgreSQL journal ([host] journal = postgresql://…) has no lock file: the owner's journal
+// connection holds a session-level advisory lock (PostgresJournal::own()), which PostgreSQL
+// releases when the connection ends, however the process ends; its application_name
+// ("ferry/<host_id>/<pid>") names the owner. So one ferry owns the journal across all hosts.
 #pragma once
 
 #include <sys/types.h>
 
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
+
+#include "journal/Journal.h"
 
 namespace ferry::core {
 
@@ -34,10 +42,14 @@ class NoJournal : public std::runtime_error {
 // `<journal>.lock`
 std::string lockFileOf(const std::string& journal);
 
-// The PID of the process owning `journal`, nullopt when none does. Creates nothing.
+// The PID of the process owning `journal`, nullopt when none does (PostgreSQL: on whichever
+// host it runs). Creates nothing.
 std::optional<pid_t> journalOwner(const std::string& journal);
 
-// Throws NoJournal ("no journal yet at <path>") when the journal file does not exist.
+// Whether the journal exists (the file; PostgreSQL: the journal's tables). Creates nothing.
+bool journalExists(const std::string& journal);
+
+// Throws NoJournal ("no journal yet at <path>") when the journal does not exist.
 void requireJournal(const std::string& journal);
 
 // Throws JournalNotOurs when running as root on a journal (or, before the first run, a journal
@@ -47,16 +59,25 @@ void refuseRootOnOthersJournal(const std::string& journal, const std::string& co
 
 // Makes this process the owner of `journal` until destruction. `command` ("run", "sinks pause
 // out") goes into the messages. Throws JournalNotOurs as refuseRootOnOthersJournal() does, and
-// JournalBusy, naming the owner's PID, when another process owns the journal.
+// JournalBusy, naming the owner's PID, when another process owns the journal. A PostgreSQL
+// journal is opened (created when missing) here, as its connection holds the lock; `host_id`
+// names this host there.
 class JournalLock {
  public:
-  JournalLock(const std::string& journal, const std::string& command);
+  JournalLock(const std::string& journal, const std::string& command,
+              const std::string& host_id = "");
   ~JournalLock();
   JournalLock(const JournalLock&) = delete;
   JournalLock& operator=(const JournalLock&) = delete;
 
+  // The owned journal, opened (created when missing); call once. A PostgreSQL journal takes the
+  // lock with it: it stays owned as long as the returned journal lives.
+  std::unique_ptr<Journal> open();
+
  private:
+  std::string journal_;
   int fd_ = -1;
+  std::unique_ptr<Journal> owned_;  // PostgreSQL: the journal whose connection holds the lock
 };
 
 }  // namespace ferry::core

@@ -1,5 +1,6 @@
 #include "config/Config.h"
 
+#include <Poco/Environment.h>
 #include <Poco/Exception.h>
 #include <Poco/URI.h>
 #include <Poco/Util/IniFileConfiguration.h>
@@ -179,7 +180,11 @@ OptionSpec def(const char* name, OptionType type, const char* default_value, con
 // The [host] section is validated with the same machinery as a plugin's options.
 const std::vector<OptionSpec>& hostSectionOptions() {
   static const std::vector<OptionSpec> table = {
-      def("journal", OptionType::String, "ferry-journal.db", "SQLite journal file"),
+      def("journal", OptionType::String, "ferry-journal.db",
+          "SQLite journal file, or postgresql://user:password@host:port/database for a "
+          "PostgreSQL journal"),
+      def("host_id", OptionType::String, "",
+          "this host's name in a PostgreSQL journal (empty: the machine's hostname)"),
       def("plugin_dir", OptionType::String, "", "plugin directory (empty: next to ferry)"),
       def("log_level", OptionType::String, "info", "least severe level logged",
           "debug|info|warning|error"),
@@ -655,7 +660,33 @@ Config loadConfig(const std::string& path, EnvReferences env) {
     return normaliseOption(d, it != values.end() ? it->second : d.default_value,
                            file + ": [host] " + name);
   };
-  config.host.journal = resolvePath(setting("journal"), base);
+  {
+    // A PostgreSQL URL is no path; its password is a secret like a plugin's, so it must be long
+    // enough to be masked (services/Text.h redact()).
+    const std::string journal = setting("journal");
+    const bool url = journal.rfind("postgresql://", 0) == 0 || journal.rfind("postgres://", 0) == 0;
+    if (!url && journal.find("://") != std::string::npos)
+      throw ConfigError(file + ": [host] journal: '" + journal.substr(0, journal.find("://")) +
+                        "://' is no journal ferry knows; give a file path (SQLite) or a "
+                        "postgresql://user:password@host:port/database URL");
+    for (const auto& [info, password] : urlCredentials(journal))
+      if (!password.empty() && characters(password) < kMinSecretLength)
+        throw ConfigError(file + ": [host] journal: " + tooShort("the password in the URL"));
+    config.host.journal = url ? journal : resolvePath(journal, base);
+  }
+  config.host.host_id = setting("host_id");
+  if (config.host.host_id.empty()) {
+    // The hostname; a long one by its first label.
+    const std::string node = Poco::Environment::nodeName();
+    config.host.host_id = node.size() <= 40 ? node : node.substr(0, std::min<size_t>(node.find('.'), 40));
+  }
+  if (config.host.host_id.size() > 40 ||
+      std::any_of(config.host.host_id.begin(), config.host.host_id.end(), [](char c) {
+        return !std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.';
+      }))
+    throw ConfigError(file + ": [host] host_id: '" + config.host.host_id +
+                      "' must be 1 to 40 letters, digits, '-', '_' or '.'; set host_id to a "
+                      "short name for this host");
   config.host.plugin_dir = resolvePath(setting("plugin_dir"), base);
   config.host.log_level = setting("log_level");
   config.host.log_file = resolvePath(setting("log_file"), base);

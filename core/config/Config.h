@@ -41,7 +41,9 @@ class ConfigError : public std::runtime_error {
 
 // Settings of the [host] section, resolved.
 struct HostSettings {
-  std::string journal;       // absolute path of the SQLite journal
+  std::string journal;       // absolute path of the SQLite journal, or a postgresql:// URL (a
+                             // secret: show it with journalDisplayName())
+  std::string host_id;       // this host's name in a shared (PostgreSQL) journal; default: hostname
   std::string plugin_dir;    // absolute; "" = the default next to the executable
   std::string log_level;     // debug|info|warning|error
   std::string log_file;      // "" = standard error
