@@ -303,6 +303,7 @@ class DuckHubSourceTest : public FerryTest {
     fs::copy_file(DUCKHUB_PLUGIN, plugins_ + "/source_duckhub_orders.so");
     fs::copy_file(SINK_ERP_CSV_PLUGIN, plugins_ + "/sink_erp_csv.so");
     fs::copy_file(TEST_SINK_PLUGIN, plugins_ + "/test_sink.so");
+    fs::copy_file(SINK_SQL_PLUGIN, plugins_ + "/sink_sql.so");
     fs::create_directories(erp_);
   }
 
@@ -312,7 +313,7 @@ class DuckHubSourceTest : public FerryTest {
   }
 
   std::string hostConfig() const {
-    return "[host]\njournal = " + dir_.file("journal.db") + "\nplugin_dir = " + plugins_ +
+    return "[host]\njournal = " + journal_ + "\nplugin_dir = " + plugins_ +
            "\nlog_level = info\nretry_initial = 50ms\nretry_max = 1s\n\n";
   }
   // A [source.<name>] for `venue`; `extra` adds or overrides keys.
@@ -395,6 +396,7 @@ class DuckHubSourceTest : public FerryTest {
 
   std::string plugins_ = dir_.file("plugins");
   std::string erp_ = dir_.file("erp");
+  std::string journal_ = dir_.file("journal.db");  // [host] journal
   std::unique_ptr<Sim> sim_;
 };
 
@@ -1184,6 +1186,239 @@ TEST_F(DuckHubSourceTest, UsesOnlyDocumentedEndpointsAndParameters) {
     EXPECT_EQ(all->getObject(static_cast<unsigned>(i))->getValue<std::string>("status"),
               "confirmed")
         << "the PATCH body is exactly {\"status\": \"confirmed\"}";
+}
+
+// ---------------------------------------------------------------------------------------------
+// 10. The journal in PostgreSQL
+// ---------------------------------------------------------------------------------------------
+
+// The same runs with `[host] journal = postgresql://…`: a private schema of the PostgreSQL server
+// scripts/test starts (FERRY_TEST_PG, a libpq keyword string), read back with psql. Without
+// FERRY_TEST_PG, or with the server unreachable, the tests FAIL.
+class DuckHubOnPostgresJournalTest : public DuckHubSourceTest {
+ protected:
+  void SetUp() override {
+    DuckHubSourceTest::SetUp();
+    const char* base = std::getenv("FERRY_TEST_PG");
+    ASSERT_TRUE(base != nullptr && *base != '\0')
+        << "FERRY_TEST_PG is not set: run the tests with scripts/test, which starts a PostgreSQL "
+           "server and sets it";
+    admin_ = base;
+    std::map<std::string, std::string> parts;
+    std::istringstream in(admin_);
+    std::string item;
+    while (in >> item)
+      if (auto eq = item.find('='); eq != std::string::npos)
+        parts[item.substr(0, eq)] = item.substr(eq + 1);
+    std::mt19937_64 gen(std::random_device{}());
+    schema_ = "j_";
+    for (int i = 0; i < 12; ++i) schema_ += "abcdefghijklmnopqrstuvwxyz0123456789"[gen() % 36];
+    journal_ = "postgresql://" + parts["user"] + "@" + parts["host"] + ":" + parts["port"] + "/" +
+               parts["dbname"] + "?options=-csearch_path%3D" + schema_;
+    RunResult r = runCommand({"psql", admin_, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c",
+                              "CREATE SCHEMA " + schema_},
+                             dir_.path(), 60s);
+    ASSERT_EQ(r.exit_code, 0) << "PostgreSQL at '" << admin_ << "' is unreachable: " << describe(r);
+    created_ = true;
+  }
+  void TearDown() override {
+    if (created_)
+      runCommand({"psql", admin_, "-X", "-q", "-c", "DROP SCHEMA " + schema_ + " CASCADE"},
+                 dir_.path(), 60s);
+  }
+
+  // psql in the journal's schema: the rows as tab-separated lines.
+  std::string psql(const std::string& sql) {
+    RunResult r = runCommand({"psql", admin_ + " options='-csearch_path=" + schema_ + "'", "-X",
+                              "-q", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1", "-c", sql},
+                             dir_.path(), 60s);
+    EXPECT_EQ(r.exit_code, 0) << sql << ": " << describe(r);
+    return r.out;
+  }
+  int64_t journalled() { return std::stoll(psql("SELECT count(*) FROM events")); }
+
+  // The SQL sink into a SQLite file: one row per order, its latest version.
+  std::string sqlSink() const {
+    return section("sink.sql",
+                   {{"plugin", "sink_sql"},
+                    {"connector", "sqlite"},
+                    {"connection", sql_db_},
+                    {"changes", "false"},
+                    {"table", "orders"},
+                    {"batch_delay", "100ms"}},
+                   "");
+  }
+  // Every order of the simulator is a row of `orders` with its current version and status, none
+  // twice.
+  void expectSqlMatchesState(const std::map<std::string, Sim::Order>& state,
+                             const std::string& what) {
+    RunResult r = runCommand({"sqlite3", "-batch", "-bail", "-separator", "\t", sql_db_,
+                              "SELECT order_id, updated_at, status FROM orders"},
+                             dir_.path(), 60s);
+    ASSERT_EQ(r.exit_code, 0) << what << ": " << describe(r);
+    std::map<std::string, std::pair<std::string, std::string>> rows;
+    size_t lines = 0;
+    std::istringstream in(r.out);
+    for (std::string line; std::getline(in, line);) {
+      std::istringstream cells(line);
+      std::string id, updated_at, status;
+      std::getline(cells, id, '\t');
+      std::getline(cells, updated_at, '\t');
+      std::getline(cells, status, '\t');
+      rows[id] = {updated_at, status};
+      ++lines;
+    }
+    EXPECT_EQ(lines, rows.size()) << what << ": an order has two rows";
+    EXPECT_EQ(rows.size(), state.size()) << what;
+    int wrong = 0;
+    for (const auto& [id, o] : state) {
+      auto it = rows.find(id);
+      if (it == rows.end() || it->second != std::make_pair(o.updated_at, o.status))
+        if (++wrong <= 3)
+          ADD_FAILURE() << what << ": order " << id << " is " << o.updated_at << " " << o.status
+                        << " at the simulator, "
+                        << (it == rows.end() ? "missing"
+                                             : it->second.first + " " + it->second.second)
+                        << " in the table";
+    }
+    EXPECT_EQ(wrong, 0) << what;
+  }
+
+  std::string admin_, schema_;
+  std::string sql_db_ = dir_.file("target.db");
+  bool created_ = false;
+};
+
+TEST_F(DuckHubOnPostgresJournalTest, BackfillIntoCsvAndSqlDeliversEveryOrderOnceAndCommandsWork) {
+  Sim& sim = startSim({"--seed", "11", "--venues", "2", "--orders", "150", "--no-rate-limit",
+                       "--quiet"});
+  writeDuckConfig(duckSource("v1", "v1", "page_size = 25\n") +
+                  duckSource("v2", "v2", "page_size = 25\n") + csvSink() + sqlSink());
+  runOk("backfill");
+
+  auto state = sim.state();
+  ASSERT_EQ(state.size(), 300u);
+  expectCsvMatchesState(state, "after the backfill");
+  DropFolder f = csv();
+  EXPECT_EQ(f.rows.size(), state.size()) << "one row per order, none twice";
+  EXPECT_TRUE(f.duplicates().empty()) << "written twice: " << f.duplicates().front();
+  expectSqlMatchesState(state, "after the backfill");
+  EXPECT_EQ(journalled(), 300) << "the events are in PostgreSQL";
+  EXPECT_FALSE(fs::exists(dir_.file("journal.db"))) << "no SQLite journal was made";
+
+  // `ferry status`: the journal by its URL, every cursor at the newest order, both sinks at the
+  // last sequence.
+  auto st = status();
+  ASSERT_FALSE(st.isNull());
+  EXPECT_EQ(str(st, "journal"), journal_);
+  EXPECT_EQ(num(st, "last_sequence"), 300);
+  EXPECT_FALSE(st->getValue<bool>("running"));
+  for (const char* venue : {"v1", "v2"}) {
+    std::string newest;
+    for (const auto& [id, o] : ofVenue(state, venue)) newest = std::max(newest, o.updated_at);
+    auto src = instance(st, "sources", venue);
+    ASSERT_FALSE(src.isNull()) << venue;
+    EXPECT_EQ(str(src, "state"), "idle") << venue << ": " << str(src, "message");
+    ASSERT_FALSE(src->getObject("cursor").isNull()) << venue;
+    EXPECT_EQ(src->getObject("cursor")->getValue<std::string>("since"), newest) << venue;
+  }
+  for (const char* sink : {"erp", "sql"}) {
+    auto snk = instance(st, "sinks", sink);
+    ASSERT_FALSE(snk.isNull()) << sink;
+    EXPECT_EQ(num(snk, "offset"), 300) << sink;
+    EXPECT_EQ(num(snk, "backlog"), 0) << sink;
+  }
+
+  // `ferry trace` finds an order's version; `ferry dead-letters list` has none.
+  const auto& [some_id, some_order] = *state.begin();
+  const auto traced = traceEchoes(some_id);
+  EXPECT_EQ(traced.count(some_order.updated_at), 1u) << "ferry trace " << some_id;
+  auto dead = deadLetters();
+  ASSERT_FALSE(dead.isNull());
+  EXPECT_EQ(dead->size(), 0u);
+  RunResult positions = ferry({"positions", "--config", config_}, 60s);
+  EXPECT_EQ(positions.exit_code, 0) << describe(positions);
+  EXPECT_NE(positions.out.find("last sequence 300"), std::string::npos) << positions.out;
+
+  // A command that moves positions, with no ferry running: it takes the journal itself.
+  RunResult pause = ferry({"sinks", "pause", "sql", "--config", config_}, 60s);
+  ASSERT_EQ(pause.exit_code, 0) << describe(pause);
+  EXPECT_EQ(psql("SELECT paused FROM sink_controls WHERE sink = 'sql'"), "t\n");
+  RunResult rewind =
+      ferry({"sinks", "rewind", "erp", "--to-sequence", "200", "--config", config_}, 60s);
+  ASSERT_EQ(rewind.exit_code, 0) << describe(rewind);
+  EXPECT_EQ(psql("SELECT sequence FROM sink_offsets WHERE sink = 'erp'"), "200\n");
+  // The paused SQL sink writes nothing; the CSV sink catches up from 200.
+  sim.change(5);
+  runOk("second pass");
+  EXPECT_EQ(journalled(), 305);
+  st = status();
+  EXPECT_EQ(num(instance(st, "sinks", "erp"), "offset"), 305);
+  EXPECT_EQ(num(instance(st, "sinks", "sql"), "offset"), 300) << "paused";
+  EXPECT_TRUE(instance(st, "sinks", "sql")->getValue<bool>("paused"));
+  RunResult resume = ferry({"sinks", "resume", "sql", "--config", config_}, 60s);
+  ASSERT_EQ(resume.exit_code, 0) << describe(resume);
+  runOk("third pass");
+  expectSqlMatchesState(sim.state(), "after the resume");
+  expectCsvMatchesState(sim.state(), "after the third pass");
+}
+
+// One ferry owns a PostgreSQL journal: a second `ferry run` on it is refused with the owner named
+// (until leases let hosts share it), and a command beside the running one is carried out by it.
+TEST_F(DuckHubOnPostgresJournalTest, ASecondFerryIsRefusedAndCommandsGoThroughTheOwner) {
+  startSim({"--seed", "3", "--venues", "1", "--orders", "50", "--no-rate-limit", "--quiet"});
+  writeDuckConfig(duckSource("v1", "v1") + csvSink());
+  FerryProcess running({"run", "--config", config_}, dir_.path());
+  Poco::JSON::Object::Ptr st;
+  ASSERT_TRUE(waitUntil([&] {
+    st = tryStatus();
+    return !st.isNull() && st->getValue<bool>("running") &&
+           num(instance(st, "sinks", "erp"), "offset") == 50;
+  })) << running.err();
+  EXPECT_EQ(num(st, "pid"), running.pid());
+
+  RunResult second = runOnce();
+  EXPECT_EQ(second.exit_code, 75) << describe(second);
+  EXPECT_NE(second.err.find("is in use by another ferry (ferry/"), std::string::npos) << second.err;
+  EXPECT_NE(second.err.find("/" + std::to_string(running.pid()) + ","), std::string::npos)
+      << second.err;
+
+  RunResult pause = ferry({"sinks", "pause", "erp", "--config", config_}, 60s);
+  EXPECT_EQ(pause.exit_code, 0) << describe(pause);
+  EXPECT_EQ(psql("SELECT state FROM commands"), "done\n") << "answered by the running ferry";
+  running.signal(SIGTERM);
+  EXPECT_EQ(running.wait(), 0) << running.err();
+}
+
+// kill -9 at random moments while orders change, on the PostgreSQL journal: after a final pass
+// every order's current version is in the CSV folder and the SQL table, none twice in the table.
+TEST_F(DuckHubOnPostgresJournalTest, KilledAtRandomMomentsNothingMissingNothingStale) {
+  Sim& sim = startSim({"--seed", "8", "--venues", "2", "--orders", "600", "--no-rate-limit",
+                       "--live-rate", "20", "--quiet"});
+  writeDuckConfig(duckSource("v1", "v1", "page_size = 50\ntimeout = 2s\n") +
+                  duckSource("v2", "v2", "page_size = 50\ntimeout = 2s\n") +
+                  csvSink("batch_size = 300\n") + sqlSink());
+  const unsigned seed = 20261203;
+  std::mt19937 rng(seed);
+  std::cerr << "[ seed     ] " << seed << "\n";
+  for (int round = 0; round < 6; ++round) {
+    FerryProcess ferry({"run", "--config", config_}, dir_.path());
+    std::this_thread::sleep_for(std::chrono::milliseconds(300 + rng() % 1500));
+    ASSERT_TRUE(ferry.running()) << "round " << round << ": ferry ended early: " << ferry.err();
+    ferry.kill9();
+  }
+  sim.control("POST", "/_sim/live", "{\"rate\":0}");
+  sim.change(3);
+  auto state = sim.state();
+  RunResult r = ferry({"run", "--config", config_, "--once"}, 180s);
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  EXPECT_GT(count(sim.requests(), "changes_applied"), 20) << "precondition: orders changed";
+  expectCsvMatchesState(state, "after 6 kills and a final pass");
+  expectSqlMatchesState(state, "after 6 kills and a final pass");
+  // Nothing twice in the journal: one event per (order, version).
+  EXPECT_EQ(psql("SELECT count(*) FROM (SELECT key, version FROM events GROUP BY key, version "
+                 "HAVING count(*) > 1) d"),
+            "0\n");
 }
 
 }  // namespace
