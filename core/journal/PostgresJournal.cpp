@@ -33,9 +33,6 @@ constexpr const char* kMigrateClass = "1178944090";
 constexpr const char* kJournalKey =
     "(hashtext(current_database() || '/' || current_schema()) & 2147483647)";
 
-// Events per INSERT (10 parameters each; PostgreSQL takes at most 65535 per statement). Multi-row
-// VALUES: one round trip per thousand events, not one per event.
-constexpr size_t kInsertChunk = 1000;
 // Events purged per transaction (purge() runs in chunks of this many).
 constexpr int64_t kPurgeChunk = 10000;
 
@@ -293,18 +290,6 @@ DeadLetter toDeadLetter(const Result& r, int row) {
   d.replay_requested = r.boolean(row, 13);
   d.event.meta = r.text(row, 14);
   return d;
-}
-
-// "($1, $2), ($3, $4)": `rows` groups of `columns` placeholders, numbered from `first`.
-std::string valuesList(size_t rows, size_t columns, size_t first = 1) {
-  std::string out;
-  size_t n = first;
-  for (size_t r = 0; r < rows; ++r) {
-    out += r == 0 ? "(" : ", (";
-    for (size_t c = 0; c < columns; ++c) out += (c == 0 ? "$" : ", $") + std::to_string(n++);
-    out += ")";
-  }
-  return out;
 }
 
 int64_t clampLimit(size_t limit) {
@@ -679,36 +664,48 @@ int64_t PostgresJournal::commit(const std::string& source, const std::vector<New
     std::vector<const NewEvent*> latest;
     for (size_t i = 0; i < events.size(); ++i)
       if (last_of_key[{events[i].entity, events[i].key}] == i) latest.push_back(&events[i]);
-    for (size_t from = 0; from < latest.size(); from += kInsertChunk) {
-      const size_t n = std::min(kInsertChunk, latest.size() - from);
-      Params p;
-      for (size_t i = from; i < from + n; ++i)
-        p.text(source).text(latest[i]->entity).text(latest[i]->key).text(latest[i]->version)
-            .integer(latest[i]->version_ns);
-      db_->exec("INSERT INTO latest_versions (source, entity, key, version, version_ns) VALUES " +
-                    valuesList(n, 5) +
-                    " ON CONFLICT (source, entity, key) DO UPDATE SET version = excluded.version, "
-                    "version_ns = excluded.version_ns",
-                p);
+    if (!latest.empty()) {
+      std::vector<std::string_view> entities, keys, versions;
+      std::vector<int64_t> version_ns;
+      for (const NewEvent* e : latest) {
+        entities.push_back(e->entity);
+        keys.push_back(e->key);
+        versions.push_back(e->version);
+        version_ns.push_back(e->version_ns);
+      }
+      db_->exec(
+          "INSERT INTO latest_versions (source, entity, key, version, version_ns) "
+          "SELECT $1, e, k, v, n FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[]) "
+          "AS t(e, k, v, n) ON CONFLICT (source, entity, key) DO UPDATE SET "
+          "version = excluded.version, version_ns = excluded.version_ns",
+          Params().text(source).textArray(entities).textArray(keys).textArray(versions)
+              .integerArray(version_ns));
     }
     upsertCursor(*db_, source, cursor, now_ms);
     if (events.empty()) return 0;
     const int64_t last = db_->exec("UPDATE event_sequence SET last = last + $1 RETURNING last",
                                    Params().integer(static_cast<int64_t>(events.size())))
                              .integer(0, 0);
-    int64_t sequence = last - static_cast<int64_t>(events.size());
-    for (size_t from = 0; from < events.size(); from += kInsertChunk) {
-      const size_t n = std::min(kInsertChunk, events.size() - from);
-      Params p;
-      for (size_t i = from; i < from + n; ++i) {
-        const NewEvent& e = events[i];
-        p.integer(++sequence).text(source).text(e.entity).text(e.key).text(e.version)
-            .text(e.previous).text(e.body).boolean(e.echo).integer(now_ms).text(e.meta);
-      }
-      db_->exec(std::string("INSERT INTO events (") + kEventColumns + ") VALUES " +
-                    valuesList(n, 10),
-                p);
+    // One statement for the page: each column as one array parameter (PostgreSQL plans it once,
+    // whatever the page's size), the sequences counted from the row's old value in page order.
+    std::vector<std::string_view> entities, keys, versions, previous, bodies, metas;
+    std::vector<int64_t> echoes;
+    for (const NewEvent& e : events) {
+      entities.push_back(e.entity);
+      keys.push_back(e.key);
+      versions.push_back(e.version);
+      previous.push_back(e.previous);
+      bodies.push_back(e.body);
+      metas.push_back(e.meta);
+      echoes.push_back(e.echo ? 1 : 0);
     }
+    db_->exec(std::string("INSERT INTO events (") + kEventColumns +
+                  ") SELECT $1 + i, $2, e, k, v, p, b, x <> 0, $3, m FROM unnest($4::text[], "
+                  "$5::text[], $6::text[], $7::text[], $8::text[], $9::int[], $10::text[]) "
+                  "WITH ORDINALITY AS t(e, k, v, p, b, x, m, i) ORDER BY i",
+              Params().integer(last - static_cast<int64_t>(events.size())).text(source)
+                  .integer(now_ms).textArray(entities).textArray(keys).textArray(versions)
+                  .textArray(previous).textArray(bodies).integerArray(echoes).textArray(metas));
     return last;
   });
 }
