@@ -391,6 +391,8 @@ void validateInstance(InstanceConfig& inst, const PluginRegistry& plugins) {
       inst.start_from = *inst.value("start_from");
       inst.page_size = toInt(*inst.value("page_size"));
       requireAtLeast(inst.page_size, 1, where("page_size"));
+      inst.set_aside_after = toInt(*inst.value("set_aside_after"));
+      requireAtLeast(inst.set_aside_after, 1, where("set_aside_after"));
     } else {
       auto from = inst.value("from");
       inst.from = from ? split(*from, ',') : std::vector<std::string>{};
@@ -427,6 +429,9 @@ const std::vector<OptionSpec>& hostSourceOptions() {
           "each cycle asks from this long before the cursor, to catch late commits"),
       def("start_from", OptionType::Instant, "now", "the first cursor of a new source"),
       def("page_size", OptionType::Int, "100", "items per page"),
+      def("set_aside_after", OptionType::Int, "3",
+          "fetches of a page before an item that cannot be read is set aside as a source dead "
+          "letter (ferry dead-letters list) and the source goes on without it"),
   };
   return table;
 }

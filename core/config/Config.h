@@ -83,6 +83,7 @@ struct InstanceConfig {
   int64_t lookback_ms = 5000;
   std::string start_from;  // UTC instant text
   int64_t page_size = 100;
+  int64_t set_aside_after = 3;  // fetches of a page before an unreadable item is set aside
   // Sinks:
   std::vector<std::string> from;  // source names; empty = every source
   int64_t batch_size = 100;

@@ -152,8 +152,24 @@ const std::vector<std::vector<const char*>> kMigrations = {
              progress text NOT NULL,
              updated_at_ms bigint NOT NULL))",
     },
+    {
+        // Schema 2. Source dead letters: items a source could not read, set aside (EventLog.h).
+        // bytea: a key set aside for its NUL byte keeps it.
+        R"(CREATE TABLE source_dead_letters (
+             id bigserial PRIMARY KEY,
+             source text NOT NULL,
+             fingerprint text NOT NULL,
+             entity bytea NOT NULL,
+             key bytea NOT NULL,
+             version bytea NOT NULL,
+             raw bytea NOT NULL,
+             reason text NOT NULL,
+             since_ms bigint NOT NULL,
+             set_aside_at_ms bigint NOT NULL,
+             UNIQUE (source, fingerprint)))",
+    },
 };
-static_assert(PostgresJournal::kSchemaVersion == 1, "add a migration step with the version bump");
+static_assert(PostgresJournal::kSchemaVersion == 2, "add a migration step with the version bump");
 
 constexpr const char* kEventColumns =
     "sequence, source, entity, key, version, previous, body, echo, fetched_at_ms, meta";
@@ -243,6 +259,14 @@ class Result {
   }
   int64_t integer(int row, int col) const { return std::strtoll(PQgetvalue(r_, row, col), nullptr, 10); }
   bool boolean(int row, int col) const { return PQgetvalue(r_, row, col)[0] == 't'; }
+  // A bytea column read as text ("\\x" and hex digits): its bytes.
+  std::string bytes(int row, int col) const {
+    const std::string hex = text(row, col);
+    std::string out;
+    for (size_t i = 2; i + 1 < hex.size(); i += 2)
+      out += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
+    return out;
+  }
   // Rows a command changed (INSERT, UPDATE, DELETE).
   int64_t changed() const { return std::strtoll(PQcmdTuples(r_), nullptr, 10); }
   // Throws the server's message unless the statement succeeded.
@@ -652,7 +676,7 @@ void upsertCursor(PostgresJournal::Connection& db, const std::string& source, co
 // (after versions and cursor, right before the events' INSERT), so commits are serialised only
 // for that INSERT and the COMMIT.
 int64_t PostgresJournal::commit(const std::string& source, const std::vector<NewEvent>& events,
-                                const Cursor& cursor) {
+                                const Cursor& cursor, const std::vector<SetAsideItem>& set_aside) {
   const std::string action =
       "committing " + std::to_string(events.size()) + " events from '" + source + "'";
   return write(action, [&]() -> int64_t {
@@ -681,6 +705,15 @@ int64_t PostgresJournal::commit(const std::string& source, const std::vector<New
           Params().text(source).textArray(entities).textArray(keys).textArray(versions)
               .integerArray(version_ns));
     }
+    // Items set aside on these pages: kept with the cursor that passes them (once per text).
+    for (const SetAsideItem& item : set_aside)
+      db_->exec(
+          "INSERT INTO source_dead_letters (source, fingerprint, entity, key, version, raw, "
+          "reason, since_ms, set_aside_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
+          "ON CONFLICT (source, fingerprint) DO NOTHING",
+          Params().text(source).text(item.fingerprint).bytes(item.entity).bytes(item.key)
+              .bytes(item.version).bytes(item.raw).text(item.reason).integer(item.since_ms)
+              .integer(now_ms));
     upsertCursor(*db_, source, cursor, now_ms);
     if (events.empty()) return 0;
     const int64_t last = db_->exec("UPDATE event_sequence SET last = last + $1 RETURNING last",
@@ -707,6 +740,70 @@ int64_t PostgresJournal::commit(const std::string& source, const std::vector<New
                   .integer(now_ms).textArray(entities).textArray(keys).textArray(versions)
                   .textArray(previous).textArray(bodies).integerArray(echoes).textArray(metas));
     return last;
+  });
+}
+
+bool PostgresJournal::setAsideKnown(const std::string& source, const std::string& fingerprint) {
+  return locked("looking up a set-aside item of '" + source + "'", [&] {
+    return db_->exec("SELECT 1 FROM source_dead_letters WHERE source = $1 AND fingerprint = $2",
+                     Params().text(source).text(fingerprint))
+               .rows() > 0;
+  });
+}
+
+std::vector<SourceDeadLetter> PostgresJournal::sourceDeadLetters(
+    const std::optional<std::string>& source) {
+  return locked("listing source dead letters", [&] {
+    const std::string select =
+        "SELECT id, source, fingerprint, entity, key, version, raw, reason, since_ms, "
+        "set_aside_at_ms FROM source_dead_letters";
+    Result r = source ? db_->exec(select + " WHERE source = $1 ORDER BY id", Params().text(*source))
+                      : db_->exec(select + " ORDER BY id");
+    std::vector<SourceDeadLetter> out;
+    for (int i = 0; i < r.rows(); ++i) {
+      SourceDeadLetter& d = out.emplace_back();
+      d.id = r.integer(i, 0);
+      d.source = r.text(i, 1);
+      d.item.fingerprint = r.text(i, 2);
+      d.item.entity = r.bytes(i, 3);
+      d.item.key = r.bytes(i, 4);
+      d.item.version = r.bytes(i, 5);
+      d.item.raw = r.bytes(i, 6);
+      d.item.reason = r.text(i, 7);
+      d.item.since_ms = r.integer(i, 8);
+      d.set_aside_at_ms = r.integer(i, 9);
+    }
+    return out;
+  });
+}
+
+int64_t PostgresJournal::replaySetAside(const std::string& source,
+                                        const std::vector<int64_t>& ids) {
+  return write("replaying source dead letters of '" + source + "'", [&]() -> int64_t {
+    Result r = ids.empty()
+                   ? db_->exec("DELETE FROM source_dead_letters WHERE source = $1 RETURNING since_ms",
+                               Params().text(source))
+                   : db_->exec("DELETE FROM source_dead_letters WHERE source = $1 AND "
+                               "id = ANY($2::bigint[]) RETURNING since_ms",
+                               Params().text(source).integerArray(ids));
+    if (r.rows() == 0) return 0;
+    int64_t since_ms = r.integer(0, 0);
+    for (int i = 1; i < r.rows(); ++i) since_ms = std::min(since_ms, r.integer(i, 0));
+    // Only ever back: a cursor already before the items reads them anyway.
+    const int64_t since_ns = since_ms * 1000000;
+    Result current =
+        db_->exec("SELECT since_ns FROM cursors WHERE source = $1", Params().text(source));
+    if (current.rows() == 0 || current.integer(0, 0) > since_ns)
+      upsertCursor(*db_, source, Cursor{formatInstantMs(since_ns), since_ns, 0}, nowMs());
+    return r.rows();
+  });
+}
+
+int64_t PostgresJournal::dropSetAside(const std::vector<int64_t>& ids) {
+  return write("dropping source dead letters", [&] {
+    return db_->exec("DELETE FROM source_dead_letters WHERE id = ANY($1::bigint[])",
+                     Params().integerArray(ids))
+        .changed();
   });
 }
 

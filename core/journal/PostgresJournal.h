@@ -45,7 +45,7 @@ class PostgresJournal final : public Journal,
                               public Controls {
  public:
   // The schema version this build creates and understands (table ferry_journal).
-  static constexpr int64_t kSchemaVersion = 1;
+  static constexpr int64_t kSchemaVersion = 2;
 
   // Connects to `url` and creates or migrates the schema. `host_id` names this host in
   // PostgreSQL's application_name ("ferry/<host_id>/<pid>"), which is how another ferry tells who
@@ -82,8 +82,14 @@ class PostgresJournal final : public Journal,
   std::optional<Cursor> cursor(const std::string& source) override;
   std::vector<std::optional<VersionSeen>> latestVersions(const std::string& source,
                                                          const std::vector<KeyRef>& keys) override;
+  using EventLog::commit;
   int64_t commit(const std::string& source, const std::vector<NewEvent>& events,
-                 const Cursor& cursor) override;
+                 const Cursor& cursor, const std::vector<SetAsideItem>& set_aside) override;
+  bool setAsideKnown(const std::string& source, const std::string& fingerprint) override;
+  std::vector<SourceDeadLetter> sourceDeadLetters(
+      const std::optional<std::string>& source) override;
+  int64_t replaySetAside(const std::string& source, const std::vector<int64_t>& ids) override;
+  int64_t dropSetAside(const std::vector<int64_t>& ids) override;
   void resetCursor(const std::string& source, const Cursor& cursor, bool forget_versions) override;
   std::vector<std::pair<std::string, Cursor>> cursors() override;
   std::vector<JournalEvent> readAfter(int64_t after, const std::vector<std::string>& sources,

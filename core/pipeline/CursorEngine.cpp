@@ -39,6 +39,7 @@ int64_t steadyMs() {
 // sees them before they reach the journal.
 struct CursorEngine::Pending {
   std::vector<NewEvent> events;
+  std::vector<SetAsideItem> set_aside;
   std::unordered_map<std::string, VersionSeen> versions;
   int64_t pages = 0;
   int64_t started_ms = 0;
@@ -94,6 +95,7 @@ CycleResult CursorEngine::runCycle(const FetchPage& fetch, const std::atomic<boo
     std::future<void> done;
     std::unordered_map<std::string, VersionSeen> versions;
     int64_t events = 0;
+    int64_t set_aside = 0;
     Cursor cursor;
   } inflight;
   auto settle = [&]() {
@@ -101,9 +103,11 @@ CycleResult CursorEngine::runCycle(const FetchPage& fetch, const std::atomic<boo
     inflight.done.get();
     result.cursor = inflight.cursor.since;
     result.new_events += inflight.events;
+    result.set_aside += inflight.set_aside;
     const bool added = inflight.events > 0;
     inflight.versions.clear();
     inflight.events = 0;
+    inflight.set_aside = 0;
     if (added && on_commit) on_commit(result, inflight.cursor);
   };
   auto flush = [&]() {
@@ -114,15 +118,17 @@ CycleResult CursorEngine::runCycle(const FetchPage& fetch, const std::atomic<boo
     c.since = formatInstantMs(c.since_ns);
     c.offset = persist_offset;
     auto events = std::make_shared<std::vector<NewEvent>>(std::move(pending.events));
+    auto set_aside = std::make_shared<std::vector<SetAsideItem>>(std::move(pending.set_aside));
     inflight.versions = std::move(pending.versions);
     inflight.events = static_cast<int64_t>(events->size());
+    inflight.set_aside = static_cast<int64_t>(set_aside->size());
     inflight.cursor = c;
-    inflight.done = std::async(std::launch::async, [this, events, c] {
+    inflight.done = std::async(std::launch::async, [this, events, set_aside, c] {
       if (handoff_ != nullptr)
         handoff_->commitAndPublish(source_, *events, nowMs(),
-                                   [&] { return log_.commit(source_, *events, c); });
+                                   [&] { return log_.commit(source_, *events, c, *set_aside); });
       else
-        log_.commit(source_, *events, c);
+        log_.commit(source_, *events, c, *set_aside);
     });
     pending = Pending{};
   };
@@ -152,6 +158,10 @@ CycleResult CursorEngine::runCycle(const FetchPage& fetch, const std::atomic<boo
     }
     ++result.pages;
     result.items += static_cast<int64_t>(page.items.size());
+    for (SetAsideItem& item : page.set_aside) {
+      item.since_ms = since_ms;
+      pending.set_aside.push_back(std::move(item));
+    }
     if (pending.pages == 0) pending.started_ms = steadyMs();
     ++pending.pages;
 

@@ -26,6 +26,8 @@ struct PageRequest {
 struct PageResult {
   Status status = Status::Ok;
   std::vector<FetchedItem> items;
+  // Unreadable items set aside on this page: journalled with it, as source dead letters.
+  std::vector<SetAsideItem> set_aside;
   uint32_t received = 0;  // items the remote returned (>= items.size() when some were filtered)
   std::string error;
   int64_t retry_after_ms = -1;
@@ -56,6 +58,8 @@ struct CycleResult {
   // Items stamped more than kFutureToleranceMs ahead of the host's clock: journalled and
   // delivered, but the cursor did not follow them.
   int64_t future_items = 0;
+  // Unreadable items journalled as source dead letters (committed pages only).
+  int64_t set_aside = 0;
 };
 
 class CursorEngine {

@@ -172,6 +172,9 @@ SourceRunner::SourceRunner(const InstanceConfig& config, std::unique_ptr<Instanc
       status_(services, config.name, "source", config.interval_ms),
       activity_(services, config.name, "source") {
   has_hook_ = instance_->wantsDelivered();
+  instance_->setSetAsideRule(config.set_aside_after, [this](const std::string& fingerprint) {
+    return services_.event_log.setAsideKnown(name_, fingerprint);
+  });
 }
 
 SourceRunner::~SourceRunner() { join(); }
@@ -246,8 +249,8 @@ bool SourceRunner::sleepFor(int64_t ms, bool wake_on_sink_progress) {
 
 PageResult SourceRunner::fetchPage(const PageRequest& request) {
   PageResult page;
-  Outcome o =
-      instance_->fetch(request.since, request.since_ms, request.offset, request.limit, page.items);
+  Outcome o = instance_->fetch(request.since, request.since_ms, request.offset, request.limit,
+                               page.items, page.set_aside);
   page.status = o.status;
   page.error = o.message;
   page.retry_after_ms = o.retry_after_ms;
@@ -273,6 +276,12 @@ void SourceRunner::loop(bool once) {
     activity_.attempt();
     CycleResult r = runCycle(next_progress);
     services_.metrics.add("source_events_total", name_, static_cast<double>(r.new_events));
+    if (r.set_aside > 0) {
+      services_.metrics.add("source_set_aside_total", name_, static_cast<double>(r.set_aside));
+      services_.logger.warning("source " + name_ + ": " + std::to_string(r.set_aside) +
+                               " unreadable item(s) set aside as dead letters, the source goes "
+                               "on: see ferry dead-letters list --source " + name_);
+    }
     activity_.progress("");
     activity_.count(r.new_events);
     if (r.status == Status::Ok) activity_.succeeded();
@@ -287,6 +296,7 @@ void SourceRunner::loop(bool once) {
     // out, then poll again at once.
     if (interrupt_.load() && mailbox_.hasWork()) continue;
     if (r.status == Status::Ok) {
+      instance_->forgetSetAsideTries();
       if (attempt > 0)
         services_.logger.information("source " + name_ + ": recovered after " +
                                      std::to_string(attempt) + " failed attempt(s)");

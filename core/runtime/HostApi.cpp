@@ -73,22 +73,56 @@ std::string refusal(const ferry_item* item) {
   return {};
 }
 
+// An unreadable item handed over during fetch(): set aside when its tries are used up (or it is
+// already kept), else the page is marked to be fetched again. True when it is set aside (now or
+// before): the plugin skips it either way.
+bool considerUnreadable(ferry_host_ctx* ctx, SetAsideItem item) {
+  ++ctx->unreadable;
+  SetAsideRule& rule = ctx->set_aside_rule;
+  if (rule.known && rule.known(item.fingerprint)) return true;
+  const int64_t tries = ++rule.tries[item.fingerprint];
+  if (tries >= rule.after_tries) {
+    ctx->set_aside->push_back(std::move(item));
+    return true;
+  }
+  if (ctx->set_aside_wait.empty())
+    ctx->set_aside_wait = item.reason + " (fetch " + std::to_string(tries) + " of " +
+                          std::to_string(rule.after_tries) + " before it is set aside)";
+  return false;
+}
+
 ferry_emit_status hostEmit(ferry_host_ctx* ctx, const ferry_item* item) {
   try {
     if (ctx->page == nullptr) {
       ctx->emit_error = "emit() called outside fetch()";
       return FERRY_EMIT_REFUSED;
     }
-    if (std::string why = refusal(item); !why.empty()) {
-      ctx->emit_error = printable(why);
-      return FERRY_EMIT_REFUSED;
-    }
-    const std::string_view version = view(item->version);
+    std::string why = refusal(item);
+    const std::string_view version =
+        FERRY_HAS_FIELD(ferry_item, item, meta) ? view(item->version) : std::string_view();
     auto ns = parseInstantNs(version);
-    if (!ns) {
-      ctx->emit_error = printable("item '" + text(item->key) + "' has version '" +
-                                  std::string(version) +
-                                  "', which is not an ISO-8601 instant with a zone");
+    if (why.empty() && !ns)
+      why = "item '" + text(item->key) + "' has version '" + std::string(version) +
+            "', which is not an ISO-8601 instant with a zone";
+    if (!why.empty()) {
+      if (!FERRY_HAS_FIELD(ferry_item, item, meta)) {
+        ctx->emit_error = why;
+        return FERRY_EMIT_REFUSED;
+      }
+      // The key, version and body are kept byte for byte: the reason alone is made printable.
+      SetAsideItem unreadable;
+      unreadable.entity = view(item->entity);
+      unreadable.key = view(item->key);
+      unreadable.version = version;
+      unreadable.raw = view(item->body);
+      unreadable.reason = printable(why);
+      unreadable.fingerprint = setAsideFingerprint(unreadable.entity, unreadable.key,
+                                                   unreadable.version, unreadable.raw);
+      const bool set_aside = considerUnreadable(ctx, std::move(unreadable));
+      if (ctx->plugin_minor >= 1) return FERRY_EMIT_SET_ASIDE;
+      // A plugin of ABI 2.0 knows only OK (go on) and REFUSED (fail the page).
+      if (set_aside) return FERRY_EMIT_OK;
+      ctx->emit_error = printable(why);
       return FERRY_EMIT_REFUSED;
     }
     FetchedItem& f = ctx->page->emplace_back();
@@ -99,6 +133,25 @@ ferry_emit_status hostEmit(ferry_host_ctx* ctx, const ferry_item* item) {
     f.body = view(item->body);
     f.meta = view(item->meta);
     f.echo = (item->flags & FERRY_ITEM_ECHO) != 0;
+    return FERRY_EMIT_OK;
+  } catch (const std::exception& e) {
+    ctx->emit_error = e.what();
+    return FERRY_EMIT_REFUSED;
+  }
+}
+
+ferry_emit_status hostSetAside(ferry_host_ctx* ctx, ferry_plugin_str raw, ferry_plugin_str reason) {
+  try {
+    if (ctx->set_aside == nullptr) {
+      ctx->emit_error = "set_aside() called outside fetch()";
+      return FERRY_EMIT_REFUSED;
+    }
+    SetAsideItem item;
+    item.raw = view(raw);
+    item.reason = printable(redact(text(reason), ctx->secrets));
+    if (item.reason.empty()) item.reason = "unreadable item (the plugin gave no reason)";
+    item.fingerprint = setAsideFingerprint("", "", "", item.raw);
+    considerUnreadable(ctx, std::move(item));
     return FERRY_EMIT_OK;
   } catch (const std::exception& e) {
     ctx->emit_error = e.what();
@@ -306,7 +359,7 @@ const ferry_host_api kApi{FERRY_ABI_MAJOR,      FERRY_ABI_MINOR,  sizeof(ferry_h
                           &hostStateSet,        &hostStateErase,  &hostSharedGet,
                           &hostSharedSet,       &hostSharedLock,  &hostSharedUnlock,
                           &hostCounterAdd,      &hostGaugeSet,    &hostStopping,
-                          &hostJournalId};
+                          &hostJournalId,       &hostSetAside};
 
 }  // namespace
 

@@ -150,6 +150,23 @@ TEST_F(PostgresJournalTest, TheSchemaIsCreatedOnceWithAnIdentityThatStays) {
             std::to_string(PostgresJournal::kSchemaVersion));
 }
 
+// A journal of an older schema is brought forward when opened, and keeps what it holds.
+TEST_F(PostgresJournalTest, ASchemaOneJournalIsUpgradedAndKeepsItsEvents) {
+  std::string identity;
+  {
+    auto journal = open();
+    identity = journal->identity();
+    journal->commit("src", {event("A1")}, cursorAt(kT1));
+  }
+  // What schema 1 was: no source dead letters.
+  pg_->exec("DROP TABLE source_dead_letters; UPDATE ferry_journal SET schema_version = 1");
+  auto journal = open();
+  EXPECT_EQ(journal->schemaVersion(), PostgresJournal::kSchemaVersion);
+  EXPECT_EQ(journal->identity(), identity);
+  EXPECT_EQ(journal->readAfter(0, {}, 10).size(), 1u);
+  EXPECT_TRUE(journal->sourceDeadLetters(std::nullopt).empty());
+}
+
 TEST_F(PostgresJournalTest, AnUnreachableServerIsNamedWithoutThePassword) {
   // A port nobody listens on (the test server's port plus one is free only by chance: use 1).
   const std::string url = "postgresql://ferry:s3cret-Passw0rd@127.0.0.1:1/ferry";

@@ -597,6 +597,54 @@ TEST_P(JournalTest, NewerSchemaIsRefused) {
   }
 }
 
+// Items a source could not read are kept with the cursor that passes them, once per text; a
+// replay removes them and moves the cursor back (never forward) to where their page was asked.
+TEST_P(JournalTest, SetAsideItemsAreKeptOnceReplayedAndDropped) {
+  EventLog& log = journal_->events();
+  SetAsideItem bad;
+  bad.entity = "order";
+  bad.key = std::string("K\0Y", 3);
+  bad.raw = std::string("{\"id\":\"K\\u0000Y\"}\xff", 17);
+  bad.reason = "key has a control character";
+  bad.since_ms = 1745402400000;  // 2025-04-23T10:00:00Z
+  bad.fingerprint = setAsideFingerprint(bad.entity, bad.key, bad.version, bad.raw);
+  SetAsideItem other = bad;
+  other.raw = "[1,2]";
+  other.key = "";
+  other.reason = "not an object";
+  other.since_ms = 1745406000000;  // 11:00
+  other.fingerprint = setAsideFingerprint(other.entity, other.key, other.version, other.raw);
+
+  EXPECT_EQ(log.commit("src", {event("A1", kT1)}, cursorAt(kT3), {bad, other}), 1);
+  EXPECT_EQ(log.commit("src", {}, cursorAt(kT3), {bad}), 0) << "the same text again";
+  EXPECT_TRUE(log.setAsideKnown("src", bad.fingerprint));
+  EXPECT_FALSE(log.setAsideKnown("other", bad.fingerprint));
+  auto letters = log.sourceDeadLetters(std::nullopt);
+  ASSERT_EQ(letters.size(), 2u);
+  EXPECT_EQ(letters[0].source, "src");
+  EXPECT_EQ(letters[0].item.key, bad.key);
+  EXPECT_EQ(letters[0].item.raw, bad.raw);
+  EXPECT_EQ(letters[0].item.reason, bad.reason);
+  EXPECT_EQ(letters[0].item.since_ms, bad.since_ms);
+  EXPECT_EQ(letters[0].item.fingerprint, bad.fingerprint);
+  EXPECT_GT(letters[0].set_aside_at_ms, 0);
+  EXPECT_EQ(letters[1].item.raw, "[1,2]");
+  EXPECT_TRUE(log.sourceDeadLetters(std::string("other")).empty());
+
+  // Replaying the 11:00 item moves the cursor from kT3 (11:00) no further back than 11:00.
+  EXPECT_EQ(log.replaySetAside("src", {letters[1].id}), 1);
+  EXPECT_EQ(log.cursor("src")->since_ns, int64_t{1745406000000} * 1000000);
+  // All of the source's: back to 10:00.
+  EXPECT_EQ(log.replaySetAside("src", {}), 1);
+  EXPECT_EQ(log.cursor("src")->since, "2025-04-23T10:00:00.000Z");
+  EXPECT_EQ(log.cursor("src")->offset, 0);
+  EXPECT_EQ(log.replaySetAside("src", {}), 0);
+  log.commit("src", {}, cursorAt(kT3), {bad});
+  EXPECT_EQ(log.dropSetAside({log.sourceDeadLetters(std::nullopt)[0].id, 999}), 1);
+  EXPECT_TRUE(log.sourceDeadLetters(std::nullopt).empty());
+  EXPECT_EQ(log.cursor("src")->since, kT3) << "a drop does not move the cursor";
+}
+
 TEST_P(JournalTest, ConcurrentReadersSeeOnlyWholeCommits) {
   constexpr int kBatches = 100;
   constexpr int kBatchSize = 10;

@@ -1,0 +1,264 @@
+// End to end, an item a source cannot read (an id of the wrong type, no change time, not an
+// object, a key holding NUL, a version that is no instant) against the real DuckHub source and a
+// DuckHub-like server on 127.0.0.1 whose items the test writes by hand: after a bounded number
+// of fetches each one is set aside as a source dead letter, the source delivers the rest and
+// goes on, and once the cause is fixed a replay reads them again.
+#include <Poco/Net/HTTPRequestHandler.h>
+#include <Poco/Net/HTTPRequestHandlerFactory.h>
+#include <Poco/Net/HTTPServer.h>
+#include <Poco/Net/HTTPServerParams.h>
+#include <Poco/Net/HTTPServerRequest.h>
+#include <Poco/Net/HTTPServerResponse.h>
+#include <Poco/Net/ServerSocket.h>
+#include <Poco/URI.h>
+
+#include <atomic>
+#include <filesystem>
+#include <mutex>
+#include <set>
+
+#include "FerryTest.h"
+
+namespace ferry::it {
+namespace {
+
+namespace fs = std::filesystem;
+
+// GET /v1/orders?updatedSince=&limit=&page= over a list of raw items the test writes, each
+// placed at an instant of the server's own (its text may say anything): ascending, inclusive.
+class HandWrittenDuckHub {
+ public:
+  HandWrittenDuckHub()
+      : server_(new Factory(*this), Poco::Net::ServerSocket(Poco::Net::SocketAddress("127.0.0.1", 0)),
+                new Poco::Net::HTTPServerParams) {
+    server_.start();
+  }
+  ~HandWrittenDuckHub() { server_.stopAll(true); }
+
+  uint16_t port() const { return server_.port(); }
+  // Places `raw` at `at` (UTC text "YYYY-MM-DDThh:mm:ss.sssZ"), replacing what was there.
+  void put(const std::string& at, const std::string& raw) {
+    std::lock_guard lock(mutex_);
+    items_[at] = raw;
+  }
+  int pageRequests() const { return page_requests_.load(); }
+
+ private:
+  struct Factory : Poco::Net::HTTPRequestHandlerFactory {
+    explicit Factory(HandWrittenDuckHub& owner) : owner(owner) {}
+    Poco::Net::HTTPRequestHandler* createRequestHandler(
+        const Poco::Net::HTTPServerRequest&) override {
+      return new Handler(owner);
+    }
+    HandWrittenDuckHub& owner;
+  };
+  struct Handler : Poco::Net::HTTPRequestHandler {
+    explicit Handler(HandWrittenDuckHub& owner) : owner(owner) {}
+    void handleRequest(Poco::Net::HTTPServerRequest& request,
+                       Poco::Net::HTTPServerResponse& response) override {
+      Poco::URI uri(request.getURI());
+      std::string since;
+      int limit = 20, page = 1;
+      for (const auto& [k, v] : uri.getQueryParameters()) {
+        if (k == "updatedSince") since = v;
+        if (k == "limit") limit = std::stoi(v);
+        if (k == "page") page = std::stoi(v);
+      }
+      std::string body;
+      if (uri.getPath() != "/v1/orders") {
+        response.setStatus(Poco::Net::HTTPResponse::HTTP_NOT_FOUND);
+        body = "{\"statusCode\":404,\"message\":\"Not found\"}";
+      } else {
+        ++owner.page_requests_;
+        std::vector<std::string> matching;
+        {
+          std::lock_guard lock(owner.mutex_);
+          for (auto it = owner.items_.lower_bound(since); it != owner.items_.end(); ++it)
+            matching.push_back(it->second);
+        }
+        body = "{\"items\":[";
+        const size_t first = static_cast<size_t>((page - 1) * limit);
+        for (size_t i = first; i < matching.size() && i < first + limit; ++i)
+          body += (i > first ? "," : "") + matching[i];
+        body += "],\"total\":" + std::to_string(matching.size()) + ",\"totalPages\":" +
+                std::to_string((matching.size() + limit - 1) / limit) + "}";
+      }
+      response.setContentType("application/json");
+      response.setContentLength(static_cast<std::streamsize>(body.size()));
+      response.send() << body;
+    }
+    HandWrittenDuckHub& owner;
+  };
+
+  std::mutex mutex_;
+  std::map<std::string, std::string> items_;
+  std::atomic<int> page_requests_{0};
+  Poco::Net::HTTPServer server_;
+};
+
+std::string at(int second) {
+  return "2026-07-05T10:00:0" + std::to_string(second) + ".000Z";
+}
+std::string order(const std::string& id, int second) {
+  return "{\"id\":\"" + id + "\",\"orderNumber\":" + std::to_string(second) +
+         ",\"status\":\"new\",\"updatedAt\":\"" + at(second) + "\"}";
+}
+
+class SetAsideTest : public FerryTest {
+ protected:
+  void SetUp() override {
+    const std::string plugins = dir_.file("plugins");
+    fs::create_directories(plugins);
+    fs::copy_file(DUCKHUB_PLUGIN, plugins + "/source_duckhub_orders.so");
+    fs::copy_file(testPluginDir() + "/test_sink.so", plugins + "/test_sink.so");
+    std::string host = hostSection(dir_);
+    host = host.replace(host.find("plugin_dir = "), host.find('\n', host.find("plugin_dir = ")) -
+                                                        host.find("plugin_dir = "),
+                        "plugin_dir = " + plugins);
+    writeFile(config_, host + source() + sinkSection("out", out_));
+  }
+  std::string source() const {
+    return section("source.venue",
+                   {{"plugin", "source_duckhub_orders"},
+                    {"base_url", "http://127.0.0.1:" + std::to_string(remote_.port()) + "/v1"},
+                    {"api_key", "dk_test_" + std::string(32, 'A')},
+                    {"interval", "200ms"},
+                    {"lookback", "0s"},
+                    {"set_aside_after", "3"},
+                    {"start_from", "2026-07-05T00:00:00Z"},
+                    {"rate_limit", "false"}},
+                   "");
+  }
+  // Good orders around every kind of unreadable item.
+  void serveBadItems() {
+    remote_.put(at(1), order("o1", 1));
+    remote_.put(at(2), "{\"id\":42,\"updatedAt\":\"" + at(2) + "\"}");  // id of the wrong type
+    remote_.put(at(3), "{\"id\":\"o3\\u0000x\",\"updatedAt\":\"" + at(3) + "\"}");  // NUL in key
+    remote_.put(at(4), "{\"id\":\"o4\",\"status\":\"new\"}");  // no change time
+    remote_.put(at(5), "\"just a string\"");                   // not an object
+    remote_.put(at(6), "{\"id\":\"o6\",\"updatedAt\":\"yesterday\"}");  // no instant
+    remote_.put(at(7), order("o7", 7));
+  }
+  // The source dead letters of `ferry dead-letters list --json`, by reason text.
+  std::vector<Poco::JSON::Object::Ptr> sourceLetters() {
+    std::vector<Poco::JSON::Object::Ptr> out;
+    auto all = deadLetters();
+    if (all.isNull()) return out;
+    for (size_t i = 0; i < all->size(); ++i) {
+      auto o = all->getObject(static_cast<unsigned>(i));
+      if (str(o, "kind") == "source") out.push_back(o);
+    }
+    return out;
+  }
+  static std::string reasons(const std::vector<Poco::JSON::Object::Ptr>& letters) {
+    std::string out;
+    for (const auto& l : letters) out += str(l, "id") + ": " + str(l, "reason") + "\n";
+    return out;
+  }
+
+  HandWrittenDuckHub remote_;
+  std::string out_ = dir_.file("out.jsonl");
+};
+
+// Five unreadable items among good ones: `run --once` sets each aside after set_aside_after
+// fetches, delivers the good orders, and exits 2 for the new dead letters, which list each
+// item's reason and raw text; the key holding NUL is never cut into another order's key.
+TEST_F(SetAsideTest, UnreadableItemsAreSetAsideAfterBoundedTriesAndTheRestIsDelivered) {
+  serveBadItems();
+  RunResult r = runOnce();
+  EXPECT_EQ(r.exit_code, 2) << describe(r);
+  EXPECT_NE(r.err.find("new dead letter(s)"), std::string::npos) << r.err;
+
+  auto counts = countKeys(readSinkLines(out_));
+  EXPECT_EQ(counts, (std::map<std::string, int>{{"o1", 1}, {"o7", 1}}))
+      << "only the readable orders are delivered, each once";
+  // Three fetches of the one page before the items were set aside, then nothing more.
+  EXPECT_EQ(remote_.pageRequests(), 3);
+
+  auto letters = sourceLetters();
+  ASSERT_EQ(letters.size(), 5u) << reasons(letters);
+  const std::string text = reasons(letters);
+  for (const char* why : {"id is 42, not a string", "control character in its key",
+                          "no updatedAt", "not an object", "'yesterday', which is not an ISO"})
+    EXPECT_NE(text.find(why), std::string::npos) << "missing \"" << why << "\" in:\n" << text;
+  for (const auto& l : letters) {
+    EXPECT_EQ(str(l, "source"), "venue");
+    EXPECT_EQ(str(l, "id").front(), 's');
+    EXPECT_FALSE(str(l, "raw").empty());
+  }
+  auto nul = std::find_if(letters.begin(), letters.end(),
+                          [](const auto& l) { return str(l, "key").rfind("o3", 0) == 0; });
+  ASSERT_NE(nul, letters.end()) << text;
+  EXPECT_NE(str(*nul, "key"), "o3") << "the key was cut at the NUL";
+
+  // The text as received, with control characters escaped.
+  RunResult show = ferry({"dead-letters", "show", str(letters[3], "id"), "--config", config_});
+  EXPECT_EQ(show.exit_code, 0) << describe(show);
+  EXPECT_NE(show.out.find("\"just a string\""), std::string::npos) << show.out;
+  RunResult list = ferry({"dead-letters", "list", "--source", "venue", "--config", config_});
+  EXPECT_NE(list.out.find("#s1  source venue"), std::string::npos) << list.out;
+  auto venue = instance(status(), "sources", "venue");
+  ASSERT_FALSE(venue.isNull());
+  EXPECT_EQ(num(venue, "dead_letters"), 5);
+
+  // A second run reads nothing new: the items already set aside are skipped at once, not
+  // fetched three more times, and no dead letter is added.
+  remote_.put(at(8), order("o8", 8));
+  const int before = remote_.pageRequests();
+  r = runOnce();
+  EXPECT_EQ(r.exit_code, 0) << describe(r);
+  EXPECT_EQ(sourceLetters().size(), 5u);
+  EXPECT_EQ(countKeys(readSinkLines(out_)),
+            (std::map<std::string, int>{{"o1", 1}, {"o7", 1}, {"o8", 1}}));
+  EXPECT_LE(remote_.pageRequests() - before, 2);
+}
+
+// Once the cause is fixed at the remote (the same items, now readable, at the same instants),
+// `dead-letters replay --source` reads them again: they are delivered, what is still unreadable
+// is set aside again, and nothing delivered before is delivered twice.
+TEST_F(SetAsideTest, ReplayReadsTheItemsAgainOnceFixed) {
+  serveBadItems();
+  RunResult r = runOnce();
+  ASSERT_EQ(r.exit_code, 2) << describe(r);
+  ASSERT_EQ(sourceLetters().size(), 5u);
+
+  remote_.put(at(2), order("o2", 2));
+  remote_.put(at(4), order("o4", 4));
+  RunResult replay = ferry({"dead-letters", "replay", "--source", "venue", "--config", config_});
+  EXPECT_EQ(replay.exit_code, 0) << describe(replay);
+  EXPECT_NE(replay.out.find("5 dead letter(s) of source venue replayed"), std::string::npos)
+      << replay.out;
+  EXPECT_TRUE(sourceLetters().empty());
+
+  r = runOnce();
+  EXPECT_EQ(r.exit_code, 2) << "the three still unreadable are set aside again: " << describe(r);
+  EXPECT_EQ(countKeys(readSinkLines(out_)),
+            (std::map<std::string, int>{{"o1", 1}, {"o2", 1}, {"o4", 1}, {"o7", 1}}));
+  auto letters = sourceLetters();
+  EXPECT_EQ(letters.size(), 3u) << reasons(letters);
+
+  // Dropped, they are gone for good (and not read again).
+  std::vector<std::string> drop{"dead-letters", "drop"};
+  for (const auto& l : letters) drop.push_back(str(l, "id"));
+  drop.insert(drop.end(), {"--config", config_});
+  RunResult dropped = ferry(drop);
+  EXPECT_EQ(dropped.exit_code, 0) << describe(dropped);
+  EXPECT_TRUE(sourceLetters().empty());
+}
+
+// An order nesting deeper than a DOM parser allows (3,000 levels in a field the source does not
+// read) is read where its id and change time stand and delivered as received, not retried.
+TEST_F(SetAsideTest, AnItemNestedDeeperThanParsersAllowIsDeliveredAsReceived) {
+  remote_.put(at(1), order("o1", 1));
+  remote_.put(at(2), "{\"id\":\"o2\",\"updatedAt\":\"" + at(2) + "\",\"x\":" +
+                         std::string(3000, '[') + std::string(3000, ']') + "}");
+  remote_.put(at(3), order("o3", 3));
+  RunResult r = runOnce();
+  EXPECT_EQ(r.exit_code, 0) << describe(r);
+  EXPECT_EQ(countKeys(readSinkLines(out_)),
+            (std::map<std::string, int>{{"o1", 1}, {"o2", 1}, {"o3", 1}}));
+  EXPECT_TRUE(sourceLetters().empty());
+}
+
+}  // namespace
+}  // namespace ferry::it
