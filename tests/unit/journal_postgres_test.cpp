@@ -53,14 +53,21 @@ class PostgresJournalTest : public ::testing::Test {
       FAIL() << e.what();
     }
   }
-  std::unique_ptr<PostgresJournal> open(const std::string& host = "test") {
-    return std::make_unique<PostgresJournal>(pg_->url(), host);
+  // This test's host ids start with its schema's name: tests running at once (ctest -j) on the
+  // same server never cut each other's connections.
+  std::string host(const std::string& name) const { return pg_->schema() + "-" + name; }
+  std::unique_ptr<PostgresJournal> open(const std::string& name = "test") {
+    return std::make_unique<PostgresJournal>(pg_->url(), host(name));
   }
-  // Ends the server side of every connection of this test's journals but the caller's own.
+  // The application_name of this process's journal connections on host `name`.
+  std::string ownerName(const std::string& name) const {
+    return "ferry/" + host(name) + "/" + std::to_string(::getpid());
+  }
+  // Ends the server side of every connection of this test's journals.
   void terminateJournalConnections() {
     pg_->exec(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE "
-        "'ferry/%' AND pid <> pg_backend_pid()");
+        "'ferry/" + pg_->schema() + "-%'");
   }
 
   std::unique_ptr<test::PgScratch> pg_;
@@ -189,11 +196,11 @@ TEST_F(PostgresJournalTest, OneOwnerAtATimeAndTheOwnerIsNamed) {
   EXPECT_FALSE(first->own().has_value());
   const auto holder = second->own();
   ASSERT_TRUE(holder.has_value()) << "two owners at once";
-  EXPECT_EQ(*holder, "ferry/host-a/" + std::to_string(::getpid()));
+  EXPECT_EQ(*holder, ownerName("host-a"));
   EXPECT_EQ(PostgresJournal::ownerOf(pg_->url()), holder);
   // Another journal in another schema of the same database has an owner of its own.
   test::PgScratch other;
-  PostgresJournal elsewhere(other.url(), "host-b");
+  PostgresJournal elsewhere(other.url(), host("host-b"));
   EXPECT_FALSE(elsewhere.own().has_value());
   // The lock goes with the owner's connection (once the server has ended its side).
   first.reset();
@@ -212,8 +219,7 @@ TEST_F(PostgresJournalTest, ALostConnectionIsMadeAgainAndTheOwnerKeepsTheJournal
   terminateJournalConnections();
   EXPECT_THROW(owner->commit("src", {event("A2")}, cursorAt(kT1)), JournalError);
   EXPECT_EQ(owner->commit("src", {event("A2")}, cursorAt(kT1)), 2);
-  EXPECT_EQ(PostgresJournal::ownerOf(pg_->url()),
-            "ferry/host-a/" + std::to_string(::getpid()))
+  EXPECT_EQ(PostgresJournal::ownerOf(pg_->url()), ownerName("host-a"))
       << "the lock was taken again";
 
   // Another ferry took the journal while the owner's connection was down: the former owner
@@ -226,7 +232,7 @@ TEST_F(PostgresJournalTest, ALostConnectionIsMadeAgainAndTheOwnerKeepsTheJournal
     owner->commit("src", {event("A3")}, cursorAt(kT2));
     FAIL() << "a former owner wrote";
   } catch (const JournalError& e) {
-    EXPECT_THAT(e.what(), HasSubstr("another ferry (ferry/host-b/"));
+    EXPECT_THAT(e.what(), HasSubstr("another ferry (" + ownerName("host-b") + ")"));
   }
   EXPECT_EQ(owner->lastSequence(), 2) << "reads still work";
   EXPECT_EQ(usurper->cursor("src")->since, kT1);
