@@ -584,6 +584,24 @@ auto PostgresJournal::locked(const std::string& action, Body&& body) -> decltype
 }
 
 template <typename Body>
+auto PostgresJournal::reading(const std::string& action, Body&& body) -> decltype(body()) {
+  std::lock_guard<std::mutex> lock(reader_mutex_);
+  try {
+    if (!reader_) {
+      reader_ = std::make_unique<Connection>(url_, applicationName(host_id_));
+    } else if (!reader_->ok()) {
+      reader_->reset();
+    }
+    if (!reader_->ok()) throw std::runtime_error("cannot connect to PostgreSQL: " + reader_->error());
+    return body();
+  } catch (const JournalError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw JournalError(describe(action, e.what()));
+  }
+}
+
+template <typename Body>
 auto PostgresJournal::write(const std::string& action, Body&& body) -> decltype(body()) {
   return locked(action, [&] {
     Transaction tx(*db_);
@@ -630,14 +648,14 @@ std::vector<std::optional<VersionSeen>> PostgresJournal::latestVersions(
     const std::string& source, const std::vector<KeyRef>& keys) {
   std::vector<std::optional<VersionSeen>> out(keys.size());
   if (keys.empty()) return out;
-  return locked("reading latest versions of '" + source + "'", [&] {
+  return reading("reading latest versions of '" + source + "'", [&] {
     std::vector<std::string_view> entities, names;
     for (const KeyRef& k : keys) {
       entities.push_back(k.entity);
       names.push_back(k.key);
     }
     // One query for the page: the keys as two arrays, joined on the primary key.
-    Result r = db_->exec(
+    Result r = reader_->exec(
         "SELECT k.i, v.version, v.version_ns FROM unnest($1::text[], $2::text[]) "
         "WITH ORDINALITY AS k(entity, key, i) JOIN latest_versions v ON v.source = $3 AND "
         "v.entity = k.entity AND v.key = k.key",
@@ -830,7 +848,7 @@ std::vector<std::pair<std::string, Cursor>> PostgresJournal::cursors() {
 std::vector<JournalEvent> PostgresJournal::readAfter(int64_t after,
                                                      const std::vector<std::string>& sources,
                                                      size_t limit) {
-  return locked("reading events after " + std::to_string(after), [&] {
+  return reading("reading events after " + std::to_string(after), [&] {
     std::vector<JournalEvent> out;
     if (limit == 0) return out;
     Params p;
@@ -840,7 +858,7 @@ std::vector<JournalEvent> PostgresJournal::readAfter(int64_t after,
       sql += " AND source = ANY($3::text[])";
       p.textArray(std::vector<std::string_view>(sources.begin(), sources.end()));
     }
-    Result r = db_->exec(sql + " ORDER BY sequence LIMIT $2", p);
+    Result r = reader_->exec(sql + " ORDER BY sequence LIMIT $2", p);
     out.reserve(static_cast<size_t>(r.rows()));
     for (int i = 0; i < r.rows(); ++i) out.push_back(toEvent(r, i));
     return out;

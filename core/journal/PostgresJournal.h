@@ -11,7 +11,8 @@
 // takes only space-separated key=value connection strings (no URL, no password with a space) and
 // binds text only, while the journal wants the URL, bytea for plugin state and one round trip per
 // statement. One connection, guarded by one mutex that every method holds for its whole
-// transaction. A lost connection is reset on the next call (which fails with JournalError until
+// transaction; a second one for the reads of the event path (latestVersions, readAfter), which
+// see committed transactions only. A lost connection is reset on the next call (which fails with JournalError until
 // PostgreSQL answers again, so the runners retry); an owner takes its lock again first.
 //
 // Ownership: own() takes a session-level advisory lock on this connection, so one ferry owns the
@@ -148,6 +149,10 @@ class PostgresJournal final : public Journal,
   // that names the journal and `action`.
   template <typename Body>
   auto locked(const std::string& action, Body&& body) -> decltype(body());
+  // The same on the reader connection (reader_, under reader_mutex_): the hot reads (a page's
+  // latest versions, a sink's next events) do not wait for a commit in flight on the main one.
+  template <typename Body>
+  auto reading(const std::string& action, Body&& body) -> decltype(body());
   // locked(), inside one transaction that starts with fence() and commits when `body` returns.
   template <typename Body>
   auto write(const std::string& action, Body&& body) -> decltype(body());
@@ -166,6 +171,8 @@ class PostgresJournal final : public Journal,
   std::string identity_;
   std::mutex mutex_;
   std::unique_ptr<Connection> db_;
+  std::mutex reader_mutex_;
+  std::unique_ptr<Connection> reader_;  // opened on first use
   bool owner_ = false;       // own() succeeded: the lock is taken again after a reconnect
   bool holds_lock_ = false;  // this session holds the owner's lock
 };
