@@ -1,5 +1,6 @@
 #include "journal/PostgresJournal.h"
 
+#include <Poco/URI.h>
 #include <libpq-fe.h>
 #include <unistd.h>
 
@@ -12,8 +13,6 @@
 #include <string_view>
 #include <type_traits>
 #include <utility>
-
-#include <Poco/URI.h>
 
 #include "services/Text.h"
 #include "services/Time.h"
@@ -257,7 +256,9 @@ class Result {
   std::string text(int row, int col) const {
     return std::string(PQgetvalue(r_, row, col), static_cast<size_t>(PQgetlength(r_, row, col)));
   }
-  int64_t integer(int row, int col) const { return std::strtoll(PQgetvalue(r_, row, col), nullptr, 10); }
+  int64_t integer(int row, int col) const {
+    return std::strtoll(PQgetvalue(r_, row, col), nullptr, 10);
+  }
   bool boolean(int row, int col) const { return PQgetvalue(r_, row, col)[0] == 't'; }
   // A bytea column read as text ("\\x" and hex digits): its bytes.
   std::string bytes(int row, int col) const {
@@ -273,8 +274,7 @@ class Result {
   const Result& check() const {
     const ExecStatusType status = r_ == nullptr ? PGRES_FATAL_ERROR : PQresultStatus(r_);
     if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return *this;
-    throw std::runtime_error(r_ == nullptr ? "out of memory"
-                                           : oneLine(PQresultErrorMessage(r_)));
+    throw std::runtime_error(r_ == nullptr ? "out of memory" : oneLine(PQresultErrorMessage(r_)));
   }
 
  private:
@@ -370,8 +370,12 @@ class PostgresJournal::Connection {
   Connection(const std::string& url, const std::string& application_name) {
     // The URL is expanded by libpq (expand_dbname); what follows it overrides it. Keepalives: a
     // PostgreSQL host that vanished is noticed within about a minute, not after TCP's hours.
-    const char* keys[] = {"dbname",         "application_name", "connect_timeout",
-                          "keepalives_idle", "keepalives_interval", "keepalives_count",
+    const char* keys[] = {"dbname",
+                          "application_name",
+                          "connect_timeout",
+                          "keepalives_idle",
+                          "keepalives_interval",
+                          "keepalives_count",
                           nullptr};
     const char* values[] = {url.c_str(), application_name.c_str(), "10", "30", "10", "3", nullptr};
     conn_ = PQconnectdbParams(keys, values, 1);
@@ -514,8 +518,9 @@ void PostgresJournal::migrate() {
 }
 
 int64_t PostgresJournal::schemaVersion() {
-  return locked("reading the schema version",
-                [&] { return db_->exec("SELECT schema_version FROM ferry_journal").integer(0, 0); });
+  return locked("reading the schema version", [&] {
+    return db_->exec("SELECT schema_version FROM ferry_journal").integer(0, 0);
+  });
 }
 
 bool PostgresJournal::exists(const std::string& url) {
@@ -525,8 +530,9 @@ bool PostgresJournal::exists(const std::string& url) {
     throw JournalError("journal " + display + ": cannot connect to PostgreSQL: " +
                        redact(db.error(), secretsOf(url)) + kOpenHint);
   try {
-    return db.exec("SELECT count(*) FROM information_schema.tables WHERE table_schema = "
-                   "current_schema() AND table_name = 'ferry_journal'")
+    return db.exec(
+                 "SELECT count(*) FROM information_schema.tables WHERE table_schema = "
+                 "current_schema() AND table_name = 'ferry_journal'")
                .integer(0, 0) > 0;
   } catch (const std::exception& e) {
     throw JournalError("journal " + display + ": " + redact(e.what(), secretsOf(url)));
@@ -554,8 +560,8 @@ std::optional<std::string> PostgresJournal::ownerOf(const std::string& url) {
 
 std::optional<std::string> PostgresJournal::own() {
   const bool taken = locked("taking the ownership", [&] {
-    return db_->exec(std::string("SELECT pg_try_advisory_lock(") + kOwnerClass + ", " +
-                     kJournalKey + ")")
+    return db_
+        ->exec(std::string("SELECT pg_try_advisory_lock(") + kOwnerClass + ", " + kJournalKey + ")")
         .boolean(0, 0);
   });
   if (taken) {
@@ -592,7 +598,8 @@ auto PostgresJournal::reading(const std::string& action, Body&& body) -> decltyp
     } else if (!reader_->ok()) {
       reader_->reset();
     }
-    if (!reader_->ok()) throw std::runtime_error("cannot connect to PostgreSQL: " + reader_->error());
+    if (!reader_->ok())
+      throw std::runtime_error("cannot connect to PostgreSQL: " + reader_->error());
     return body();
   } catch (const JournalError&) {
     throw;
@@ -676,7 +683,11 @@ void upsertCursor(PostgresJournal::Connection& db, const std::string& source, co
       "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (source) DO UPDATE SET since = excluded.since, "
       "since_ns = excluded.since_ns, since_offset = excluded.since_offset, "
       "updated_at_ms = excluded.updated_at_ms",
-      Params().text(source).text(cursor.since).integer(cursor.since_ns).integer(cursor.offset)
+      Params()
+          .text(source)
+          .text(cursor.since)
+          .integer(cursor.since_ns)
+          .integer(cursor.offset)
           .integer(now_ms));
 }
 
@@ -701,8 +712,7 @@ int64_t PostgresJournal::commit(const std::string& source, const std::vector<New
     const int64_t now_ms = nowMs();
     // The latest version of each key: its last event in the page (one row per key per INSERT).
     std::map<std::pair<std::string_view, std::string_view>, size_t> last_of_key;
-    for (size_t i = 0; i < events.size(); ++i)
-      last_of_key[{events[i].entity, events[i].key}] = i;
+    for (size_t i = 0; i < events.size(); ++i) last_of_key[{events[i].entity, events[i].key}] = i;
     std::vector<const NewEvent*> latest;
     for (size_t i = 0; i < events.size(); ++i)
       if (last_of_key[{events[i].entity, events[i].key}] == i) latest.push_back(&events[i]);
@@ -720,7 +730,11 @@ int64_t PostgresJournal::commit(const std::string& source, const std::vector<New
           "SELECT $1, e, k, v, n FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[]) "
           "AS t(e, k, v, n) ON CONFLICT (source, entity, key) DO UPDATE SET "
           "version = excluded.version, version_ns = excluded.version_ns",
-          Params().text(source).textArray(entities).textArray(keys).textArray(versions)
+          Params()
+              .text(source)
+              .textArray(entities)
+              .textArray(keys)
+              .textArray(versions)
               .integerArray(version_ns));
     }
     // Items set aside on these pages: kept with the cursor that passes them (once per text).
@@ -729,8 +743,15 @@ int64_t PostgresJournal::commit(const std::string& source, const std::vector<New
           "INSERT INTO source_dead_letters (source, fingerprint, entity, key, version, raw, "
           "reason, since_ms, set_aside_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
           "ON CONFLICT (source, fingerprint) DO NOTHING",
-          Params().text(source).text(item.fingerprint).bytes(item.entity).bytes(item.key)
-              .bytes(item.version).bytes(item.raw).text(item.reason).integer(item.since_ms)
+          Params()
+              .text(source)
+              .text(item.fingerprint)
+              .bytes(item.entity)
+              .bytes(item.key)
+              .bytes(item.version)
+              .bytes(item.raw)
+              .text(item.reason)
+              .integer(item.since_ms)
               .integer(now_ms));
     upsertCursor(*db_, source, cursor, now_ms);
     if (events.empty()) return 0;
@@ -754,9 +775,17 @@ int64_t PostgresJournal::commit(const std::string& source, const std::vector<New
                   ") SELECT $1 + i, $2, e, k, v, p, b, x <> 0, $3, m FROM unnest($4::text[], "
                   "$5::text[], $6::text[], $7::text[], $8::text[], $9::int[], $10::text[]) "
                   "WITH ORDINALITY AS t(e, k, v, p, b, x, m, i) ORDER BY i",
-              Params().integer(last - static_cast<int64_t>(events.size())).text(source)
-                  .integer(now_ms).textArray(entities).textArray(keys).textArray(versions)
-                  .textArray(previous).textArray(bodies).integerArray(echoes).textArray(metas));
+              Params()
+                  .integer(last - static_cast<int64_t>(events.size()))
+                  .text(source)
+                  .integer(now_ms)
+                  .textArray(entities)
+                  .textArray(keys)
+                  .textArray(versions)
+                  .textArray(previous)
+                  .textArray(bodies)
+                  .integerArray(echoes)
+                  .textArray(metas));
     return last;
   });
 }
@@ -798,12 +827,14 @@ std::vector<SourceDeadLetter> PostgresJournal::sourceDeadLetters(
 int64_t PostgresJournal::replaySetAside(const std::string& source,
                                         const std::vector<int64_t>& ids) {
   return write("replaying source dead letters of '" + source + "'", [&]() -> int64_t {
-    Result r = ids.empty()
-                   ? db_->exec("DELETE FROM source_dead_letters WHERE source = $1 RETURNING since_ms",
-                               Params().text(source))
-                   : db_->exec("DELETE FROM source_dead_letters WHERE source = $1 AND "
-                               "id = ANY($2::bigint[]) RETURNING since_ms",
-                               Params().text(source).integerArray(ids));
+    Result r =
+        ids.empty()
+            ? db_->exec("DELETE FROM source_dead_letters WHERE source = $1 RETURNING since_ms",
+                        Params().text(source))
+            : db_->exec(
+                  "DELETE FROM source_dead_letters WHERE source = $1 AND "
+                  "id = ANY($2::bigint[]) RETURNING since_ms",
+                  Params().text(source).integerArray(ids));
     if (r.rows() == 0) return 0;
     int64_t since_ms = r.integer(0, 0);
     for (int i = 1; i < r.rows(); ++i) since_ms = std::min(since_ms, r.integer(i, 0));
@@ -819,8 +850,9 @@ int64_t PostgresJournal::replaySetAside(const std::string& source,
 
 int64_t PostgresJournal::dropSetAside(const std::vector<int64_t>& ids) {
   return write("dropping source dead letters", [&] {
-    return db_->exec("DELETE FROM source_dead_letters WHERE id = ANY($1::bigint[])",
-                     Params().integerArray(ids))
+    return db_
+        ->exec("DELETE FROM source_dead_letters WHERE id = ANY($1::bigint[])",
+               Params().integerArray(ids))
         .changed();
   });
 }
@@ -898,7 +930,8 @@ int64_t PostgresJournal::purge(int64_t up_to_sequence, int64_t fetched_before_ms
           int64_t count = 0, last = 0;
           for (int i = 0; i < r.rows() && r.integer(i, 1) < fetched_before_ms; ++i, ++count)
             last = r.integer(i, 0);
-          if (count > 0) db_->exec("DELETE FROM events WHERE sequence <= $1", Params().integer(last));
+          if (count > 0)
+            db_->exec("DELETE FROM events WHERE sequence <= $1", Params().integer(last));
           return count;
         });
     total += deleted;
@@ -908,9 +941,9 @@ int64_t PostgresJournal::purge(int64_t up_to_sequence, int64_t fetched_before_ms
 
 std::vector<JournalEvent> PostgresJournal::eventsOfKey(const std::string& key) {
   return locked("reading the events of key '" + key + "'", [&] {
-    Result r = db_->exec(std::string("SELECT ") + kEventColumns +
-                             " FROM events WHERE key = $1 ORDER BY sequence",
-                         Params().text(key));
+    Result r = db_->exec(
+        std::string("SELECT ") + kEventColumns + " FROM events WHERE key = $1 ORDER BY sequence",
+        Params().text(key));
     std::vector<JournalEvent> out;
     for (int i = 0; i < r.rows(); ++i) out.push_back(toEvent(r, i));
     return out;
@@ -959,8 +992,12 @@ void PostgresJournal::advanceSink(const std::string& sink, int64_t offset,
       db_->exec(
           "INSERT INTO deliveries (sink, first_sequence, last_sequence, delivered_at_ms, detail) "
           "VALUES ($1, $2, $3, $4, $5)",
-          Params().text(sink).integer(delivery->first_sequence).integer(delivery->last_sequence)
-              .integer(now_ms).text(delivery->detail));
+          Params()
+              .text(sink)
+              .integer(delivery->first_sequence)
+              .integer(delivery->last_sequence)
+              .integer(now_ms)
+              .text(delivery->detail));
     }
     // Each dead letter copies its event inside this transaction; a missing event fails it loudly
     // rather than losing the dead letter.
@@ -976,10 +1013,10 @@ void PostgresJournal::advanceSink(const std::string& sink, int64_t offset,
                  Params().text(sink).text(d.reason).integer(now_ms).integer(d.sequence))
               .changed();
       if (copied == 0)
-        throw JournalError(describe(
-            action, "cannot dead-letter event " + std::to_string(d.sequence) +
-                        ": it is not in the journal (purged, or a sequence that was never "
-                        "assigned); nothing was changed"));
+        throw JournalError(
+            describe(action, "cannot dead-letter event " + std::to_string(d.sequence) +
+                                 ": it is not in the journal (purged, or a sequence that was never "
+                                 "assigned); nothing was changed"));
     }
   });
 }
@@ -992,8 +1029,8 @@ std::vector<DeliveryRecord> PostgresJournal::deliveriesOf(int64_t sequence) {
         Params().integer(sequence));
     std::vector<DeliveryRecord> out;
     for (int i = 0; i < r.rows(); ++i)
-      out.push_back(DeliveryRecord{r.text(i, 0), r.integer(i, 1), r.integer(i, 2),
-                                   r.integer(i, 3), r.text(i, 4)});
+      out.push_back(DeliveryRecord{r.text(i, 0), r.integer(i, 1), r.integer(i, 2), r.integer(i, 3),
+                                   r.text(i, 4)});
     return out;
   });
 }
@@ -1013,13 +1050,15 @@ int64_t PostgresJournal::requestReplay(const std::string& sink, const std::vecto
   return write("requesting replay of dead letters of sink '" + sink + "'", [&] {
     // The sink is part of the match: an id of another sink's dead letter is not replayed here.
     if (ids.empty())
-      return db_->exec("UPDATE dead_letters SET replay_requested = true WHERE sink = $1",
-                       Params().text(sink))
+      return db_
+          ->exec("UPDATE dead_letters SET replay_requested = true WHERE sink = $1",
+                 Params().text(sink))
           .changed();
-    return db_->exec(
-                  "UPDATE dead_letters SET replay_requested = true WHERE sink = $1 AND "
-                  "id = ANY($2::bigint[])",
-                  Params().text(sink).integerArray(ids))
+    return db_
+        ->exec(
+            "UPDATE dead_letters SET replay_requested = true WHERE sink = $1 AND "
+            "id = ANY($2::bigint[])",
+            Params().text(sink).integerArray(ids))
         .changed();
   });
 }
@@ -1093,15 +1132,14 @@ std::vector<int64_t> PostgresJournal::deadLetteredBetween(int64_t after, int64_t
 
 std::optional<std::string> PostgresJournal::stateGet(const std::string& instance,
                                                      const std::string& key) {
-  return locked("reading state '" + key + "' of '" + instance + "'",
-                [&]() -> std::optional<std::string> {
-                  // bytea, read in binary: plugin state is bytes and may hold NULs.
-                  Result r = db_->exec(
-                      "SELECT value FROM plugin_state WHERE instance = $1 AND key = $2",
-                      Params().text(instance).text(key), true);
-                  if (r.rows() == 0) return std::nullopt;
-                  return r.text(0, 0);
-                });
+  return locked(
+      "reading state '" + key + "' of '" + instance + "'", [&]() -> std::optional<std::string> {
+        // bytea, read in binary: plugin state is bytes and may hold NULs.
+        Result r = db_->exec("SELECT value FROM plugin_state WHERE instance = $1 AND key = $2",
+                             Params().text(instance).text(key), true);
+        if (r.rows() == 0) return std::nullopt;
+        return r.text(0, 0);
+      });
 }
 
 void PostgresJournal::stateSet(const std::string& instance, const std::string& key,
@@ -1128,8 +1166,14 @@ void PostgresJournal::setStatus(const InstanceStatus& s) {
         "SET kind = excluded.kind, state = excluded.state, message = excluded.message, "
         "updated_at_ms = excluded.updated_at_ms, retry_attempt = excluded.retry_attempt, "
         "next_attempt_at_ms = excluded.next_attempt_at_ms",
-        Params().text(s.name).text(s.kind).text(s.state).text(s.message).integer(s.updated_at_ms)
-            .integer(s.retry_attempt).integer(s.next_attempt_at_ms));
+        Params()
+            .text(s.name)
+            .text(s.kind)
+            .text(s.state)
+            .text(s.message)
+            .integer(s.updated_at_ms)
+            .integer(s.retry_attempt)
+            .integer(s.next_attempt_at_ms));
   });
 }
 
@@ -1151,10 +1195,11 @@ std::vector<InstanceStatus> PostgresJournal::statuses() {
 int64_t PostgresJournal::submitCommand(const std::string& action, const std::string& target,
                                        const std::string& argument) {
   return write("storing the request " + action, [&] {
-    return db_->exec(
-                  "INSERT INTO commands (action, target, argument, requested_at_ms) "
-                  "VALUES ($1, $2, $3, $4) RETURNING id",
-                  Params().text(action).text(target).text(argument).integer(nowMs()))
+    return db_
+        ->exec(
+            "INSERT INTO commands (action, target, argument, requested_at_ms) "
+            "VALUES ($1, $2, $3, $4) RETURNING id",
+            Params().text(action).text(target).text(argument).integer(nowMs()))
         .integer(0, 0);
   });
 }
@@ -1165,7 +1210,7 @@ constexpr const char* kCommandColumns =
     "SELECT id, action, target, argument, state, result, requested_at_ms FROM commands ";
 
 CommandRequest toCommand(const Result& r, int i) {
-  return CommandRequest{r.integer(i, 0), r.text(i, 1), r.text(i, 2), r.text(i, 3),
+  return CommandRequest{r.integer(i, 0), r.text(i, 1), r.text(i, 2),   r.text(i, 3),
                         r.text(i, 4),    r.text(i, 5), r.integer(i, 6)};
 }
 
@@ -1246,9 +1291,9 @@ int64_t PostgresJournal::oldestSequence() {
 int64_t PostgresJournal::firstSequenceFetchedFrom(int64_t fetched_at_ms) {
   return locked("finding the first event fetched from an instant", [&] {
     // In sequence order, stopping at the first match (fetch times grow with sequences).
-    Result r = db_->exec(
-        "SELECT sequence FROM events WHERE fetched_at_ms >= $1 ORDER BY sequence LIMIT 1",
-        Params().integer(fetched_at_ms));
+    Result r =
+        db_->exec("SELECT sequence FROM events WHERE fetched_at_ms >= $1 ORDER BY sequence LIMIT 1",
+                  Params().integer(fetched_at_ms));
     return r.rows() == 0 ? int64_t{0} : r.integer(0, 0);
   });
 }
@@ -1264,8 +1309,8 @@ std::optional<int64_t> PostgresJournal::fetchedAt(int64_t sequence) {
 
 int64_t PostgresJournal::dropDeadLetters(const std::vector<int64_t>& ids) {
   return write("dropping dead letters", [&] {
-    return db_->exec("DELETE FROM dead_letters WHERE id = ANY($1::bigint[])",
-                     Params().integerArray(ids))
+    return db_
+        ->exec("DELETE FROM dead_letters WHERE id = ANY($1::bigint[])", Params().integerArray(ids))
         .changed();
   });
 }
@@ -1299,8 +1344,14 @@ void PostgresJournal::recordActivity(const InstanceActivity& a) {
         "last_attempt_ms = excluded.last_attempt_ms, last_success_ms = excluded.last_success_ms, "
         "events_total = excluded.events_total, progress = excluded.progress, "
         "updated_at_ms = excluded.updated_at_ms",
-        Params().text(a.name).text(a.kind).integer(a.last_attempt_ms).integer(a.last_success_ms)
-            .integer(a.events_total).text(a.progress).integer(nowMs()));
+        Params()
+            .text(a.name)
+            .text(a.kind)
+            .integer(a.last_attempt_ms)
+            .integer(a.last_success_ms)
+            .integer(a.events_total)
+            .text(a.progress)
+            .integer(nowMs()));
   });
 }
 
@@ -1311,8 +1362,8 @@ std::vector<InstanceActivity> PostgresJournal::activities() {
         "FROM instance_activity ORDER BY name COLLATE \"C\"");
     std::vector<InstanceActivity> out;
     for (int i = 0; i < r.rows(); ++i)
-      out.push_back({r.text(i, 0), r.text(i, 1), r.integer(i, 2), r.integer(i, 3),
-                     r.integer(i, 4), r.text(i, 5)});
+      out.push_back({r.text(i, 0), r.text(i, 1), r.integer(i, 2), r.integer(i, 3), r.integer(i, 4),
+                     r.text(i, 5)});
     return out;
   });
 }

@@ -12,8 +12,9 @@
 // binds text only, while the journal wants the URL, bytea for plugin state and one round trip per
 // statement. One connection, guarded by one mutex that every method holds for its whole
 // transaction; a second one for the reads of the event path (latestVersions, readAfter), which
-// see committed transactions only. A lost connection is reset on the next call (which fails with JournalError until
-// PostgreSQL answers again, so the runners retry); an owner takes its lock again first.
+// see committed transactions only. A lost connection is reset on the next call (which fails with
+// JournalError until PostgreSQL answers again, so the runners retry); an owner takes its lock again
+// first.
 //
 // Ownership: own() takes a session-level advisory lock on this connection, so one ferry owns the
 // journal at a time, across hosts. Every write runs in a transaction that first calls fence(),
@@ -28,8 +29,6 @@
 #include <vector>
 
 #include "journal/Journal.h"
-
-struct pg_conn;
 
 namespace ferry::core {
 

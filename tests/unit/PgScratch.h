@@ -58,7 +58,9 @@ class PgScratch {
 
   // Runs `sql` in the schema on a connection of its own; the rows as text.
   std::vector<std::vector<std::string>> exec(const std::string& sql) const {
-    PGconn* conn = PQconnectdb((admin_ + " options='-csearch_path=" + schema_ + " -cclient_min_messages=warning'").c_str());
+    PGconn* conn = PQconnectdb(
+        (admin_ + " options='-csearch_path=" + schema_ + " -cclient_min_messages=warning'")
+            .c_str());
     if (PQstatus(conn) != CONNECTION_OK) {
       const std::string error = PQerrorMessage(conn);
       PQfinish(conn);

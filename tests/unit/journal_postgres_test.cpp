@@ -5,7 +5,6 @@
 // journal_sqlite_test.cpp.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <atomic>
@@ -67,7 +66,8 @@ class PostgresJournalTest : public ::testing::Test {
   void terminateJournalConnections() {
     pg_->exec(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE "
-        "'ferry/" + pg_->schema() + "-%'");
+        "'ferry/" +
+        pg_->schema() + "-%'");
   }
 
   std::unique_ptr<test::PgScratch> pg_;
@@ -93,7 +93,8 @@ TEST_F(PostgresJournalTest, ConcurrentCommittersNeverLetAReaderSkipAnEvent) {
         std::vector<NewEvent> page;
         const int size = 1 + static_cast<int>(rng() % 150);
         for (int i = 0; i < size; ++i)
-          page.push_back(event(std::to_string(w) + "-" + std::to_string(p) + "-" + std::to_string(i)));
+          page.push_back(
+              event(std::to_string(w) + "-" + std::to_string(p) + "-" + std::to_string(i)));
         journal->commit("src" + std::to_string(w), page, cursorAt(kT1, p));
         written += size;
       }
@@ -109,8 +110,8 @@ TEST_F(PostgresJournalTest, ConcurrentCommittersNeverLetAReaderSkipAnEvent) {
     read_count += static_cast<int64_t>(events.size());
     for (const auto& e : events) {
       if (e.sequence != offset + 1 && ++misplaced <= 3)
-        example += " at offset " + std::to_string(offset) + " read " + std::to_string(e.sequence) +
-                   ";";
+        example +=
+            " at offset " + std::to_string(offset) + " read " + std::to_string(e.sequence) + ";";
       offset = e.sequence;
     }
     return !events.empty();
