@@ -1364,6 +1364,40 @@ TEST_F(DuckHubOnPostgresJournalTest, BackfillIntoCsvAndSqlDeliversEveryOrderOnce
   expectCsvMatchesState(sim.state(), "after the third pass");
 }
 
+// The journal URL's password is a secret: taken from the environment, it never shows in the log,
+// `ferry status` (text or JSON) or an error; the URL shows with "***" in its place. (The test
+// server trusts local logins, so it lets the password pass unchecked.)
+TEST_F(DuckHubOnPostgresJournalTest, ThePasswordInTheJournalUrlNeverShows) {
+  startSim({"--seed", "2", "--venues", "1", "--orders", "20", "--no-rate-limit", "--quiet"});
+  const std::string password = "Journal-Passw0rd-7f3a";
+  ::setenv("FERRY_TEST_JOURNAL_PASSWORD", password.c_str(), 1);
+  const std::string shown = journal_.substr(0, journal_.find('@'));  // postgresql://user
+  const std::string rest = journal_.substr(journal_.find('@'));
+  journal_ = shown + ":${system.env.FERRY_TEST_JOURNAL_PASSWORD}" + rest;
+  writeDuckConfig(duckSource("v1", "v1") + csvSink());
+  RunResult run = runOnce();
+  RunResult status_text = ferry({"status", "--config", config_}, 60s);
+  RunResult status_json = ferry({"status", "--config", config_, "--json"}, 60s);
+  FerryProcess owner({"run", "--config", config_}, dir_.path());
+  RunResult busy;
+  ASSERT_TRUE(waitUntil([&] {
+    busy = runOnce();
+    return busy.exit_code == 75;
+  })) << describe(busy);
+  owner.signal(SIGTERM);
+  EXPECT_EQ(owner.wait(), 0) << owner.err();
+  ::unsetenv("FERRY_TEST_JOURNAL_PASSWORD");
+  ASSERT_EQ(run.exit_code, 0) << describe(run);
+  EXPECT_EQ(status_text.exit_code, 0) << describe(status_text);
+  EXPECT_NE(status_text.out.find("journal " + shown + ":***" + rest), std::string::npos)
+      << status_text.out;
+  EXPECT_NE(status_json.out.find(shown + ":***" + rest), std::string::npos) << status_json.out;
+  EXPECT_NE(run.err.find(shown + ":***" + rest), std::string::npos) << run.err;
+  for (const RunResult* r : {&run, &status_text, &status_json, &busy})
+    EXPECT_EQ((r->out + r->err).find(password), std::string::npos) << describe(*r);
+  EXPECT_EQ(owner.err().find(password), std::string::npos) << owner.err();
+}
+
 // One ferry owns a PostgreSQL journal: a second `ferry run` on it is refused with the owner named
 // (until leases let hosts share it), and a command beside the running one is carried out by it.
 TEST_F(DuckHubOnPostgresJournalTest, ASecondFerryIsRefusedAndCommandsGoThroughTheOwner) {
