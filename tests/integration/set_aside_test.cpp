@@ -11,6 +11,7 @@
 #include <Poco/Net/HTTPServerResponse.h>
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/URI.h>
+#include <signal.h>
 
 #include <atomic>
 #include <filesystem>
@@ -244,6 +245,47 @@ TEST_F(SetAsideTest, ReplayReadsTheItemsAgainOnceFixed) {
   RunResult dropped = ferry(drop);
   EXPECT_EQ(dropped.exit_code, 0) << describe(dropped);
   EXPECT_TRUE(sourceLetters().empty());
+}
+
+// While ferry runs, an operator learns of the items set aside from /metrics (a counter per
+// source, present at 0 from the start), `ferry status` and the log; the source keeps polling.
+TEST_F(SetAsideTest, MetricsStatusAndLogCountTheItemsSetAside) {
+  const uint16_t port = freePort();
+  std::string config = readFile(config_);
+  config.replace(config.find("\n\n"), 2,
+                 "\nadmin_listen = 127.0.0.1:" + std::to_string(port) + "\n\n");
+  writeFile(config_, config);
+  remote_.put(at(1), order("o1", 1));
+  FerryProcess running({"run", "--config", config_}, dir_.path());
+  HttpAnswer metrics;
+  ASSERT_TRUE(waitUntil([&] {
+    metrics = httpGet(port, "/metrics");
+    return metrics.body.find("ferry_source_set_aside_total{source=\"venue\"} 0") !=
+           std::string::npos;
+  })) << metrics.body << running.err();
+  EXPECT_NE(metrics.body.find("# HELP ferry_source_set_aside_total "), std::string::npos);
+
+  serveBadItems();
+  ASSERT_TRUE(waitUntil([&] {
+    metrics = httpGet(port, "/metrics");
+    return metrics.body.find("ferry_source_set_aside_total{source=\"venue\"} 5") !=
+           std::string::npos;
+  })) << metrics.body << running.err();
+  EXPECT_NE(running.err().find("source venue: 5 unreadable item(s) set aside as dead letters"),
+            std::string::npos)
+      << running.err();
+  RunResult text = ferry({"status", "--config", config_});
+  EXPECT_NE(text.out.find("5 item(s) set aside (ferry dead-letters list)"), std::string::npos)
+      << text.out;
+  ASSERT_TRUE(waitUntil([&] { return countKeys(readSinkLines(out_)).count("o7") == 1; }))
+      << running.err();
+  // The source goes on: a later order still arrives.
+  remote_.put(at(8), order("o8", 8));
+  EXPECT_TRUE(waitUntil([&] { return countKeys(readSinkLines(out_)).count("o8") == 1; }))
+      << running.err();
+  EXPECT_EQ(httpGet(port, "/healthz").status, 200);
+  running.signal(SIGTERM);
+  EXPECT_EQ(running.wait(60s), 0) << running.err();
 }
 
 // An order nesting deeper than a DOM parser allows (3,000 levels in a field the source does not
