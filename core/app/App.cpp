@@ -491,6 +491,14 @@ int App::commandRun() {
     requests.setPipeline(&pipeline);
     if (once_) {
       code = pipeline.runOnce([&requests] { requests.applyPending(); });
+      // Stopped while the journal failed (a full disk, an I/O error): 74, as for a journal that
+      // cannot be opened, so that a scheduler tells it from a remote's failure.
+      for (const auto& v : pipeline.services().health.judge(nowMs(), INT64_MAX)) {
+        if (v.state == "retrying" && v.message.rfind("journal: ", 0) == 0) {
+          log.error(v.kind + " " + v.name + " ended on a journal failure: " + v.message);
+          code = EXIT_IOERR;
+        }
+      }
     } else {
       pipeline.start();
       auto next_retention = std::chrono::steady_clock::now();

@@ -393,6 +393,7 @@ void validateInstance(InstanceConfig& inst, const PluginRegistry& plugins) {
       requireAtLeast(inst.page_size, 1, where("page_size"));
       inst.set_aside_after = toInt(*inst.value("set_aside_after"));
       requireAtLeast(inst.set_aside_after, 1, where("set_aside_after"));
+      inst.clock_skew_ms = toInt(*inst.value("clock_skew"));
     } else {
       auto from = inst.value("from");
       inst.from = from ? split(*from, ',') : std::vector<std::string>{};
@@ -432,6 +433,9 @@ const std::vector<OptionSpec>& hostSourceOptions() {
       def("set_aside_after", OptionType::Int, "3",
           "fetches of a page before an item that cannot be read is set aside as a source dead "
           "letter (ferry dead-letters list) and the source goes on without it"),
+      def("clock_skew", OptionType::Duration, "1h",
+          "how far ahead of this host's clock a change time may be and still move the cursor; "
+          "items stamped further ahead are delivered with a warning, the cursor stays"),
   };
   return table;
 }

@@ -84,6 +84,7 @@ struct InstanceConfig {
   std::string start_from;  // UTC instant text
   int64_t page_size = 100;
   int64_t set_aside_after = 3;  // fetches of a page before an unreadable item is set aside
+  int64_t clock_skew_ms = 3600 * 1000;  // how far ahead of this host a version moves the cursor
   // Sinks:
   std::vector<std::string> from;  // source names; empty = every source
   int64_t batch_size = 100;

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string_view>
 
+#include "services/Text.h"
 #include "services/Time.h"
 
 namespace ferry::core {
@@ -68,7 +69,7 @@ CycleResult CursorEngine::runCycle(const FetchPage& fetch, const std::atomic<boo
   // but the cursor does not follow them: one order stamped 2200 would otherwise move the cursor
   // there, and no later real change would ever be asked for again. The remote sorts by version,
   // so the first such item also ends the plausible part of the window.
-  const int64_t horizon_ms = floorMs(nowNs()) + kFutureToleranceMs;
+  const int64_t horizon_ms = floorMs(nowNs()) + settings_.clock_skew_ms;
 
   // The cursor to persist: never behind where the cycle started (the look-back reads older
   // items again, it does not move the cursor back), and only ever moved by the data.
@@ -193,13 +194,20 @@ CycleResult CursorEngine::runCycle(const FetchPage& fetch, const std::atomic<boo
     bool new_at_since = false;
     for (size_t i = 0; i < count; ++i) {
       FetchedItem& item = page.items[i];
-      if (floorMs(item.version_ns) > horizon_ms) ++future_in_page;
+      const bool future = floorMs(item.version_ns) > horizon_ms;
+      if (future && result.future_seen++ == 0 && result.future_items == 0)
+        result.future_example = printable(item.entity + " '" + item.key + "' stamped " +
+                                          item.version);
+      if (future) ++future_in_page;
       else newest_ns = std::max(newest_ns, item.version_ns);
       // Pending first: it holds what this page already took of the same key.
       const VersionSeen* last = seen[i];
       if (auto it = pending.versions.find(map_keys[i]); it != pending.versions.end())
         last = &it->second;
       if (last != nullptr && item.version_ns <= last->version_ns) continue;
+      if (future && result.future_items++ == 0)
+        result.future_example = printable(item.entity + " '" + item.key + "' stamped " +
+                                          item.version);
       NewEvent e;
       e.entity = std::move(item.entity);
       e.key = std::move(item.key);
@@ -217,7 +225,6 @@ CycleResult CursorEngine::runCycle(const FetchPage& fetch, const std::atomic<boo
 
     const uint32_t received = std::max<uint32_t>(page.received,
                                                  static_cast<uint32_t>(page.items.size()));
-    result.future_items += future_in_page;
     const bool full = received >= limit && future_in_page == 0;
     const bool reaches_past = newest_ns != INT64_MIN && floorMs(newest_ns) > since_ms;
     if (tied) pass_found_new = pass_found_new || new_at_since;

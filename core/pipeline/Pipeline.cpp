@@ -52,6 +52,7 @@ void Pipeline::addSource(const Config& config, const InstanceConfig& source,
   cycle.commit_pages = config.host.commit_pages;
   cycle.commit_interval_ms = config.host.commit_interval_ms;
   cycle.start_from = source.start_from;
+  cycle.clock_skew_ms = source.clock_skew_ms;
   sources_.push_back(std::make_unique<SourceRunner>(
       source, std::move(instance), *services_, cycle,
       BackoffPolicy{config.host.retry_initial_ms, config.host.retry_max_ms},

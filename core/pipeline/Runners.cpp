@@ -167,6 +167,7 @@ SourceRunner::SourceRunner(const InstanceConfig& config, std::unique_ptr<Instanc
       engine_(config.name, services.event_log, std::move(cycle), &services.handoff),
       backoff_(backoff),
       interval_ms_(config.interval_ms),
+      clock_skew_ms_(config.clock_skew_ms),
       routed_sinks_(std::move(routed_sinks)),
       rng_(std::random_device{}()),
       status_(services, config.name, "source", config.interval_ms),
@@ -286,11 +287,18 @@ void SourceRunner::loop(bool once) {
     activity_.count(r.new_events);
     if (r.status == Status::Ok) activity_.succeeded();
     activity_.flush(true);  // once a cycle: what status shows between two polls
-    if (r.future_items > 0)
-      services_.logger.warning("source " + name_ + ": " + std::to_string(r.future_items) +
-                               " item(s) stamped more than an hour ahead of this host's clock: "
-                               "delivered, but the cursor does not follow them (check the "
-                               "remote's clock and this host's)");
+    // Said in the log and counted once per item; shown in the status while such items are read.
+    auto future = [&](int64_t count) {
+      return std::to_string(count) + " item(s) stamped more than " +
+             formatDurationMs(clock_skew_ms_) + " (clock_skew) ahead of this host's clock, e.g. " +
+             r.future_example + ": delivered, but the cursor does not follow them (check the "
+             "remote's clock and this host's)";
+    };
+    if (r.future_items > 0) {
+      services_.logger.warning("source " + name_ + ": " + future(r.future_items));
+      services_.metrics.add("source_future_items_total", name_,
+                            static_cast<double>(r.future_items));
+    }
     if (stopping()) break;
     // An operator's command waits (the cycle stopped early, keeping what it committed): carry it
     // out, then poll again at once.
@@ -307,7 +315,7 @@ void SourceRunner::loop(bool once) {
       if (r.new_events > 0) services_.logger.information(summary);
       else services_.logger.debug(summary);
       status_.succeeded();
-      status("idle", "");
+      status("idle", r.future_seen > 0 ? future(r.future_seen) : "");
       if (once) return;
       int64_t next = cycle_start + interval_ms_ - steadyNowMs();
       if (!sleepFor(std::max<int64_t>(0, next), true)) break;

@@ -140,6 +140,7 @@ class SourceRunner {
   CursorEngine engine_;
   BackoffPolicy backoff_;
   int64_t interval_ms_;
+  int64_t clock_skew_ms_;
   int64_t phase_ms_ = 0;
   bool has_hook_ = false;
   std::vector<std::string> routed_sinks_;

@@ -135,6 +135,7 @@ TEST_F(ConfigTest, ValidConfigResolvesEveryValueAndDefault) {
                                        {"start_from", "2025-04-23T10:01:53.500Z"},
                                        {"page_size", "50"},
                                        {"set_aside_after", "3"},
+                                       {"clock_skew", "3600000"},
                                        {"account", "acme"},
                                        {"api_key", kSecret},
                                        {"max_pages", "10"},
@@ -195,7 +196,7 @@ TEST_F(ConfigTest, UnknownKeyListsTheAllowedKeys) {
   EXPECT_EQ(message, file() +
                          ": [source.orders] colour: unknown key for plugin good_source; allowed "
                          "keys: plugin, enabled, interval, lookback, start_from, page_size, "
-                         "set_aside_after, "
+                         "set_aside_after, clock_skew, "
                          "account, api_key, max_pages, verbose, timeout, role, not_before, ratio, "
                          "pin");
 }

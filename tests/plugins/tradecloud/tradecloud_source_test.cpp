@@ -940,6 +940,47 @@ TEST(TradecloudMeta, ShipmentsNameTheirShipmentNumberAndThePoNumbersOfTheirLines
   EXPECT_EQ(items[1].meta, "") << "nothing to name: no metadata";
 }
 
+// Items of a page that cannot be read are handed to the host as unreadable, with their text
+// and the reason, and the rest of the page is emitted: an order whose id is a number, one
+// without lastUpdatedAt, an element that is not an object, a shipment without its change time.
+TEST(TradecloudUnreadable, ItemsThatCannotBeReadAreSetAsideAndThePageGoesOn) {
+  auto fetch = [](const char* plugin, const std::string& page) {
+    ferry::testing::FakeHost host;
+    host.onHttp([&](const ferry::testing::HttpCall& call) { return tradecloudAnswer(call, page); });
+    auto source = host.create(ferry::testing::Plugin::load(plugin),
+                              {{"base_url", "http://tc.test/v2"},
+                               {"email", kEmail},
+                               {"password", kPassword}});
+    return source.fetch("2025-04-23T08:00:00.000Z");
+  };
+  const std::string at = R"("2025-04-23T09:00:00.000Z")";
+  auto orders = fetch(ORDERS_PLUGIN, R"({"id":"a","lastUpdatedAt":)" + at + R"(},)"
+                                     R"({"id":7,"lastUpdatedAt":)" + at + R"(},)"
+                                     R"({"id":"c"},)"
+                                     R"(["not","an","order"],)"
+                                     R"({"id":"e","lastUpdatedAt":)" + at + "}");
+  EXPECT_EQ(orders.status, FERRY_FETCH_OK) << orders.message;
+  ASSERT_EQ(orders.items.size(), 2u);
+  EXPECT_EQ(orders.items[0].key, "a");
+  EXPECT_EQ(orders.items[1].key, "e");
+  EXPECT_EQ(orders.received, 5u) << "every element counts for paging";
+  ASSERT_EQ(orders.set_aside.size(), 3u);
+  EXPECT_EQ(orders.set_aside[0].raw, R"({"id":7,"lastUpdatedAt":)" + at + "}");
+  EXPECT_NE(orders.set_aside[0].reason.find("without a string id or lastUpdatedAt"),
+            std::string::npos)
+      << orders.set_aside[0].reason;
+  EXPECT_EQ(orders.set_aside[1].raw, R"({"id":"c"})");
+  EXPECT_EQ(orders.set_aside[2].raw, R"(["not","an","order"])");
+  EXPECT_NE(orders.set_aside[2].reason.find("not an object at position 3"), std::string::npos)
+      << orders.set_aside[2].reason;
+
+  auto shipments = fetch(SHIPMENTS_PLUGIN, R"({"id":"s1","meta":{}})");
+  EXPECT_EQ(shipments.status, FERRY_FETCH_OK) << shipments.message;
+  EXPECT_TRUE(shipments.items.empty());
+  ASSERT_EQ(shipments.set_aside.size(), 1u);
+  EXPECT_NE(shipments.set_aside[0].reason.find("meta.lastUpdatedAt"), std::string::npos);
+}
+
 // The layouts' row filters on one order, in-process: which lines a sink with only_changed_lines
 // and skip_echo_lines writes.
 TEST(TradecloudLayouts, OnlyChangedLinesAndEchoLinesFilterRowsOfTheOrderLinesLayout) {

@@ -1,8 +1,11 @@
-// End to end, an item a source cannot read (an id of the wrong type, no change time, not an
-// object, a key holding NUL, a version that is no instant) against the real DuckHub source and a
-// DuckHub-like server on 127.0.0.1 whose items the test writes by hand: after a bounded number
-// of fetches each one is set aside as a source dead letter, the source delivers the rest and
-// goes on, and once the cause is fixed a replay reads them again.
+// End to end, data a remote should never send, against the real DuckHub source and a
+// DuckHub-like server on 127.0.0.1 whose items the test writes by hand:
+//   - items the source cannot read (an id of the wrong type, no change time, not an object, a
+//     key holding NUL, a version that is no instant): after a bounded number of fetches each one
+//     is set aside as a source dead letter, the source delivers the rest and goes on, and once
+//     the cause is fixed a replay reads them again;
+//   - an order stamped far in the future: delivered with a warning, and the cursor does not
+//     follow it past this host's clock.
 #include <Poco/Net/HTTPRequestHandler.h>
 #include <Poco/Net/HTTPRequestHandlerFactory.h>
 #include <Poco/Net/HTTPServer.h>
@@ -11,6 +14,7 @@
 #include <Poco/Net/HTTPServerResponse.h>
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/URI.h>
+#include <signal.h>
 
 #include <atomic>
 #include <filesystem>
@@ -104,7 +108,7 @@ std::string order(const std::string& id, int second) {
          ",\"status\":\"new\",\"updatedAt\":\"" + at(second) + "\"}";
 }
 
-class SetAsideTest : public FerryTest {
+class BadDataTest : public FerryTest {
  protected:
   void SetUp() override {
     const std::string plugins = dir_.file("plugins");
@@ -163,7 +167,7 @@ class SetAsideTest : public FerryTest {
 // Five unreadable items among good ones: `run --once` sets each aside after set_aside_after
 // fetches, delivers the good orders, and exits 2 for the new dead letters, which list each
 // item's reason and raw text; the key holding NUL is never cut into another order's key.
-TEST_F(SetAsideTest, UnreadableItemsAreSetAsideAfterBoundedTriesAndTheRestIsDelivered) {
+TEST_F(BadDataTest, UnreadableItemsAreSetAsideAfterBoundedTriesAndTheRestIsDelivered) {
   serveBadItems();
   RunResult r = runOnce();
   EXPECT_EQ(r.exit_code, 2) << describe(r);
@@ -216,7 +220,7 @@ TEST_F(SetAsideTest, UnreadableItemsAreSetAsideAfterBoundedTriesAndTheRestIsDeli
 // Once the cause is fixed at the remote (the same items, now readable, at the same instants),
 // `dead-letters replay --source` reads them again: they are delivered, what is still unreadable
 // is set aside again, and nothing delivered before is delivered twice.
-TEST_F(SetAsideTest, ReplayReadsTheItemsAgainOnceFixed) {
+TEST_F(BadDataTest, ReplayReadsTheItemsAgainOnceFixed) {
   serveBadItems();
   RunResult r = runOnce();
   ASSERT_EQ(r.exit_code, 2) << describe(r);
@@ -246,9 +250,88 @@ TEST_F(SetAsideTest, ReplayReadsTheItemsAgainOnceFixed) {
   EXPECT_TRUE(sourceLetters().empty());
 }
 
+// While ferry runs, an operator learns of the items set aside from /metrics (a counter per
+// source, present at 0 from the start), `ferry status` and the log; the source keeps polling.
+TEST_F(BadDataTest, MetricsStatusAndLogCountTheItemsSetAside) {
+  const uint16_t port = freePort();
+  std::string config = readFile(config_);
+  config.replace(config.find("\n\n"), 2,
+                 "\nadmin_listen = 127.0.0.1:" + std::to_string(port) + "\n\n");
+  writeFile(config_, config);
+  remote_.put(at(1), order("o1", 1));
+  FerryProcess running({"run", "--config", config_}, dir_.path());
+  HttpAnswer metrics;
+  ASSERT_TRUE(waitUntil([&] {
+    metrics = httpGet(port, "/metrics");
+    return metrics.body.find("ferry_source_set_aside_total{source=\"venue\"} 0") !=
+           std::string::npos;
+  })) << metrics.body << running.err();
+  EXPECT_NE(metrics.body.find("# HELP ferry_source_set_aside_total "), std::string::npos);
+
+  serveBadItems();
+  ASSERT_TRUE(waitUntil([&] {
+    metrics = httpGet(port, "/metrics");
+    return metrics.body.find("ferry_source_set_aside_total{source=\"venue\"} 5") !=
+           std::string::npos;
+  })) << metrics.body << running.err();
+  EXPECT_NE(running.err().find("source venue: 5 unreadable item(s) set aside as dead letters"),
+            std::string::npos)
+      << running.err();
+  RunResult text = ferry({"status", "--config", config_});
+  EXPECT_NE(text.out.find("5 item(s) set aside (ferry dead-letters list)"), std::string::npos)
+      << text.out;
+  ASSERT_TRUE(waitUntil([&] { return countKeys(readSinkLines(out_)).count("o7") == 1; }))
+      << running.err();
+  // The source goes on: a later order still arrives.
+  remote_.put(at(8), order("o8", 8));
+  EXPECT_TRUE(waitUntil([&] { return countKeys(readSinkLines(out_)).count("o8") == 1; }))
+      << running.err();
+  EXPECT_EQ(httpGet(port, "/healthz").status, 200);
+  running.signal(SIGTERM);
+  EXPECT_EQ(running.wait(60s), 0) << running.err();
+}
+
+// One order stamped 2200-01-01 (a remote's bad clock, a typo): delivered, with a warning in the
+// log, the status and a metric naming it, but the cursor stays at this host's clock plus
+// clock_skew, so a change made afterwards (stamped now, before 2200) is still fetched.
+TEST_F(BadDataTest, AnOrderStampedInTheFarFutureIsDeliveredButCannotPoisonTheCursor) {
+  const uint16_t port = freePort();
+  std::string config = readFile(config_);
+  config.replace(config.find("\n\n"), 2,
+                 "\nadmin_listen = 127.0.0.1:" + std::to_string(port) + "\n\n");
+  writeFile(config_, config);
+  remote_.put(at(1), order("o1", 1));
+  remote_.put("2200-01-01T00:00:00.000Z",
+              "{\"id\":\"o2\",\"status\":\"new\",\"updatedAt\":\"2200-01-01T00:00:00.000Z\"}");
+  FerryProcess running({"run", "--config", config_}, dir_.path());
+  ASSERT_TRUE(waitUntil([&] { return countKeys(readSinkLines(out_)).size() == 2; }))
+      << running.err();
+  const std::string warning =
+      "1 item(s) stamped more than 1h (clock_skew) ahead of this host's clock, e.g. order 'o2' "
+      "stamped 2200-01-01T00:00:00.000Z: delivered, but the cursor does not follow them";
+  EXPECT_NE(running.err().find("source venue: " + warning), std::string::npos) << running.err();
+  auto venue = waitForState("sources", "venue", "idle");
+  ASSERT_FALSE(venue.isNull());
+  EXPECT_NE(str(venue, "message").find(warning), std::string::npos) << str(venue, "message");
+  EXPECT_EQ(str(venue->getObject("cursor"), "since"), at(1));
+  const HttpAnswer metrics = httpGet(port, "/metrics");
+  EXPECT_NE(metrics.body.find("ferry_source_future_items_total{source=\"venue\"} 1"),
+            std::string::npos)
+      << metrics.body;
+
+  // A change made now is still found, and the order from 2200 is not delivered again.
+  remote_.put(at(5), order("o3", 5));
+  EXPECT_TRUE(waitUntil([&] { return countKeys(readSinkLines(out_)).count("o3") == 1; }))
+      << running.err();
+  running.signal(SIGTERM);
+  EXPECT_EQ(running.wait(60s), 0) << running.err();
+  EXPECT_EQ(countKeys(readSinkLines(out_)),
+            (std::map<std::string, int>{{"o1", 1}, {"o2", 1}, {"o3", 1}}));
+}
+
 // An order nesting deeper than a DOM parser allows (3,000 levels in a field the source does not
 // read) is read where its id and change time stand and delivered as received, not retried.
-TEST_F(SetAsideTest, AnItemNestedDeeperThanParsersAllowIsDeliveredAsReceived) {
+TEST_F(BadDataTest, AnItemNestedDeeperThanParsersAllowIsDeliveredAsReceived) {
   remote_.put(at(1), order("o1", 1));
   remote_.put(at(2), "{\"id\":\"o2\",\"updatedAt\":\"" + at(2) + "\",\"x\":" +
                          std::string(3000, '[') + std::string(3000, ']') + "}");
