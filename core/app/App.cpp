@@ -393,6 +393,7 @@ std::vector<std::string> hostChangesNeedingRestart(const HostSettings& a, const 
   check(a.commit_pages == b.commit_pages, "commit_pages");
   check(a.commit_interval_ms == b.commit_interval_ms, "commit_interval");
   check(a.admin_listen == b.admin_listen, "admin_listen");
+  check(a.workers == b.workers, "workers");
   return keys;
 }
 
@@ -485,6 +486,7 @@ int App::commandRun() {
         if (std::chrono::steady_clock::now() >= next_retention) {
           try {
             pipeline.applyRetention();
+            pipeline.logScheduling();
           } catch (const std::exception& e) {
             log.warning(std::string("retention postponed: ") + e.what());
           }

@@ -10,6 +10,7 @@ void Signal::notify() {
     ++generation_;
   }
   cv_.notify_all();
+  if (listener_) listener_();
 }
 
 uint64_t Signal::waitFor(uint64_t seen, int64_t timeout_ms) {

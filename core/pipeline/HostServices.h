@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 
 #include "delivery/Handoff.h"
@@ -24,8 +25,11 @@ class Signal {
   // generation.
   uint64_t waitFor(uint64_t seen, int64_t timeout_ms);
   uint64_t generation();
+  // Also called by every notify(), on the notifying thread (set before any thread notifies).
+  void setListener(std::function<void()> listener) { listener_ = std::move(listener); }
 
  private:
+  std::function<void()> listener_;
   std::mutex mutex_;
   std::condition_variable cv_;
   uint64_t generation_ = 0;

@@ -17,14 +17,41 @@ Pipeline::Pipeline(LiveConfig& config, const PluginRegistry& plugins, Journal& j
                    Poco::Logger& logger)
     : config_(config),
       plugins_(plugins),
-      services_(std::make_unique<HostServices>(journal, logger)) {}
+      services_(std::make_unique<HostServices>(journal, logger)) {
+  services_->sink_advanced.setListener([this] { sinkAdvanced(); });
+}
+
+void Pipeline::sinkAdvanced() {
+  std::lock_guard lock(sources_mutex_);
+  for (auto& s : sources_) s->sinkAdvanced();
+}
+
+void Pipeline::startScheduler() {
+  if (scheduler_) return;
+  const int64_t workers = config_.get().host.workers;
+  scheduler_ = std::make_unique<Scheduler>(static_cast<size_t>(workers));
+  services_->logger.information("sources run on " + std::to_string(workers) + " worker thread(s)");
+}
+
+void Pipeline::logScheduling() {
+  if (!scheduler_) return;
+  const Scheduler::Lateness l = scheduler_->lateness(false);
+  services_->logger.information(
+      "scheduling: " + std::to_string(l.turns) + " source turn(s) since the start, lateness p50 " +
+      std::to_string(l.p50_ms) + " ms, p99 " + std::to_string(l.p99_ms) + " ms, max " +
+      std::to_string(l.max_ms) + " ms");
+}
 
 Pipeline::~Pipeline() {
   stop();
   // Fixed order: sources first (they may hold shared state the sinks never touch), then sinks.
   // The runners' destructors destroy the instances; the libraries go when the registry does.
-  sources_.clear();
+  {
+    std::lock_guard lock(sources_mutex_);
+    sources_.clear();
+  }
   sinks_.clear();
+  scheduler_.reset();
 }
 
 std::unique_ptr<Instance> Pipeline::createInstance(const InstanceConfig& instance) {
@@ -52,10 +79,12 @@ void Pipeline::addSource(const Config& config, const InstanceConfig& source,
   cycle.commit_pages = config.host.commit_pages;
   cycle.commit_interval_ms = config.host.commit_interval_ms;
   cycle.start_from = source.start_from;
-  sources_.push_back(std::make_unique<SourceRunner>(
+  auto runner = std::make_unique<SourceRunner>(
       source, std::move(instance), *services_, cycle,
       BackoffPolicy{config.host.retry_initial_ms, config.host.retry_max_ms},
-      routedSinks(config, source.name)));
+      routedSinks(config, source.name));
+  std::lock_guard lock(sources_mutex_);
+  sources_.push_back(std::move(runner));
 }
 
 void Pipeline::create() {
@@ -145,6 +174,7 @@ std::vector<std::string> Pipeline::reload(Config next) {
     for (auto it = gone.rbegin(); it != gone.rend(); ++it) {
       const std::string name = runners[*it]->name();
       runners[*it]->join();
+      std::lock_guard lock(sources_mutex_);  // sinkAdvanced() looks at the sources
       runners.erase(runners.begin() + static_cast<std::ptrdiff_t>(*it));
       services_->health.remove(name);
       lines.push_back(std::string("stopped ") + kind + " " + name +
@@ -178,20 +208,24 @@ std::vector<std::string> Pipeline::reload(Config next) {
     if (fresh_sources.count(source.name))
       start(source, [&](std::unique_ptr<Instance> instance) {
         addSource(now, source, std::move(instance));
-        if (started_) sources_.back()->start(false);
+        if (started_) sources_.back()->start(*scheduler_, false);
       });
   return lines;
 }
 
 void Pipeline::start() {
   started_ = true;
+  startScheduler();
   for (auto& s : sinks_) s->start();
-  for (auto& s : sources_) s->start(false);
+  for (auto& s : sources_) s->start(*scheduler_, false);
 }
 
 void Pipeline::requestStop() {
   services_->stopping = true;
-  for (auto& s : sources_) s->interrupt();
+  {
+    std::lock_guard lock(sources_mutex_);  // also called from a signal's thread
+    for (auto& s : sources_) s->interrupt();
+  }
   services_->new_events.notify();
   services_->sink_advanced.notify();
 }
@@ -204,6 +238,7 @@ void Pipeline::stop() {
   // Then the sinks: a batch in flight finishes and its offset is committed.
   for (auto& s : sinks_) s->join();
   started_ = false;
+  logScheduling();
 }
 
 SourceRunner* Pipeline::sourceRunner(const std::string& name) {
@@ -220,8 +255,9 @@ SinkRunner* Pipeline::sinkRunner(const std::string& name) {
 
 int Pipeline::runOnce(const std::function<void()>& tick) {
   started_ = true;
+  startScheduler();
   for (auto& s : sinks_) s->start();
-  for (auto& s : sources_) s->start(true);
+  for (auto& s : sources_) s->start(*scheduler_, true);
   auto all_done = [&] {
     for (auto& s : sources_)
       if (!s->finished()) return false;

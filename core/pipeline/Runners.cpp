@@ -178,7 +178,12 @@ SourceRunner::~SourceRunner() { join(); }
 
 void SourceRunner::requestStop() {
   stop_ = true;
+  interrupt();
+}
+
+void SourceRunner::interrupt() {
   interrupt_ = true;
+  if (scheduler_ != nullptr) scheduler_->wake(this);
 }
 
 namespace {
@@ -193,28 +198,16 @@ std::string checkInstance(Instance& instance) {
 
 std::string SourceRunner::check() { return checkInstance(*instance_); }
 
-void SourceRunner::start(bool once) {
+void SourceRunner::start(Scheduler& scheduler, bool once) {
+  scheduler_ = &scheduler;
+  once_ = once;
   finished_ = false;
   mailbox_.open();
-  thread_ = std::thread([this, once] {
-    Metrics::setThreadInstance(name_);
-    try {
-      loop(once);
-    } catch (const std::exception& e) {
-      failed_ = true;
-      services_.logger.error("source " + name_ + ": stopped by an internal error: " + e.what());
-      status("stopped", std::string("internal error: ") + e.what());
-    }
-    mailbox_.close();
-    activity_.progress("");
-    activity_.flush(true);
-    finished_ = true;
-    services_.sink_advanced.notify();  // wakes a waiting --once pipeline
-  });
+  scheduler.add(this, Scheduler::nowMs());
 }
 
 void SourceRunner::join() {
-  if (thread_.joinable()) thread_.join();
+  if (scheduler_ != nullptr) scheduler_->waitDone(this);
 }
 
 void SourceRunner::status(const std::string& state, const std::string& message, int64_t attempt,
@@ -224,24 +217,12 @@ void SourceRunner::status(const std::string& state, const std::string& message, 
 
 bool SourceRunner::post(std::function<void()> work) {
   if (!mailbox_.post(std::move(work))) return false;
-  interrupt_ = true;
-  services_.sink_advanced.notify();  // wakes the runner from its sleep between cycles
+  interrupt();  // the cycle under way ends early, and the runner takes a turn at once
   return true;
 }
 
-bool SourceRunner::sleepFor(int64_t ms, bool wake_on_sink_progress) {
-  const int64_t until = steadyNowMs() + ms;
-  uint64_t seen = services_.sink_advanced.generation();
-  while (!stopping()) {
-    int64_t left = until - steadyNowMs();
-    if (left <= 0 || mailbox_.hasWork()) return true;
-    uint64_t now = services_.sink_advanced.waitFor(seen, std::min(left, kSliceMs));
-    if (now != seen && wake_on_sink_progress) {
-      seen = now;
-      processDelivered();
-    }
-  }
-  return false;
+void SourceRunner::sinkAdvanced() {
+  if (has_hook_ && hook_pending_.load() && scheduler_ != nullptr) scheduler_->wake(this);
 }
 
 PageResult SourceRunner::fetchPage(const PageRequest& request) {
@@ -257,72 +238,130 @@ PageResult SourceRunner::fetchPage(const PageRequest& request) {
   return page;
 }
 
-void SourceRunner::loop(bool once) {
-  int attempt = 0;
-  activity_.load();
-  if (!once && phase_ms_ > 0 && !sleepFor(phase_ms_, true)) return;
-  status("running", "");
-  while (!stopping()) {
-    // A stop request sets both flags, the stop first: clearing ours cannot swallow it.
-    interrupt_ = false;
-    if (stopping()) interrupt_ = true;
-    mailbox_.runPending();
-    processDelivered();
-    const int64_t cycle_start = steadyNowMs();
-    int64_t next_progress = cycle_start + kProgressEveryMs;
-    activity_.attempt();
-    CycleResult r = runCycle(next_progress);
-    services_.metrics.add("source_events_total", name_, static_cast<double>(r.new_events));
-    activity_.progress("");
-    activity_.count(r.new_events);
-    if (r.status == Status::Ok) activity_.succeeded();
-    activity_.flush(true);  // once a cycle: what status shows between two polls
-    if (r.future_items > 0)
-      services_.logger.warning("source " + name_ + ": " + std::to_string(r.future_items) +
-                               " item(s) stamped more than an hour ahead of this host's clock: "
-                               "delivered, but the cursor does not follow them (check the "
-                               "remote's clock and this host's)");
-    if (stopping()) break;
-    // An operator's command waits (the cycle stopped early, keeping what it committed): carry it
-    // out, then poll again at once.
-    if (interrupt_.load() && mailbox_.hasWork()) continue;
-    if (r.status == Status::Ok) {
-      if (attempt > 0)
-        services_.logger.information("source " + name_ + ": recovered after " +
-                                     std::to_string(attempt) + " failed attempt(s)");
-      attempt = 0;
-      std::string summary = "source " + name_ + ": " + std::to_string(r.new_events) +
-                            " new event(s) in " + std::to_string(r.pages) + " page(s), cursor " +
-                            r.cursor;
-      if (r.new_events > 0) services_.logger.information(summary);
-      else services_.logger.debug(summary);
-      status_.succeeded();
-      status("idle", "");
-      if (once) return;
-      int64_t next = cycle_start + interval_ms_ - steadyNowMs();
-      if (!sleepFor(std::max<int64_t>(0, next), true)) break;
-      status("running", "");
-      continue;
-    }
-    if (r.status == Status::Auth || r.status == Status::Fatal || r.status == Status::Stop) {
-      failed_ = true;
-      services_.logger.error("source " + name_ + ": stopped, " + stoppedBecause(r.status, r.error));
-      status("stopped", stoppedBecause(r.status, r.error));
-      return;
-    }
-    // A cycle that committed something before it failed made progress: only failures in a row
-    // without progress grow the backoff, so occasional errors during a long backfill do not
-    // slow it down more and more.
-    if (r.new_events > 0) attempt = 0;
-    ++attempt;
-    int64_t delay = backoffDelayMs(backoff_, attempt, r.retry_after_ms, rng_);
-    services_.logger.warning("source " + name_ + ": " + r.error + "; retry " +
-                             std::to_string(attempt) + " in " + formatDurationMs(delay));
-    services_.metrics.add("source_retries_total", name_, 1);
-    status("retrying", r.error, attempt, nowMs() + delay);
-    if (!sleepFor(delay, true)) break;
+void SourceRunner::finish() {
+  mailbox_.close();
+  activity_.progress("");
+  activity_.flush(true);
+  finished_ = true;
+  services_.sink_advanced.notify();  // wakes a waiting --once pipeline
+}
+
+int64_t SourceRunner::step() {
+  // The plugin's HTTP exchanges on this worker belong to this instance until the turn ends.
+  Metrics::setThreadInstance(name_);
+  int64_t next = Scheduler::kDone;
+  try {
+    next = turn();
+  } catch (const std::exception& e) {
+    failed_ = true;
+    services_.logger.error("source " + name_ + ": stopped by an internal error: " + e.what());
+    status("stopped", std::string("internal error: ") + e.what());
+    next = Scheduler::kDone;
   }
-  status_.leave();
+  Metrics::setThreadInstance("");
+  if (next == Scheduler::kDone) finish();
+  return next;
+}
+
+int64_t SourceRunner::turn() {
+  if (!begun_) {
+    begun_ = true;
+    activity_.load();
+    next_cycle_ms_ = Scheduler::nowMs() + (once_ ? 0 : phase_ms_);
+  }
+  if (stopping()) {
+    status_.leave();
+    return Scheduler::kDone;
+  }
+  // Woken before the cycle is due by a sink's progress: the delivered hook alone. Operator work
+  // is carried out at once and the cycle follows it (as a poll on demand).
+  if (!mailbox_.hasWork() && Scheduler::nowMs() < next_cycle_ms_) {
+    processDelivered();
+    return next_cycle_ms_;
+  }
+  // The first request of the cycle needs a grant of a shared rate limit: reserve it, and come
+  // back when it is due instead of waiting for it on a worker.
+  const std::string& rate_key = instance_->rateKey();
+  if (!reserved_ && !rate_key.empty() && !mailbox_.hasWork()) {
+    if (auto at = services_.rate_limiters.reserve(rate_key)) {
+      reserved_ = true;
+      instance_->prepay(rate_key);
+      if (*at > Scheduler::nowMs()) {
+        next_cycle_ms_ = *at;
+        return next_cycle_ms_;
+      }
+    }
+  }
+  reserved_ = false;
+
+  // A stop request sets both flags, the stop first: clearing ours cannot swallow it.
+  interrupt_ = false;
+  if (stopping()) interrupt_ = true;
+  mailbox_.runPending();
+  processDelivered();
+  if (announce_running_) status("running", "");
+  const int64_t cycle_start = Scheduler::nowMs();
+  int64_t next_progress = cycle_start + kProgressEveryMs;
+  activity_.attempt();
+  CycleResult r = runCycle(next_progress);
+  instance_->prepay("");  // a grant the cycle did not use is not kept for later
+  services_.metrics.add("source_events_total", name_, static_cast<double>(r.new_events));
+  if (r.new_events > 0) hook_pending_ = true;
+  activity_.progress("");
+  activity_.count(r.new_events);
+  if (r.status == Status::Ok) activity_.succeeded();
+  activity_.flush(true);  // once a cycle: what status shows between two polls
+  if (r.future_items > 0)
+    services_.logger.warning("source " + name_ + ": " + std::to_string(r.future_items) +
+                             " item(s) stamped more than an hour ahead of this host's clock: "
+                             "delivered, but the cursor does not follow them (check the "
+                             "remote's clock and this host's)");
+  if (stopping()) {
+    status_.leave();
+    return Scheduler::kDone;
+  }
+  // An operator's command waits (the cycle stopped early, keeping what it committed): carry it
+  // out, then poll again at once.
+  if (interrupt_.load() && mailbox_.hasWork()) {
+    announce_running_ = false;
+    return Scheduler::nowMs();
+  }
+  if (r.status == Status::Ok) {
+    if (attempt_ > 0)
+      services_.logger.information("source " + name_ + ": recovered after " +
+                                   std::to_string(attempt_) + " failed attempt(s)");
+    attempt_ = 0;
+    std::string summary = "source " + name_ + ": " + std::to_string(r.new_events) +
+                          " new event(s) in " + std::to_string(r.pages) + " page(s), cursor " +
+                          r.cursor;
+    if (r.new_events > 0) services_.logger.information(summary);
+    else services_.logger.debug(summary);
+    status_.succeeded();
+    status("idle", "");
+    if (once_) return Scheduler::kDone;
+    announce_running_ = true;
+    next_cycle_ms_ = cycle_start + interval_ms_;
+    return next_cycle_ms_;
+  }
+  if (r.status == Status::Auth || r.status == Status::Fatal || r.status == Status::Stop) {
+    failed_ = true;
+    services_.logger.error("source " + name_ + ": stopped, " + stoppedBecause(r.status, r.error));
+    status("stopped", stoppedBecause(r.status, r.error));
+    return Scheduler::kDone;
+  }
+  // A cycle that committed something before it failed made progress: only failures in a row
+  // without progress grow the backoff, so occasional errors during a long backfill do not
+  // slow it down more and more.
+  if (r.new_events > 0) attempt_ = 0;
+  ++attempt_;
+  int64_t delay = backoffDelayMs(backoff_, attempt_, r.retry_after_ms, rng_);
+  services_.logger.warning("source " + name_ + ": " + r.error + "; retry " +
+                           std::to_string(attempt_) + " in " + formatDurationMs(delay));
+  services_.metrics.add("source_retries_total", name_, 1);
+  status("retrying", r.error, attempt_, nowMs() + delay);
+  announce_running_ = false;
+  next_cycle_ms_ = Scheduler::nowMs() + delay;
+  return next_cycle_ms_;
 }
 
 CycleResult SourceRunner::runCycle(int64_t& next_progress) {
@@ -366,14 +405,17 @@ void SourceRunner::processDelivered() {
   EventLog& log = services_.event_log;
   SinkLedger& ledger = services_.ledger;
   try {
+    // Read before the low-water mark: when every routed sink has reached it, nothing of this
+    // source is left for the hook until its next commit (hook_pending_).
+    const int64_t last = log.lastSequence();
     const int64_t up_to = lowWaterMark(log, ledger, routed_sinks_);
     int64_t from = ledger.deliveredUpTo(name_);
+    bool blocked = false;
     int64_t saved = from;
     while (from < up_to && !stopping()) {
       auto events = log.readAfter(from, {name_}, 500);
       auto dead = ledger.deadLetteredBetween(from, up_to);
       int64_t reached = from;
-      bool blocked = false;
       for (const auto& e : events) {
         if (e.sequence > up_to) break;
         if (!std::binary_search(dead.begin(), dead.end(), e.sequence)) {
@@ -405,6 +447,7 @@ void SourceRunner::processDelivered() {
       if (blocked || reached == from) break;
       from = reached;
     }
+    if (!blocked && from >= up_to && up_to >= last) hook_pending_ = false;
   } catch (const std::exception& e) {
     services_.logger.warning("source " + name_ + ": delivered hook postponed: " + e.what());
   }
