@@ -22,6 +22,7 @@
 #include <sstream>
 #include <thread>
 
+#include "app/Capacity.h"
 #include "app/JournalOwner.h"
 #include "app/Operator.h"
 #include "config/Config.h"
@@ -579,6 +580,7 @@ int App::commandCheck() {
     for (const auto& i : *list)
       std::cout << "  [" << i.section << "] plugin " << i.plugin
                 << (i.enabled ? "" : " (disabled)") << "\n";
+  for (const auto& w : budgetWarnings(config)) std::cout << "warning: " << w << "\n";
   // Read-only: never creates the journal.
   if (fs::exists(config.host.journal)) {
     auto journal = openSqliteJournal(config.host.journal);

@@ -19,6 +19,8 @@ Pipeline::Pipeline(LiveConfig& config, const PluginRegistry& plugins, Journal& j
       plugins_(plugins),
       services_(std::make_unique<HostServices>(journal, logger)) {
   services_->sink_advanced.setListener([this] { sinkAdvanced(); });
+  // Every worker can have a request in flight to one origin, and a few sinks beside them.
+  services_->http_settings.max_connections_per_origin = config.get().host.workers + 4;
 }
 
 void Pipeline::sinkAdvanced() {

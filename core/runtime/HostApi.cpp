@@ -150,17 +150,12 @@ ferry_http_status hostHttpRequest(ferry_host_ctx* ctx, const ferry_http_request*
       owned->result.transient = true;
       owned->result.error = "host is stopping";
     } else {
-      // A request that asks not to verify the certificate gets a client of its own, so that
-      // the instance's verified connections are never reused for it, nor it for them.
+      // The host's connections are pooled per origin and shared by every instance. A request
+      // that asks not to verify the certificate goes through a client (and pool) of its own, so
+      // that verified connections are never reused for it, nor it for them.
       const bool unverified = (request->flags & FERRY_HTTP_SKIP_TLS_VERIFY) != 0;
-      auto& client = unverified ? ctx->http_unverified : ctx->http;
-      if (!client) {
-        HttpSettings settings = ctx->services.http_settings;
-        if (unverified) settings.tls_verify = false;
-        client = std::make_unique<HttpClient>(settings);
-      }
       ++ctx->http_requests;
-      owned->result = client->perform(callOf(*request));
+      owned->result = ctx->services.httpClient(!unverified).perform(callOf(*request));
       ctx->services.metrics.add("http_requests_total", ctx->name, 1);
       if (owned->result.status == 0 || owned->result.transient)
         ctx->services.metrics.add("http_transient_failures_total", ctx->name, 1);

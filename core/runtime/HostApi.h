@@ -65,6 +65,4 @@ struct ferry_host_ctx {
   std::string rate_key;
   std::string prepaid_rate_key;
 
-  std::unique_ptr<ferry::core::HttpClient> http;
-  std::unique_ptr<ferry::core::HttpClient> http_unverified;  // skip_tls_verify requests only
 };
