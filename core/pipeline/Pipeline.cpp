@@ -38,6 +38,7 @@ void Pipeline::startScheduler() {
 void Pipeline::logScheduling() {
   if (!scheduler_) return;
   const Scheduler::Lateness l = scheduler_->lateness(false);
+  if (l.turns == 0) return;
   services_->logger.information(
       "scheduling: " + std::to_string(l.turns) + " source turn(s) since the start, lateness p50 " +
       std::to_string(l.p50_ms) + " ms, p99 " + std::to_string(l.p99_ms) + " ms, max " +
