@@ -19,6 +19,24 @@ uint64_t Signal::waitFor(uint64_t seen, int64_t timeout_ms) {
   return generation_;
 }
 
+std::optional<InstanceActivity> HostServices::storedActivity(const std::string& kind,
+                                                            const std::string& name) {
+  std::lock_guard lock(activities_mutex_);
+  if (!activities_) {
+    std::map<std::string, InstanceActivity> all;
+    for (auto& a : controls.activities()) all[a.kind + "/" + a.name] = std::move(a);
+    activities_ = std::move(all);
+  }
+  auto it = activities_->find(kind + "/" + name);
+  if (it == activities_->end()) return std::nullopt;
+  return it->second;
+}
+
+void HostServices::forgetActivities() {
+  std::lock_guard lock(activities_mutex_);
+  activities_.reset();
+}
+
 uint64_t Signal::generation() {
   std::lock_guard lock(mutex_);
   return generation_;

@@ -7,7 +7,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <mutex>
+#include <optional>
+#include <string>
 
 #include "delivery/Handoff.h"
 #include "journal/Journal.h"
@@ -50,6 +53,13 @@ struct HostServices : PluginServices {
     };
   }
 
+  // What the journal holds of instance `kind`/`name`'s activity. Read once for every runner that
+  // starts (a thousand sources must not each read them all); forgetActivities() makes the next
+  // call read again (a reload starts runners whose predecessors wrote theirs since). Throws
+  // JournalError.
+  std::optional<InstanceActivity> storedActivity(const std::string& kind, const std::string& name);
+  void forgetActivities();
+
   // The journal's parts (Journal.h); each user takes the ones it needs.
   EventLog& event_log;
   SinkLedger& ledger;
@@ -64,6 +74,10 @@ struct HostServices : PluginServices {
   // Just-committed events for the sinks that are caught up (bounded; the journal has them all).
   static constexpr size_t kHandoffBytes = 16u << 20;
   Handoff handoff{kHandoffBytes};
+
+ private:
+  std::mutex activities_mutex_;
+  std::optional<std::map<std::string, InstanceActivity>> activities_;  // by kind/name
 };
 
 }  // namespace ferry::core

@@ -25,7 +25,7 @@ Pipeline::Pipeline(LiveConfig& config, const PluginRegistry& plugins, Journal& j
 
 void Pipeline::sinkAdvanced() {
   std::lock_guard lock(sources_mutex_);
-  for (auto& s : sources_) s->sinkAdvanced();
+  for (auto* s : hooked_) s->sinkAdvanced();
 }
 
 void Pipeline::startScheduler() {
@@ -51,6 +51,7 @@ Pipeline::~Pipeline() {
   // The runners' destructors destroy the instances; the libraries go when the registry does.
   {
     std::lock_guard lock(sources_mutex_);
+    hooked_.clear();
     sources_.clear();
   }
   sinks_.clear();
@@ -87,6 +88,7 @@ void Pipeline::addSource(const Config& config, const InstanceConfig& source,
       BackoffPolicy{config.host.retry_initial_ms, config.host.retry_max_ms},
       routedSinks(config, source.name));
   std::lock_guard lock(sources_mutex_);
+  if (runner->hasDeliveredHook()) hooked_.push_back(runner.get());
   sources_.push_back(std::move(runner));
 }
 
@@ -178,6 +180,7 @@ std::vector<std::string> Pipeline::reload(Config next) {
       const std::string name = runners[*it]->name();
       runners[*it]->join();
       std::lock_guard lock(sources_mutex_);  // sinkAdvanced() looks at the sources
+      std::erase(hooked_, static_cast<void*>(runners[*it].get()));
       runners.erase(runners.begin() + static_cast<std::ptrdiff_t>(*it));
       services_->health.remove(name);
       lines.push_back(std::string("stopped ") + kind + " " + name +
@@ -192,6 +195,7 @@ std::vector<std::string> Pipeline::reload(Config next) {
   //    options) stays down, named in the log and in the lines.
   config_.set(std::move(next));
   const Config& now = config_.get();
+  services_->forgetActivities();  // the retired runners wrote theirs
   auto start = [&](const InstanceConfig& instance, const auto& add) {
     try {
       add(createInstance(instance));
@@ -261,9 +265,10 @@ int Pipeline::runOnce(const std::function<void()>& tick) {
   startScheduler();
   for (auto& s : sinks_) s->start();
   for (auto& s : sources_) s->start(*scheduler_, true);
+  size_t finished = 0;  // sources_[0, finished) are done: each is looked at until it is, once
   auto all_done = [&] {
-    for (auto& s : sources_)
-      if (!s->finished()) return false;
+    while (finished < sources_.size() && sources_[finished]->finished()) ++finished;
+    if (finished < sources_.size()) return false;
     if (!services_->sources_finished.exchange(true)) services_->new_events.notify();
     for (auto& s : sinks_)
       if (!s->finished() && !s->drained()) return false;

@@ -89,6 +89,8 @@ class Pipeline {
   // thread changes sources_.
   std::mutex sources_mutex_;
   std::vector<std::unique_ptr<SourceRunner>> sources_;
+  // The sources with a delivered hook (the only ones a sink's progress concerns).
+  std::vector<SourceRunner*> hooked_;
   std::vector<std::unique_ptr<SinkRunner>> sinks_;
   bool started_ = false;
 };

@@ -15,6 +15,7 @@ namespace {
 // Waits are cut into short slices so that a stop request is seen quickly.
 constexpr int64_t kSliceMs = 200;
 constexpr int64_t kProgressEveryMs = 10000;
+constexpr int64_t kIdleActivityEveryMs = 60000;
 
 int64_t steadyNowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -56,6 +57,10 @@ void StatusRecorder::record(const std::string& state, const std::string& message
   } catch (const std::exception& e) {
     services_.logger.warning(kind_ + " " + name_ + ": cannot record status: " + e.what());
   }
+}
+
+void StatusRecorder::recordTransient(const std::string& state) {
+  services_.health.setState(name_, state, "", nowMs());
 }
 
 void StatusRecorder::leave() {
@@ -107,12 +112,11 @@ ActivityRecorder::ActivityRecorder(HostServices& services, std::string name, std
 
 void ActivityRecorder::load() {
   try {
-    for (const auto& a : services_.controls.activities())
-      if (a.name == activity_.name && a.kind == activity_.kind) {
-        activity_.last_attempt_ms = a.last_attempt_ms;
-        activity_.last_success_ms = a.last_success_ms;
-        activity_.events_total = a.events_total;
-      }
+    if (auto a = services_.storedActivity(activity_.kind, activity_.name)) {
+      activity_.last_attempt_ms = a->last_attempt_ms;
+      activity_.last_success_ms = a->last_success_ms;
+      activity_.events_total = a->events_total;
+    }
   } catch (const JournalError& e) {
     services_.logger.warning(activity_.kind + " " + activity_.name +
                              ": cannot read its activity: " + e.what());
@@ -140,10 +144,10 @@ void ActivityRecorder::progress(std::string text) {
   activity_.progress = std::move(text);
 }
 
-void ActivityRecorder::flush(bool force) {
+void ActivityRecorder::flush(bool force, int64_t min_gap_ms) {
   if (!dirty_) return;
   const int64_t now = nowMs();
-  if (!force && now - written_at_ms_ < 1000) return;
+  if (!force && now - written_at_ms_ < min_gap_ms) return;
   try {
     services_.controls.recordActivity(activity_);
     written_at_ms_ = now;
@@ -299,18 +303,24 @@ int64_t SourceRunner::turn() {
   if (stopping()) interrupt_ = true;
   mailbox_.runPending();
   processDelivered();
+  // The first cycle, and one after a failure, say "running" in the journal too; a routine poll
+  // after an idle spell only in the health (the journal would get two writes a poll for it).
   if (announce_running_) status("running", "");
+  else if (last_ok_) status_.recordTransient("running");  // after a failure: still "retrying"
   const int64_t cycle_start = Scheduler::nowMs();
   int64_t next_progress = cycle_start + kProgressEveryMs;
   activity_.attempt();
   CycleResult r = runCycle(next_progress);
+  last_ok_ = r.status == Status::Ok;
   instance_->prepay("");  // a grant the cycle did not use is not kept for later
   services_.metrics.add("source_events_total", name_, static_cast<double>(r.new_events));
   if (r.new_events > 0) hook_pending_ = true;
   activity_.progress("");
   activity_.count(r.new_events);
   if (r.status == Status::Ok) activity_.succeeded();
-  activity_.flush(true);  // once a cycle: what status shows between two polls
+  // What `ferry status` shows between two polls: at once when the cycle brought events or
+  // failed, else at most once a minute (an idle poll costs no transaction).
+  activity_.flush(r.new_events > 0 || r.status != Status::Ok, kIdleActivityEveryMs);
   if (r.future_items > 0)
     services_.logger.warning("source " + name_ + ": " + std::to_string(r.future_items) +
                              " item(s) stamped more than an hour ahead of this host's clock: "
@@ -339,7 +349,7 @@ int64_t SourceRunner::turn() {
     status_.succeeded();
     status("idle", "");
     if (once_) return Scheduler::kDone;
-    announce_running_ = true;
+    announce_running_ = false;
     next_cycle_ms_ = cycle_start + interval_ms_;
     return next_cycle_ms_;
   }
@@ -359,7 +369,7 @@ int64_t SourceRunner::turn() {
                            std::to_string(attempt_) + " in " + formatDurationMs(delay));
   services_.metrics.add("source_retries_total", name_, 1);
   status("retrying", r.error, attempt_, nowMs() + delay);
-  announce_running_ = false;
+  announce_running_ = false;  // still "retrying" until a cycle succeeds
   next_cycle_ms_ = Scheduler::nowMs() + delay;
   return next_cycle_ms_;
 }

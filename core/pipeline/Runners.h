@@ -33,6 +33,9 @@ class StatusRecorder {
   StatusRecorder(HostServices& services, std::string name, std::string kind, int64_t interval_ms);
   void record(const std::string& state, const std::string& message, int64_t attempt,
               int64_t next_at_ms);
+  // The state for the health alone, not the journal: a routine poll between two idle spells
+  // (thousands of sources must not cost two transactions a poll for it).
+  void recordTransient(const std::string& state);
   // A poll cycle ended well or a page was committed (source); a batch was written or there was
   // nothing to write (sink).
   void succeeded();
@@ -80,7 +83,8 @@ class ActivityRecorder {
   void succeeded();
   void count(int64_t events);
   void progress(std::string text);
-  void flush(bool force);
+  // Writes what changed, unless the last write is less than `min_gap_ms` old (force: at once).
+  void flush(bool force, int64_t min_gap_ms = 1000);
 
  private:
   HostServices& services_;
@@ -169,7 +173,8 @@ class SourceRunner final : public Scheduler::Task {
   bool once_ = false;
   // Turn state, touched only on the runner's own turn.
   bool begun_ = false;
-  bool announce_running_ = true;  // the next cycle records "running" (not after a failure)
+  bool announce_running_ = true;  // the next cycle records "running" in the journal
+  bool last_ok_ = false;          // the last cycle succeeded
   bool reserved_ = false;         // the grant for the next cycle's first request is reserved
   int attempt_ = 0;
   int64_t next_cycle_ms_ = 0;     // steady clock
