@@ -37,12 +37,14 @@ void Pipeline::startScheduler() {
 
 void Pipeline::logScheduling() {
   if (!scheduler_) return;
-  const Scheduler::Lateness l = scheduler_->lateness(false);
-  if (l.turns == 0) return;
-  services_->logger.information(
-      "scheduling: " + std::to_string(l.turns) + " source turn(s) since the start, lateness p50 " +
-      std::to_string(l.p50_ms) + " ms, p99 " + std::to_string(l.p99_ms) + " ms, max " +
-      std::to_string(l.max_ms) + " ms");
+  const Scheduler::LatenessReport l = scheduler_->lateness();
+  if (l.total.turns == 0) return;
+  auto figures = [](const Scheduler::Lateness& x) {
+    return std::to_string(x.turns) + " source turn(s), lateness p50 " + std::to_string(x.p50_ms) +
+           " ms, p99 " + std::to_string(x.p99_ms) + " ms, max " + std::to_string(x.max_ms) + " ms";
+  };
+  services_->logger.information("scheduling: since the start " + figures(l.total) +
+                                "; since the last report " + figures(l.recent));
 }
 
 Pipeline::~Pipeline() {

@@ -457,7 +457,7 @@ void SourceRunner::processDelivered() {
     // When the hook has seen every event of this source, a sink's progress does not concern it
     // until its next commit (hook_pending_): thousands of hooked sources are not woken by every
     // batch of every sink.
-    if (!blocked && !stopping() && log.readAfter(saved, {name_}, 1).empty()) hook_pending_ = false;
+    if (!stopping()) hook_pending_ = blocked || !log.readAfter(saved, {name_}, 1).empty();
   } catch (const std::exception& e) {
     services_.logger.warning("source " + name_ + ": delivered hook postponed: " + e.what());
   }

@@ -178,8 +178,10 @@ class SourceRunner final : public Scheduler::Task {
   bool reserved_ = false;         // the grant for the next cycle's first request is reserved
   int attempt_ = 0;
   int64_t next_cycle_ms_ = 0;     // steady clock
-  // The delivered hook may have events to confirm (set by commits, cleared once it caught up).
-  std::atomic<bool> hook_pending_{true};
+  // The delivered hook has events to confirm (set by commits and by processDelivered(), which
+  // also clears it once the hook saw every event of the source). Events left from an earlier run
+  // are found by the first turn's processDelivered().
+  std::atomic<bool> hook_pending_{false};
   std::atomic<bool> finished_{true};
   std::atomic<bool> failed_{false};
   std::atomic<bool> stop_{false};

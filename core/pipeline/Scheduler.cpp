@@ -57,39 +57,45 @@ void Scheduler::waitDone(Task* task) {
   done_.wait(lock, [&] { return entries_.count(task) == 0; });
 }
 
-void Scheduler::record(int64_t late_ms) {
+void Scheduler::Histogram::add(int64_t late_ms) {
   late_ms = std::max<int64_t>(0, late_ms);
-  const size_t bucket =
-      late_ms < 1000 ? static_cast<size_t>(late_ms)
-                     : std::min<size_t>(late_.size() - 1, 1000 + static_cast<size_t>(late_ms - 1000) / 100);
-  ++late_[bucket];
-  ++turns_;
-  late_max_ = std::max(late_max_, late_ms);
+  const size_t bucket = late_ms < 1000 ? static_cast<size_t>(late_ms)
+                                       : std::min<size_t>(buckets.size() - 1,
+                                                          1000 + static_cast<size_t>(late_ms - 1000) / 100);
+  ++buckets[bucket];
+  ++turns;
+  max_ms = std::max(max_ms, late_ms);
 }
 
-Scheduler::Lateness Scheduler::lateness(bool reset) {
-  std::lock_guard lock(mutex_);
+Scheduler::Lateness Scheduler::Histogram::summary() const {
   Lateness out;
-  out.turns = turns_;
-  out.max_ms = late_max_;
+  out.turns = turns;
+  out.max_ms = max_ms;
   auto percentile = [&](double p) -> int64_t {
-    if (turns_ == 0) return 0;
-    const auto rank = static_cast<uint64_t>(p * static_cast<double>(turns_ - 1)) + 1;
+    if (turns == 0) return 0;
+    const auto rank = static_cast<uint64_t>(p * static_cast<double>(turns - 1)) + 1;
     uint64_t seen = 0;
-    for (size_t i = 0; i < late_.size(); ++i) {
-      seen += late_[i];
+    for (size_t i = 0; i < buckets.size(); ++i) {
+      seen += buckets[i];
       if (seen >= rank)
         return i < 1000 ? static_cast<int64_t>(i) : 1000 + static_cast<int64_t>(i - 1000) * 100;
     }
-    return late_max_;
+    return max_ms;
   };
   out.p50_ms = percentile(0.50);
   out.p99_ms = percentile(0.99);
-  if (reset) {
-    late_.fill(0);
-    turns_ = 0;
-    late_max_ = 0;
-  }
+  return out;
+}
+
+void Scheduler::record(int64_t late_ms) {
+  total_.add(late_ms);
+  recent_.add(late_ms);
+}
+
+Scheduler::LatenessReport Scheduler::lateness() {
+  std::lock_guard lock(mutex_);
+  LatenessReport out{total_.summary(), recent_.summary()};
+  recent_ = Histogram{};
   return out;
 }
 

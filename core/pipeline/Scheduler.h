@@ -56,12 +56,15 @@ class Scheduler {
   // Waits until `task`'s step returned kDone (at once when it is not known).
   void waitDone(Task* task);
 
-  // Lateness of the turns taken since the start (or the last summary(true)).
+  // Lateness of the turns taken since the start, and since the last call (`recent`).
   struct Lateness {
     uint64_t turns = 0;
     int64_t p50_ms = 0, p99_ms = 0, max_ms = 0;
   };
-  Lateness lateness(bool reset);
+  struct LatenessReport {
+    Lateness total, recent;
+  };
+  LatenessReport lateness();
   size_t workers() const { return threads_.size(); }
 
   static int64_t nowMs();
@@ -92,10 +95,15 @@ class Scheduler {
   std::unordered_map<Task*, Entry> entries_;
   uint64_t next_ticket_ = 1;
   bool stopping_ = false;
-  // Lateness histogram: 1 ms buckets up to 1 s, then 100 ms buckets up to 100 s.
-  std::array<uint64_t, 2000> late_{};
-  uint64_t turns_ = 0;
-  int64_t late_max_ = 0;
+  // Lateness histograms: 1 ms buckets up to 1 s, then 100 ms buckets up to 100 s.
+  struct Histogram {
+    std::array<uint64_t, 2000> buckets{};
+    uint64_t turns = 0;
+    int64_t max_ms = 0;
+    void add(int64_t late_ms);
+    Lateness summary() const;
+  };
+  Histogram total_, recent_;
   std::vector<std::thread> threads_;
 };
 
