@@ -289,6 +289,7 @@ int64_t SourceRunner::turn() {
   if (!reserved_ && !rate_key.empty() && !mailbox_.hasWork()) {
     if (auto at = services_.rate_limiters.reserve(rate_key)) {
       reserved_ = true;
+      reserved_at_ms_ = *at;
       instance_->prepay(rate_key);
       if (*at > Scheduler::nowMs()) {
         next_cycle_ms_ = *at;
@@ -296,6 +297,9 @@ int64_t SourceRunner::turn() {
       }
     }
   }
+  // Operator work cut the wait for a reserved grant short: the grant is not due yet, so the
+  // cycle's first request waits for one of its own (the reserved one goes unused).
+  if (reserved_ && Scheduler::nowMs() < reserved_at_ms_) instance_->prepay("");
   reserved_ = false;
 
   // A stop request sets both flags, the stop first: clearing ours cannot swallow it.

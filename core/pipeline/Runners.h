@@ -176,6 +176,7 @@ class SourceRunner final : public Scheduler::Task {
   bool announce_running_ = true;  // the next cycle records "running" in the journal
   bool last_ok_ = false;          // the last cycle succeeded
   bool reserved_ = false;         // the grant for the next cycle's first request is reserved
+  int64_t reserved_at_ms_ = 0;    // …and due then (steady clock)
   int attempt_ = 0;
   int64_t next_cycle_ms_ = 0;     // steady clock
   // The delivered hook has events to confirm (set by commits and by processDelivered(), which

@@ -1157,6 +1157,47 @@ TEST_F(DuckHubSourceTest, CheckWarnsWhenTheVenuesOfOneHostNeedMoreThanThePerIpLi
   EXPECT_LT(took, 3.0) << "ferry check of 2,000 sections";
 }
 
+// 30 venues polling every 200 ms under DuckHub's limits (10/1 s) wait for grants most of the time;
+// on 2 workers, that wait must hold no worker: a venue without the limit keeps its schedule and
+// each change there arrives within about a second.
+TEST_F(DuckHubSourceTest, VenuesWaitingForRateLimitGrantsHoldNoWorker) {
+  Sim& sim = startSim({"--seed", "23", "--venues", "31", "--orders", "2", "--no-rate-limit",
+                       "--quiet"});
+  const std::string rec = dir_.file("rec.jsonl");
+  std::string sections;
+  for (int v = 1; v <= 30; ++v) {
+    const std::string venue = "v" + std::to_string(v);
+    sections += duckSource(venue, venue, "rate_limit = true\n");
+  }
+  sections += duckSource("free", "v31") + recordingSink(rec);  // rate_limit = false
+  std::string host = hostConfig();
+  host.pop_back();
+  writeFile(config_, host + "workers = 2\n\n" + sections);
+
+  FerryProcess ferry({"run", "--config", config_}, dir_.path());
+  auto has = [&](const std::string& id, const std::string& version) {
+    for (const auto& l : readSinkLines(rec))
+      if (l.key == id && l.version == version) return true;
+    return false;
+  };
+  ASSERT_TRUE(waitUntil([&] { return readSinkLines(rec).size() >= 62; }, 60s)) << ferry.err();
+  std::this_thread::sleep_for(std::chrono::seconds(2));  // the limited venues queue for grants
+  double worst = 0;
+  for (int i = 0; i < 8; ++i) {
+    const std::string id = sim.change(1, "v31").front();
+    const std::string version = ofVenue(sim.state(), "v31").at(id).updated_at;
+    const auto made = std::chrono::steady_clock::now();
+    ASSERT_TRUE(waitUntil([&] { return has(id, version); }, 30s)) << id << "\n" << ferry.err();
+    worst = std::max(worst, std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                                          made).count());
+  }
+  EXPECT_LT(worst, 1.5) << "seconds from a change of the free venue to the sink, at worst";
+  auto q = sim.requests();
+  EXPECT_LE(count(q, "max_in_1s"), 10 + 6) << "the limited venues (plus the free one) in 1 s";
+  ferry.signal(SIGTERM);
+  EXPECT_EQ(ferry.wait(60s), 0) << ferry.err();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Many venues on a few workers
 // ---------------------------------------------------------------------------------------------

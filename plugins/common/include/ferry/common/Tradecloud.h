@@ -193,7 +193,9 @@ class Session {
 // exactly as received, and its parsed DOM (valid during the call). Ignores every other field,
 // including the response-level lastUpdatedAt (absent, null or present alike). Returns the
 // number of elements. Throws ferry::Retry for a body that is not such an answer (truncated,
-// malformed): the page is fetched again.
+// malformed): the page is fetched again. The parsers' buffers are released after each page: a
+// host runs thousands of instances, each polling now and then, and buffers sized for the largest
+// page each ever read would add up to gigabytes.
 class PageReader {
  public:
   uint32_t read(std::string_view body, const std::string& what,
