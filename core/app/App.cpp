@@ -22,6 +22,7 @@
 #include <sstream>
 #include <thread>
 
+#include "app/Capacity.h"
 #include "app/JournalOwner.h"
 #include "app/Operator.h"
 #include "config/Config.h"
@@ -407,6 +408,7 @@ std::vector<std::string> hostChangesNeedingRestart(const HostSettings& a, const 
   check(a.commit_pages == b.commit_pages, "commit_pages");
   check(a.commit_interval_ms == b.commit_interval_ms, "commit_interval");
   check(a.admin_listen == b.admin_listen, "admin_listen");
+  check(a.workers == b.workers, "workers");
   return keys;
 }
 
@@ -508,6 +510,7 @@ int App::commandRun() {
         if (std::chrono::steady_clock::now() >= next_retention) {
           try {
             pipeline.applyRetention();
+            pipeline.logScheduling();
           } catch (const std::exception& e) {
             log.warning(std::string("retention postponed: ") + e.what());
           }
@@ -603,6 +606,7 @@ int App::commandCheck() {
     for (const auto& i : *list)
       std::cout << "  [" << i.section << "] plugin " << i.plugin
                 << (i.enabled ? "" : " (disabled)") << "\n";
+  for (const auto& w : budgetWarnings(config)) std::cout << "warning: " << w << "\n";
   // Read-only: never creates the journal.
   if (journalExists(config.host.journal)) {
     auto journal = openJournal(config.host.journal, config.host.host_id);

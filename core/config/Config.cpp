@@ -196,6 +196,8 @@ const std::vector<OptionSpec>& hostSectionOptions() {
       def("retry_max", OptionType::Duration, "5m", "longest retry delay"),
       def("commit_pages", OptionType::Int, "20", "pages per journal transaction while behind"),
       def("commit_interval", OptionType::Duration, "500ms", "longest wait before a commit"),
+      def("workers", OptionType::Int, "8",
+          "threads that run the sources' poll cycles, however many sources there are (1-24)"),
       def("include", OptionType::String, "",
           "more [source.*] and [sink.*] sections: a folder (its *.ini files) or a pattern such "
           "as conf.d/*.ini, read in name order"),
@@ -705,6 +707,12 @@ Config loadConfig(const std::string& path, EnvReferences env) {
   config.host.commit_pages = toInt(setting("commit_pages"));
   requireAtLeast(config.host.commit_pages, 1, file + ": [host] commit_pages");
   config.host.commit_interval_ms = toInt(setting("commit_interval"));
+  config.host.workers = toInt(setting("workers"));
+  requireAtLeast(config.host.workers, 1, file + ": [host] workers");
+  if (config.host.workers > kMaxWorkers)
+    throw ConfigError(file + ": [host] workers: at most " + std::to_string(kMaxWorkers) +
+                      " (the sources of every size of configuration share these threads; a "
+                      "stuck remote holds one until its timeout)");
   config.host.admin_listen = setting("admin_listen");
   config.host.include = setting("include");
   if (!config.host.include.empty()) {

@@ -39,6 +39,10 @@ class ConfigError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The most `[host] workers`: with a few sinks, the admin endpoint and a journal commit in flight
+// per worker, the whole process stays under 64 threads.
+constexpr int64_t kMaxWorkers = 24;
+
 // Settings of the [host] section, resolved.
 struct HostSettings {
   std::string journal;       // absolute path of the SQLite journal, or a postgresql:// URL (a
@@ -53,6 +57,7 @@ struct HostSettings {
   int64_t retry_max_ms;      // backoff cap
   int64_t commit_pages;      // pages per journal transaction while a source is behind
   int64_t commit_interval_ms;  // …or this long, whichever comes first
+  int64_t workers;             // threads of the sources' scheduler (pipeline/Scheduler.h)
   std::string include;         // "" or the folder / pattern of more instance files
   std::string admin_listen;    // "host:port" of /healthz and /metrics; "" = off
   int64_t unhealthy_after_ms;  // /healthz: longest retry streak or time without success

@@ -113,6 +113,13 @@ CycleResult CursorEngine::runCycle(const FetchPage& fetch, const std::atomic<boo
   };
   auto flush = [&]() {
     if (pending.pages == 0 && pending.events.empty()) return;
+    if (pending.events.empty() && pending.set_aside.empty() &&
+        persist_ms == floorMs(start.since_ns) && persist_offset == start.offset) {
+      // Nothing new and the cursor where the journal has it: nothing to write. An idle poll
+      // costs no transaction (thousands of sources poll mostly nothing).
+      pending = Pending{};
+      return;
+    }
     settle();
     Cursor c;
     c.since_ns = persist_ms * kNsPerMs;

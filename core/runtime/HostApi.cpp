@@ -166,6 +166,18 @@ struct OwnedResponse {
   std::vector<ferry_host_header> headers;
 };
 
+// One grant of the shared rate limit `key` for this instance: the one its runner reserved before
+// the call (SourceRunner: a waiting source holds no worker), else a wait for the next. The key
+// is remembered, so that the runner can reserve the grant for the next cycle.
+bool acquireRate(ferry_host_ctx* ctx, const std::string& key) {
+  ctx->rate_key = key;
+  if (!ctx->prepaid_rate_key.empty() && ctx->prepaid_rate_key == key) {
+    ctx->prepaid_rate_key.clear();
+    return !ctx->services.stopping.load();
+  }
+  return ctx->services.rate_limiters.acquire(key, ctx->services.stopping);
+}
+
 HttpCall callOf(const ferry_http_request& request) {
   HttpCall call;
   call.method = text(request.method);
@@ -187,23 +199,16 @@ ferry_http_status hostHttpRequest(ferry_host_ctx* ctx, const ferry_http_request*
         request->method.len == 0 || (request->header_count > 0 && request->headers == nullptr)) {
       owned->result.malformed = true;
       owned->result.error = "short or incomplete ferry_http_request";
-    } else if (request->rate_key.len > 0 &&
-               !ctx->services.rate_limiters.acquire(text(request->rate_key),
-                                                    ctx->services.stopping)) {
+    } else if (request->rate_key.len > 0 && !acquireRate(ctx, text(request->rate_key))) {
       owned->result.transient = true;
       owned->result.error = "host is stopping";
     } else {
-      // A request that asks not to verify the certificate gets a client of its own, so that
-      // the instance's verified connections are never reused for it, nor it for them.
+      // The host's connections are pooled per origin and shared by every instance. A request
+      // that asks not to verify the certificate goes through a client (and pool) of its own, so
+      // that verified connections are never reused for it, nor it for them.
       const bool unverified = (request->flags & FERRY_HTTP_SKIP_TLS_VERIFY) != 0;
-      auto& client = unverified ? ctx->http_unverified : ctx->http;
-      if (!client) {
-        HttpSettings settings = ctx->services.http_settings;
-        if (unverified) settings.tls_verify = false;
-        client = std::make_unique<HttpClient>(settings);
-      }
       ++ctx->http_requests;
-      owned->result = client->perform(callOf(*request));
+      owned->result = ctx->services.httpClient(!unverified).perform(callOf(*request));
       ctx->services.metrics.add("http_requests_total", ctx->name, 1);
       if (owned->result.status == 0 || owned->result.transient)
         ctx->services.metrics.add("http_transient_failures_total", ctx->name, 1);
@@ -247,8 +252,7 @@ void hostRateLimitDefine(ferry_host_ctx* ctx, ferry_plugin_str key, const ferry_
 
 ferry_acquire_status hostRateAcquire(ferry_host_ctx* ctx, ferry_plugin_str key) {
   try {
-    return ctx->services.rate_limiters.acquire(text(key), ctx->services.stopping)
-               ? FERRY_ACQUIRE_OK
+    return acquireRate(ctx, text(key)) ? FERRY_ACQUIRE_OK
                : FERRY_ACQUIRE_STOPPING;
   } catch (...) {
     return FERRY_ACQUIRE_STOPPING;

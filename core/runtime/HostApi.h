@@ -83,7 +83,9 @@ struct ferry_host_ctx {
   // Requests sent through http_request, so that the host knows when a call into the plugin
   // changed something at the remote (the delivered hook's progress is then saved at once).
   uint64_t http_requests = 0;
+  // The shared rate limit of the instance's last rate-limited request ("" when none yet), and
+  // the one whose grant its runner reserved for the next request ("" when none).
+  std::string rate_key;
+  std::string prepaid_rate_key;
 
-  std::unique_ptr<ferry::core::HttpClient> http;
-  std::unique_ptr<ferry::core::HttpClient> http_unverified;  // skip_tls_verify requests only
 };

@@ -57,6 +57,11 @@ class Instance {
   // durable); a Fatal that names no event of the batch is turned into Retry with the reason.
   Outcome write(const std::vector<const JournalEvent*>& events);
 
+  // The shared rate limit the plugin's requests used last ("" when none yet).
+  const std::string& rateKey() const { return ctx_->rate_key; }
+  // The next request under rate limit `key` takes a grant reserved already ("" drops it).
+  void prepay(const std::string& key) { ctx_->prepaid_rate_key = key; }
+
   // Either kind: the plugin's connectivity check (Ok when it has none).
   Outcome check();
 

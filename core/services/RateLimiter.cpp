@@ -35,6 +35,15 @@ class RateLimiter {
     return granted_;
   }
 
+  // Takes the earliest grant that every window allows, possibly in the future, and says when it
+  // is: the caller sends its request then, without waiting here.
+  Clock::time_point reserve() {
+    std::lock_guard lock(mutex_);
+    const Clock::time_point at = readyAt(Clock::now());
+    grant(at);
+    return at;
+  }
+
   // Waiters queue up in arrival order and only the head may take a grant: a thread that arrives
   // just as room opens up cannot overtake one that has been waiting, so none starves.
   bool acquire(const std::atomic<bool>& stop) {
@@ -67,6 +76,9 @@ class RateLimiter {
     Clock::time_point ready = now;
     for (size_t i = 0; i < rules_.size(); ++i) {
       const auto& log = logs_[i];
+      // Grants are logged in time order, reserved ones (reserve()) included: none is placed
+      // before one already given.
+      if (!log.empty()) ready = std::max(ready, log.back());
       if (log.size() < rules_[i].count) continue;
       ready = std::max(ready, log.front() + std::chrono::milliseconds(rules_[i].per_ms));
     }
@@ -142,6 +154,19 @@ bool RateLimiterRegistry::acquire(const std::string& key, const std::atomic<bool
   }
   if (!limiter) return !stop.load();
   return limiter->acquire(stop);
+}
+
+std::optional<int64_t> RateLimiterRegistry::reserve(const std::string& key) {
+  std::shared_ptr<RateLimiter> limiter;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = limiters_.find(key);
+    if (it == limiters_.end()) return std::nullopt;
+    limiter = it->second;
+  }
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             limiter->reserve().time_since_epoch())
+      .count();
 }
 
 int64_t RateLimiterRegistry::granted(const std::string& key) const {

@@ -206,7 +206,17 @@ TEST_F(ConfigTest, UnknownHostKeyListsTheAllowedKeys) {
   EXPECT_EQ(message, file() +
                          ": [host] jornal: unknown key; allowed keys: journal, host_id, plugin_dir, "
                          "log_level, log_file, log_format, retention, retry_initial, retry_max, "
-                         "commit_pages, commit_interval, include, admin_listen, unhealthy_after");
+                         "commit_pages, commit_interval, workers, include, admin_listen, "
+                         "unhealthy_after");
+}
+
+TEST_F(ConfigTest, WorkersOutsideOneTo24AreRefusedNamingTheKey) {
+  EXPECT_EQ(error(replace(kValid, "journal =", "workers = 0\njournal =")),
+            file() + ": [host] workers: must be at least 1; raise the value or remove the key "
+                     "for the default");
+  EXPECT_NE(error(replace(kValid, "journal =", "workers = 25\njournal =")).find(
+                ": [host] workers: at most 24"),
+            std::string::npos);
 }
 
 TEST_F(ConfigTest, TypoInASectionName) {

@@ -121,6 +121,29 @@ TEST(RateLimiter, WaitersAreServedFairly) {
   for (int t = 0; t < 3; ++t) EXPECT_GE(per_thread[t], total / 6) << "thread " << t << " starved";
 }
 
+// reserve() hands out future grants without waiting, in time order, under the same windows, and
+// a blocking acquire() that comes after them waits behind them.
+TEST(RateLimiter, ReservedGrantsKeepEveryWindowAndComeBeforeLaterWaiters) {
+  RateLimiterRegistry registry;
+  ASSERT_TRUE(registry.define("duck", {{2, 300}}));
+  const auto now_ms = [] {
+    return std::chrono::duration_cast<milliseconds>(Clock::now().time_since_epoch()).count();
+  };
+  const int64_t start = now_ms();
+  std::vector<int64_t> at;
+  for (int i = 0; i < 5; ++i) at.push_back(*registry.reserve("duck"));
+  EXPECT_LT(now_ms() - start, 50);  // nothing waited
+  EXPECT_LE(at[0], start + 20);
+  EXPECT_LE(at[1], start + 20);
+  for (size_t i = 2; i < at.size(); ++i) EXPECT_GE(at[i] - at[i - 2], 300) << i;
+  for (size_t i = 1; i < at.size(); ++i) EXPECT_GE(at[i], at[i - 1]) << i;
+  std::atomic<bool> stop{false};
+  ASSERT_TRUE(registry.acquire("duck", stop));
+  EXPECT_GE(now_ms() - at[3], 300 - 5);  // two grants per 300 ms, the reserved ones counted
+  EXPECT_EQ(registry.granted("duck"), 6);
+  EXPECT_FALSE(registry.reserve("undefined").has_value());
+}
+
 TEST(RateLimiter, FirstDefinitionWins) {
   RateLimiterRegistry registry;
   EXPECT_FALSE(registry.defined("acct"));

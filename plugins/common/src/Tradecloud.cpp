@@ -436,6 +436,15 @@ uint32_t PageReader::read(
     const std::function<void(std::string_view raw, simdjson::dom::element item)>& item) {
   // On-Demand hands each element's raw text out untouched (the event body); the element is then
   // parsed again, cheaply, for the fields the plugin needs.
+  struct Release {
+    PageReader& r;
+    ~Release() {
+      r.ondemand_ = simdjson::ondemand::parser();
+      r.dom_ = simdjson::dom::parser();
+      r.body_ = std::string();
+      r.item_ = std::string();
+    }
+  } release{*this};
   body_.assign(body);
   body_.reserve(body_.size() + simdjson::SIMDJSON_PADDING);
   auto malformed = [&](const std::string& why) {

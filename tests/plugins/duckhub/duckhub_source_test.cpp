@@ -8,6 +8,8 @@
 #include <Poco/Net/HTTPClientSession.h>
 #include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/HTTPResponse.h>
+#include <Poco/Net/ServerSocket.h>
+#include <Poco/Net/StreamSocket.h>
 #include <Poco/StreamCopier.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -15,6 +17,7 @@
 #include <fcntl.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
@@ -1115,6 +1118,239 @@ TEST_F(DuckHubSourceTest, KilledAtRandomMomentsWhileOrdersChangeNothingMissingNo
 // ---------------------------------------------------------------------------------------------
 // 9. Only the documented API
 // ---------------------------------------------------------------------------------------------
+
+// `ferry check` tells the operator when the venues of one API host cannot all be polled at their
+// interval within DuckHub's per-IP limit, and how often they will be polled instead: a warning,
+// not an error. Venues of another host are counted apart. Thousands of sections stay fast.
+TEST_F(DuckHubSourceTest, CheckWarnsWhenTheVenuesOfOneHostNeedMoreThanThePerIpLimit) {
+  auto venues = [&](const std::string& prefix, int n, const std::string& base,
+                    const std::string& interval) {
+    std::string out;
+    for (int v = 1; v <= n; ++v)
+      out += section("source." + prefix + std::to_string(v),
+                     {{"plugin", "source_duckhub_orders"},
+                      {"base_url", base},
+                      {"api_key", "dk_test_" + std::string(32, 'A')},
+                      {"interval", interval},
+                      {"start_from", kStartFrom}},
+                     "");
+    return out;
+  };
+  writeDuckConfig(venues("a", 120, "https://api.duck-hub.example/v1", "20s") +
+                  venues("b", 50, "https://other.duck-hub.example/v1", "20s") + csvSink());
+  RunResult r = ferry({"check", "--config", config_});
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  EXPECT_NE(r.out.find("warning: https://api.duck-hub.example: 120 venues at 20 s need 360 "
+                       "requests/min; DuckHub allows 300/min per IP: each venue will be polled "
+                       "about every 24 s\n"),
+            std::string::npos)
+      << r.out.substr(r.out.size() > 3000 ? r.out.size() - 3000 : 0);
+  EXPECT_EQ(r.out.find("other.duck-hub.example:"), std::string::npos) << "150/min is within";
+
+  // 2,000 venues: still a warning, quickly.
+  writeDuckConfig(venues("c", 2000, "https://api.duck-hub.example/v1", "20s") + csvSink());
+  const auto start = std::chrono::steady_clock::now();
+  r = ferry({"check", "--config", config_});
+  const double took =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  EXPECT_NE(r.out.find("2000 venues at 20 s need 6000 requests/min; DuckHub allows 300/min per "
+                       "IP: each venue will be polled about every 400 s"),
+            std::string::npos);
+  EXPECT_LT(took, 3.0) << "ferry check of 2,000 sections";
+}
+
+// 30 venues polling every 200 ms under DuckHub's limits (10/1 s) wait for grants most of the time;
+// on 2 workers, that wait must hold no worker: a venue without the limit keeps its schedule and
+// each change there arrives within about a second.
+TEST_F(DuckHubSourceTest, VenuesWaitingForRateLimitGrantsHoldNoWorker) {
+  Sim& sim = startSim({"--seed", "23", "--venues", "31", "--orders", "2", "--no-rate-limit",
+                       "--quiet"});
+  const std::string rec = dir_.file("rec.jsonl");
+  std::string sections;
+  for (int v = 1; v <= 30; ++v) {
+    const std::string venue = "v" + std::to_string(v);
+    sections += duckSource(venue, venue, "rate_limit = true\n");
+  }
+  sections += duckSource("free", "v31") + recordingSink(rec);  // rate_limit = false
+  std::string host = hostConfig();
+  host.pop_back();
+  writeFile(config_, host + "workers = 2\n\n" + sections);
+
+  FerryProcess ferry({"run", "--config", config_}, dir_.path());
+  auto has = [&](const std::string& id, const std::string& version) {
+    for (const auto& l : readSinkLines(rec))
+      if (l.key == id && l.version == version) return true;
+    return false;
+  };
+  ASSERT_TRUE(waitUntil([&] { return readSinkLines(rec).size() >= 62; }, 60s)) << ferry.err();
+  std::this_thread::sleep_for(std::chrono::seconds(2));  // the limited venues queue for grants
+  double worst = 0;
+  for (int i = 0; i < 8; ++i) {
+    const std::string id = sim.change(1, "v31").front();
+    const std::string version = ofVenue(sim.state(), "v31").at(id).updated_at;
+    const auto made = std::chrono::steady_clock::now();
+    ASSERT_TRUE(waitUntil([&] { return has(id, version); }, 30s)) << id << "\n" << ferry.err();
+    worst = std::max(worst, std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                                          made).count());
+  }
+  EXPECT_LT(worst, 1.5) << "seconds from a change of the free venue to the sink, at worst";
+  auto q = sim.requests();
+  EXPECT_LE(count(q, "max_in_1s"), 10 + 6) << "the limited venues (plus the free one) in 1 s";
+  ferry.signal(SIGTERM);
+  EXPECT_EQ(ferry.wait(60s), 0) << ferry.err();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Many venues on a few workers
+// ---------------------------------------------------------------------------------------------
+
+// A remote stuck in every request: it accepts connections and never answers (on 127.0.0.1).
+class SilentServer {
+ public:
+  SilentServer() : socket_(Poco::Net::SocketAddress("127.0.0.1", 0), 64) {
+    thread_ = std::thread([this] {
+      while (!stop_) {
+        if (!socket_.poll(Poco::Timespan(0, 50000), Poco::Net::Socket::SELECT_READ)) continue;
+        held_.push_back(socket_.acceptConnection());
+        ++accepted_;
+      }
+    });
+  }
+  ~SilentServer() {
+    stop_ = true;
+    thread_.join();
+  }
+  std::string baseUrl() const {
+    return "http://127.0.0.1:" + std::to_string(socket_.address().port()) + "/v1";
+  }
+  int accepted() const { return accepted_.load(); }
+
+ private:
+  Poco::Net::ServerSocket socket_;
+  std::vector<Poco::Net::StreamSocket> held_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> accepted_{0};
+  std::thread thread_;
+};
+
+// A field of /proc/<pid>/status ("Threads"), -1 when unreadable.
+int64_t procStatus(pid_t pid, const std::string& field) {
+  std::istringstream in(readFile("/proc/" + std::to_string(pid) + "/status"));
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(field + ":", 0) == 0) return std::stoll(line.substr(field.size() + 1));
+  return -1;
+}
+
+int64_t openFiles(pid_t pid) {
+  std::error_code ec;
+  int64_t n = 0;
+  for (auto it = fs::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec);
+       !ec && it != fs::directory_iterator(); it.increment(ec))
+    ++n;
+  return n;
+}
+
+// 300 venues and 3 venues whose remote never answers, on 6 workers: the stuck requests hold 3
+// workers up to their timeout, again and again, and the 300 others keep their 4 s schedule on the
+// rest, deliver every change, and the whole process keeps a handful of threads and connections
+// (one thread and one connection per source before the scheduler and the pool).
+TEST_F(DuckHubSourceTest, ThreeHundredVenuesOnSixWorkersStuckRemotesDelayNoOther) {
+  constexpr int kVenues = 300, kWorkers = 6;
+  constexpr int64_t kIntervalMs = 4000;
+  Sim& sim = startSim({"--seed", "21", "--venues", std::to_string(kVenues), "--orders", "2",
+                       "--no-rate-limit", "--quiet"});
+  SilentServer stuck;
+  const std::string rec = dir_.file("rec.jsonl");
+  std::string sections;
+  for (int v = 1; v <= kVenues; ++v) {
+    const std::string venue = "v" + std::to_string(v);
+    sections += duckSource(venue, venue, "interval = 4s\n");
+  }
+  for (int s = 1; s <= 3; ++s)
+    sections += section("source.stuck" + std::to_string(s),
+                        {{"plugin", "source_duckhub_orders"},
+                         {"base_url", stuck.baseUrl()},
+                         {"api_key", sim.key("v1")},
+                         {"interval", "4s"},
+                         {"timeout", "5s"},
+                         {"start_from", kStartFrom},
+                         {"rate_limit", "false"}},
+                        "");
+  sections += recordingSink(rec);
+  std::string host = hostConfig();
+  host.pop_back();  // still inside [host]
+  writeFile(config_, host + "workers = " + std::to_string(kWorkers) + "\n\n" + sections);
+
+  auto initial = sim.state();
+  ASSERT_EQ(initial.size(), static_cast<size_t>(kVenues * 2));
+  // Every order of the simulator in the sink at its current version.
+  auto missing = [&](const std::map<std::string, Sim::Order>& state) {
+    std::set<std::pair<std::string, std::string>> have;
+    for (const auto& l : readSinkLines(rec)) have.insert({l.key, l.version});
+    size_t n = 0;
+    for (const auto& [id, o] : state) n += have.count({id, o.updated_at}) == 0;
+    return n;
+  };
+
+  FerryProcess ferry({"run", "--config", config_}, dir_.path());
+  ASSERT_TRUE(waitUntil([&] { return missing(initial) == 0; }, 60s))
+      << missing(initial) << " orders missing after the first round\n" << ferry.err();
+  ASSERT_TRUE(waitUntil([&] { return stuck.accepted() >= 3; }, 20s)) << "the stuck venues polled";
+
+  // The schedule holds for the healthy venues while the stuck ones hold their workers.
+  sim.control("POST", "/_sim/reset-stats", "{}");
+  const auto window_start = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(std::chrono::milliseconds(3 * kIntervalMs));
+  const int64_t polls = count(sim.requests(), "total");
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                                       window_start).count();
+  EXPECT_GE(polls, static_cast<int64_t>(0.85 * kVenues * seconds * 1000 / kIntervalMs))
+      << "polls of the healthy venues in " << seconds << " s";
+
+  // Changes in many venues all arrive within about an interval.
+  sim.change(60);
+  const auto changed_at = std::chrono::steady_clock::now();
+  auto changed = sim.state();
+  ASSERT_TRUE(waitUntil([&] { return missing(changed) == 0; }, 30s))
+      << missing(changed) << " changes missing\n" << ferry.err();
+  const auto delivered_s = std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                                         changed_at).count();
+  EXPECT_LT(delivered_s, 2.0 * kIntervalMs / 1000 + 2) << "the last change took that long";
+
+  // A handful of threads and connections, whatever the number of sources.
+  const int64_t threads = procStatus(ferry.pid(), "Threads");
+  const int64_t files = openFiles(ferry.pid());
+  EXPECT_GT(threads, 0);
+  EXPECT_LE(threads, kWorkers * 2 + 8) << "threads of ferry";
+  EXPECT_LE(files, 64) << "open files of ferry (sockets included)";
+  std::cerr << "ferry: " << threads << " threads, " << files << " open files, the last change "
+            << delivered_s << " s after it was made, " << polls << " polls in " << seconds
+            << " s\n";
+
+  // The stuck venues say why they are behind.
+  auto st = status();
+  ASSERT_FALSE(st.isNull());
+  auto s1 = instance(st, "sources", "stuck1");
+  ASSERT_FALSE(s1.isNull());
+  EXPECT_EQ(str(s1, "state"), "retrying");
+  EXPECT_NE(str(s1, "message").find("timed out"), std::string::npos) << str(s1, "message");
+
+  ferry.signal(SIGTERM);
+  ASSERT_EQ(ferry.wait(60s), 0) << ferry.err();
+  // The host's own account of how late the turns were against their schedule, at its stop.
+  const std::string err = ferry.err();
+  const std::regex summary(R"(scheduling: since the start (\d+) source turn\(s\), lateness p50 (\d+) ms, p99 (\d+) ms)");
+  std::smatch m;
+  for (auto it = std::sregex_iterator(err.begin(), err.end(), summary);
+       it != std::sregex_iterator(); ++it)
+    m = *it;
+  ASSERT_FALSE(m.empty()) << err.substr(err.size() > 4000 ? err.size() - 4000 : 0);
+  std::cerr << m[0] << "\n";
+  EXPECT_GT(std::stoll(m[1]), 900) << m[0];
+  EXPECT_LE(std::stoll(m[3]), 1000) << m[0];
+}
 
 TEST_F(DuckHubSourceTest, UsesOnlyDocumentedEndpointsAndParameters) {
   // Logged requests (no --quiet): one source at a time, so log lines never interleave.

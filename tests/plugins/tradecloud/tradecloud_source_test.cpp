@@ -1190,6 +1190,36 @@ TEST_F(TradecloudSourceTest, ShipmentRowsCarryTheDocumentedEtdAndEta) {
 //     version the sink wrote: real changes are never taken for our own echo
 // ---------------------------------------------------------------------------------------------
 
+// `ferry check` adds up the polls of the sources of one Tradecloud account (orders and shipments
+// share its 10 requests/s) and warns when they need more; another account has its own budget.
+TEST_F(TradecloudSourceTest, CheckWarnsWhenTheSourcesOfOneAccountNeedMoreThanItsBudget) {
+  auto account = [&](const std::string& prefix, const std::string& email,
+                     const std::string& interval) {
+    std::string out;
+    for (const char* plugin : {"source_tradecloud_orders", "source_tradecloud_shipments"})
+      out += section("source." + prefix + "-" + std::string(plugin).substr(18),
+                     {{"plugin", plugin},
+                      {"base_url", "https://api.tradecloud.example/v2"},
+                      {"email", email},
+                      {"password", "a-long-secret"},
+                      {"interval", interval},
+                      {"start_from", kStartFrom}},
+                     "");
+    return out;
+  };
+  writeTcConfig(account("fast", "fast@example.test", "150ms") +
+                account("calm", "calm@example.test", "5m") +
+                section("sink.all", {{"plugin", "test_sink"}, {"out", dir_.file("rec.jsonl")}}, ""));
+  RunResult r = ferry({"check", "--config", config_});
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  EXPECT_NE(r.out.find("warning: Tradecloud account fast@example.test: 2 sources at 150 ms need "
+                       "800 requests/min; Tradecloud allows 600/min (10/s) per account, orders "
+                       "and shipments together: each source will be polled about every 200 ms"),
+            std::string::npos)
+      << r.out;
+  EXPECT_EQ(r.out.find("calm@example.test"), std::string::npos) << r.out;
+}
+
 // The buyer setup of issue 16: every order line reaches both ERP folders at its latest state
 // (0 missing, 0 stale), our own open requests stay out, and a change that is only our request is
 // still an echo.
