@@ -217,6 +217,20 @@ TEST_F(BadDataTest, UnreadableItemsAreSetAsideAfterBoundedTriesAndTheRestIsDeliv
   EXPECT_LE(remote_.pageRequests() - before, 2);
 }
 
+// The only change of a poll is an unreadable item (nothing to journal, the cursor unmoved): it
+// is still kept, not lost with an idle poll that writes nothing.
+TEST_F(BadDataTest, AnUnreadableItemAloneIsKept) {
+  remote_.put(at(1), order("o1", 1));
+  RunResult r = runOnce();
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  remote_.put(at(2), "{\"id\":42,\"updatedAt\":\"" + at(2) + "\"}");
+  r = runOnce();
+  EXPECT_EQ(r.exit_code, 2) << describe(r);
+  auto letters = sourceLetters();
+  ASSERT_EQ(letters.size(), 1u) << reasons(letters);
+  EXPECT_NE(str(letters[0], "reason").find("id is 42"), std::string::npos) << reasons(letters);
+}
+
 // Once the cause is fixed at the remote (the same items, now readable, at the same instants),
 // `dead-letters replay --source` reads them again: they are delivered, what is still unreadable
 // is set aside again, and nothing delivered before is delivered twice.
