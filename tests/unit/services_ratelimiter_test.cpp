@@ -144,6 +144,35 @@ TEST(RateLimiter, ReservedGrantsKeepEveryWindowAndComeBeforeLaterWaiters) {
   EXPECT_FALSE(registry.reserve("undefined").has_value());
 }
 
+// Sources that reserve their next grant every turn (the scheduler does) must not starve a
+// source waiting in acquire() since before them: a waiter is served in its turn, however many
+// reservations follow it.
+TEST(RateLimiter, ReservationsMadeAfterAWaiterDoNotStarveIt) {
+  RateLimiterRegistry registry;
+  ASSERT_TRUE(registry.define("duck", {{2, 200}}));
+  std::atomic<bool> stop{false};
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(registry.acquire("duck", stop));  // the window is full
+  std::atomic<bool> served{false};
+  const auto started = Clock::now();
+  Clock::time_point served_at;
+  std::thread waiter([&] {
+    EXPECT_TRUE(registry.acquire("duck", stop));
+    served_at = Clock::now();
+    served = true;
+  });
+  std::this_thread::sleep_for(milliseconds(20));  // the waiter is in acquire()
+  // Twenty sources keep reserving, each as soon as its last grant is due.
+  const auto until = Clock::now() + milliseconds(3000);
+  while (!served.load() && Clock::now() < until) {
+    for (int i = 0; i < 20; ++i) registry.reserve("duck");
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  stop = true;
+  waiter.join();
+  ASSERT_TRUE(served.load()) << "the waiter was starved by later reservations";
+  EXPECT_LT(msBetween(started, served_at), 600);  // its turn: the window's next opening
+}
+
 TEST(RateLimiter, FirstDefinitionWins) {
   RateLimiterRegistry registry;
   EXPECT_FALSE(registry.defined("acct"));
