@@ -1366,15 +1366,19 @@ std::optional<int64_t> SqliteJournal::fetchedAt(int64_t sequence) {
 int64_t SqliteJournal::dropDeadLetters(const std::vector<int64_t>& ids) {
   return locked("dropping dead letters", [&] {
     Transaction tx(session_);
-    const int64_t before = totalChanges();
-    for (int64_t id : ids) {
-      Int64 id_value = id;
-      session_ << "DELETE FROM dead_letters WHERE id = ?", use(id_value), now;
-    }
-    const int64_t dropped = totalChanges() - before;
+    const int64_t dropped = deleteIds("dead_letters", ids);
     tx.commit();
     return dropped;
   });
+}
+
+int64_t SqliteJournal::deleteIds(const std::string& table, const std::vector<int64_t>& ids) {
+  const int64_t before = totalChanges();
+  for (int64_t id : ids) {
+    Int64 id_value = id;
+    session_ << "DELETE FROM " + table + " WHERE id = ?", use(id_value), now;
+  }
+  return totalChanges() - before;
 }
 
 bool SqliteJournal::setAsideKnown(const std::string& source, const std::string& fingerprint) {
@@ -1432,11 +1436,7 @@ int64_t SqliteJournal::replaySetAside(const std::string& source, const std::vect
       }
     }
     if (chosen.empty()) return 0;
-    for (int64_t id : chosen) {
-      Query d(db, "DELETE FROM source_dead_letters WHERE id = ?");
-      sqlite3_bind_int64(d.get(), 1, id);
-      d.next();
-    }
+    deleteIds("source_dead_letters", chosen);
     // Only ever back: a cursor already before the items reads them anyway.
     std::vector<Int64> current;
     session_ << "SELECT since_ns FROM cursors WHERE source = ?", useRef(source), into(current),
@@ -1452,12 +1452,7 @@ int64_t SqliteJournal::replaySetAside(const std::string& source, const std::vect
 int64_t SqliteJournal::dropSetAside(const std::vector<int64_t>& ids) {
   return locked("dropping source dead letters", [&] {
     Transaction tx(session_);
-    const int64_t before = totalChanges();
-    for (int64_t id : ids) {
-      Int64 id_value = id;
-      session_ << "DELETE FROM source_dead_letters WHERE id = ?", use(id_value), now;
-    }
-    const int64_t dropped = totalChanges() - before;
+    const int64_t dropped = deleteIds("source_dead_letters", ids);
     tx.commit();
     return dropped;
   });

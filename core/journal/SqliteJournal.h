@@ -158,6 +158,8 @@ class SqliteJournal final : public Journal,
   }
   void upsertCursor(const std::string& source, const Cursor& cursor, int64_t now_ms);
   int64_t totalChanges();
+  // Deletes the rows of `table` whose id is in `ids`, in the caller's transaction; how many.
+  int64_t deleteIds(const std::string& table, const std::vector<int64_t>& ids);
   std::string describe(const std::string& action, const std::string& cause) const;
 
   // The hot path (a source's commit, its latest-version lookups) runs on SQLite's own API with
