@@ -169,12 +169,13 @@ class DuckHubOrders : public ferry::Source {
     // One pass of simdjson's On-Demand parser over the page: each item's id and updatedAt are
     // read where they stand, and the item's raw text (from its '{' to its '}') becomes the event
     // body, untouched. Its buffers are released after the page: a host runs a thousand venues,
-    // and buffers sized for the largest page each ever read would add up.
+    // and buffers sized for the largest page each ever read would add up. (The body is swapped
+    // with an empty string: assigning std::string() would keep its capacity.)
     struct Release {
       DuckHubOrders& s;
       ~Release() {
         s.ondemand_ = simdjson::ondemand::parser();
-        s.body_ = std::string();
+        std::string().swap(s.body_);
       }
     } release{*this};
     body_.assign(r.body());

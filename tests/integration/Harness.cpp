@@ -10,6 +10,7 @@
 #include <Poco/StreamCopier.h>
 #include <Poco/Timestamp.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -282,6 +283,11 @@ HttpAnswer httpGet(uint16_t port, const std::string& path) {
 uint16_t freePort() {
   Poco::Net::ServerSocket probe(Poco::Net::SocketAddress("127.0.0.1", 0));
   return probe.address().port();
+}
+
+size_t heapInUse() {
+  const struct mallinfo2 m = ::mallinfo2();
+  return m.uordblks + m.hblkhd;
 }
 
 std::string versionAt(int64_t ms) {

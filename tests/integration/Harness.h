@@ -120,6 +120,9 @@ struct HttpAnswer {
 HttpAnswer httpGet(uint16_t port, const std::string& path);
 // A port nobody listens on now (for admin_listen).
 uint16_t freePort();
+// The heap this process has in use (every malloc arena, mmapped chunks included): what a test
+// of memory kept between two calls compares.
+size_t heapInUse();
 
 // "2025-01-01T00:00:00.000Z" plus `ms` milliseconds, in the same format.
 std::string versionAt(int64_t ms);

@@ -436,13 +436,15 @@ uint32_t PageReader::read(
     const std::function<void(std::string_view raw, simdjson::dom::element item)>& item) {
   // On-Demand hands each element's raw text out untouched (the event body); the element is then
   // parsed again, cheaply, for the fields the plugin needs.
+  // (Swapped with empty strings: assigning std::string() would keep the capacity, libstdc++
+  // copies a short string into the buffer it has.)
   struct Release {
     PageReader& r;
     ~Release() {
       r.ondemand_ = simdjson::ondemand::parser();
       r.dom_ = simdjson::dom::parser();
-      r.body_ = std::string();
-      r.item_ = std::string();
+      std::string().swap(r.body_);
+      std::string().swap(r.item_);
     }
   } release{*this};
   body_.assign(body);

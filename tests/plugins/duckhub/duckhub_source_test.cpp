@@ -11,6 +11,7 @@
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/Net/StreamSocket.h>
 #include <Poco/StreamCopier.h>
+#include <ferry/testing/fake_host.hpp>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -1739,6 +1740,41 @@ TEST_F(DuckHubOnPostgresJournalTest, KilledAtRandomMomentsNothingMissingNothingS
   EXPECT_EQ(psql("SELECT count(*) FROM (SELECT key, version FROM events GROUP BY key, version "
                  "HAVING count(*) > 1) d"),
             "0\n");
+}
+
+
+// A host runs a thousand venues, each polling now and then: between two polls an instance keeps
+// no buffer sized for the last page it read. A page of about 1 MiB, read after a small one,
+// leaves the heap as it found it.
+TEST(DuckHubMemory, APollKeepsNoBufferOfItsPageAfterwards) {
+  auto item = [](int i, size_t padding) {
+    return R"({"id":"o)" + std::to_string(i) +
+           R"(","updatedAt":"2026-07-05T10:00:00.000Z","note":")" + std::string(padding, 'x') +
+           R"("})";
+  };
+  std::string page = item(0, 10);
+  ferry::testing::FakeHost host;
+  host.onHttp([&](const ferry::testing::HttpCall&) {
+    return ferry::testing::CannedResponse::json(200, R"({"items":[)" + page + "]}");
+  });
+  auto source = host.create(ferry::testing::Plugin::load(DUCKHUB_PLUGIN),
+                            {{"base_url", "http://duckhub.test/v1"},
+                             {"api_key", "dk_test_0123456789abcdefghijABCDEFGHIJKL"},
+                             {"rate_limit", "false"}});
+  ASSERT_EQ(source.fetch("2026-07-05T00:00:00.000Z").status, FERRY_FETCH_OK);
+  std::string big;
+  for (int i = 1; i <= 100; ++i) big += (i > 1 ? "," : "") + item(i, 10000);
+  const size_t before = heapInUse();
+  page.swap(big);
+  {
+    auto got = source.fetch("2026-07-05T00:00:00.000Z");
+    ASSERT_EQ(got.status, FERRY_FETCH_OK) << got.message;
+    EXPECT_EQ(got.items.size(), 100u);
+  }
+  page.swap(big);
+  const size_t after = heapInUse();
+  EXPECT_LT(after, before + 64 * 1024)
+      << "the instance keeps " << (after - before) << " bytes after a page of " << big.size();
 }
 
 }  // namespace

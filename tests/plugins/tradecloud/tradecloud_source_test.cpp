@@ -981,6 +981,42 @@ TEST(TradecloudUnreadable, ItemsThatCannotBeReadAreSetAsideAndThePageGoesOn) {
   EXPECT_NE(shipments.set_aside[0].reason.find("meta.lastUpdatedAt"), std::string::npos);
 }
 
+// A host runs thousands of instances, each polling now and then: between two polls an instance
+// keeps no buffer sized for the last page it read. A page of about 1 MiB, read after a small one
+// (the login and the first buffers are behind), leaves the heap as it found it.
+TEST(TradecloudMemory, APollKeepsNoBufferOfItsPageAfterwards) {
+  const std::string at = R"("2025-04-23T09:00:00.000Z")";
+  auto item = [&](int i, size_t padding) {
+    return R"({"id":"o)" + std::to_string(i) + R"(","lastUpdatedAt":)" + at +
+           R"(,"meta":{"lastUpdatedAt":)" + at + R"(},"note":")" + std::string(padding, 'x') +
+           R"("})";
+  };
+  for (const char* plugin : {ORDERS_PLUGIN, SHIPMENTS_PLUGIN}) {
+    SCOPED_TRACE(plugin);
+    std::string page = item(0, 10);
+    ferry::testing::FakeHost host;
+    host.onHttp([&](const ferry::testing::HttpCall& call) { return tradecloudAnswer(call, page); });
+    auto source = host.create(ferry::testing::Plugin::load(plugin),
+                              {{"base_url", "http://tc.test/v2"},
+                               {"email", kEmail},
+                               {"password", kPassword}});
+    ASSERT_EQ(source.fetch("2025-04-23T08:00:00.000Z").status, FERRY_FETCH_OK);
+    std::string big;
+    for (int i = 1; i <= 100; ++i) big += (i > 1 ? "," : "") + item(i, 10000);
+    const size_t before = heapInUse();
+    page.swap(big);
+    {
+      auto got = source.fetch("2025-04-23T08:00:00.000Z");
+      ASSERT_EQ(got.status, FERRY_FETCH_OK) << got.message;
+      EXPECT_EQ(got.items.size(), 100u);
+    }
+    page.swap(big);
+    const size_t after = heapInUse();
+    EXPECT_LT(after, before + 64 * 1024)
+        << "the instance keeps " << (after - before) << " bytes after a page of " << big.size();
+  }
+}
+
 // The layouts' row filters on one order, in-process: which lines a sink with only_changed_lines
 // and skip_echo_lines writes.
 TEST(TradecloudLayouts, OnlyChangedLinesAndEchoLinesFilterRowsOfTheOrderLinesLayout) {
