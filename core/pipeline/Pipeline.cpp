@@ -31,7 +31,9 @@ void Pipeline::sinkAdvanced() {
 void Pipeline::startScheduler() {
   if (scheduler_) return;
   const int64_t workers = config_.get().host.workers;
-  scheduler_ = std::make_unique<Scheduler>(static_cast<size_t>(workers));
+  auto scheduler = std::make_unique<Scheduler>(static_cast<size_t>(workers));
+  std::lock_guard lock(sources_mutex_);  // requestStop() looks at it from a signal's thread
+  scheduler_ = std::move(scheduler);
   services_->logger.information("sources run on " + std::to_string(workers) + " worker thread(s)");
 }
 
@@ -43,8 +45,9 @@ void Pipeline::logScheduling() {
     return std::to_string(x.turns) + " source turn(s), lateness p50 " + std::to_string(x.p50_ms) +
            " ms, p99 " + std::to_string(x.p99_ms) + " ms, max " + std::to_string(x.max_ms) + " ms";
   };
-  services_->logger.information("scheduling: since the start " + figures(l.total) +
-                                "; since the last report " + figures(l.recent));
+  services_->logger.information(
+      "scheduling: since the start " + figures(l.total) + "; since the last report " +
+      figures(l.recent) + (l.stop.turns > 0 ? "; stopping (apart) " + figures(l.stop) : ""));
 }
 
 Pipeline::~Pipeline() {
@@ -234,6 +237,7 @@ void Pipeline::requestStop() {
   services_->stopping = true;
   {
     std::lock_guard lock(sources_mutex_);  // also called from a signal's thread
+    if (scheduler_) scheduler_->stopping();
     for (auto& s : sources_) s->interrupt();
   }
   services_->new_events.notify();

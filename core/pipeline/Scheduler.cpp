@@ -88,13 +88,22 @@ Scheduler::Lateness Scheduler::Histogram::summary() const {
 }
 
 void Scheduler::record(int64_t late_ms) {
+  if (host_stopping_) {
+    stop_.add(late_ms);
+    return;
+  }
   total_.add(late_ms);
   recent_.add(late_ms);
 }
 
+void Scheduler::stopping() {
+  std::lock_guard lock(mutex_);
+  host_stopping_ = true;
+}
+
 Scheduler::LatenessReport Scheduler::lateness() {
   std::lock_guard lock(mutex_);
-  LatenessReport out{total_.summary(), recent_.summary()};
+  LatenessReport out{total_.summary(), recent_.summary(), stop_.summary()};
   recent_ = Histogram{};
   return out;
 }
