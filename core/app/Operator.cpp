@@ -285,6 +285,7 @@ std::string Operator::replaySetAside(const CommandRequest& request) {
 
 std::vector<std::string> startFromChanges(const Config& config, Journal& journal, bool record) {
   std::vector<std::string> out;
+  std::vector<std::pair<std::string, std::string>> origins;  // recorded in one transaction
   for (const auto& s : config.sources) {
     if (!s.enabled) continue;
     auto origin = journal.controls().sourceOrigin(s.name);
@@ -296,9 +297,10 @@ std::vector<std::string> startFromChanges(const Config& config, Journal& journal
                     ": ferry sources backfill " + s.name + " --from " + s.start_from +
                     " (add --redeliver to deliver versions already seen again)");
     } else if (record && (!origin || !started)) {
-      journal.controls().setSourceOrigin(s.name, s.start_from);
+      origins.emplace_back(s.name, s.start_from);
     }
   }
+  journal.controls().setSourceOrigins(origins);
   return out;
 }
 

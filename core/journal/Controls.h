@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "journal/JournalError.h"
@@ -91,6 +92,11 @@ class Controls {
   // The start_from a source's first cursor came from (or the last backfill's), nullopt before.
   virtual std::optional<std::string> sourceOrigin(const std::string& source) = 0;
   virtual void setSourceOrigin(const std::string& source, const std::string& start_from) = 0;
+  // Many at once (source, start_from), as one transaction where the journal can: the first start
+  // of thousands of new sources would otherwise cost one commit (one fsync) each.
+  virtual void setSourceOrigins(const std::vector<std::pair<std::string, std::string>>& origins) {
+    for (const auto& [source, start_from] : origins) setSourceOrigin(source, start_from);
+  }
 
   // --- activity ------------------------------------------------------------------------------
 

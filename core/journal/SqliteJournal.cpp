@@ -1470,12 +1470,25 @@ std::optional<std::string> SqliteJournal::sourceOrigin(const std::string& source
 }
 
 void SqliteJournal::setSourceOrigin(const std::string& source, const std::string& start_from) {
-  locked("recording the origin of source '" + source + "'", [&] {
-    session_ << "INSERT INTO source_origins (source, start_from, updated_at_ms) VALUES (?, ?, ?) "
-                "ON CONFLICT (source) DO UPDATE SET start_from = excluded.start_from, "
-                "updated_at_ms = excluded.updated_at_ms",
-        useRef(source), useRef(start_from), bind(static_cast<Int64>(nowMs())), now;
-  });
+  setSourceOrigins({{source, start_from}});
+}
+
+void SqliteJournal::setSourceOrigins(
+    const std::vector<std::pair<std::string, std::string>>& origins) {
+  if (origins.empty()) return;
+  locked(origins.size() == 1 ? "recording the origin of source '" + origins[0].first + "'"
+                             : "recording the origins of " + std::to_string(origins.size()) +
+                                   " sources",
+         [&] {
+           Transaction tx(session_);
+           const Int64 at = nowMs();
+           for (const auto& [source, start_from] : origins)
+             session_ << "INSERT INTO source_origins (source, start_from, updated_at_ms) "
+                         "VALUES (?, ?, ?) ON CONFLICT (source) DO UPDATE SET "
+                         "start_from = excluded.start_from, updated_at_ms = excluded.updated_at_ms",
+                 useRef(source), useRef(start_from), bind(at), now;
+           tx.commit();
+         });
 }
 
 void SqliteJournal::recordActivity(const InstanceActivity& a) {

@@ -9,7 +9,6 @@
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -169,7 +168,6 @@ class SourceRunner final : public Scheduler::Task {
   int64_t phase_ms_ = 0;
   bool has_hook_ = false;
   std::vector<std::string> routed_sinks_;
-  std::mt19937_64 rng_;
   Scheduler* scheduler_ = nullptr;
   bool once_ = false;
   // Turn state, touched only on the runner's own turn.
@@ -244,7 +242,6 @@ class SinkRunner {
   bool skip_echo_;
   int64_t offset_ = 0;
   int attempt_ = 0;
-  std::mt19937_64 rng_;
   std::thread thread_;
   std::atomic<bool> finished_{true};
   std::atomic<bool> failed_{false};
