@@ -548,6 +548,20 @@ TEST_P(JournalTest, RequestsArePendingUntilAnswered) {
   EXPECT_FALSE(c.command(99).has_value());
 }
 
+// The first start of many new sources records their origins together (one transaction where
+// the journal can); a source recorded before gets the new one, others stay unknown.
+TEST_P(JournalTest, SourceOriginsAreRecordedManyAtOnce) {
+  Controls& c = journal_->controls();
+  c.setSourceOrigin("a", kT1);
+  c.setSourceOrigins({});
+  EXPECT_EQ(c.sourceOrigin("a"), kT1);
+  c.setSourceOrigins({{"a", kT2}, {"b", kT1}, {"c", kT3}});
+  EXPECT_EQ(c.sourceOrigin("a"), kT2);
+  EXPECT_EQ(c.sourceOrigin("b"), kT1);
+  EXPECT_EQ(c.sourceOrigin("c"), kT3);
+  EXPECT_FALSE(c.sourceOrigin("d").has_value());
+}
+
 TEST_P(JournalTest, APausedOrKnownSinkIsKnownUntilForgotten) {
   Controls& c = journal_->controls();
   journal_->events().commit("src", {event("A1", kT1), event("A2", kT2)}, cursorAt(kT2));
