@@ -12,7 +12,8 @@
 # alone.
 #
 # Prints: the lateness of the sources' turns against their schedule (p50, p99, max: the host's
-# own summary, logged each minute and at the stop), CPU share (ferry's user + system seconds over
+# own summary, logged each minute and at the stop; the turns of the stop itself, every source woken
+# at once for its last turn, are counted apart and printed on their own line), CPU share (ferry's user + system seconds over
 # the wall time), peak RSS, the most threads and open files seen (sampled each second), the
 # change-to-file latency of v1 (when its CSV row appeared minus the change's updatedAt; p50, p99,
 # max), and whether every change was delivered: after the timed run a `ferry run --once` pass
@@ -134,9 +135,15 @@ def pct(v, p):
 lat = w['latencies']
 print('\n%s minutes, %s Tradecloud accounts (%d sources) at 5 min, %s DuckHub venues at 20 s, '
       '%s workers' % (minutes, accounts, 2 * int(accounts), venues, workers))
-print('  lateness of the turns      %s' % (lines[-1].split('scheduling: ')[1].strip() if lines else 'none logged'))
+# The summary at the stop: the steady state since the start, then the turns of the stop itself
+# (every source woken at once for its last turn; counted apart by the host).
+last = lines[-1].split('scheduling: ')[1].strip() if lines else 'none logged'
+steady, _, stop = last.partition('; stopping (apart) ')
+print('  lateness of the turns      %s' % steady.split('; since the last report')[0])
+print('    each minute:')
 for l in lines[:-1]:
-    print('    %s' % l.split('scheduling: ')[1].strip())
+    print('      %s' % l.split('; since the last report ')[1].strip())
+print('    turns of the stop        %s (apart, not in the figures above)' % (stop or 'none'))
 print('  CPU                        %.1f s in %.0f s: %.2f cores on average' % (cpu, wall, cpu / wall))
 print('  peak RSS                   %.0f MiB' % (max(x['hwm_kb'] for x in s) / 1024))
 print('  threads                    at most %d' % max(x['threads'] for x in s))
