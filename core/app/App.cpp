@@ -24,6 +24,7 @@
 
 #include "app/Capacity.h"
 #include "app/JournalOwner.h"
+#include "app/LeaseKeeper.h"
 #include "app/Operator.h"
 #include "config/Config.h"
 #include "delivery/Delivery.h"
@@ -409,6 +410,7 @@ std::vector<std::string> hostChangesNeedingRestart(const HostSettings& a, const 
   check(a.commit_interval_ms == b.commit_interval_ms, "commit_interval");
   check(a.admin_listen == b.admin_listen, "admin_listen");
   check(a.workers == b.workers, "workers");
+  check(a.lease_time_ms == b.lease_time_ms, "lease_time");
   return keys;
 }
 
@@ -464,6 +466,9 @@ int App::commandRun() {
   LiveConfig live(config);
   // Declared before the pipeline: work it hands to the runners refers to it.
   Operator requests(live, *journal, nullptr, log);
+  // Several hosts on a PostgreSQL journal (made below; declared before the pipeline, whose
+  // runners ask it whether their lease holds).
+  std::unique_ptr<LeaseKeeper> keeper;
   {
     Pipeline pipeline(live, plugins, *journal, log);
     std::atomic<bool> reload_requested{false};
@@ -478,6 +483,27 @@ int App::commandRun() {
                       ", stopping: batches in flight finish, nothing is half-committed");
       pipeline.requestStop();
     });
+    // A PostgreSQL journal: this host runs the sources and sinks whose leases it holds
+    // (LeaseKeeper.h); --once takes every lease, waiting for a predecessor's to run out.
+    auto* shared = dynamic_cast<PostgresJournal*>(journal.get());
+    struct StopKeeper {  // its thread ends before the pipeline goes, however this block is left
+      std::unique_ptr<LeaseKeeper>& keeper;
+      ~StopKeeper() {
+        if (keeper) keeper->stop();
+      }
+    } stop_keeper{keeper};
+    if (shared != nullptr) {
+      keeper = std::make_unique<LeaseKeeper>(*shared, config, log, pipeline.services().metrics,
+                                             once_);
+      pipeline.services().handoff.disable();
+      pipeline.services().lease_valid = [k = keeper.get()](const std::string& name) {
+        return k->valid(name);
+      };
+      requests.onlyFor([k = keeper.get()](const std::string& target) { return k->answers(target); });
+      keeper->start();
+      if (once_) keeper->awaitAll(pipeline.services().stopping);
+      else pipeline.runOnly({});
+    }
     pipeline.create();
     std::unique_ptr<AdminServer> admin;
     if (!config.host.admin_listen.empty()) {
@@ -506,8 +532,16 @@ int App::commandRun() {
       auto next_retention = std::chrono::steady_clock::now();
       while (!pipeline.services().stopping.load()) {
         if (reload_requested.exchange(false)) reload(pipeline, live, plugins);
+        if (keeper) {
+          // Runners follow the leases: started for the groups won, stopped for those lost or
+          // handed over (whose leases are released once their runners stopped).
+          const LeaseKeeper::Plan plan = keeper->plan();
+          for (const auto& line : pipeline.adjust(plan.run)) log.information("leases: " + line);
+          keeper->handedOver(plan);
+        }
         requests.applyPending();
-        if (std::chrono::steady_clock::now() >= next_retention) {
+        // Several hosts: the retention is applied by one of them (it answers for no instance).
+        if (std::chrono::steady_clock::now() >= next_retention && (!keeper || keeper->answers(""))) {
           try {
             pipeline.applyRetention();
             pipeline.logScheduling();
@@ -520,6 +554,8 @@ int App::commandRun() {
       }
       pipeline.stop();
     }
+    // Every runner stopped: the leases are released, the other hosts take them over at once.
+    if (keeper) keeper->releaseAll();
     requests.setPipeline(nullptr);
     log.information("stopped cleanly");
   }
@@ -577,7 +613,18 @@ int App::submit(const Config& config, const std::string& action, const std::stri
       auto journal = owner.open();
       if (id == 0) id = journal->controls().submitCommand(action, target, argument);
       LiveConfig live(config);
-      Operator(live, *journal, nullptr, log).applyPending();
+      // A PostgreSQL journal: the command holds the lease of its target while it writes, fenced
+      // like a host (a host starting meanwhile waits for it, or refuses its late writes).
+      Metrics metrics;
+      std::unique_ptr<LeaseKeeper> keeper;
+      Operator requests(live, *journal, nullptr, log);
+      if (auto* shared = dynamic_cast<PostgresJournal*>(journal.get())) {
+        keeper = std::make_unique<LeaseKeeper>(*shared, config, log, metrics);
+        keeper->holdFor(target);
+        requests.onlyFor([&target](const std::string& t) { return t == target; });
+      }
+      requests.applyPending();
+      if (keeper) keeper->releaseAll();
       auto r = journal->controls().command(id);
       if (!r || r->state == "pending")
         throw JournalError("journal " + journalDisplayName(path) + ": request #" +
@@ -784,10 +831,59 @@ int App::commandStatus() {
   auto journal = openExistingJournal(config.host);
   const std::optional<pid_t> owner = journalOwner(config.host.journal);
   const Positions p = gatherPositions(config, *journal);
+  // Several hosts (PostgreSQL): who runs each instance, until when, and the hosts alive.
+  struct LeaseOf {
+    std::string host;
+    int64_t expires_at_ms = 0;
+  };
+  std::map<std::string, LeaseOf> leases;
+  std::vector<HostRow> hosts;
+  int64_t db_now = 0;
+  auto* shared = dynamic_cast<PostgresJournal*>(journal.get());
+  if (shared != nullptr) {
+    for (const auto& l : shared->leases(&db_now))
+      for (const auto& m : l.members)
+        leases[m] = LeaseOf{l.owner, l.owner.empty() ? 0 : l.expires_at_ms};
+    hosts = shared->hosts();
+  }
+  auto leaseJson = [&](Poco::JSON::Object::Ptr& o, const std::string& name) {
+    if (shared == nullptr) return;
+    auto it = leases.find(name);
+    const bool held = it != leases.end() && !it->second.host.empty();
+    o->set("host", held ? Poco::Dynamic::Var(it->second.host) : Poco::Dynamic::Var());
+    o->set("lease_expires_in_ms", held ? Poco::Dynamic::Var(it->second.expires_at_ms - db_now)
+                                       : Poco::Dynamic::Var());
+  };
+  auto leaseText = [&](const std::string& name) -> std::string {
+    if (shared == nullptr) return "";
+    auto it = leases.find(name);
+    if (it == leases.end() || it->second.host.empty()) return "    run by no host (lease free)\n";
+    const int64_t left = it->second.expires_at_ms - db_now;
+    return "    run by host " + it->second.host +
+           (left >= 0 ? ", lease renewed until " + std::to_string((left + 999) / 1000) + " s from now"
+                      : ", lease expired " + std::to_string(-left / 1000) +
+                            " s ago (another host takes it over)") +
+           "\n";
+  };
+  // A source's lag: how long ago its last successful poll was.
+  auto lagMs = [](const InstanceActivity& a) -> int64_t {
+    return a.last_success_ms > 0 ? std::max<int64_t>(0, nowMs() - a.last_success_ms) : -1;
+  };
 
   if (json_) {
     Poco::JSON::Object::Ptr root = new Poco::JSON::Object;
     root->set("journal", journalDisplayName(config.host.journal));
+    if (shared != nullptr) {
+      Poco::JSON::Array::Ptr list = new Poco::JSON::Array;
+      for (const auto& h : hosts) {
+        Poco::JSON::Object::Ptr o = new Poco::JSON::Object;
+        o->set("host_id", h.host_id);
+        o->set("live", h.expires_at_ms > db_now);
+        o->set("last_heartbeat_ms_ago", db_now - h.heartbeat_at_ms);
+        list->add(o);
+      }
+      root->set("hosts", list);
+    }
     root->set("running", owner.has_value());
     root->set("pid",
               owner ? Poco::Dynamic::Var(static_cast<int64_t>(*owner)) : Poco::Dynamic::Var());
@@ -805,6 +901,9 @@ int App::commandStatus() {
       o->set("events", r.activity.events_total);
       o->set("progress", r.activity.progress);
       o->set("dead_letters", r.dead_letters);
+      const int64_t lag = lagMs(r.activity);
+      o->set("lag_ms", lag >= 0 ? Poco::Dynamic::Var(lag) : Poco::Dynamic::Var());
+      leaseJson(o, r.name);
       src->add(o);
     }
     for (const auto& r : p.sinks) {
@@ -820,6 +919,7 @@ int App::commandStatus() {
       o->set("last_write", whenJson(r.activity.last_attempt_ms));
       o->set("last_success", whenJson(r.activity.last_success_ms));
       o->set("events", r.activity.events_total);
+      leaseJson(o, r.name);
       snk->add(o);
     }
     root->set("sources", src);
@@ -832,7 +932,18 @@ int App::commandStatus() {
             << p.last << "\nferry "
             << (owner ? "running (PID " + std::to_string(*owner) + ")"
                       : "not running (the states below are where the last run left them)")
-            << "\n\nSOURCES\n";
+            << "\n";
+  if (shared != nullptr) {
+    std::cout << "hosts:";
+    for (const auto& h : hosts)
+      std::cout << " " << h.host_id
+                << (h.expires_at_ms > db_now
+                        ? " (live)"
+                        : " (silent for " + std::to_string((db_now - h.heartbeat_at_ms) / 1000) +
+                              " s)");
+    std::cout << (hosts.empty() ? " none\n" : "\n");
+  }
+  std::cout << "\nSOURCES\n";
   for (const auto& r : p.sources) {
     std::cout << "  " << padRight(r.name, 20) << padRight(r.state, 11) << "cursor "
               << cursorText(r.cursor) << "\n    last poll " << whenText(r.activity.last_attempt_ms)
@@ -844,6 +955,7 @@ int App::commandStatus() {
               << "\n";
     if (!r.activity.progress.empty()) std::cout << "    " << r.activity.progress << "\n";
     if (!r.message.empty()) std::cout << "    " << r.message << "\n";
+    std::cout << leaseText(r.name);
   }
   std::cout << "\nSINKS\n";
   for (const auto& r : p.sinks) {
@@ -854,6 +966,7 @@ int App::commandStatus() {
               << " event(s) written\n";
     if (!r.held.empty()) std::cout << "    " << r.held << ": " << r.fix << "\n";
     if (!r.message.empty()) std::cout << "    " << r.message << "\n";
+    std::cout << leaseText(r.name);
   }
   return EXIT_OK;
 }

@@ -123,8 +123,9 @@ JournalLock::JournalLock(const std::string& journal, const std::string& command,
     if (holder)
       throw JournalBusy("journal " + pg->displayName() + " is in use by another ferry (" +
                         *holder +
-                        ", as ferry/<host_id>/<PID>; until leases let hosts share a journal, one "
-                        "ferry on one host owns it); " + busyFix(command));
+                        ", as ferry/<host_id>/<PID>: one ferry runs per host_id, and hosts "
+                        "sharing the journal each need their own [host] host_id); " +
+                        busyFix(command));
     owned_ = std::move(pg);
     return;
   }

@@ -441,7 +441,8 @@ void SourceRunner::processDelivered() {
     int64_t from = ledger.deliveredUpTo(name_);
     bool blocked = false;
     int64_t saved = from;
-    while (from < up_to && !stopping()) {
+    // The hook writes to the remote: only while the lease is surely held (LeaseKeeper.h).
+    while (from < up_to && !stopping() && services_.mayWrite(name_)) {
       auto events = log.readAfter(from, {name_}, 500);
       auto dead = ledger.deadLetteredBetween(from, up_to);
       int64_t reached = from;
@@ -572,12 +573,21 @@ bool SinkRunner::sleepFor(int64_t ms) {
   return false;
 }
 
+bool SinkRunner::leaseHeld() {
+  if (services_.mayWrite(name_)) return true;
+  backOff("its lease was not renewed in time (this host was paused, or cut off from "
+          "PostgreSQL): nothing is written until it is, or until another host takes it over",
+          -1);
+  return false;
+}
+
 SinkRunner::Step SinkRunner::deliverReplays() {
   SinkLedger& ledger = services_.ledger;
   auto replays = ledger.pendingReplays(name_, batch_size_);
   if (replays.empty()) return Step::Idle;
   std::vector<const JournalEvent*> events;
   for (const auto& d : replays) events.push_back(&d.event);
+  if (!leaseHeld()) return Step::Retry;
   activity_.attempt();
   const Outcome w = instance_->write(events);
   activity_.count(static_cast<int64_t>(w.done));
@@ -649,6 +659,7 @@ SinkRunner::Step SinkRunner::deliverFeed() {
     return Step::Progress;
   }
 
+  if (!leaseHeld()) return Step::Retry;
   activity_.attempt();
   const Outcome w = instance_->write(to_write);
   const size_t done = w.done;
