@@ -719,7 +719,7 @@ Config loadConfig(const std::string& path, EnvReferences env) {
   config.host.lease_time_ms = toInt(setting("lease_time"));
   if (config.host.lease_time_ms < 3000 || config.host.lease_time_ms > 600000)
     throw ConfigError(file + ": [host] lease_time: must be between 3s and 10m, got " +
-                      setting("lease_time") +
+                      formatDurationMs(config.host.lease_time_ms) +
                       " (hosts renew their leases every third of it; a killed host's sources and "
                       "sinks move to another host after it)");
   config.host.admin_listen = setting("admin_listen");
