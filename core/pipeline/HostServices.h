@@ -71,11 +71,6 @@ struct HostServices : PluginServices {
   std::atomic<bool> sources_finished{false};
   Signal new_events;    // a source committed events
   Signal sink_advanced; // a sink moved its offset
-  // Whether instance `name` may write outside the journal now (a sink's target, a source's
-  // delivered hook): false once its lease may have run out (several hosts, LeaseKeeper.h). Set
-  // before the runners start; unset: always.
-  std::function<bool(const std::string& name)> lease_valid;
-  bool mayWrite(const std::string& name) const { return !lease_valid || lease_valid(name); }
   // Just-committed events for the sinks that are caught up (bounded; the journal has them all).
   static constexpr size_t kHandoffBytes = 16u << 20;
   Handoff handoff{kHandoffBytes};
