@@ -19,6 +19,7 @@
 #include <iomanip>
 #include <iostream>
 #include <map>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -529,14 +530,22 @@ int App::commandRun() {
       }
     } else {
       pipeline.start();
+      std::set<std::string> running;  // what the leases said to run, last time
       auto next_retention = std::chrono::steady_clock::now();
       while (!pipeline.services().stopping.load()) {
-        if (reload_requested.exchange(false)) reload(pipeline, live, plugins);
+        bool reloaded = false;
+        if (reload_requested.exchange(false)) {
+          reload(pipeline, live, plugins);
+          reloaded = true;
+        }
         if (keeper) {
           // Runners follow the leases: started for the groups won, stopped for those lost or
           // handed over (whose leases are released once their runners stopped).
           const LeaseKeeper::Plan plan = keeper->plan();
-          for (const auto& line : pipeline.adjust(plan.run)) log.information("leases: " + line);
+          if (reloaded || plan.run != running || !plan.handing.empty()) {
+            for (const auto& line : pipeline.adjust(plan.run)) log.information("leases: " + line);
+            running = plan.run;
+          }
           keeper->handedOver(plan);
         }
         requests.applyPending();

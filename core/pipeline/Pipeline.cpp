@@ -243,12 +243,13 @@ std::vector<std::string> Pipeline::adjust(const std::set<std::string>& names) {
   std::vector<std::string> lines =
       retire([&](const std::string& name, const char*) { return names.count(name) > 0; });
   if (!lines.empty()) services_->forgetActivities();
+  std::set<std::string> running;
+  for (const auto& s : sinks_) running.insert(s->name());
+  for (const auto& s : sources_) running.insert(s->name());
   const Config& config = config_.get();
   for (const auto* list : {&config.sinks, &config.sources})
     for (const auto& instance : *list) {
-      if (!wanted(instance) || refused_.count(instance.name)) continue;
-      if ((instance.kind == "sink" ? static_cast<void*>(sinkRunner(instance.name))
-                                   : static_cast<void*>(sourceRunner(instance.name))) != nullptr)
+      if (!wanted(instance) || refused_.count(instance.name) || running.count(instance.name))
         continue;
       if (!launch(instance, lines)) refused_.insert(instance.name);
     }

@@ -1801,9 +1801,29 @@ class SeveralHostsTest : public DuckHubOnPostgresJournalTest {
   void writeHostConfigs(const std::string& lease_time) {
     host_extra_ = "lease_time = " + lease_time + "\n";
     const std::string body = sources() + csvSink() + sqlSink();
-    for (const char* h : {"h1", "h2", "h3"})
-      writeFile(configOf(h),
-                hostConfig() + "host_id = " + schema_ + "-" + h + "\n" + body + restSink(h));
+    for (const char* h : {"h1", "h2", "h3"}) {
+      admin_ports_[h] = freePort();
+      writeFile(configOf(h), hostConfig() + "host_id = " + schema_ + "-" + h +
+                                 "\nadmin_listen = 127.0.0.1:" +
+                                 std::to_string(admin_ports_[h]) + "\n" + body + restSink(h));
+    }
+  }
+  // The instances host `h`'s /healthz reports (empty when it does not answer).
+  std::set<std::string> healthzInstances(const std::string& h) {
+    std::set<std::string> out;
+    auto a = httpGet(admin_ports_.at(h), "/healthz");
+    if (a.status != 200 && a.status != 503) return out;
+    auto list = parseObject(a.body)->getArray("instances");
+    for (size_t i = 0; i < list->size(); ++i)
+      out.insert(list->getObject(static_cast<unsigned>(i))->getValue<std::string>("name"));
+    return out;
+  }
+  std::set<std::string> ranBy(const std::map<std::string, std::string>& owners,
+                              const std::string& h) {
+    std::set<std::string> out;
+    for (const auto& [name, host] : owners)
+      if (host == hostId(h)) out.insert(name);
+    return out;
   }
   std::string configOf(const std::string& h) const {
     return h == "h1" ? config_ : dir_.file(h + ".ini");
@@ -1908,6 +1928,7 @@ class SeveralHostsTest : public DuckHubOnPostgresJournalTest {
 
   std::unique_ptr<Sim> sim2_;
   Receiver receiver_;
+  std::map<std::string, uint16_t> admin_ports_;
 };
 
 // Three hosts share the work and survive kill -9, restarts and a host frozen past its lease: the
@@ -2046,6 +2067,14 @@ TEST_F(SeveralHostsTest, AGracefulStopHandsTheWorkOverWithinSecondsAndNothingIsR
   const auto b1 = sim2_->state();
   ASSERT_TRUE(waitUntil([&] { return caughtUp(a1, b1); }, 60s)) << h1->err() << h2->err();
 
+  // Each host's /healthz reports the instances it runs, and only those.
+  o = owners();
+  ASSERT_TRUE(waitUntil([&] {
+    return healthzInstances("h1") == ranBy(o, "h1") && healthzInstances("h2") == ranBy(o, "h2");
+  }, 10s)) << "h1 runs " << ranBy(o, "h1").size() << ", reports " << healthzInstances("h1").size();
+  EXPECT_FALSE(ranBy(o, "h1").empty());
+  EXPECT_FALSE(ranBy(o, "h2").empty());
+
   const auto stopped_at = std::chrono::steady_clock::now();
   h2->signal(SIGTERM);
   ASSERT_TRUE(waitUntil([&] {
@@ -2057,6 +2086,8 @@ TEST_F(SeveralHostsTest, AGracefulStopHandsTheWorkOverWithinSecondsAndNothingIsR
   EXPECT_LT(moved_after.count(), 5000) << "the work took " << moved_after.count() << " ms to move";
   EXPECT_EQ(h2->wait(), 0) << h2->err();
   EXPECT_NE(h2->err().find(" released"), std::string::npos) << h2->err();
+  EXPECT_TRUE(waitUntil([&] { return healthzInstances("h1").size() == 7; }, 10s))
+      << "h1's /healthz after the move: " << healthzInstances("h1").size() << " instance(s)";
 
   // New changes after the move are delivered by h1 alone.
   sim_->change(5);
