@@ -7,7 +7,10 @@
 #include <Poco/Util/Option.h>
 #include <Poco/Util/OptionSet.h>
 #include <signal.h>
-#include <unistd.h>
+#ifdef _WIN32
+#include <windows.h>
+#include <shellapi.h>
+#endif
 
 #include <algorithm>
 #include <atomic>
@@ -16,6 +19,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <iomanip>
 #include <iostream>
 #include <map>
@@ -31,6 +35,7 @@
 #include "ops/AdminServer.h"
 #include "pipeline/Pipeline.h"
 #include "services/Logging.h"
+#include "services/Platform.h"
 #include "services/Text.h"
 #include "services/Time.h"
 
@@ -40,7 +45,9 @@ namespace {
 namespace fs = std::filesystem;
 using Poco::Util::Option;
 
-constexpr const char* kDefaultConfig = "/etc/ferry/ferry.ini";
+#ifndef _WIN32
+constexpr int kReloadSignal = SIGHUP;
+constexpr const char* kStopName = "SIGTERM";
 
 // SIGINT/SIGTERM/SIGHUP are blocked in every thread and taken by one watcher thread, so that no
 // runner is interrupted in the middle of a journal transaction or a plugin call.
@@ -76,24 +83,44 @@ class SignalWatcher {
   std::atomic<bool> done_{false};
   std::atomic<int> received_{0};
 };
+#else
+// Windows has no signals: Poco's ServerApplication turns the service's stop (and, in a console,
+// Ctrl+C, Ctrl+Break and closing the console) into a termination request; one watcher thread
+// waits for it (`wait`) and hands it on as SIGTERM. `release` ends the wait when ferry stops by
+// itself (run --once). There is no reload request on Windows: restart the service.
+constexpr int kReloadSignal = -1;
+constexpr const char* kStopName = "a stop request (service stop, Ctrl+C or console close)";
 
-std::string executableDir() {
-  std::error_code ec;
-  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  return ec ? std::string() : exe.parent_path().string();
-}
+class SignalWatcher {
+ public:
+  template <class F>
+  SignalWatcher(std::function<void()> wait, std::function<void()> release, F on_signal)
+      : release_(std::move(release)) {
+    thread_ = std::thread([this, wait, on_signal] {
+      wait();
+      if (done_.load()) return;
+      received_ = SIGTERM;
+      on_signal(SIGTERM);
+    });
+  }
+  ~SignalWatcher() {
+    done_ = true;
+    if (received_.load() == 0) release_();
+    thread_.join();
+  }
+  int received() const { return received_.load(); }
+
+ private:
+  std::function<void()> release_;
+  std::thread thread_;
+  std::atomic<bool> done_{false};
+  std::atomic<int> received_{0};
+};
+#endif
 
 // A fresh directory under $TMPDIR (or /tmp), removed with its content on destruction.
 struct ScratchDir {
-  ScratchDir() {
-    const char* tmp = std::getenv("TMPDIR");
-    std::string pattern = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") +
-                          "/ferry-check.XXXXXX";
-    if (::mkdtemp(pattern.data()) == nullptr)
-      throw std::runtime_error("cannot create a temporary directory " + pattern + ": " +
-                               std::strerror(errno));
-    path = pattern;
-  }
+  ScratchDir() : path(platform::makeScratchDir("ferry-check")) {}
   ~ScratchDir() {
     std::error_code ec;
     fs::remove_all(path, ec);
@@ -142,6 +169,9 @@ std::string padRight(std::string s, size_t width) {
 App::App() { setUnixOptions(true); }
 
 void App::defineOptions(Poco::Util::OptionSet& options) {
+#ifdef _WIN32
+  AppBase::defineOptions(options);  // --registerService, --unregisterService, --displayName, ...
+#endif
   // Poco's own defaults (config files beside the binary) are not ours: options only.
   options.addOption(Option("help", "h", "show this help"));
   options.addOption(Option("version", "V", "print the version"));
@@ -165,6 +195,9 @@ void App::defineOptions(Poco::Util::OptionSet& options) {
 }
 
 void App::handleOption(const std::string& name, const std::string& value) {
+#ifdef _WIN32
+  AppBase::handleOption(name, value);  // the service options' callbacks
+#endif
   if (name == "help") help_ = true;
   else if (name == "version") version_ = true;
   else if (name == "config") config_ = value;
@@ -291,7 +324,7 @@ void App::printHelp() {
 std::string App::configPath() const {
   if (!config_.empty()) return config_;
   if (const char* env = std::getenv("FERRY_CONFIG"); env != nullptr && *env != '\0') return env;
-  return kDefaultConfig;
+  return platform::defaultConfigPath();
 }
 
 std::string App::pluginDir(const std::string& from_config) const {
@@ -299,7 +332,7 @@ std::string App::pluginDir(const std::string& from_config) const {
   if (!from_config.empty()) return from_config;
   if (const char* env = std::getenv("FERRY_PLUGIN_DIR"); env != nullptr && *env != '\0')
     return fs::absolute(env).string();
-  return (fs::path(executableDir()) / ".." / "lib" / "ferry" / "plugins").lexically_normal().string();
+  return platform::defaultPluginDir();
 }
 
 void App::setUpLogging(const std::string& level, const std::string& file,
@@ -312,6 +345,9 @@ void App::setUpLogging(const std::string& level, const std::string& file,
 }
 
 int App::main(const std::vector<std::string>& args) {
+#ifdef _WIN32
+  if (args.empty() && config().getBool("application.runAsService", false)) return serviceMain();
+#endif
   if (version_) {
     std::cout << "ferry " FERRY_VERSION " (plugin ABI " << hostAbi() << ")\n";
     return EXIT_OK;
@@ -450,17 +486,23 @@ int App::commandRun() {
   {
     Pipeline pipeline(live, plugins, *journal, log);
     std::atomic<bool> reload_requested{false};
-    SignalWatcher signals([this, &pipeline, &log, &reload_requested](int sig) {
-      if (sig == SIGHUP) {
+    auto on_signal = [this, &pipeline, &log, &reload_requested](int sig) {
+      if (sig == kReloadSignal) {
         log.information(once_ ? "received SIGHUP: ignored by run --once"
                               : "received SIGHUP: reloading the configuration");
         reload_requested = !once_;
         return;
       }
-      log.information(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
+      log.information(std::string("received ") + (sig == SIGTERM ? kStopName : "SIGINT") +
                       ", stopping: batches in flight finish, nothing is half-committed");
       pipeline.requestStop();
-    });
+    };
+#ifdef _WIN32
+    SignalWatcher signals([this] { waitForTerminationRequest(); },
+                          [] { Poco::Util::ServerApplication::terminate(); }, on_signal);
+#else
+    SignalWatcher signals(on_signal);
+#endif
     pipeline.create();
     std::unique_ptr<AdminServer> admin;
     if (!config.host.admin_listen.empty()) {
@@ -509,6 +551,29 @@ int App::commandRun() {
   }
   return code;
 }
+
+#ifdef _WIN32
+// The service manager hands ServiceMain only the arguments of `sc start`, not those of the
+// service's command line ("ferry.exe" run --config FILE): those are read here. Only `run` is a
+// service; without --config it uses the default config (%ProgramData%\Ferry\ferry.ini).
+int App::serviceMain() {
+  int argc = 0;
+  wchar_t** argv = ::CommandLineToArgvW(::GetCommandLineW(), &argc);
+  std::vector<std::string> line;
+  for (int i = 1; argv != nullptr && i < argc; ++i) line.push_back(fs::path(argv[i]).string());
+  if (argv != nullptr) ::LocalFree(argv);
+  for (size_t i = 0; i < line.size(); ++i) {
+    if ((line[i] == "--config" || line[i] == "-c") && i + 1 < line.size()) config_ = line[++i];
+    else if (line[i].rfind("--config=", 0) == 0) config_ = line[i].substr(9);
+  }
+  try {
+    return commandRun();
+  } catch (const std::exception& e) {
+    Poco::Logger::get("ferry").fatal(std::string("the service stops: ") + e.what());
+    return EXIT_SOFTWARE;
+  }
+}
+#endif
 
 // Stores the request and waits for the journal's owner to answer it; with no owner, becomes the
 // owner and carries it out here (Operator.h). Prints the answer.

@@ -1,9 +1,13 @@
 #include "app/JournalOwner.h"
 
+#ifdef _WIN32
+#include <windows.h>
+#else
 #include <fcntl.h>
 #include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#endif
 
 #include <cerrno>
 #include <cstring>
@@ -17,6 +21,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
+#ifndef _WIN32
 flock wholeFile(short type) {
   flock lock{};
   lock.l_type = type;
@@ -41,19 +46,28 @@ std::string userName(uid_t uid) {
   const passwd* pw = ::getpwuid(uid);
   return pw != nullptr ? pw->pw_name : std::to_string(uid);
 }
+#endif
+
+std::string busyMessage(const std::string& journal, const std::string& pid,
+                        const std::string& command) {
+  const bool run = command.rfind("run", 0) == 0;
+#ifdef _WIN32
+  const char* stop = "sc.exe stop Ferry";
+#else
+  const char* stop = "systemctl stop ferry";
+#endif
+  return "journal " + journal + " is in use by another ferry (PID " + pid + ", see " +
+         lockFileOf(journal) + "); " +
+         (run ? std::string("one ferry per journal: stop it first (e.g. ") + stop +
+                    "), or give this config its own journal"
+              : "`ferry " + command +
+                    "` writes the journal and would be a second writer: stop it first (e.g. " +
+                    stop + "), run the command again, then start it again");
+}
 
 }  // namespace
 
 std::string lockFileOf(const std::string& journal) { return journal + ".lock"; }
-
-std::optional<pid_t> journalOwner(const std::string& journal) {
-  const std::string lock_file = lockFileOf(journal);
-  const int fd = ::open(lock_file.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return std::nullopt;  // never owned since the journal exists (or unreadable)
-  auto holder = holderOf(fd, lock_file);
-  ::close(fd);
-  return holder;
-}
 
 void requireJournal(const std::string& journal) {
   std::error_code ec;
@@ -61,6 +75,89 @@ void requireJournal(const std::string& journal) {
     throw NoJournal("no journal yet at " + journal +
                     ": `ferry run` creates it (check [host] journal in the config if ferry has "
                     "already run)");
+}
+
+
+#ifdef _WIN32
+namespace {
+
+// Far beyond the PID text: the locked byte never hides the text from readers.
+constexpr DWORD kLockOffset = 1u << 20;
+
+HANDLE openLockFile(const std::string& path, DWORD access, DWORD disposition) {
+  return ::CreateFileW(fs::path(path).wstring().c_str(), access,
+                       FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, nullptr,
+                       disposition, FILE_ATTRIBUTE_NORMAL, nullptr);
+}
+
+bool tryLock(HANDLE h) {
+  OVERLAPPED at{};
+  at.Offset = kLockOffset;
+  return ::LockFileEx(h, LOCKFILE_EXCLUSIVE_LOCK | LOCKFILE_FAIL_IMMEDIATELY, 0, 1, 0, &at) != 0;
+}
+
+void unlock(HANDLE h) {
+  OVERLAPPED at{};
+  at.Offset = kLockOffset;
+  ::UnlockFileEx(h, 0, 1, 0, &at);
+}
+
+pid_t writtenPid(const std::string& lock_file) {
+  pid_t written = 0;
+  std::ifstream(lock_file) >> written;
+  return written;
+}
+
+}  // namespace
+
+std::optional<pid_t> journalOwner(const std::string& journal) {
+  const std::string lock_file = lockFileOf(journal);
+  HANDLE h = openLockFile(lock_file, GENERIC_READ, OPEN_EXISTING);
+  if (h == INVALID_HANDLE_VALUE) return std::nullopt;
+  std::optional<pid_t> holder;
+  if (tryLock(h)) unlock(h);
+  else holder = writtenPid(lock_file);
+  ::CloseHandle(h);
+  return holder;
+}
+
+void refuseRootOnOthersJournal(const std::string&, const std::string&) {
+  // No root on Windows: the service account and administrators share ProgramData\Ferry.
+}
+
+JournalLock::JournalLock(const std::string& journal, const std::string& command) {
+  const std::string lock_file = lockFileOf(journal);
+  HANDLE h = openLockFile(lock_file, GENERIC_READ | GENERIC_WRITE, OPEN_ALWAYS);
+  if (h == INVALID_HANDLE_VALUE)
+    throw JournalError("journal " + journal + ": cannot open its lock file " + lock_file +
+                       " (Windows error " + std::to_string(::GetLastError()) +
+                       "); the journal's folder must exist and be writable by the account "
+                       "ferry runs as");
+  if (!tryLock(h)) {
+    ::CloseHandle(h);
+    const pid_t pid = writtenPid(lock_file);
+    throw JournalBusy(busyMessage(journal, pid > 0 ? std::to_string(pid) : "unknown", command));
+  }
+  const std::string text = std::to_string(::GetCurrentProcessId()) + "\n";
+  DWORD written = 0;
+  ::SetFilePointer(h, 0, nullptr, FILE_BEGIN);
+  ::SetEndOfFile(h);
+  ::WriteFile(h, text.data(), static_cast<DWORD>(text.size()), &written, nullptr);
+  handle_ = h;
+}
+
+JournalLock::~JournalLock() {
+  if (handle_ != nullptr) ::CloseHandle(static_cast<HANDLE>(handle_));
+}
+
+#else
+std::optional<pid_t> journalOwner(const std::string& journal) {
+  const std::string lock_file = lockFileOf(journal);
+  const int fd = ::open(lock_file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;  // never owned since the journal exists (or unreadable)
+  auto holder = holderOf(fd, lock_file);
+  ::close(fd);
+  return holder;
 }
 
 void refuseRootOnOthersJournal(const std::string& journal, const std::string& command) {
@@ -94,16 +191,7 @@ JournalLock::JournalLock(const std::string& journal, const std::string& command)
   if (::fcntl(fd_, F_SETLK, &lock) != 0) {
     const auto holder = holderOf(fd_, lock_file);
     ::close(fd_);
-    const std::string pid = holder ? std::to_string(*holder) : "unknown";
-    const bool run = command.rfind("run", 0) == 0;
-    throw JournalBusy(
-        "journal " + journal + " is in use by another ferry (PID " + pid + ", see " + lock_file +
-        "); " +
-        (run ? "one ferry per journal: stop it first (e.g. systemctl stop ferry), or give this "
-               "config its own journal"
-             : "`ferry " + command +
-                   "` writes the journal and would be a second writer: stop it first (e.g. "
-                   "systemctl stop ferry), run the command again, then start it again"));
+    throw JournalBusy(busyMessage(journal, holder ? std::to_string(*holder) : "unknown", command));
   }
   // The PID in the file is for people and for a holder in another PID namespace.
   const std::string text = std::to_string(::getpid()) + "\n";
@@ -115,5 +203,7 @@ JournalLock::JournalLock(const std::string& journal, const std::string& command)
 JournalLock::~JournalLock() {
   if (fd_ >= 0) ::close(fd_);
 }
+
+#endif
 
 }  // namespace ferry::core

@@ -1,6 +1,7 @@
 // One owner per journal. `ferry run` and the commands that write the journal hold an exclusive
 // lock (fcntl F_SETLK) on `<journal>.lock` for as long as they run; the file holds the owner's
-// PID. The OS releases the lock when the process ends, however it ends (kill -9 too), so a file
+// PID. On Windows the lock is LockFileEx on a byte beyond the PID text (so that the text stays
+// readable). The OS releases the lock when the process ends, however it ends (kill -9 too), so a file
 // left behind never blocks anybody. Read-only commands only probe the lock (F_GETLK) and never
 // create the file.
 #pragma once
@@ -56,7 +57,11 @@ class JournalLock {
   JournalLock& operator=(const JournalLock&) = delete;
 
  private:
+#ifdef _WIN32
+  void* handle_ = nullptr;  // the lock file, a byte beyond its text locked with LockFileEx
+#else
   int fd_ = -1;
+#endif
 };
 
 }  // namespace ferry::core
