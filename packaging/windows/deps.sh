@@ -18,7 +18,10 @@
 # later run with the same key prints it in a second or two. Downloaded sources are kept in
 # ${FERRY_WIN_DEPS}/src. deb-src for Debian's archive is enabled when missing (debsrc.sh, needs
 # root or sudo). Builds run under `nice`, -j${FERRY_WIN_JOBS:-2}; the log of a failed step is
-# printed.
+# printed. A step that failed is taken up again by the next run: the steps done stay in
+# <key>.partial (stamps .step-<name>) until the whole prefix is complete.
+#
+#   packaging/windows/deps.sh --where    prints the prefix without building anything
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${FERRY_WIN_DEPS:-/var/cache/ferry/win-deps}
@@ -55,31 +58,37 @@ digest=$( { echo "$recipe"; cat "$here/mingw-w64-x86_64.cmake";
 key="poco-${poco}_openssl-${openssl}_sqlite-${sqlite}_simdjson-${simdjson}_gcc-${gcc}_${digest}"
 key=${key//[^A-Za-z0-9._+-]/_}
 prefix=$cache/$key
-if [ -f "$prefix/.complete" ]; then echo "$prefix"; exit 0; fi
+if [ -f "$prefix/.complete" ] || [ "${1:-}" = --where ]; then echo "$prefix"; exit 0; fi
 
 say "building into $prefix (once; about 15-25 minutes on 2 cores)"
-work=$(mktemp -d "${TMPDIR:-/tmp}/ferry-win-deps.XXXXXX")
+launcher=()  # a rebuild (a new Debian update) is mostly cache hits
+if command -v ccache >/dev/null; then
+  launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+fi
 stage=$prefix.partial
-trap 'rm -rf "$work"' EXIT
-rm -rf "$stage"
+work=$prefix.work  # kept until everything is built: a failed step goes on where it stopped
+mkdir -p "$work"
 mkdir -p "$stage"/{bin,lib,include}
 step() {  # step NAME COMMAND...: runs it in the background of a log, shows the log on failure
   local name=$1; shift
   local t0=$SECONDS
+  if [ -f "$stage/.step-$name" ]; then say "$name: done by an earlier run"; return; fi
   # In the background so that `set -e` holds inside the step (it does not under `if`).
   "$@" >"$work/$name.log" 2>&1 &
   if ! wait $!; then
     tail -60 "$work/$name.log" >&2; say "$name failed (log above)"; exit 1
   fi
+  touch "$stage/.step-$name"
   say "$name done ($((SECONDS - t0)) s)"
 }
 unpack() {  # unpack PACKAGE VERSION: extracts the Debian source (with Debian's patches) in $work
+  [ -d "$work/$1" ] && return  # an earlier run's, with its build folder
   (cd "$work" && dpkg-source -q -x "$cache/src/${1}_${2#*:}.dsc" "$1" >/dev/null 2>&1)
 }
 
 # --- OpenSSL ------------------------------------------------------------------------------------
-unpack openssl "$openssl"
 build_openssl() {
+  unpack openssl "$openssl"
   cd "$work/openssl"
   ./Configure mingw64 shared no-tests --cross-compile-prefix=$triplet- \
     --prefix="$stage" --libdir=lib
@@ -89,8 +98,8 @@ build_openssl() {
 step openssl build_openssl
 
 # --- SQLite (the amalgamation of Debian's source, built as sqlite3.dll) --------------------------
-unpack sqlite3 "$sqlite"
 build_sqlite() {
+  unpack sqlite3 "$sqlite"
   mkdir -p "$work/sqlite-host" && cd "$work/sqlite-host"
   "$work/sqlite3/configure" --disable-tcl >/dev/null
   nice make -j"$jobs" sqlite3.c
@@ -102,13 +111,18 @@ build_sqlite() {
 step sqlite build_sqlite
 
 # --- Poco -----------------------------------------------------------------------------------------
-unpack poco "$poco"
 build_poco() {
+  unpack poco "$poco"
   cd "$work/poco"
-  for p in "$here"/patches/poco/*.patch; do patch -p1 --forward < "$p"; done
-  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release \
+  for p in "$here"/patches/poco/*.patch; do
+    patch -p1 --forward --dry-run < "$p" >/dev/null && patch -p1 --forward < "$p"
+  done
+  # -O1: the one-time build stays short; Ferry's hot paths (simdjson, SQLite) are built -O2/-O3.
+  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS_RELEASE="-O1 -DNDEBUG" \
+    -DCMAKE_C_FLAGS_RELEASE="-O1 -DNDEBUG" \
     -DCMAKE_TOOLCHAIN_FILE="$here/mingw-w64-x86_64.cmake" -DFERRY_WIN_DEPS_PREFIX="$stage" \
-    -DCMAKE_INSTALL_PREFIX="$stage" -DBUILD_SHARED_LIBS=ON -DENABLE_TESTS=OFF \
+    -DCMAKE_INSTALL_PREFIX="$stage" -DBUILD_SHARED_LIBS=ON -DENABLE_TESTS=OFF "${launcher[@]}" \
+    -DCMAKE_MC_COMPILER="$(command -v $triplet-windmc)" \
     -DPOCO_UNBUNDLED=OFF -DPOCO_DATA_SQLITE_UNBUNDLED=ON -DFORCE_OPENSSL=ON \
     -DENABLE_FOUNDATION=ON -DENABLE_NET=ON -DENABLE_NETSSL=ON -DENABLE_NETSSL_WIN=OFF \
     -DENABLE_CRYPTO=ON -DENABLE_JSON=ON -DENABLE_UTIL=ON -DENABLE_XML=OFF -DENABLE_DATA=ON \
@@ -117,19 +131,19 @@ build_poco() {
     -DENABLE_ZIP=OFF -DENABLE_SEVENZIP=OFF -DENABLE_APACHECONNECTOR=OFF -DENABLE_CPPPARSER=OFF \
     -DENABLE_ENCODINGS=OFF -DENABLE_ENCODINGS_COMPILER=OFF -DENABLE_PAGECOMPILER=OFF \
     -DENABLE_PAGECOMPILER_FILE2PAGE=OFF -DENABLE_POCODOC=OFF -DENABLE_JWT=OFF \
-    -DENABLE_ACTIVERECORD=OFF -DENABLE_ACTIVERECORD_COMPILER=OFF -DENABLE_PROMETHEUS=OFF
+    -DENABLE_ACTIVERECORD=OFF -DENABLE_ACTIVERECORD_COMPILER=OFF
   nice cmake --build build -j"$jobs"
   cmake --install build
 }
 step poco build_poco
 
 # --- simdjson -----------------------------------------------------------------------------------
-unpack simdjson "$simdjson"
 build_simdjson() {
+  unpack simdjson "$simdjson"
   cd "$work/simdjson"
   cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DCMAKE_TOOLCHAIN_FILE="$here/mingw-w64-x86_64.cmake" -DFERRY_WIN_DEPS_PREFIX="$stage" \
-    -DCMAKE_INSTALL_PREFIX="$stage" -DBUILD_SHARED_LIBS=OFF -DSIMDJSON_DEVELOPER_MODE=OFF \
+    -DCMAKE_INSTALL_PREFIX="$stage" -DBUILD_SHARED_LIBS=OFF -DSIMDJSON_DEVELOPER_MODE=OFF "${launcher[@]}" \
     -DSIMDJSON_ENABLE_THREADS=ON
   nice cmake --build build -j"$jobs"
   cmake --install build
@@ -138,7 +152,7 @@ step simdjson build_simdjson
 
 # --- Boost headers ------------------------------------------------------------------------------
 [ -f /usr/include/boost/version.hpp ] || { say "/usr/include/boost missing: apt-get install libboost-dev"; exit 69; }
-ln -s /usr/include/boost "$stage/include/boost"
+ln -sfn /usr/include/boost "$stage/include/boost"
 
 # The toolchain's runtime DLLs the programs need, beside the others (the MSI's DLL closure).
 for dll in libstdc++-6.dll libgcc_s_seh-1.dll libwinpthread-1.dll zlib1.dll; do
@@ -154,6 +168,8 @@ simdjson $simdjson
 boost headers $(sed -n 's/^#define BOOST_LIB_VERSION "\(.*\)"/\1/p' /usr/include/boost/version.hpp)
 $triplet-g++-posix $gcc
 INFO
+rm -f "$stage"/.step-*
+rm -rf "$work"
 touch "$stage/.complete"
 rm -rf "$prefix"
 mv "$stage" "$prefix"
