@@ -34,7 +34,7 @@ launcher=()
 if command -v ccache >/dev/null; then
   launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
 fi
-cmake -S "$src" -B "$win_build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+cmake -S "$src" -B "$win_build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS_RELEASE="-O2 -DNDEBUG" \
   -DCMAKE_TOOLCHAIN_FILE="$here/mingw-w64-x86_64.cmake" -DFERRY_WIN_DEPS_PREFIX="$prefix" \
   -DFERRY_BUILD_TESTS=OFF "${launcher[@]}" > "$win_build.cmake.log" 2>&1 ||
   { cat "$win_build.cmake.log" >&2; say "cmake failed"; exit 1; }

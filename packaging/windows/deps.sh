@@ -134,6 +134,8 @@ build_poco() {
     -DENABLE_ACTIVERECORD=OFF -DENABLE_ACTIVERECORD_COMPILER=OFF
   nice cmake --build build -j"$jobs"
   cmake --install build
+  # Poco 1.11's PocoUtilConfig.cmake asks for PocoXML even when Util was built without it.
+  sed -i '/find_dependency(PocoXML)/d' "$stage/cmake/PocoUtilConfig.cmake"
 }
 step poco build_poco
 
