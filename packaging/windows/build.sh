@@ -77,8 +77,9 @@ version=$(sed -n 's/^project(ferry VERSION \([0-9.]*\).*/\1/p' "$src/CMakeLists.
 sdk=$win_build/ferry-sdk-$version-win64
 rm -rf "$sdk" "$sdk.zip"
 cmake --install "$win_build" --component dev --prefix "$sdk" > /dev/null
-cp -r "$prefix/include/simdjson.h" "$sdk/include/"
+cp "$prefix/include/simdjson.h" "$sdk/include/"
 cp "$prefix/lib/libsimdjson.a" "$sdk/lib/"
+mkdir -p "$sdk/lib/cmake"
 cp -r "$prefix/lib/cmake/simdjson" "$sdk/lib/cmake/"
 cp "$here/mingw-w64-x86_64.cmake" "$sdk/share/cmake/Ferry/"
 (cd "$win_build" && zip -qr "$(basename "$sdk").zip" "$(basename "$sdk")")

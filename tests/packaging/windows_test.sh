@@ -8,7 +8,7 @@
 #      with its current version and status, cursors end at each venue's newest order, a second
 #      pass writes nothing again (the assertions of the Linux backfill test);
 #   4. the Windows service the MSI registered: started (`net start Ferry`), running the config,
-#      owning the journal, delivering a change, stopped (`net stop Ferry`) cleanly;
+#      owning the journal, delivering every order, stopped (`net stop Ferry`) cleanly;
 #   5. uninstall: the program is gone, the service too, the operator's config and data stay.
 # Everything runs in the temporary prefix; its wineserver is killed at the end, also on failure.
 #
@@ -51,9 +51,18 @@ for f in "$pf/ferry.exe" "$pd/ferry.ini"; do [ -f "$f" ] || fail "not installed:
 mapfile -t plugins < "$build/packaging/msi/plugins.txt"
 for p in "${plugins[@]}"; do [ -f "$pf/plugins/$p.dll" ] || fail "plugin not installed: $p.dll"; done
 for d in state spool log; do [ -d "$pd/$d" ] || fail "ProgramData\\Ferry\\$d not created"; done
+# Wine's msiexec writes the service into the registry, but the running service manager
+# (services.exe) only reads it when it starts: restart this prefix's Wine, as a reboot would.
+# A persistent wineserver (-p): otherwise it shuts down, with services.exe and the service, a
+# few seconds after the last ordinary Wine program ends.
+wineserver -k && wineserver -w
+wineserver -p > /dev/null 2>&1
 
 step "ferry.exe --version, check on the shipped config"
-out=$(ferry --version 2>&1 | tr -d '\r') || fail "ferry --version: $out"
+# Wine's output goes to files, never to a pipe or $(...): Wine's own background processes (the
+# persistent server's services.exe) would keep a pipe open and the reader waiting.
+ferry --version > "$work/version.txt" 2>&1 || fail "ferry --version: $(cat "$work/version.txt")"
+out=$(tr -d '\r' < "$work/version.txt")
 [[ "$out" == "ferry $version (plugin ABI "* ]] || fail "ferry --version said: $out"
 ferry check --config 'C:\ProgramData\Ferry\ferry.ini' > "$work/check.log" 2>&1 ||
   { cat "$work/check.log"; fail "ferry check on the shipped config"; }
@@ -80,7 +89,7 @@ port=$(head -n1 "$work/sim.port")
 key() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["venues"][int(sys.argv[2])]["api_key"])' "$work/sim.keys" "$1"; }
 
 mkdir -p "$c/ferry-test/erp"
-config() {  # config FILE JOURNAL_DIR LOG_LINE: the test config, in Windows paths
+config() {  # config FILE JOURNAL_DIR LOG_LINE DATA_DIR: the test config, in Windows paths
   cat > "$1" <<INI
 [host]
 journal = $2\\journal.db
@@ -109,22 +118,22 @@ rate_limit = false
 
 [sink.erp]
 plugin = sink_erp_csv
-dir = C:\\ferry-test\\erp
+dir = $4\\erp
 batch_delay = 100ms
 
 [sink.db]
 plugin = sink_sql
 connector = sqlite
-connection = C:\\ferry-test\\erp.db
+connection = $4\\erp.db
 table = orders
 batch_delay = 100ms
 
 [sink.jsonl]
 plugin = sink_json_lines
-path = C:\\ferry-test\\events.jsonl
+path = $4\\events.jsonl
 INI
 }
-config "$c/ferry-test/ferry.ini" 'C:\ferry-test' ""
+config "$c/ferry-test/ferry.ini" 'C:\ferry-test' "" 'C:\ferry-test'
 # The default plugin folder (ferry.exe's plugins\) is used: the config names none.
 expect_state() {  # expect_state WHAT: CSV, SQLite, JSON lines and status hold the simulator's state
   python3 - "$1" "$port" "$c/ferry-test" "$here/../plugins/duckhub/collect_csv.py" "$work/status.json" <<'PY'
@@ -169,7 +178,10 @@ for sink in st["sinks"]:
 print(f"{what}: 120 orders once each in CSV, SQLite and JSON lines; cursors at the newest")
 PY
 }
-status_json() { ferry status --json --config "$1" 2>/dev/null | tr -d '\r' > "$work/status.json"; }
+status_json() {
+  ferry status --json --config "$1" > "$work/status.raw" 2>/dev/null
+  tr -d '\r' < "$work/status.raw" > "$work/status.json"
+}
 
 step "run --once into CSV, SQLite and the SDK plugin"
 ferry run --once --config 'C:\ferry-test\ferry.ini' > "$work/run.log" 2>&1 || { cat "$work/run.log"; fail "run --once"; }
@@ -182,11 +194,11 @@ ferry run --once --config 'C:\ferry-test\ferry.ini' > "$work/run2.log" 2>&1 || {
 status_json 'C:\ferry-test\ferry.ini'
 expect_state "after a second pass"
 
-step "the service: net start Ferry with the config in ProgramData, a change arrives, net stop Ferry"
+step "the service: net start Ferry with the config in ProgramData, every order arrives, net stop Ferry"
 cp "$pd/ferry.ini" "$work/shipped.ini"
-mkdir -p "$c/ferry-test/erp2"
-config "$pd/ferry.ini" 'C:\ProgramData\Ferry\state' 'log_file = C:\ProgramData\Ferry\log\ferry.log'
-sed -i 's/ferry-test\\\\erp$/ferry-test\\\\erp2/; s/ferry-test\\\\erp\.db/ferry-test\\\\erp2.db/; s/events\.jsonl/events2.jsonl/' "$pd/ferry.ini"
+mkdir -p "$c/ferry-svc/erp"
+config "$pd/ferry.ini" 'C:\ProgramData\Ferry\state' 'log_file = C:\ProgramData\Ferry\log\ferry.log' \
+  'C:\ferry-svc'
 wine net start Ferry > "$work/net-start.log" 2>&1 || { cat "$work/net-start.log"; cat "$pd/log/ferry.log" 2>/dev/null; fail "net start Ferry"; }
 owner=
 for _ in $(seq 1 100); do
@@ -196,7 +208,8 @@ done
 grep -q "running with C:\\\\ProgramData\\\\Ferry\\\\ferry.ini" "$pd/log/ferry.log" ||
   { cat "$pd/log/ferry.log" 2>/dev/null; fail "the service did not start ferry run on ProgramData\\Ferry\\ferry.ini"; }
 # The service owns the journal: `status` names its PID; a second `run` is refused (75).
-ferry status --json --config 'C:\ProgramData\Ferry\ferry.ini' 2>/dev/null | tr -d '\r' > "$work/svc-status.json"
+ferry status --json --config 'C:\ProgramData\Ferry\ferry.ini' > "$work/svc-status.raw" 2>/dev/null
+tr -d '\r' < "$work/svc-status.raw" > "$work/svc-status.json"
 python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); assert s.get("running") and s.get("pid"), s' "$work/svc-status.json" ||
   fail "status does not show the service running: $(cat "$work/svc-status.json")"
 set +e; ferry run --once --config 'C:\ProgramData\Ferry\ferry.ini' > "$work/second.log" 2>&1; rc=$?; set -e
@@ -207,13 +220,13 @@ orders_in() {  # the number of distinct orders in the CSV files of a folder
     python3 -c 'import json,sys; print(len({r[0] for r in json.load(sys.stdin)["rows"]}))'
 }
 for _ in $(seq 1 150); do
-  [ "$(orders_in "$c/ferry-test/erp2")" -ge 120 ] && break
+  [ "$(orders_in "$c/ferry-svc/erp")" -ge 120 ] && break
   sleep 0.2
 done
 wine net stop Ferry > "$work/net-stop.log" 2>&1 || { cat "$work/net-stop.log"; fail "net stop Ferry"; }
 for _ in $(seq 1 50); do grep -q "stopped cleanly" "$pd/log/ferry.log" && break; sleep 0.2; done
 grep -q "stopped cleanly" "$pd/log/ferry.log" || { cat "$pd/log/ferry.log"; fail "the service did not stop cleanly"; }
-n=$(orders_in "$c/ferry-test/erp2")
+n=$(orders_in "$c/ferry-svc/erp")
 [ "$n" -eq 120 ] || fail "the service delivered $n of 120 orders"
 cp "$work/shipped.ini" "$pd/ferry.ini"
 
