@@ -60,7 +60,7 @@ key=${key//[^A-Za-z0-9._+-]/_}
 prefix=$cache/$key
 if [ -f "$prefix/.complete" ] || [ "${1:-}" = --where ]; then echo "$prefix"; exit 0; fi
 
-say "building into $prefix (once; about 15-25 minutes on 2 cores)"
+say "building into $prefix (once; 20 to 45 minutes on 2 cores)"
 launcher=()  # a rebuild (a new Debian update) is mostly cache hits
 if command -v ccache >/dev/null; then
   launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
