@@ -19,6 +19,9 @@
 #               the source and one sink drains it (the source only re-polls its last page), into
 #               CSV, SQLite and PostgreSQL in turn
 #   all         every mode above
+# JOURNAL=postgresql (default sqlite) keeps ferry's journal in PostgreSQL (a fresh database of the
+# throwaway server per run) instead of a SQLite file: compare the two with the same MODES, e.g.
+#   bench/run_e2e.sh 100000 csv,backlog; JOURNAL=postgresql bench/run_e2e.sh 100000 csv,backlog
 # Every ferry run is durable: the journal is SQLite with synchronous=FULL, CSV files are fsynced
 # with their folder, SQLite sinks run with synchronous=FULL, PostgreSQL with fsync and
 # synchronous_commit on. The CSV and SQLite sinks use batch_size = $BATCH (default 5000); the
@@ -45,6 +48,12 @@ fi
 [ "$modes" = all ] && modes=csv,sqlite,postgresql,backlog
 IFS=, read -r -a mode_list <<< "$modes"
 want_pg=false
+journal_kind=${JOURNAL:-sqlite}
+case "$journal_kind" in
+  sqlite) ;;
+  postgresql) want_pg=true ;;
+  *) echo "JOURNAL must be sqlite or postgresql, not '$journal_kind'" >&2; exit 64 ;;
+esac
 for m in "${mode_list[@]}"; do
   case "$m" in
     csv | sqlite) ;;
@@ -168,7 +177,7 @@ PY
 # keyset pages that raw fetch and every ferry run read must stay in it (two warm-up passes: after
 # one overflow the second refills it). Above about 500,000 orders they no longer fit: the
 # simulator renders pages during the measured runs too ("sim CPU s" shows it).
-note "$orders orders, simulator on $base (pre-rendered pages);" \
+note "$orders orders, journal $journal_kind, simulator on $base (pre-rendered pages);" \
   "$(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 guide() {  # DIR NAME: one pass of the guide's loop, cursor and CSV in DIR
   mkdir -p "$1"
@@ -207,6 +216,24 @@ pg_database() {  # NAME: a fresh database, prints its conninfo
   PGOPTIONS='-c client_min_messages=warning' psql "$FERRY_TEST_PG" -q \
     -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1" > /dev/null
   echo "${FERRY_TEST_PG/dbname=postgres/dbname=$1}"
+}
+
+# journal_for DIR NAME: a fresh journal, its [host] journal value (JOURNAL=postgresql: a database
+# NAME). journal_sql DIR NAME SQL: one value from it.
+journal_for() {
+  if [ "$journal_kind" = postgresql ]; then
+    pg_database "$2" > /dev/null
+    echo "postgresql://postgres@127.0.0.1:$pg_port/$2"
+  else
+    echo "$1/journal.db"
+  fi
+}
+journal_sql() {
+  if [ "$journal_kind" = postgresql ]; then
+    psql "${FERRY_TEST_PG/dbname=postgres/dbname=$2}" -Atc "$3"
+  else
+    sqlite3 "$1/journal.db" "$3"
+  fi
 }
 
 # ferry_config DIR JOURNAL [SINK_KIND SINK_NAME TARGET]: the source, and a sink unless omitted.
@@ -278,30 +305,32 @@ e2e() {  # KIND: source → sink end to end, fresh journal
   local d=$work/e2e-$1 t
   mkdir -p "$d"
   t=$(target "$1" "$d" "bench_e2e")
-  ferry_config "$d" "$d/journal.db" "$1" erp "$t"
+  ferry_config "$d" "$(journal_for "$d" "bench_journal_e2e_$1")" "$1" erp "$t"
   measure "e2e-$1" "$bin/ferry" run --once --config "$d/ferry.ini"
   check_target "$1" "$d" "ferry → $1" "$t"
-  row "ferry → $(label "$1"), durable" ferry
+  row "ferry → $(label "$1"), durable, $journal_kind journal" ferry
   rm -rf "$d"
 }
 
 backlog() {  # the journal filled by the source alone, then drained by each sink in turn
-  local d=$work/backlog kind t n
+  local d=$work/backlog kind t n journal
   mkdir -p "$d"
-  ferry_config "$d" "$d/journal.db"
+  journal=$(journal_for "$d" bench_journal_backlog)
+  ferry_config "$d" "$journal"
   measure backlog-fill "$bin/ferry" run --once --config "$d/ferry.ini"
-  n=$(sqlite3 "$d/journal.db" 'SELECT count(*) FROM events')
-  check "the journal" "$n" "$(sqlite3 "$d/journal.db" 'SELECT count(DISTINCT key) FROM events')"
-  row "ferry source only → journal (backlog fill)" ferry
+  n=$(journal_sql "$d" bench_journal_backlog 'SELECT count(*) FROM events')
+  check "the journal" "$n" \
+    "$(journal_sql "$d" bench_journal_backlog 'SELECT count(DISTINCT key) FROM events')"
+  row "ferry source only → $journal_kind journal (backlog fill)" ferry
   for kind in csv sqlite postgresql; do
     mkdir -p "$d/$kind"
     t=$(target "$kind" "$d/$kind" "bench_backlog")
-    ferry_config "$d" "$d/journal.db" "$kind" "drain_$kind" "$t"
+    ferry_config "$d" "$journal" "$kind" "drain_$kind" "$t"
     measure "backlog-$kind" "$bin/ferry" run --once --config "$d/ferry.ini"
     check_target "$kind" "$d/$kind" "the backlog drain → $kind" "$t"
-    row "backlog of $orders events drained → $(label "$kind")" ferry
+    row "backlog of $orders events drained from the $journal_kind journal → $(label "$kind")" ferry
   done
-  [ "$(sqlite3 "$d/journal.db" 'SELECT count(*) FROM events')" = "$orders" ] ||
+  [ "$(journal_sql "$d" bench_journal_backlog 'SELECT count(*) FROM events')" = "$orders" ] ||
     fail "the drains journalled new events"
   rm -rf "$d"
 }

@@ -26,6 +26,7 @@
 #include <sstream>
 #include <thread>
 
+#include "app/Capacity.h"
 #include "app/JournalOwner.h"
 #include "app/Operator.h"
 #include "config/Config.h"
@@ -131,9 +132,9 @@ struct ScratchDir {
 };
 
 // The journal of a command that reads it: never created here (NoJournal when missing).
-std::unique_ptr<Journal> openExistingJournal(const std::string& path) {
-  requireJournal(path);
-  return openSqliteJournal(path);
+std::unique_ptr<Journal> openExistingJournal(const HostSettings& host) {
+  requireJournal(host.journal);
+  return openJournal(host.journal, host.host_id);
 }
 
 int64_t number(const std::string& option, const std::string& value) {
@@ -184,8 +185,10 @@ void App::defineOptions(Poco::Util::OptionSet& options) {
   options.addOption(
       Option("connect", "", "check: also create every instance and test its connection"));
   options.addOption(Option("sink", "", "dead-letters: the sink").argument("NAME"));
-  options.addOption(
-      Option("id", "", "dead-letters replay: one dead letter (repeatable)").argument("N").repeatable(true));
+  options.addOption(Option("source", "", "dead-letters: the source").argument("NAME"));
+  options.addOption(Option("id", "", "dead-letters replay: one dead letter (repeatable)")
+                        .argument("N")
+                        .repeatable(true));
   options.addOption(Option("from", "", "sources backfill: the instant to fetch from").argument("INSTANT"));
   options.addOption(Option("redeliver", "", "sources backfill: deliver versions already seen again"));
   options.addOption(Option("to", "", "sinks rewind: write again what was fetched from this instant")
@@ -206,7 +209,8 @@ void App::handleOption(const std::string& name, const std::string& value) {
   else if (name == "json") json_ = true;
   else if (name == "connect") connect_ = true;
   else if (name == "sink") sink_ = value;
-  else if (name == "id") ids_.push_back(number("--id", value));
+  else if (name == "source") source_ = value;
+  else if (name == "id") ids_.push_back(value);
   else if (name == "from") from_ = value;
   else if (name == "redeliver") redeliver_ = true;
   else if (name == "to") to_ = value;
@@ -259,13 +263,20 @@ const std::map<std::string, std::string>& commandHelp() {
        "forget   a disabled or removed sink stops holding retention (it keeps its events until\n"
        "         then, so that enabling it again loses nothing)\n"},
       {"dead-letters",
-       "ferry dead-letters list [--sink NAME] [--json] [-c FILE]\n"
+       "ferry dead-letters list [--sink NAME | --source NAME] [--json] [-c FILE]\n"
        "ferry dead-letters show ID [-c FILE]\n"
        "ferry dead-letters replay --sink NAME [--id N ...] [-c FILE]\n"
+       "ferry dead-letters replay --source NAME [--id sN ...] [-c FILE]\n"
        "ferry dead-letters drop ID [ID ...] [-c FILE]\n\n"
+       "A sink's dead letter (ID N) is an event its sink refused; a source's (ID sN) is an item\n"
+       "the source could not read (not an object, an id of the wrong type, a key with a control\n"
+       "character), set aside after [source.*] set_aside_after fetches so that the source goes\n"
+       "on without it.\n\n"
        "list     dead letters with their reasons\n"
-       "show     one dead letter with its event's body\n"
-       "replay   writes them again (all of the sink, or the ids given), ahead of the live feed\n"
+       "show     one dead letter with its event's body, or the item's text as received\n"
+       "replay   a sink writes them again (all of the sink, or the ids given), ahead of the live\n"
+       "         feed; a source reads them again from where they were (once the cause is fixed:\n"
+       "         read well they become events, still unreadable they are set aside again)\n"
        "drop     removes them for good\n"},
       {"trace",
        "ferry trace KEY|NUMBER [--json] [-c FILE]\n\n"
@@ -296,9 +307,11 @@ void App::printHelp() {
                "  sinks rewind NAME        write again: --to-sequence N or --to INSTANT\n"
                "  sinks pause|resume NAME  stop or restart writing to a sink, durably\n"
                "  sinks forget NAME        a disabled or removed sink stops holding retention\n"
-               "  dead-letters list        dead letters with their reasons (--sink, --json)\n"
-               "  dead-letters show ID     one dead letter with its body\n"
-               "  dead-letters replay      write dead letters again: --sink NAME [--id N ...]\n"
+               "  dead-letters list        dead letters of sinks (N) and sources (sN) with their\n"
+               "                           reasons (--sink, --source, --json)\n"
+               "  dead-letters show ID     one dead letter with its body or raw item\n"
+               "  dead-letters replay      write again: --sink NAME [--id N ...]; read again:\n"
+               "                           --source NAME [--id sN ...]\n"
                "  dead-letters drop ID...  remove dead letters for good\n"
                "  trace KEY|NUMBER         every journalled version of a record, by key or order,\n"
                "                           PO or shipment number: when it was fetched, which\n"
@@ -421,6 +434,7 @@ std::vector<std::string> hostChangesNeedingRestart(const HostSettings& a, const 
     if (!same) keys.emplace_back(key);
   };
   check(a.journal == b.journal, "journal");
+  check(a.host_id == b.host_id, "host_id");
   check(a.plugin_dir == b.plugin_dir, "plugin_dir");
   check(a.log_file == b.log_file, "log_file");
   check(a.log_format == b.log_format, "log_format");
@@ -429,6 +443,7 @@ std::vector<std::string> hostChangesNeedingRestart(const HostSettings& a, const 
   check(a.commit_pages == b.commit_pages, "commit_pages");
   check(a.commit_interval_ms == b.commit_interval_ms, "commit_interval");
   check(a.admin_listen == b.admin_listen, "admin_listen");
+  check(a.workers == b.workers, "workers");
   return keys;
 }
 
@@ -471,12 +486,13 @@ int App::commandRun() {
   Config config = loadConfig(configPath());
   // Before anything writes (the log file included): one ferry per journal, never as root on the
   // service user's journal.
-  JournalLock owner(config.host.journal, "run --config " + config.file + (once_ ? " --once" : ""));
+  JournalLock owner(config.host.journal, "run --config " + config.file + (once_ ? " --once" : ""),
+                    config.host.host_id);
   setUpLogging(config.host.log_level, config.host.log_file, config.host.log_format);
   Poco::Logger& log = Poco::Logger::get("ferry");
   PluginRegistry plugins = PluginRegistry::loadDirectory(pluginDir(config.host.plugin_dir));
   validate(config, plugins);
-  auto journal = openSqliteJournal(config.host.journal);
+  auto journal = owner.open();
   for (const auto& change : startFromChanges(config, *journal, true)) log.warning(change);
   const int64_t started_ms = nowMs();
   int code = EXIT_OK;
@@ -512,12 +528,20 @@ int App::commandRun() {
                       std::to_string(admin->port()) + "/healthz and /metrics");
     }
     log.information("ferry " FERRY_VERSION " running with " + config.file + ", journal " +
-                    config.host.journal);
+                    journalDisplayName(config.host.journal));
     // Requests left while no ferry ran are carried out before anything moves.
     requests.applyPending();
     requests.setPipeline(&pipeline);
     if (once_) {
       code = pipeline.runOnce([&requests] { requests.applyPending(); });
+      // Stopped while the journal failed (a full disk, an I/O error): 74, as for a journal that
+      // cannot be opened, so that a scheduler tells it from a remote's failure.
+      for (const auto& v : pipeline.services().health.judge(nowMs(), INT64_MAX)) {
+        if (v.state == "retrying" && v.message.rfind("journal: ", 0) == 0) {
+          log.error(v.kind + " " + v.name + " ended on a journal failure: " + v.message);
+          code = EXIT_IOERR;
+        }
+      }
     } else {
       pipeline.start();
       auto next_retention = std::chrono::steady_clock::now();
@@ -527,6 +551,7 @@ int App::commandRun() {
         if (std::chrono::steady_clock::now() >= next_retention) {
           try {
             pipeline.applyRetention();
+            pipeline.logScheduling();
           } catch (const std::exception& e) {
             log.warning(std::string("retention postponed: ") + e.what());
           }
@@ -543,6 +568,8 @@ int App::commandRun() {
     int64_t fresh = 0;
     for (const auto& d : journal->ledger().deadLetters(std::nullopt))
       fresh += d.failed_at_ms >= started_ms ? 1 : 0;
+    for (const auto& d : journal->events().sourceDeadLetters(std::nullopt))
+      fresh += d.set_aside_at_ms >= started_ms ? 1 : 0;
     if (fresh > 0) {
       log.warning(std::to_string(fresh) +
                   " new dead letter(s) in this run: see ferry dead-letters list");
@@ -591,7 +618,7 @@ int App::submit(const Config& config, const std::string& action, const std::stri
   int64_t id = 0;
   for (;;) {
     if (auto pid = journalOwner(path)) {
-      auto journal = openSqliteJournal(path);
+      auto journal = openJournal(path, config.host.host_id);
       if (id == 0) id = journal->controls().submitCommand(action, target, argument);
       const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
       while (std::chrono::steady_clock::now() < until) {
@@ -609,15 +636,16 @@ int App::submit(const Config& config, const std::string& action, const std::stri
       continue;
     }
     try {
-      JournalLock owner(path, command);
+      JournalLock owner(path, command, config.host.host_id);
       setUpLogging("warning", "");
-      auto journal = openSqliteJournal(path);
+      auto journal = owner.open();
       if (id == 0) id = journal->controls().submitCommand(action, target, argument);
       LiveConfig live(config);
       Operator(live, *journal, nullptr, log).applyPending();
       auto r = journal->controls().command(id);
       if (!r || r->state == "pending")
-        throw JournalError("journal " + path + ": request #" + std::to_string(id) +
+        throw JournalError("journal " + journalDisplayName(path) + ": request #" +
+                           std::to_string(id) +
                            " could not be carried out (see the messages above)");
       return print(*r);
     } catch (const JournalBusy&) {
@@ -642,9 +670,10 @@ int App::commandCheck() {
     for (const auto& i : *list)
       std::cout << "  [" << i.section << "] plugin " << i.plugin
                 << (i.enabled ? "" : " (disabled)") << "\n";
+  for (const auto& w : budgetWarnings(config)) std::cout << "warning: " << w << "\n";
   // Read-only: never creates the journal.
-  if (fs::exists(config.host.journal)) {
-    auto journal = openSqliteJournal(config.host.journal);
+  if (journalExists(config.host.journal)) {
+    auto journal = openJournal(config.host.journal, config.host.host_id);
     for (const auto& change : startFromChanges(config, *journal, false))
       std::cout << "note: " << change << "\n";
   }
@@ -656,8 +685,9 @@ int App::commandCheck() {
   // Before the first run, the plugins get a scratch journal: check must not create the real one
   // (run as root, it would belong to root and lock the service out).
   std::optional<ScratchDir> scratch;
-  if (!fs::exists(config.host.journal)) scratch.emplace();
-  auto journal = openSqliteJournal(scratch ? scratch->path + "/journal.db" : config.host.journal);
+  if (!journalExists(config.host.journal)) scratch.emplace();
+  auto journal = openJournal(scratch ? scratch->path + "/journal.db" : config.host.journal,
+                             config.host.host_id);
   LiveConfig live(config);
   Pipeline pipeline(live, plugins, *journal, Poco::Logger::get("ferry"));
   pipeline.create();
@@ -721,7 +751,7 @@ struct PositionRow {
   std::string name, state, message;
   std::optional<Cursor> cursor;  // sources
   std::string origin;            // sources: the start_from it began with
-  int64_t offset = 0, backlog = 0, dead_letters = 0;  // sinks
+  int64_t offset = 0, backlog = 0, dead_letters = 0;  // sinks; sources: items set aside
   bool paused = false;
   std::string held, fix;  // sinks holding retention without writing: why, and the command
   InstanceActivity activity;
@@ -746,7 +776,8 @@ Positions gatherPositions(const Config& config, Journal& journal) {
   std::map<std::string, InstanceActivity> activities;
   for (auto& a : controls.activities()) activities[a.kind + "/" + a.name] = a;
   std::map<std::string, int64_t> dead;
-  for (const auto& d : ledger.deadLetters(std::nullopt)) ++dead[d.sink];
+  for (const auto& d : ledger.deadLetters(std::nullopt)) ++dead["sink/" + d.sink];
+  for (const auto& d : log.sourceDeadLetters(std::nullopt)) ++dead["source/" + d.source];
   std::map<std::string, HeldSink> held;
   for (auto& h : heldSinks(config, controls)) held[h.name] = h;
 
@@ -768,6 +799,7 @@ Positions gatherPositions(const Config& config, Journal& journal) {
     PositionRow r = row("source", s);
     if (auto it = cursors.find(s.name); it != cursors.end()) r.cursor = it->second;
     r.origin = controls.sourceOrigin(s.name).value_or(s.start_from);
+    r.dead_letters = dead["source/" + s.name];
     p.sources.push_back(r);
   }
   std::vector<InstanceConfig> sinks = config.sinks;
@@ -784,7 +816,7 @@ Positions gatherPositions(const Config& config, Journal& journal) {
     PositionRow r = row("sink", s);
     r.offset = ledger.sinkOffset(s.name);
     r.backlog = backlog(log, ledger, s);
-    r.dead_letters = dead[s.name];
+    r.dead_letters = dead["sink/" + s.name];
     r.paused = controls.sinkPaused(s.name);
     if (auto it = held.find(s.name); it != held.end()) {
       r.held = it->second.why;
@@ -813,13 +845,13 @@ Poco::JSON::Object::Ptr cursorJson(const std::optional<Cursor>& c) {
 
 int App::commandStatus() {
   Config config = loadConfig(configPath(), EnvReferences::kMayBeUnset);
-  auto journal = openExistingJournal(config.host.journal);
+  auto journal = openExistingJournal(config.host);
   const std::optional<pid_t> owner = journalOwner(config.host.journal);
   const Positions p = gatherPositions(config, *journal);
 
   if (json_) {
     Poco::JSON::Object::Ptr root = new Poco::JSON::Object;
-    root->set("journal", config.host.journal);
+    root->set("journal", journalDisplayName(config.host.journal));
     root->set("running", owner.has_value());
     root->set("pid",
               owner ? Poco::Dynamic::Var(static_cast<int64_t>(*owner)) : Poco::Dynamic::Var());
@@ -836,6 +868,7 @@ int App::commandStatus() {
       o->set("last_success", whenJson(r.activity.last_success_ms));
       o->set("events", r.activity.events_total);
       o->set("progress", r.activity.progress);
+      o->set("dead_letters", r.dead_letters);
       src->add(o);
     }
     for (const auto& r : p.sinks) {
@@ -859,7 +892,8 @@ int App::commandStatus() {
     std::cout << "\n";
     return EXIT_OK;
   }
-  std::cout << "journal " << config.host.journal << ", last sequence " << p.last << "\nferry "
+  std::cout << "journal " << journalDisplayName(config.host.journal) << ", last sequence "
+            << p.last << "\nferry "
             << (owner ? "running (PID " + std::to_string(*owner) + ")"
                       : "not running (the states below are where the last run left them)")
             << "\n\nSOURCES\n";
@@ -867,7 +901,11 @@ int App::commandStatus() {
     std::cout << "  " << padRight(r.name, 20) << padRight(r.state, 11) << "cursor "
               << cursorText(r.cursor) << "\n    last poll " << whenText(r.activity.last_attempt_ms)
               << ", last success " << whenText(r.activity.last_success_ms) << ", "
-              << r.activity.events_total << " event(s)\n";
+              << r.activity.events_total << " event(s)"
+              << (r.dead_letters > 0 ? ", " + std::to_string(r.dead_letters) +
+                                           " item(s) set aside (ferry dead-letters list)"
+                                     : "")
+              << "\n";
     if (!r.activity.progress.empty()) std::cout << "    " << r.activity.progress << "\n";
     if (!r.message.empty()) std::cout << "    " << r.message << "\n";
   }
@@ -886,7 +924,7 @@ int App::commandStatus() {
 
 int App::commandPositions() {
   Config config = loadConfig(configPath(), EnvReferences::kMayBeUnset);
-  auto journal = openExistingJournal(config.host.journal);
+  auto journal = openExistingJournal(config.host);
   const Positions p = gatherPositions(config, *journal);
   if (json_) {
     Poco::JSON::Object root;
@@ -916,7 +954,8 @@ int App::commandPositions() {
     std::cout << "\n";
     return EXIT_OK;
   }
-  std::cout << "journal " << config.host.journal << ": last sequence " << p.last << ", "
+  std::cout << "journal " << journalDisplayName(config.host.journal) << ": last sequence "
+            << p.last << ", "
             << (p.oldest == 0 ? std::string("no event retained")
                               : "events " + std::to_string(p.oldest) + "-" +
                                     std::to_string(p.last) + " retained")
@@ -1008,7 +1047,7 @@ int App::commandTrace(const std::vector<std::string>& args) {
   }
   const std::string& key = args[1];
   Config config = loadConfig(configPath(), EnvReferences::kMayBeUnset);
-  auto journal = openExistingJournal(config.host.journal);
+  auto journal = openExistingJournal(config.host);
   SinkLedger& ledger = journal->ledger();
   // By key, or by a business number the source named (DuckHub order number, PO number, …).
   auto events = traceEvents(journal->events(), key);
@@ -1069,7 +1108,8 @@ int App::commandTrace(const std::vector<std::string>& args) {
     return events.empty() ? EXIT_DATAERR : EXIT_OK;
   }
   if (events.empty()) {
-    std::cout << "no event with key or number '" << key << "' in " << config.host.journal
+    std::cout << "no event with key or number '" << key << "' in "
+              << journalDisplayName(config.host.journal)
               << " (never fetched, or older than the retention)\n";
     for (const auto& d : dead)
       std::cout << "dead letter #" << d.id << " of sink " << d.sink << ": "
@@ -1093,6 +1133,29 @@ int App::commandTrace(const std::vector<std::string>& args) {
   return EXIT_OK;
 }
 
+namespace {
+
+// A dead letter's id as the user writes it: N for a sink's, sN for a source's.
+struct LetterId {
+  int64_t id = 0;
+  bool source = false;
+};
+
+LetterId letterId(const std::string& option, const std::string& text) {
+  const bool source = !text.empty() && (text[0] == 's' || text[0] == 'S');
+  return {number(option, source ? text.substr(1) : text), source};
+}
+
+void printSourceLetter(const SourceDeadLetter& d) {
+  std::cout << "#s" << d.id << "  source " << d.source << "  "
+            << (d.item.key.empty() ? std::string("(no key)")
+                                   : d.item.entity + " '" + printable(d.item.key) + "'")
+            << "  (set aside " << formatInstantMs(d.set_aside_at_ms * 1000000) << ")\n    "
+            << d.item.reason << "\n";
+}
+
+}  // namespace
+
 int App::commandDeadLetters(const std::vector<std::string>& args) {
   const std::string action = args.size() > 1 ? args[1] : "";
   if (action != "list" && action != "replay" && action != "show" && action != "drop") {
@@ -1100,23 +1163,49 @@ int App::commandDeadLetters(const std::vector<std::string>& args) {
                  "ferry help dead-letters)\n";
     return EXIT_USAGE;
   }
-  // No action needs the secrets: the sinks' options are not used.
-  Config config = loadConfig(configPath(), EnvReferences::kMayBeUnset);
-  bool known = sink_.empty();
-  for (const auto& s : config.sinks) known = known || s.name == sink_;
-  if (!known) {
-    std::cerr << "ferry: --sink " << sink_ << ": no such sink in " << config.file << "\n";
+  if (!sink_.empty() && !source_.empty()) {
+    std::cerr << "ferry: dead-letters takes --sink or --source, not both\n";
     return EXIT_USAGE;
   }
-  std::vector<int64_t> ids = ids_;
-  for (size_t i = 2; i < args.size(); ++i) ids.push_back(number("dead-letters " + action, args[i]));
+  // No action needs the secrets: the instances' options are not used.
+  Config config = loadConfig(configPath(), EnvReferences::kMayBeUnset);
+  auto named = [](const std::vector<InstanceConfig>& list, const std::string& name) {
+    return name.empty() || std::any_of(list.begin(), list.end(),
+                                       [&](const InstanceConfig& i) { return i.name == name; });
+  };
+  if (!named(config.sinks, sink_) || !named(config.sources, source_)) {
+    std::cerr << "ferry: " << (sink_.empty() ? "--source " + source_ : "--sink " + sink_)
+              << ": no such " << (sink_.empty() ? "source" : "sink") << " in " << config.file
+              << "\n";
+    return EXIT_USAGE;
+  }
+  std::vector<LetterId> ids;
+  for (const auto& text : ids_) ids.push_back(letterId("--id", text));
+  for (size_t i = 2; i < args.size(); ++i) ids.push_back(letterId("dead-letters " + action, args[i]));
+  auto only = [&](bool source) {
+    std::vector<int64_t> out;
+    for (const auto& id : ids)
+      if (id.source == source) out.push_back(id.id);
+    return out;
+  };
   if (action == "replay") {
-    if (sink_.empty()) {
-      std::cerr << "ferry: dead-letters replay needs --sink NAME (and optionally --id N ...)\n";
+    if (sink_.empty() == source_.empty()) {
+      std::cerr << "ferry: dead-letters replay needs --sink NAME or --source NAME (and "
+                   "optionally --id ...)\n";
       return EXIT_USAGE;
     }
-    return submit(config, action::kReplay, sink_, idsArgument(ids),
-                  "dead-letters replay --config " + config.file + " --sink " + sink_);
+    const bool source = !source_.empty();
+    if (only(!source).size() > 0) {
+      std::cerr << "ferry: dead-letters replay --" << (source ? "source" : "sink") << " takes "
+                << (source ? "source dead letters (--id sN)" : "a sink's dead letters (--id N)")
+                << "\n";
+      return EXIT_USAGE;
+    }
+    const std::string& target = source ? source_ : sink_;
+    return submit(config, source ? action::kReplaySetAside : action::kReplay, target,
+                  idsArgument(only(source)),
+                  "dead-letters replay --config " + config.file +
+                      (source ? " --source " : " --sink ") + target);
   }
   if ((action == "show" && ids.size() != 1) || (action == "drop" && ids.empty())) {
     std::cerr << "ferry: dead-letters " << action << " needs " << (action == "show" ? "one" : "")
@@ -1125,32 +1214,64 @@ int App::commandDeadLetters(const std::vector<std::string>& args) {
   }
   if (action == "drop") {
     std::string text;
-    for (int64_t id : ids) text += " " + std::to_string(id);
-    return submit(config, action::kDrop, "", idsArgument(ids),
+    for (const auto& id : ids) text += (id.source ? " s" : " ") + std::to_string(id.id);
+    Poco::JSON::Object arguments;
+    Poco::JSON::Array sink_ids, source_ids;
+    for (int64_t id : only(false)) sink_ids.add(id);
+    for (int64_t id : only(true)) source_ids.add(id);
+    arguments.set("ids", sink_ids);
+    arguments.set("source_ids", source_ids);
+    std::ostringstream out;
+    arguments.stringify(out);
+    return submit(config, action::kDrop, "", out.str(),
                   "dead-letters drop" + text + " --config " + config.file);
   }
+  auto journal = openExistingJournal(config.host);
   if (action == "show") {
-    auto journal = openExistingJournal(config.host.journal);
-    for (const auto& d : journal->ledger().deadLetters(std::nullopt)) {
-      if (d.id != ids[0]) continue;
-      std::cout << "dead letter #" << d.id << " of sink " << d.sink << "\n"
-                << "event     " << d.event.idempotencyKey() << " (sequence " << d.event.sequence
-                << ", fetched " << formatInstantMs(d.event.fetched_at_ms * 1000000) << ")\n"
-                << "failed    " << formatInstantMs(d.failed_at_ms * 1000000)
-                << (d.replay_requested ? " (replay requested)" : "") << "\n"
-                << "reason    " << d.reason << "\n"
-                << "body\n" << d.event.body << "\n";
-      return EXIT_OK;
+    if (ids[0].source) {
+      for (const auto& d : journal->events().sourceDeadLetters(std::nullopt)) {
+        if (d.id != ids[0].id) continue;
+        std::cout << "dead letter #s" << d.id << " of source " << d.source << "\n";
+        if (!d.item.key.empty())
+          std::cout << "item      " << d.item.entity << " '" << printable(d.item.key)
+                    << "', version '" << printable(d.item.version) << "'\n";
+        std::cout << "set aside " << formatInstantMs(d.set_aside_at_ms * 1000000)
+                  << " from the page asked from " << formatInstantMs(d.item.since_ms * 1000000)
+                  << "\n"
+                  << "reason    " << d.item.reason << "\n"
+                  << "raw (control characters escaped)\n"
+                  << printable(d.item.raw) << "\n";
+        return EXIT_OK;
+      }
+    } else {
+      for (const auto& d : journal->ledger().deadLetters(std::nullopt)) {
+        if (d.id != ids[0].id) continue;
+        std::cout << "dead letter #" << d.id << " of sink " << d.sink << "\n"
+                  << "event     " << d.event.idempotencyKey() << " (sequence " << d.event.sequence
+                  << ", fetched " << formatInstantMs(d.event.fetched_at_ms * 1000000) << ")\n"
+                  << "failed    " << formatInstantMs(d.failed_at_ms * 1000000)
+                  << (d.replay_requested ? " (replay requested)" : "") << "\n"
+                  << "reason    " << d.reason << "\n"
+                  << "body\n" << d.event.body << "\n";
+        return EXIT_OK;
+      }
     }
-    std::cerr << "ferry: no dead letter #" << ids[0] << " (see ferry dead-letters list)\n";
+    std::cerr << "ferry: no dead letter #" << (ids[0].source ? "s" : "") << ids[0].id
+              << " (see ferry dead-letters list)\n";
     return EXIT_DATAERR;
   }
-  auto journal = openExistingJournal(config.host.journal);
-  auto letters = journal->ledger().deadLetters(sink_.empty() ? std::nullopt : std::optional(sink_));
+  std::vector<DeadLetter> letters;
+  std::vector<SourceDeadLetter> set_aside;
+  if (source_.empty())
+    letters = journal->ledger().deadLetters(sink_.empty() ? std::nullopt : std::optional(sink_));
+  if (sink_.empty())
+    set_aside =
+        journal->events().sourceDeadLetters(source_.empty() ? std::nullopt : std::optional(source_));
   if (json_) {
     Poco::JSON::Array out;
     for (const auto& d : letters) {
       Poco::JSON::Object o;
+      o.set("kind", "sink");
       o.set("id", d.id);
       o.set("sink", d.sink);
       o.set("sequence", d.event.sequence);
@@ -1163,16 +1284,32 @@ int App::commandDeadLetters(const std::vector<std::string>& args) {
       o.set("replay_requested", d.replay_requested);
       out.add(o);
     }
+    for (const auto& d : set_aside) {
+      // The remote's bytes as received may not be UTF-8: printable() keeps the JSON valid.
+      Poco::JSON::Object o;
+      o.set("kind", "source");
+      o.set("id", "s" + std::to_string(d.id));
+      o.set("source", d.source);
+      o.set("entity", printable(d.item.entity));
+      o.set("key", printable(d.item.key));
+      o.set("version", printable(d.item.version));
+      o.set("reason", d.item.reason);
+      o.set("set_aside_at", formatInstantMs(d.set_aside_at_ms * 1000000));
+      o.set("page_since", formatInstantMs(d.item.since_ms * 1000000));
+      o.set("raw", printable(d.item.raw));
+      out.add(o);
+    }
     out.stringify(std::cout);
     std::cout << "\n";
     return EXIT_OK;
   }
-  if (letters.empty()) std::cout << "no dead letters\n";
+  if (letters.empty() && set_aside.empty()) std::cout << "no dead letters\n";
   for (const auto& d : letters) {
     std::cout << "#" << d.id << "  sink " << d.sink << "  " << d.event.idempotencyKey() << "  (seq "
               << d.event.sequence << ", failed " << formatInstantMs(d.failed_at_ms * 1000000)
               << (d.replay_requested ? ", replay requested" : "") << ")\n    " << d.reason << "\n";
   }
+  for (const auto& d : set_aside) printSourceLetter(d);
   return EXIT_OK;
 }
 

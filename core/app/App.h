@@ -66,7 +66,8 @@ class App : public AppBase {
   std::string config_;
   std::string plugin_dir_;
   std::string sink_;
-  std::vector<int64_t> ids_;
+  std::string source_;
+  std::vector<std::string> ids_;  // --id values: N (a sink's dead letter) or sN (a source's)
   std::string from_;
   bool redeliver_ = false;
   std::string to_;

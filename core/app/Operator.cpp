@@ -29,9 +29,9 @@ Poco::JSON::Object::Ptr argumentsOf(const CommandRequest& request) {
   }
 }
 
-std::vector<int64_t> idsOf(const Poco::JSON::Object::Ptr& args) {
+std::vector<int64_t> idsOf(const Poco::JSON::Object::Ptr& args, const std::string& name = "ids") {
   std::vector<int64_t> ids;
-  if (auto list = args->getArray("ids"))
+  if (auto list = args->getArray(name))
     for (size_t i = 0; i < list->size(); ++i) ids.push_back(list->getElement<int64_t>(i));
   return ids;
 }
@@ -89,6 +89,8 @@ void Operator::applyPending() {
     else if (a == action::kForget) answer(request, [&, request] { return forget(request); });
     else if (a == action::kReplay) answer(request, [&, request] { return replay(request); });
     else if (a == action::kDrop) answer(request, [&, request] { return drop(request); });
+    else if (a == action::kReplaySetAside)
+      answer(request, [&, request] { return replaySetAside(request); });
     else answer(request, [a]() -> std::string { throw Refused("unknown request '" + a + "'"); });
   }
 }
@@ -125,7 +127,7 @@ void Operator::answer(const CommandRequest& request, const std::function<std::st
   };
   bool posted = false;
   if (pipeline_ != nullptr) {
-    if (request.action == action::kBackfill) {
+    if (request.action == action::kBackfill || request.action == action::kReplaySetAside) {
       if (SourceRunner* r = pipeline_->sourceRunner(request.target)) posted = r->post(run);
     } else if (request.action == action::kRewind || request.action == action::kPause ||
                request.action == action::kResume) {
@@ -250,10 +252,35 @@ std::string Operator::replay(const CommandRequest& request) {
 }
 
 std::string Operator::drop(const CommandRequest& request) {
+  const auto args = argumentsOf(request);
+  const std::vector<int64_t> ids = idsOf(args), source_ids = idsOf(args, "source_ids");
+  const int64_t n = ids.empty() ? 0 : journal_.controls().dropDeadLetters(ids);
+  const int64_t m = source_ids.empty() ? 0 : journal_.events().dropSetAside(source_ids);
+  if (n + m == 0) throw Refused("no dead letter with the id(s) given");
+  std::string out;
+  if (n > 0) out = std::to_string(n) + " dead letter(s) dropped; their events are not written again";
+  if (m > 0)
+    out += (out.empty() ? "" : "; ") + std::to_string(m) +
+           " source dead letter(s) dropped; the items are not read again";
+  return out;
+}
+
+std::string Operator::replaySetAside(const CommandRequest& request) {
+  const std::string& name = request.target;
+  if (source(name) == nullptr) throw Refused("no source '" + name + "' in " + config_.get().file);
   const std::vector<int64_t> ids = idsOf(argumentsOf(request));
-  const int64_t n = journal_.controls().dropDeadLetters(ids);
-  if (n == 0) throw Refused("no dead letter with the id(s) given");
-  return std::to_string(n) + " dead letter(s) dropped; their events are not written again";
+  const auto before = journal_.events().cursor(name);
+  const int64_t n = journal_.events().replaySetAside(name, ids);
+  if (n == 0)
+    throw Refused("source " + name + " has no dead letter" +
+                  (ids.empty() ? "" : " with the id(s) given") + " (see ferry dead-letters list)");
+  const auto after = journal_.events().cursor(name);
+  const bool moved = after && (!before || before->since_ns != after->since_ns);
+  return std::to_string(n) + " dead letter(s) of source " + name + " replayed: " +
+         (moved ? "its cursor moved back from " + (before ? before->since : "(none)") + " to " +
+                      after->since + ", so it reads those items again"
+                : "it reads those items again from where it stands") +
+         "; read well now they become events, still unreadable they are set aside again";
 }
 
 std::vector<std::string> startFromChanges(const Config& config, Journal& journal, bool record) {

@@ -33,7 +33,9 @@ constexpr const char* kPause = "sink.pause";              // {}
 constexpr const char* kResume = "sink.resume";            // {}
 constexpr const char* kForget = "sink.forget";            // {}
 constexpr const char* kReplay = "dead-letters.replay";    // {"ids": [n, …]} ([] = all of the sink)
-constexpr const char* kDrop = "dead-letters.drop";        // {"ids": [n, …]}
+constexpr const char* kDrop = "dead-letters.drop";  // {"ids": [n, …], "source_ids": [n, …]}
+// A source's dead letters (set-aside items): {"ids": [n, …]} ([] = all of the source)
+constexpr const char* kReplaySetAside = "dead-letters.replay-source";
 }  // namespace action
 
 class Operator {
@@ -63,6 +65,7 @@ class Operator {
   std::string forget(const CommandRequest& request);
   std::string replay(const CommandRequest& request);
   std::string drop(const CommandRequest& request);
+  std::string replaySetAside(const CommandRequest& request);
   const InstanceConfig* sink(const std::string& name) const;
   const InstanceConfig* source(const std::string& name) const;
 

@@ -1,5 +1,6 @@
 #include "config/Config.h"
 
+#include <Poco/Environment.h>
 #include <Poco/Exception.h>
 #include <Poco/URI.h>
 #include <Poco/Util/IniFileConfiguration.h>
@@ -179,7 +180,11 @@ OptionSpec def(const char* name, OptionType type, const char* default_value, con
 // The [host] section is validated with the same machinery as a plugin's options.
 const std::vector<OptionSpec>& hostSectionOptions() {
   static const std::vector<OptionSpec> table = {
-      def("journal", OptionType::String, "ferry-journal.db", "SQLite journal file"),
+      def("journal", OptionType::String, "ferry-journal.db",
+          "SQLite journal file, or postgresql://user:password@host:port/database for a "
+          "PostgreSQL journal"),
+      def("host_id", OptionType::String, "",
+          "this host's name in a PostgreSQL journal (empty: the machine's hostname)"),
       def("plugin_dir", OptionType::String, "", "plugin directory (empty: next to ferry)"),
       def("log_level", OptionType::String, "info", "least severe level logged",
           "debug|info|warning|error"),
@@ -191,6 +196,8 @@ const std::vector<OptionSpec>& hostSectionOptions() {
       def("retry_max", OptionType::Duration, "5m", "longest retry delay"),
       def("commit_pages", OptionType::Int, "20", "pages per journal transaction while behind"),
       def("commit_interval", OptionType::Duration, "500ms", "longest wait before a commit"),
+      def("workers", OptionType::Int, "8",
+          "threads that run the sources' poll cycles, however many sources there are (1-24)"),
       def("include", OptionType::String, "",
           "more [source.*] and [sink.*] sections: a folder (its *.ini files) or a pattern such "
           "as conf.d/*.ini, read in name order"),
@@ -386,6 +393,9 @@ void validateInstance(InstanceConfig& inst, const PluginRegistry& plugins) {
       inst.start_from = *inst.value("start_from");
       inst.page_size = toInt(*inst.value("page_size"));
       requireAtLeast(inst.page_size, 1, where("page_size"));
+      inst.set_aside_after = toInt(*inst.value("set_aside_after"));
+      requireAtLeast(inst.set_aside_after, 1, where("set_aside_after"));
+      inst.clock_skew_ms = toInt(*inst.value("clock_skew"));
     } else {
       auto from = inst.value("from");
       inst.from = from ? split(*from, ',') : std::vector<std::string>{};
@@ -422,6 +432,12 @@ const std::vector<OptionSpec>& hostSourceOptions() {
           "each cycle asks from this long before the cursor, to catch late commits"),
       def("start_from", OptionType::Instant, "now", "the first cursor of a new source"),
       def("page_size", OptionType::Int, "100", "items per page"),
+      def("set_aside_after", OptionType::Int, "3",
+          "fetches of a page before an item that cannot be read is set aside as a source dead "
+          "letter (ferry dead-letters list) and the source goes on without it"),
+      def("clock_skew", OptionType::Duration, "1h",
+          "how far ahead of this host's clock a change time may be and still move the cursor; "
+          "items stamped further ahead are delivered with a warning, the cursor stays"),
   };
   return table;
 }
@@ -655,7 +671,38 @@ Config loadConfig(const std::string& path, EnvReferences env) {
     return normaliseOption(d, it != values.end() ? it->second : d.default_value,
                            file + ": [host] " + name);
   };
-  config.host.journal = resolvePath(setting("journal"), base);
+  {
+    // A PostgreSQL URL is no path; its password is a secret like a plugin's, so it must be long
+    // enough to be masked (services/Text.h redact()).
+    const std::string journal = setting("journal");
+    const bool url = journal.rfind("postgresql://", 0) == 0 || journal.rfind("postgres://", 0) == 0;
+    if (!url && journal.find("://") != std::string::npos)
+      throw ConfigError(file + ": [host] journal: '" + journal.substr(0, journal.find("://")) +
+                        "://' is no journal ferry knows; give a file path (SQLite) or a "
+                        "postgresql://user:password@host:port/database URL");
+#ifdef _WIN32
+    if (url)
+      throw ConfigError(file + ": [host] journal: this ferry is built without the PostgreSQL "
+                        "journal (the Windows build has no libpq); give a file path (SQLite)");
+#endif
+    for (const auto& [info, password] : urlCredentials(journal))
+      if (!password.empty() && characters(password) < kMinSecretLength)
+        throw ConfigError(file + ": [host] journal: " + tooShort("the password in the URL"));
+    config.host.journal = url ? journal : resolvePath(journal, base);
+  }
+  config.host.host_id = setting("host_id");
+  if (config.host.host_id.empty()) {
+    // The hostname; a long one by its first label.
+    const std::string node = Poco::Environment::nodeName();
+    config.host.host_id = node.size() <= 40 ? node : node.substr(0, std::min<size_t>(node.find('.'), 40));
+  }
+  if (config.host.host_id.size() > 40 ||
+      std::any_of(config.host.host_id.begin(), config.host.host_id.end(), [](char c) {
+        return !std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.';
+      }))
+    throw ConfigError(file + ": [host] host_id: '" + config.host.host_id +
+                      "' must be 1 to 40 letters, digits, '-', '_' or '.'; set host_id to a "
+                      "short name for this host");
   config.host.plugin_dir = resolvePath(setting("plugin_dir"), base);
   config.host.log_level = setting("log_level");
   config.host.log_file = resolvePath(setting("log_file"), base);
@@ -665,6 +712,12 @@ Config loadConfig(const std::string& path, EnvReferences env) {
   config.host.commit_pages = toInt(setting("commit_pages"));
   requireAtLeast(config.host.commit_pages, 1, file + ": [host] commit_pages");
   config.host.commit_interval_ms = toInt(setting("commit_interval"));
+  config.host.workers = toInt(setting("workers"));
+  requireAtLeast(config.host.workers, 1, file + ": [host] workers");
+  if (config.host.workers > kMaxWorkers)
+    throw ConfigError(file + ": [host] workers: at most " + std::to_string(kMaxWorkers) +
+                      " (the sources of every size of configuration share these threads; a "
+                      "stuck remote holds one until its timeout)");
   config.host.admin_listen = setting("admin_listen");
   config.host.include = setting("include");
   if (!config.host.include.empty()) {

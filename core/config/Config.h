@@ -39,9 +39,15 @@ class ConfigError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The most `[host] workers`: with a few sinks, the admin endpoint and a journal commit in flight
+// per worker, the whole process stays under 64 threads.
+constexpr int64_t kMaxWorkers = 24;
+
 // Settings of the [host] section, resolved.
 struct HostSettings {
-  std::string journal;       // absolute path of the SQLite journal
+  std::string journal;       // absolute path of the SQLite journal, or a postgresql:// URL (a
+                             // secret: show it with journalDisplayName())
+  std::string host_id;       // this host's name in a shared (PostgreSQL) journal; default: hostname
   std::string plugin_dir;    // absolute; "" = the default next to the executable
   std::string log_level;     // debug|info|warning|error
   std::string log_file;      // "" = standard error
@@ -51,6 +57,7 @@ struct HostSettings {
   int64_t retry_max_ms;      // backoff cap
   int64_t commit_pages;      // pages per journal transaction while a source is behind
   int64_t commit_interval_ms;  // …or this long, whichever comes first
+  int64_t workers;             // threads of the sources' scheduler (pipeline/Scheduler.h)
   std::string include;         // "" or the folder / pattern of more instance files
   std::string admin_listen;    // "host:port" of /healthz and /metrics; "" = off
   int64_t unhealthy_after_ms;  // /healthz: longest retry streak or time without success
@@ -81,6 +88,8 @@ struct InstanceConfig {
   int64_t lookback_ms = 5000;
   std::string start_from;  // UTC instant text
   int64_t page_size = 100;
+  int64_t set_aside_after = 3;  // fetches of a page before an unreadable item is set aside
+  int64_t clock_skew_ms = 3600 * 1000;  // how far ahead of this host a version moves the cursor
   // Sinks:
   std::vector<std::string> from;  // source names; empty = every source
   int64_t batch_size = 100;

@@ -53,6 +53,32 @@ struct Cursor {
   int64_t offset = 0;
 };
 
+// An item a source could not hand over as an event (not an object, an id of the wrong type, a
+// key with a control character, a version that is no instant, …), set aside so that the source
+// goes on: a source dead letter.
+struct SetAsideItem {
+  std::string fingerprint;  // the same for every fetch of the same text (setAsideFingerprint)
+  std::string entity, key, version;  // as the plugin emitted them, "" when it could not read them
+  std::string raw;     // the item's text as received
+  std::string reason;  // printable
+  int64_t since_ms = 0;  // the instant the page holding it was asked from (a replay reads again
+                         // from there)
+};
+
+// A source dead letter as the journal keeps it.
+struct SourceDeadLetter {
+  int64_t id = 0;
+  std::string source;
+  SetAsideItem item;
+  int64_t set_aside_at_ms = 0;
+};
+
+// The fingerprint of an item's text: 16 hex digits of a 64-bit FNV-1a over entity, key, version
+// and raw text (each followed by a 0x1f byte). Stored in the journal: changing it needs a
+// migration.
+std::string setAsideFingerprint(std::string_view entity, std::string_view key,
+                                std::string_view version, std::string_view raw);
+
 // A key to look up; the text belongs to the caller and must outlive the call.
 struct KeyRef {
   std::string_view entity;
@@ -88,8 +114,30 @@ class EventLog {
   // assigned, or 0 when `events` is empty. Sequences are never reused, not even after purge().
   // An event with an empty source, entity, key or version, or a cursor with a negative offset, is
   // refused: JournalError, and nothing of the call is stored.
+  // Items set aside on the committed pages are kept in the same transaction (an item already
+  // kept for the source, by fingerprint, is not kept twice), so the cursor never passes an
+  // unreadable item that was not recorded.
   virtual int64_t commit(const std::string& source, const std::vector<NewEvent>& events,
-                         const Cursor& cursor) = 0;
+                         const Cursor& cursor, const std::vector<SetAsideItem>& set_aside) = 0;
+  int64_t commit(const std::string& source, const std::vector<NewEvent>& events,
+                 const Cursor& cursor) {
+    return commit(source, events, cursor, {});
+  }
+
+  // --- source dead letters -------------------------------------------------------------------
+
+  // Whether `source` already keeps an item with this fingerprint.
+  virtual bool setAsideKnown(const std::string& source, const std::string& fingerprint) = 0;
+  // Every source dead letter, or those of one source, oldest first.
+  virtual std::vector<SourceDeadLetter> sourceDeadLetters(
+      const std::optional<std::string>& source) = 0;
+  // In ONE transaction: removes the dead letters `ids` of `source` (all of them when `ids` is
+  // empty) and moves the source's cursor back (never forward) to the earliest instant their pages
+  // were asked from, so that the next cycle reads them again: read well now, they become events;
+  // still unreadable, they are set aside again. Returns how many were removed.
+  virtual int64_t replaySetAside(const std::string& source, const std::vector<int64_t>& ids) = 0;
+  // Removes source dead letters for good; returns how many.
+  virtual int64_t dropSetAside(const std::vector<int64_t>& ids) = 0;
 
   // Operator actions. resetCursor sets the cursor (a backfill moves it back); with
   // forget_versions the latest-version table of the source is cleared too, so that everything

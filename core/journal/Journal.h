@@ -15,8 +15,8 @@
 // SinkLedger, the host API's state calls an InstanceState); only the places that open the journal
 // hold the whole of it.
 //
-// SQLite is the first backend (SqliteJournal: all three parts over one file); a second one
-// (PostgreSQL, for several hosts) implements the same parts.
+// SQLite is the first backend (SqliteJournal: every part over one file); PostgreSQL the second
+// (PostgresJournal: every part in one database, for hosts sharing a journal).
 //
 // Threading: every method of every part is safe to call from any thread.
 // Errors: storage failures throw JournalError; callers on the event path treat it as transient.
@@ -56,5 +56,17 @@ class Journal {
 // file that is no ferry journal (empty, or another program's database): it is never taken for a
 // new journal, which would fetch and deliver everything again.
 std::unique_ptr<Journal> openSqliteJournal(const std::string& path);
+
+// Whether `journal` ([host] journal) names a PostgreSQL journal: postgresql://… or postgres://….
+bool isPostgresJournal(const std::string& journal);
+
+// `journal` as it may be shown: a URL's password replaced by "***"; a path unchanged.
+std::string journalDisplayName(const std::string& journal);
+
+// Opens (creating when missing) the journal `journal` names ([host] journal): a PostgreSQL
+// journal for a postgresql:// URL (PostgresJournal.h; `host_id` names this host there), else the
+// SQLite journal at that path. The Windows build has no PostgreSQL journal (no libpq): a URL
+// there throws JournalError.
+std::unique_ptr<Journal> openJournal(const std::string& journal, const std::string& host_id);
 
 }  // namespace ferry::core

@@ -175,8 +175,24 @@ const std::vector<std::vector<const char*>> kMigrations = {
         "INSERT INTO journal_identity SELECT strftime('%Y%m%dT%H%M%SZ', 'now') || '-' || "
         "lower(hex(randomblob(8)))",
     },
+    {
+        // Schema 5. Source dead letters: items a source could not read, set aside (EventLog.h).
+        // The text columns are BLOBs: a key set aside for its NUL byte keeps it.
+        R"(CREATE TABLE source_dead_letters (
+             id INTEGER PRIMARY KEY AUTOINCREMENT,
+             source TEXT NOT NULL,
+             fingerprint TEXT NOT NULL,
+             entity BLOB NOT NULL,
+             key BLOB NOT NULL,
+             version BLOB NOT NULL,
+             raw BLOB NOT NULL,
+             reason TEXT NOT NULL,
+             since_ms INTEGER NOT NULL,
+             set_aside_at_ms INTEGER NOT NULL,
+             UNIQUE (source, fingerprint)))",
+    },
 };
-static_assert(SqliteJournal::kSchemaVersion == 4, "add a migration step with the version bump");
+static_assert(SqliteJournal::kSchemaVersion == 5, "add a migration step with the version bump");
 
 // Events purged per transaction (purge() runs in chunks of this many).
 constexpr int64_t kPurgeChunk = 10000;
@@ -341,6 +357,18 @@ namespace {
 void bindText(sqlite3_stmt* statement, int index, std::string_view text) {
   // SQLITE_STATIC: the text outlives the step, which happens before the caller's data changes.
   sqlite3_bind_text(statement, index, text.data(), static_cast<int>(text.size()), SQLITE_STATIC);
+}
+
+// Bytes that may hold NUL, stored as a BLOB (never an empty NULL).
+void bindBlob(sqlite3_stmt* statement, int index, std::string_view bytes) {
+  sqlite3_bind_blob(statement, index, bytes.empty() ? "" : bytes.data(),
+                    static_cast<int>(bytes.size()), SQLITE_STATIC);
+}
+
+std::string_view columnBlob(sqlite3_stmt* statement, int column) {
+  const auto* bytes = static_cast<const char*>(sqlite3_column_blob(statement, column));
+  return {bytes == nullptr ? "" : bytes,
+          static_cast<size_t>(sqlite3_column_bytes(statement, column))};
 }
 
 std::string_view columnText(sqlite3_stmt* statement, int column) {
@@ -700,7 +728,7 @@ void SqliteJournal::upsertCursor(const std::string& source, const Cursor& cursor
 }
 
 int64_t SqliteJournal::commit(const std::string& source, const std::vector<NewEvent>& events,
-                              const Cursor& cursor) {
+                              const Cursor& cursor, const std::vector<SetAsideItem>& set_aside) {
   const std::string action =
       "committing " + std::to_string(events.size()) + " events from '" + source + "'";
   return locked(action, [&] {
@@ -754,6 +782,26 @@ int64_t SqliteJournal::commit(const std::string& source, const std::vector<NewEv
         sqlite3_reset(insert);
         last = sqlite3_last_insert_rowid(db);
         if (owns) owners[hash] = last;
+      }
+    }
+    if (!set_aside.empty()) {
+      Query insert(Poco::Data::SQLite::Utility::dbHandle(session_),
+                   "INSERT INTO source_dead_letters (source, fingerprint, entity, key, version, "
+                   "raw, reason, since_ms, set_aside_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                   "ON CONFLICT (source, fingerprint) DO NOTHING");
+      for (const SetAsideItem& item : set_aside) {
+        sqlite3_stmt* q = insert.get();
+        bindText(q, 1, source);
+        bindText(q, 2, item.fingerprint);
+        bindBlob(q, 3, item.entity);
+        bindBlob(q, 4, item.key);
+        bindBlob(q, 5, item.version);
+        bindBlob(q, 6, item.raw);
+        bindText(q, 7, item.reason);
+        sqlite3_bind_int64(q, 8, item.since_ms);
+        sqlite3_bind_int64(q, 9, now_ms);
+        insert.next();
+        sqlite3_reset(q);
       }
     }
     upsertCursor(source, cursor, now_ms);
@@ -1318,12 +1366,93 @@ std::optional<int64_t> SqliteJournal::fetchedAt(int64_t sequence) {
 int64_t SqliteJournal::dropDeadLetters(const std::vector<int64_t>& ids) {
   return locked("dropping dead letters", [&] {
     Transaction tx(session_);
-    const int64_t before = totalChanges();
-    for (int64_t id : ids) {
-      Int64 id_value = id;
-      session_ << "DELETE FROM dead_letters WHERE id = ?", use(id_value), now;
+    const int64_t dropped = deleteIds("dead_letters", ids);
+    tx.commit();
+    return dropped;
+  });
+}
+
+int64_t SqliteJournal::deleteIds(const std::string& table, const std::vector<int64_t>& ids) {
+  const int64_t before = totalChanges();
+  for (int64_t id : ids) {
+    Int64 id_value = id;
+    session_ << "DELETE FROM " + table + " WHERE id = ?", use(id_value), now;
+  }
+  return totalChanges() - before;
+}
+
+bool SqliteJournal::setAsideKnown(const std::string& source, const std::string& fingerprint) {
+  return locked("looking up a set-aside item of '" + source + "'", [&] {
+    Query q(Poco::Data::SQLite::Utility::dbHandle(session_),
+            "SELECT 1 FROM source_dead_letters WHERE source = ? AND fingerprint = ?");
+    bindText(q.get(), 1, source);
+    bindText(q.get(), 2, fingerprint);
+    return q.next();
+  });
+}
+
+std::vector<SourceDeadLetter> SqliteJournal::sourceDeadLetters(
+    const std::optional<std::string>& source) {
+  return locked("listing source dead letters", [&] {
+    std::string sql =
+        "SELECT id, source, fingerprint, entity, key, version, raw, reason, since_ms, "
+        "set_aside_at_ms FROM source_dead_letters";
+    sql += source ? " WHERE source = ? ORDER BY id" : " ORDER BY id";
+    Query q(Poco::Data::SQLite::Utility::dbHandle(session_), sql.c_str());
+    if (source) bindText(q.get(), 1, *source);
+    std::vector<SourceDeadLetter> out;
+    while (q.next()) {
+      sqlite3_stmt* s = q.get();
+      SourceDeadLetter& d = out.emplace_back();
+      d.id = sqlite3_column_int64(s, 0);
+      d.source = columnText(s, 1);
+      d.item.fingerprint = columnText(s, 2);
+      d.item.entity = columnBlob(s, 3);
+      d.item.key = columnBlob(s, 4);
+      d.item.version = columnBlob(s, 5);
+      d.item.raw = columnBlob(s, 6);
+      d.item.reason = columnText(s, 7);
+      d.item.since_ms = sqlite3_column_int64(s, 8);
+      d.set_aside_at_ms = sqlite3_column_int64(s, 9);
     }
-    const int64_t dropped = totalChanges() - before;
+    return out;
+  });
+}
+
+int64_t SqliteJournal::replaySetAside(const std::string& source, const std::vector<int64_t>& ids) {
+  return locked("replaying source dead letters of '" + source + "'", [&]() -> int64_t {
+    sqlite3* db = Poco::Data::SQLite::Utility::dbHandle(session_);
+    Transaction tx(session_);
+    std::vector<int64_t> chosen;
+    int64_t since_ms = INT64_MAX;
+    {
+      Query q(db, "SELECT id, since_ms FROM source_dead_letters WHERE source = ? ORDER BY id");
+      bindText(q.get(), 1, source);
+      while (q.next()) {
+        const int64_t id = sqlite3_column_int64(q.get(), 0);
+        if (!ids.empty() && std::find(ids.begin(), ids.end(), id) == ids.end()) continue;
+        chosen.push_back(id);
+        since_ms = std::min<int64_t>(since_ms, sqlite3_column_int64(q.get(), 1));
+      }
+    }
+    if (chosen.empty()) return 0;
+    deleteIds("source_dead_letters", chosen);
+    // Only ever back: a cursor already before the items reads them anyway.
+    std::vector<Int64> current;
+    session_ << "SELECT since_ns FROM cursors WHERE source = ?", useRef(source), into(current),
+        now;
+    const int64_t since_ns = since_ms * 1000000;
+    if (current.empty() || current[0] > since_ns)
+      upsertCursor(source, Cursor{formatInstantMs(since_ns), since_ns, 0}, nowMs());
+    tx.commit();
+    return static_cast<int64_t>(chosen.size());
+  });
+}
+
+int64_t SqliteJournal::dropSetAside(const std::vector<int64_t>& ids) {
+  return locked("dropping source dead letters", [&] {
+    Transaction tx(session_);
+    const int64_t dropped = deleteIds("source_dead_letters", ids);
     tx.commit();
     return dropped;
   });

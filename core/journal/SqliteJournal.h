@@ -48,7 +48,7 @@ class SqliteJournal final : public Journal,
                             public Controls {
  public:
   // The schema version this build creates and understands.
-  static constexpr int64_t kSchemaVersion = 4;
+  static constexpr int64_t kSchemaVersion = 5;
   // The page size of a journal this build creates.
   static constexpr int64_t kNewPageSize = 65536;
   // How long a statement waits for another process's lock before failing.
@@ -74,8 +74,14 @@ class SqliteJournal final : public Journal,
   std::optional<Cursor> cursor(const std::string& source) override;
   std::vector<std::optional<VersionSeen>> latestVersions(const std::string& source,
                                                          const std::vector<KeyRef>& keys) override;
+  using EventLog::commit;
   int64_t commit(const std::string& source, const std::vector<NewEvent>& events,
-                 const Cursor& cursor) override;
+                 const Cursor& cursor, const std::vector<SetAsideItem>& set_aside) override;
+  bool setAsideKnown(const std::string& source, const std::string& fingerprint) override;
+  std::vector<SourceDeadLetter> sourceDeadLetters(
+      const std::optional<std::string>& source) override;
+  int64_t replaySetAside(const std::string& source, const std::vector<int64_t>& ids) override;
+  int64_t dropSetAside(const std::vector<int64_t>& ids) override;
   void resetCursor(const std::string& source, const Cursor& cursor, bool forget_versions) override;
   std::vector<std::pair<std::string, Cursor>> cursors() override;
   std::vector<JournalEvent> readAfter(int64_t after, const std::vector<std::string>& sources,
@@ -152,6 +158,8 @@ class SqliteJournal final : public Journal,
   }
   void upsertCursor(const std::string& source, const Cursor& cursor, int64_t now_ms);
   int64_t totalChanges();
+  // Deletes the rows of `table` whose id is in `ids`, in the caller's transaction; how many.
+  int64_t deleteIds(const std::string& table, const std::vector<int64_t>& ids);
   std::string describe(const std::string& action, const std::string& cause) const;
 
   // The hot path (a source's commit, its latest-version lookups) runs on SQLite's own API with

@@ -1,6 +1,9 @@
 #include "journal/VersionIndex.h"
 
 #include <algorithm>
+#include <cstdio>
+
+#include "journal/EventLog.h"
 
 namespace ferry::core {
 namespace {
@@ -27,6 +30,18 @@ uint64_t defaultKeyHash(std::string_view source, std::string_view entity, std::s
   h *= 0xc4ceb9fe1a85ec53ULL;
   h ^= h >> 33;
   return h;
+}
+
+std::string setAsideFingerprint(std::string_view entity, std::string_view key,
+                                std::string_view version, std::string_view raw) {
+  uint64_t h = 14695981039346656037ULL;
+  mix(h, entity);
+  mix(h, key);
+  mix(h, version);
+  mix(h, raw);
+  char text[17];
+  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(h));
+  return text;
 }
 
 size_t VersionIndex::home(uint64_t hash, size_t capacity) {

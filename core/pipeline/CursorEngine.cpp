@@ -7,6 +7,7 @@
 #include <optional>
 #include <string_view>
 
+#include "services/Text.h"
 #include "services/Time.h"
 
 namespace ferry::core {
@@ -39,6 +40,7 @@ int64_t steadyMs() {
 // sees them before they reach the journal.
 struct CursorEngine::Pending {
   std::vector<NewEvent> events;
+  std::vector<SetAsideItem> set_aside;
   std::unordered_map<std::string, VersionSeen> versions;
   int64_t pages = 0;
   int64_t started_ms = 0;
@@ -67,7 +69,7 @@ CycleResult CursorEngine::runCycle(const FetchPage& fetch, const std::atomic<boo
   // but the cursor does not follow them: one order stamped 2200 would otherwise move the cursor
   // there, and no later real change would ever be asked for again. The remote sorts by version,
   // so the first such item also ends the plausible part of the window.
-  const int64_t horizon_ms = floorMs(nowNs()) + kFutureToleranceMs;
+  const int64_t horizon_ms = floorMs(nowNs()) + settings_.clock_skew_ms;
 
   // The cursor to persist: never behind where the cycle started (the look-back reads older
   // items again, it does not move the cursor back), and only ever moved by the data.
@@ -94,6 +96,7 @@ CycleResult CursorEngine::runCycle(const FetchPage& fetch, const std::atomic<boo
     std::future<void> done;
     std::unordered_map<std::string, VersionSeen> versions;
     int64_t events = 0;
+    int64_t set_aside = 0;
     Cursor cursor;
   } inflight;
   auto settle = [&]() {
@@ -101,28 +104,39 @@ CycleResult CursorEngine::runCycle(const FetchPage& fetch, const std::atomic<boo
     inflight.done.get();
     result.cursor = inflight.cursor.since;
     result.new_events += inflight.events;
+    result.set_aside += inflight.set_aside;
     const bool added = inflight.events > 0;
     inflight.versions.clear();
     inflight.events = 0;
+    inflight.set_aside = 0;
     if (added && on_commit) on_commit(result, inflight.cursor);
   };
   auto flush = [&]() {
     if (pending.pages == 0 && pending.events.empty()) return;
+    if (pending.events.empty() && pending.set_aside.empty() &&
+        persist_ms == floorMs(start.since_ns) && persist_offset == start.offset) {
+      // Nothing new and the cursor where the journal has it: nothing to write. An idle poll
+      // costs no transaction (thousands of sources poll mostly nothing).
+      pending = Pending{};
+      return;
+    }
     settle();
     Cursor c;
     c.since_ns = persist_ms * kNsPerMs;
     c.since = formatInstantMs(c.since_ns);
     c.offset = persist_offset;
     auto events = std::make_shared<std::vector<NewEvent>>(std::move(pending.events));
+    auto set_aside = std::make_shared<std::vector<SetAsideItem>>(std::move(pending.set_aside));
     inflight.versions = std::move(pending.versions);
     inflight.events = static_cast<int64_t>(events->size());
+    inflight.set_aside = static_cast<int64_t>(set_aside->size());
     inflight.cursor = c;
-    inflight.done = std::async(std::launch::async, [this, events, c] {
+    inflight.done = std::async(std::launch::async, [this, events, set_aside, c] {
       if (handoff_ != nullptr)
         handoff_->commitAndPublish(source_, *events, nowMs(),
-                                   [&] { return log_.commit(source_, *events, c); });
+                                   [&] { return log_.commit(source_, *events, c, *set_aside); });
       else
-        log_.commit(source_, *events, c);
+        log_.commit(source_, *events, c, *set_aside);
     });
     pending = Pending{};
   };
@@ -152,6 +166,10 @@ CycleResult CursorEngine::runCycle(const FetchPage& fetch, const std::atomic<boo
     }
     ++result.pages;
     result.items += static_cast<int64_t>(page.items.size());
+    for (SetAsideItem& item : page.set_aside) {
+      item.since_ms = since_ms;
+      pending.set_aside.push_back(std::move(item));
+    }
     if (pending.pages == 0) pending.started_ms = steadyMs();
     ++pending.pages;
 
@@ -183,13 +201,20 @@ CycleResult CursorEngine::runCycle(const FetchPage& fetch, const std::atomic<boo
     bool new_at_since = false;
     for (size_t i = 0; i < count; ++i) {
       FetchedItem& item = page.items[i];
-      if (floorMs(item.version_ns) > horizon_ms) ++future_in_page;
+      const bool future = floorMs(item.version_ns) > horizon_ms;
+      if (future && result.future_seen++ == 0 && result.future_items == 0)
+        result.future_example = printable(item.entity + " '" + item.key + "' stamped " +
+                                          item.version);
+      if (future) ++future_in_page;
       else newest_ns = std::max(newest_ns, item.version_ns);
       // Pending first: it holds what this page already took of the same key.
       const VersionSeen* last = seen[i];
       if (auto it = pending.versions.find(map_keys[i]); it != pending.versions.end())
         last = &it->second;
       if (last != nullptr && item.version_ns <= last->version_ns) continue;
+      if (future && result.future_items++ == 0)
+        result.future_example = printable(item.entity + " '" + item.key + "' stamped " +
+                                          item.version);
       NewEvent e;
       e.entity = std::move(item.entity);
       e.key = std::move(item.key);
@@ -207,7 +232,6 @@ CycleResult CursorEngine::runCycle(const FetchPage& fetch, const std::atomic<boo
 
     const uint32_t received = std::max<uint32_t>(page.received,
                                                  static_cast<uint32_t>(page.items.size()));
-    result.future_items += future_in_page;
     const bool full = received >= limit && future_in_page == 0;
     const bool reaches_past = newest_ns != INT64_MIN && floorMs(newest_ns) > since_ms;
     if (tied) pass_found_new = pass_found_new || new_at_since;

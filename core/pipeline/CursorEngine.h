@@ -26,6 +26,8 @@ struct PageRequest {
 struct PageResult {
   Status status = Status::Ok;
   std::vector<FetchedItem> items;
+  // Unreadable items set aside on this page: journalled with it, as source dead letters.
+  std::vector<SetAsideItem> set_aside;
   uint32_t received = 0;  // items the remote returned (>= items.size() when some were filtered)
   std::string error;
   int64_t retry_after_ms = -1;
@@ -39,10 +41,9 @@ struct CycleSettings {
   int64_t commit_pages = 20;          // pages per journal transaction while behind
   int64_t commit_interval_ms = 500;   // …or this long
   std::string start_from;             // UTC text: the first cursor
+  // How far ahead of the host's clock a version may be and still move the cursor.
+  int64_t clock_skew_ms = 3600 * 1000;
 };
-
-// How far ahead of the host's clock a version may be and still move the cursor.
-constexpr int64_t kFutureToleranceMs = 3600 * 1000;
 
 struct CycleResult {
   Status status = Status::Ok;
@@ -53,9 +54,16 @@ struct CycleResult {
   int64_t new_events = 0;  // events journalled
   int64_t passes = 0;      // extra passes over an instant that needed offset paging
   std::string cursor;      // where the source stands after the cycle (its `since`)
-  // Items stamped more than kFutureToleranceMs ahead of the host's clock: journalled and
-  // delivered, but the cursor did not follow them.
+  // Items stamped more than clock_skew_ms ahead of the host's clock: journalled and delivered,
+  // but the cursor did not follow them. `future_items` counts the new ones, `future_seen` every
+  // one the cycle read (the cursor stays behind them, so each cycle reads them again until the
+  // clock catches up). The first of them (a new one when there is one), as
+  // "<entity> '<key>' stamped <version>".
   int64_t future_items = 0;
+  int64_t future_seen = 0;
+  std::string future_example;
+  // Unreadable items journalled as source dead letters (committed pages only).
+  int64_t set_aside = 0;
 };
 
 class CursorEngine {

@@ -6,7 +6,11 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <mutex>
+#include <optional>
+#include <string>
 
 #include "delivery/Handoff.h"
 #include "journal/Journal.h"
@@ -24,8 +28,11 @@ class Signal {
   // generation.
   uint64_t waitFor(uint64_t seen, int64_t timeout_ms);
   uint64_t generation();
+  // Also called by every notify(), on the notifying thread (set before any thread notifies).
+  void setListener(std::function<void()> listener) { listener_ = std::move(listener); }
 
  private:
+  std::function<void()> listener_;
   std::mutex mutex_;
   std::condition_variable cv_;
   uint64_t generation_ = 0;
@@ -46,6 +53,13 @@ struct HostServices : PluginServices {
     };
   }
 
+  // What the journal holds of instance `kind`/`name`'s activity. Read once for every runner that
+  // starts (a thousand sources must not each read them all); forgetActivities() makes the next
+  // call read again (a reload starts runners whose predecessors wrote theirs since). Throws
+  // JournalError.
+  std::optional<InstanceActivity> storedActivity(const std::string& kind, const std::string& name);
+  void forgetActivities();
+
   // The journal's parts (Journal.h); each user takes the ones it needs.
   EventLog& event_log;
   SinkLedger& ledger;
@@ -60,6 +74,10 @@ struct HostServices : PluginServices {
   // Just-committed events for the sinks that are caught up (bounded; the journal has them all).
   static constexpr size_t kHandoffBytes = 16u << 20;
   Handoff handoff{kHandoffBytes};
+
+ private:
+  std::mutex activities_mutex_;
+  std::optional<std::map<std::string, InstanceActivity>> activities_;  // by kind/name
 };
 
 }  // namespace ferry::core

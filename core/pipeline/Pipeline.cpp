@@ -17,14 +17,47 @@ Pipeline::Pipeline(LiveConfig& config, const PluginRegistry& plugins, Journal& j
                    Poco::Logger& logger)
     : config_(config),
       plugins_(plugins),
-      services_(std::make_unique<HostServices>(journal, logger)) {}
+      services_(std::make_unique<HostServices>(journal, logger)) {
+  services_->sink_advanced.setListener([this] { sinkAdvanced(); });
+  // Every worker can have a request in flight to one origin, and a few sinks beside them.
+  services_->http_settings.max_connections_per_origin = config.get().host.workers + 4;
+}
+
+void Pipeline::sinkAdvanced() {
+  std::lock_guard lock(sources_mutex_);
+  for (auto* s : hooked_) s->sinkAdvanced();
+}
+
+void Pipeline::startScheduler() {
+  if (scheduler_) return;
+  const int64_t workers = config_.get().host.workers;
+  scheduler_ = std::make_unique<Scheduler>(static_cast<size_t>(workers));
+  services_->logger.information("sources run on " + std::to_string(workers) + " worker thread(s)");
+}
+
+void Pipeline::logScheduling() {
+  if (!scheduler_) return;
+  const Scheduler::LatenessReport l = scheduler_->lateness();
+  if (l.total.turns == 0) return;
+  auto figures = [](const Scheduler::Lateness& x) {
+    return std::to_string(x.turns) + " source turn(s), lateness p50 " + std::to_string(x.p50_ms) +
+           " ms, p99 " + std::to_string(x.p99_ms) + " ms, max " + std::to_string(x.max_ms) + " ms";
+  };
+  services_->logger.information("scheduling: since the start " + figures(l.total) +
+                                "; since the last report " + figures(l.recent));
+}
 
 Pipeline::~Pipeline() {
   stop();
   // Fixed order: sources first (they may hold shared state the sinks never touch), then sinks.
   // The runners' destructors destroy the instances; the libraries go when the registry does.
-  sources_.clear();
+  {
+    std::lock_guard lock(sources_mutex_);
+    hooked_.clear();
+    sources_.clear();
+  }
   sinks_.clear();
+  scheduler_.reset();
 }
 
 std::unique_ptr<Instance> Pipeline::createInstance(const InstanceConfig& instance) {
@@ -52,10 +85,14 @@ void Pipeline::addSource(const Config& config, const InstanceConfig& source,
   cycle.commit_pages = config.host.commit_pages;
   cycle.commit_interval_ms = config.host.commit_interval_ms;
   cycle.start_from = source.start_from;
-  sources_.push_back(std::make_unique<SourceRunner>(
+  cycle.clock_skew_ms = source.clock_skew_ms;
+  auto runner = std::make_unique<SourceRunner>(
       source, std::move(instance), *services_, cycle,
       BackoffPolicy{config.host.retry_initial_ms, config.host.retry_max_ms},
-      routedSinks(config, source.name)));
+      routedSinks(config, source.name));
+  std::lock_guard lock(sources_mutex_);
+  if (runner->hasDeliveredHook()) hooked_.push_back(runner.get());
+  sources_.push_back(std::move(runner));
 }
 
 void Pipeline::create() {
@@ -145,6 +182,8 @@ std::vector<std::string> Pipeline::reload(Config next) {
     for (auto it = gone.rbegin(); it != gone.rend(); ++it) {
       const std::string name = runners[*it]->name();
       runners[*it]->join();
+      std::lock_guard lock(sources_mutex_);  // sinkAdvanced() looks at the sources
+      std::erase(hooked_, static_cast<void*>(runners[*it].get()));
       runners.erase(runners.begin() + static_cast<std::ptrdiff_t>(*it));
       services_->health.remove(name);
       lines.push_back(std::string("stopped ") + kind + " " + name +
@@ -159,6 +198,7 @@ std::vector<std::string> Pipeline::reload(Config next) {
   //    options) stays down, named in the log and in the lines.
   config_.set(std::move(next));
   const Config& now = config_.get();
+  services_->forgetActivities();  // the retired runners wrote theirs
   auto start = [&](const InstanceConfig& instance, const auto& add) {
     try {
       add(createInstance(instance));
@@ -178,20 +218,24 @@ std::vector<std::string> Pipeline::reload(Config next) {
     if (fresh_sources.count(source.name))
       start(source, [&](std::unique_ptr<Instance> instance) {
         addSource(now, source, std::move(instance));
-        if (started_) sources_.back()->start(false);
+        if (started_) sources_.back()->start(*scheduler_, false);
       });
   return lines;
 }
 
 void Pipeline::start() {
   started_ = true;
+  startScheduler();
   for (auto& s : sinks_) s->start();
-  for (auto& s : sources_) s->start(false);
+  for (auto& s : sources_) s->start(*scheduler_, false);
 }
 
 void Pipeline::requestStop() {
   services_->stopping = true;
-  for (auto& s : sources_) s->interrupt();
+  {
+    std::lock_guard lock(sources_mutex_);  // also called from a signal's thread
+    for (auto& s : sources_) s->interrupt();
+  }
   services_->new_events.notify();
   services_->sink_advanced.notify();
 }
@@ -204,6 +248,7 @@ void Pipeline::stop() {
   // Then the sinks: a batch in flight finishes and its offset is committed.
   for (auto& s : sinks_) s->join();
   started_ = false;
+  logScheduling();
 }
 
 SourceRunner* Pipeline::sourceRunner(const std::string& name) {
@@ -220,11 +265,13 @@ SinkRunner* Pipeline::sinkRunner(const std::string& name) {
 
 int Pipeline::runOnce(const std::function<void()>& tick) {
   started_ = true;
+  startScheduler();
   for (auto& s : sinks_) s->start();
-  for (auto& s : sources_) s->start(true);
+  for (auto& s : sources_) s->start(*scheduler_, true);
+  size_t finished = 0;  // sources_[0, finished) are done: each is looked at until it is, once
   auto all_done = [&] {
-    for (auto& s : sources_)
-      if (!s->finished()) return false;
+    while (finished < sources_.size() && sources_[finished]->finished()) ++finished;
+    if (finished < sources_.size()) return false;
     if (!services_->sources_finished.exchange(true)) services_->new_events.notify();
     for (auto& s : sinks_)
       if (!s->finished() && !s->drained()) return false;

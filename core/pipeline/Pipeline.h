@@ -1,10 +1,12 @@
 // Wires a validated configuration into running sources and sinks, and takes them down again in
 // a fixed order: stop the sources, let the sinks finish their batch, destroy the instances
-// (sources, then sinks), and only then may the caller drop the plugin libraries.
+// (sources, then sinks), and only then may the caller drop the plugin libraries. The sources run
+// as tasks of one Scheduler (`[host] workers` threads, Scheduler.h), the sinks on a thread each.
 #pragma once
 
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -56,6 +58,9 @@ class Pipeline {
   // ("[source.x]", "" or the reason) in config order.
   std::vector<std::pair<std::string, std::string>> checkAll();
   HostServices& services() { return *services_; }
+  // Logs how late the sources' turns were taken against their schedule since the start (p50,
+  // p99, max): a p99 near the interval says `[host] workers` is too small.
+  void logScheduling();
 
   // Applies `next` (validated against the same plugins, the same [host] settings that need a
   // restart) to a started pipeline: the instances that were added, removed or changed (plugin,
@@ -71,10 +76,21 @@ class Pipeline {
   void addSource(const Config& config, const InstanceConfig& source,
                  std::unique_ptr<Instance> instance);
 
+  // The sources' worker pool, made by start()/runOnce() with `[host] workers` threads.
+  void startScheduler();
+  // Tells the sources with a delivered hook that a sink moved (from the sinks' threads).
+  void sinkAdvanced();
+
   LiveConfig& config_;
   const PluginRegistry& plugins_;
   std::unique_ptr<HostServices> services_;
+  std::unique_ptr<Scheduler> scheduler_;
+  // Guards sources_ against sinkAdvanced(), which runs on the sinks' threads; only the owner's
+  // thread changes sources_.
+  std::mutex sources_mutex_;
   std::vector<std::unique_ptr<SourceRunner>> sources_;
+  // The sources with a delivered hook (the only ones a sink's progress concerns).
+  std::vector<SourceRunner*> hooked_;
   std::vector<std::unique_ptr<SinkRunner>> sinks_;
   bool started_ = false;
 };

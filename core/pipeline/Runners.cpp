@@ -15,6 +15,7 @@ namespace {
 // Waits are cut into short slices so that a stop request is seen quickly.
 constexpr int64_t kSliceMs = 200;
 constexpr int64_t kProgressEveryMs = 10000;
+constexpr int64_t kIdleActivityEveryMs = 60000;
 
 int64_t steadyNowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -56,6 +57,10 @@ void StatusRecorder::record(const std::string& state, const std::string& message
   } catch (const std::exception& e) {
     services_.logger.warning(kind_ + " " + name_ + ": cannot record status: " + e.what());
   }
+}
+
+void StatusRecorder::recordTransient(const std::string& state) {
+  services_.health.setState(name_, state, "", nowMs());
 }
 
 void StatusRecorder::leave() {
@@ -107,12 +112,11 @@ ActivityRecorder::ActivityRecorder(HostServices& services, std::string name, std
 
 void ActivityRecorder::load() {
   try {
-    for (const auto& a : services_.controls.activities())
-      if (a.name == activity_.name && a.kind == activity_.kind) {
-        activity_.last_attempt_ms = a.last_attempt_ms;
-        activity_.last_success_ms = a.last_success_ms;
-        activity_.events_total = a.events_total;
-      }
+    if (auto a = services_.storedActivity(activity_.kind, activity_.name)) {
+      activity_.last_attempt_ms = a->last_attempt_ms;
+      activity_.last_success_ms = a->last_success_ms;
+      activity_.events_total = a->events_total;
+    }
   } catch (const JournalError& e) {
     services_.logger.warning(activity_.kind + " " + activity_.name +
                              ": cannot read its activity: " + e.what());
@@ -140,10 +144,10 @@ void ActivityRecorder::progress(std::string text) {
   activity_.progress = std::move(text);
 }
 
-void ActivityRecorder::flush(bool force) {
+void ActivityRecorder::flush(bool force, int64_t min_gap_ms) {
   if (!dirty_) return;
   const int64_t now = nowMs();
-  if (!force && now - written_at_ms_ < 1000) return;
+  if (!force && now - written_at_ms_ < min_gap_ms) return;
   try {
     services_.controls.recordActivity(activity_);
     written_at_ms_ = now;
@@ -167,18 +171,27 @@ SourceRunner::SourceRunner(const InstanceConfig& config, std::unique_ptr<Instanc
       engine_(config.name, services.event_log, std::move(cycle), &services.handoff),
       backoff_(backoff),
       interval_ms_(config.interval_ms),
+      clock_skew_ms_(config.clock_skew_ms),
       routed_sinks_(std::move(routed_sinks)),
       rng_(std::random_device{}()),
       status_(services, config.name, "source", config.interval_ms),
       activity_(services, config.name, "source") {
   has_hook_ = instance_->wantsDelivered();
+  instance_->setSetAsideRule(config.set_aside_after, [this](const std::string& fingerprint) {
+    return services_.event_log.setAsideKnown(name_, fingerprint);
+  });
 }
 
 SourceRunner::~SourceRunner() { join(); }
 
 void SourceRunner::requestStop() {
   stop_ = true;
+  interrupt();
+}
+
+void SourceRunner::interrupt() {
   interrupt_ = true;
+  if (scheduler_ != nullptr) scheduler_->wake(this);
 }
 
 namespace {
@@ -193,28 +206,17 @@ std::string checkInstance(Instance& instance) {
 
 std::string SourceRunner::check() { return checkInstance(*instance_); }
 
-void SourceRunner::start(bool once) {
+void SourceRunner::start(Scheduler& scheduler, bool once) {
+  scheduler_ = &scheduler;
+  once_ = once;
   finished_ = false;
   mailbox_.open();
-  thread_ = std::thread([this, once] {
-    Metrics::setThreadInstance(name_);
-    try {
-      loop(once);
-    } catch (const std::exception& e) {
-      failed_ = true;
-      services_.logger.error("source " + name_ + ": stopped by an internal error: " + e.what());
-      status("stopped", std::string("internal error: ") + e.what());
-    }
-    mailbox_.close();
-    activity_.progress("");
-    activity_.flush(true);
-    finished_ = true;
-    services_.sink_advanced.notify();  // wakes a waiting --once pipeline
-  });
+  next_cycle_ms_ = Scheduler::nowMs() + (once ? 0 : phase_ms_);
+  scheduler.add(this, next_cycle_ms_);
 }
 
 void SourceRunner::join() {
-  if (thread_.joinable()) thread_.join();
+  if (scheduler_ != nullptr) scheduler_->waitDone(this);
 }
 
 void SourceRunner::status(const std::string& state, const std::string& message, int64_t attempt,
@@ -224,30 +226,18 @@ void SourceRunner::status(const std::string& state, const std::string& message, 
 
 bool SourceRunner::post(std::function<void()> work) {
   if (!mailbox_.post(std::move(work))) return false;
-  interrupt_ = true;
-  services_.sink_advanced.notify();  // wakes the runner from its sleep between cycles
+  interrupt();  // the cycle under way ends early, and the runner takes a turn at once
   return true;
 }
 
-bool SourceRunner::sleepFor(int64_t ms, bool wake_on_sink_progress) {
-  const int64_t until = steadyNowMs() + ms;
-  uint64_t seen = services_.sink_advanced.generation();
-  while (!stopping()) {
-    int64_t left = until - steadyNowMs();
-    if (left <= 0 || mailbox_.hasWork()) return true;
-    uint64_t now = services_.sink_advanced.waitFor(seen, std::min(left, kSliceMs));
-    if (now != seen && wake_on_sink_progress) {
-      seen = now;
-      processDelivered();
-    }
-  }
-  return false;
+void SourceRunner::sinkAdvanced() {
+  if (has_hook_ && hook_pending_.load() && scheduler_ != nullptr) scheduler_->wake(this);
 }
 
 PageResult SourceRunner::fetchPage(const PageRequest& request) {
   PageResult page;
-  Outcome o =
-      instance_->fetch(request.since, request.since_ms, request.offset, request.limit, page.items);
+  Outcome o = instance_->fetch(request.since, request.since_ms, request.offset, request.limit,
+                               page.items, page.set_aside);
   page.status = o.status;
   page.error = o.message;
   page.retry_after_ms = o.retry_after_ms;
@@ -257,72 +247,153 @@ PageResult SourceRunner::fetchPage(const PageRequest& request) {
   return page;
 }
 
-void SourceRunner::loop(bool once) {
-  int attempt = 0;
-  activity_.load();
-  if (!once && phase_ms_ > 0 && !sleepFor(phase_ms_, true)) return;
-  status("running", "");
-  while (!stopping()) {
-    // A stop request sets both flags, the stop first: clearing ours cannot swallow it.
-    interrupt_ = false;
-    if (stopping()) interrupt_ = true;
-    mailbox_.runPending();
-    processDelivered();
-    const int64_t cycle_start = steadyNowMs();
-    int64_t next_progress = cycle_start + kProgressEveryMs;
-    activity_.attempt();
-    CycleResult r = runCycle(next_progress);
-    services_.metrics.add("source_events_total", name_, static_cast<double>(r.new_events));
-    activity_.progress("");
-    activity_.count(r.new_events);
-    if (r.status == Status::Ok) activity_.succeeded();
-    activity_.flush(true);  // once a cycle: what status shows between two polls
-    if (r.future_items > 0)
-      services_.logger.warning("source " + name_ + ": " + std::to_string(r.future_items) +
-                               " item(s) stamped more than an hour ahead of this host's clock: "
-                               "delivered, but the cursor does not follow them (check the "
-                               "remote's clock and this host's)");
-    if (stopping()) break;
-    // An operator's command waits (the cycle stopped early, keeping what it committed): carry it
-    // out, then poll again at once.
-    if (interrupt_.load() && mailbox_.hasWork()) continue;
-    if (r.status == Status::Ok) {
-      if (attempt > 0)
-        services_.logger.information("source " + name_ + ": recovered after " +
-                                     std::to_string(attempt) + " failed attempt(s)");
-      attempt = 0;
-      std::string summary = "source " + name_ + ": " + std::to_string(r.new_events) +
-                            " new event(s) in " + std::to_string(r.pages) + " page(s), cursor " +
-                            r.cursor;
-      if (r.new_events > 0) services_.logger.information(summary);
-      else services_.logger.debug(summary);
-      status_.succeeded();
-      status("idle", "");
-      if (once) return;
-      int64_t next = cycle_start + interval_ms_ - steadyNowMs();
-      if (!sleepFor(std::max<int64_t>(0, next), true)) break;
-      status("running", "");
-      continue;
-    }
-    if (r.status == Status::Auth || r.status == Status::Fatal || r.status == Status::Stop) {
-      failed_ = true;
-      services_.logger.error("source " + name_ + ": stopped, " + stoppedBecause(r.status, r.error));
-      status("stopped", stoppedBecause(r.status, r.error));
-      return;
-    }
-    // A cycle that committed something before it failed made progress: only failures in a row
-    // without progress grow the backoff, so occasional errors during a long backfill do not
-    // slow it down more and more.
-    if (r.new_events > 0) attempt = 0;
-    ++attempt;
-    int64_t delay = backoffDelayMs(backoff_, attempt, r.retry_after_ms, rng_);
-    services_.logger.warning("source " + name_ + ": " + r.error + "; retry " +
-                             std::to_string(attempt) + " in " + formatDurationMs(delay));
-    services_.metrics.add("source_retries_total", name_, 1);
-    status("retrying", r.error, attempt, nowMs() + delay);
-    if (!sleepFor(delay, true)) break;
+void SourceRunner::finish() {
+  mailbox_.close();
+  activity_.progress("");
+  activity_.flush(true);
+  finished_ = true;
+  services_.sink_advanced.notify();  // wakes a waiting --once pipeline
+}
+
+int64_t SourceRunner::step() {
+  // The plugin's HTTP exchanges on this worker belong to this instance until the turn ends.
+  Metrics::setThreadInstance(name_);
+  int64_t next = Scheduler::kDone;
+  try {
+    next = turn();
+  } catch (const std::exception& e) {
+    failed_ = true;
+    services_.logger.error("source " + name_ + ": stopped by an internal error: " + e.what());
+    status("stopped", std::string("internal error: ") + e.what());
+    next = Scheduler::kDone;
   }
-  status_.leave();
+  Metrics::setThreadInstance("");
+  if (next == Scheduler::kDone) finish();
+  return next;
+}
+
+int64_t SourceRunner::turn() {
+  if (!begun_) {
+    begun_ = true;
+    activity_.load();
+  }
+  if (stopping()) {
+    status_.leave();
+    return Scheduler::kDone;
+  }
+  // Woken before the cycle is due by a sink's progress: the delivered hook alone. Operator work
+  // is carried out at once and the cycle follows it (as a poll on demand).
+  if (!mailbox_.hasWork() && Scheduler::nowMs() < next_cycle_ms_) {
+    processDelivered();
+    return next_cycle_ms_;
+  }
+  // The first request of the cycle needs a grant of a shared rate limit: reserve it, and come
+  // back when it is due instead of waiting for it on a worker.
+  const std::string& rate_key = instance_->rateKey();
+  if (!reserved_ && !rate_key.empty() && !mailbox_.hasWork()) {
+    if (auto at = services_.rate_limiters.reserve(rate_key)) {
+      reserved_ = true;
+      reserved_at_ms_ = *at;
+      instance_->prepay(rate_key);
+      if (*at > Scheduler::nowMs()) {
+        next_cycle_ms_ = *at;
+        return next_cycle_ms_;
+      }
+    }
+  }
+  // Operator work cut the wait for a reserved grant short: the grant is not due yet, so the
+  // cycle's first request waits for one of its own (the reserved one goes unused).
+  if (reserved_ && Scheduler::nowMs() < reserved_at_ms_) instance_->prepay("");
+  reserved_ = false;
+
+  // A stop request sets both flags, the stop first: clearing ours cannot swallow it.
+  interrupt_ = false;
+  if (stopping()) interrupt_ = true;
+  mailbox_.runPending();
+  processDelivered();
+  // The first cycle, and one after a failure, say "running" in the journal too; a routine poll
+  // after an idle spell only in the health (the journal would get two writes a poll for it).
+  if (announce_running_) status("running", "");
+  else if (last_ok_) status_.recordTransient("running");  // after a failure: still "retrying"
+  const int64_t cycle_start = Scheduler::nowMs();
+  int64_t next_progress = cycle_start + kProgressEveryMs;
+  activity_.attempt();
+  CycleResult r = runCycle(next_progress);
+  last_ok_ = r.status == Status::Ok;
+  instance_->prepay("");  // a grant the cycle did not use is not kept for later
+  services_.metrics.add("source_events_total", name_, static_cast<double>(r.new_events));
+  if (r.set_aside > 0) {
+    services_.metrics.add("source_set_aside_total", name_, static_cast<double>(r.set_aside));
+    services_.logger.warning("source " + name_ + ": " + std::to_string(r.set_aside) +
+                             " unreadable item(s) set aside as dead letters, the source goes "
+                             "on: see ferry dead-letters list --source " + name_);
+  }
+  if (r.new_events > 0) hook_pending_ = true;
+  activity_.progress("");
+  activity_.count(r.new_events);
+  if (r.status == Status::Ok) activity_.succeeded();
+  // What `ferry status` shows between two polls: at once when the cycle brought events or
+  // failed, else at most once a minute (an idle poll costs no transaction).
+  activity_.flush(r.new_events > 0 || r.status != Status::Ok, kIdleActivityEveryMs);
+  // Said in the log and counted once per item; shown in the status while such items are read.
+  auto future = [&](int64_t count) {
+    return std::to_string(count) + " item(s) stamped more than " +
+           formatDurationMs(clock_skew_ms_) + " (clock_skew) ahead of this host's clock, e.g. " +
+           r.future_example + ": delivered, but the cursor does not follow them (check the "
+           "remote's clock and this host's)";
+  };
+  if (r.future_items > 0) {
+    services_.logger.warning("source " + name_ + ": " + future(r.future_items));
+    services_.metrics.add("source_future_items_total", name_,
+                          static_cast<double>(r.future_items));
+  }
+  if (stopping()) {
+    status_.leave();
+    return Scheduler::kDone;
+  }
+  // An operator's command waits (the cycle stopped early, keeping what it committed): carry it
+  // out, then poll again at once.
+  if (interrupt_.load() && mailbox_.hasWork()) {
+    announce_running_ = false;
+    return Scheduler::nowMs();
+  }
+  if (r.status == Status::Ok) {
+    instance_->forgetSetAsideTries();
+    if (attempt_ > 0)
+      services_.logger.information("source " + name_ + ": recovered after " +
+                                   std::to_string(attempt_) + " failed attempt(s)");
+    attempt_ = 0;
+    std::string summary = "source " + name_ + ": " + std::to_string(r.new_events) +
+                          " new event(s) in " + std::to_string(r.pages) + " page(s), cursor " +
+                          r.cursor;
+    if (r.new_events > 0) services_.logger.information(summary);
+    else services_.logger.debug(summary);
+    status_.succeeded();
+    status("idle", r.future_seen > 0 ? future(r.future_seen) : "");
+    if (once_) return Scheduler::kDone;
+    announce_running_ = false;
+    next_cycle_ms_ = cycle_start + interval_ms_;
+    return next_cycle_ms_;
+  }
+  if (r.status == Status::Auth || r.status == Status::Fatal || r.status == Status::Stop) {
+    failed_ = true;
+    services_.logger.error("source " + name_ + ": stopped, " + stoppedBecause(r.status, r.error));
+    status("stopped", stoppedBecause(r.status, r.error));
+    return Scheduler::kDone;
+  }
+  // A cycle that committed something before it failed made progress: only failures in a row
+  // without progress grow the backoff, so occasional errors during a long backfill do not
+  // slow it down more and more.
+  if (r.new_events > 0) attempt_ = 0;
+  ++attempt_;
+  int64_t delay = backoffDelayMs(backoff_, attempt_, r.retry_after_ms, rng_);
+  services_.logger.warning("source " + name_ + ": " + r.error + "; retry " +
+                           std::to_string(attempt_) + " in " + formatDurationMs(delay));
+  services_.metrics.add("source_retries_total", name_, 1);
+  status("retrying", r.error, attempt_, nowMs() + delay);
+  announce_running_ = false;  // still "retrying" until a cycle succeeds
+  next_cycle_ms_ = Scheduler::nowMs() + delay;
+  return next_cycle_ms_;
 }
 
 CycleResult SourceRunner::runCycle(int64_t& next_progress) {
@@ -368,12 +439,12 @@ void SourceRunner::processDelivered() {
   try {
     const int64_t up_to = lowWaterMark(log, ledger, routed_sinks_);
     int64_t from = ledger.deliveredUpTo(name_);
+    bool blocked = false;
     int64_t saved = from;
     while (from < up_to && !stopping()) {
       auto events = log.readAfter(from, {name_}, 500);
       auto dead = ledger.deadLetteredBetween(from, up_to);
       int64_t reached = from;
-      bool blocked = false;
       for (const auto& e : events) {
         if (e.sequence > up_to) break;
         if (!std::binary_search(dead.begin(), dead.end(), e.sequence)) {
@@ -405,6 +476,10 @@ void SourceRunner::processDelivered() {
       if (blocked || reached == from) break;
       from = reached;
     }
+    // When the hook has seen every event of this source, a sink's progress does not concern it
+    // until its next commit (hook_pending_): thousands of hooked sources are not woken by every
+    // batch of every sink.
+    if (!stopping()) hook_pending_ = blocked || !log.readAfter(saved, {name_}, 1).empty();
   } catch (const std::exception& e) {
     services_.logger.warning("source " + name_ + ": delivered hook postponed: " + e.what());
   }

@@ -1,5 +1,6 @@
-// The threads that move events: one SourceRunner per enabled source (poll cycles, retry with
-// backoff, the delivered hook), one SinkRunner per enabled sink (its own offset, batches,
+// What moves events: one SourceRunner per enabled source (poll cycles, retry with backoff, the
+// delivered hook), run as a task of the Scheduler's worker pool (Scheduler.h: a waiting source
+// holds no thread); one SinkRunner thread per enabled sink (its own offset, batches,
 // OK/RETRY/FATAL, dead letters, replays).
 #pragma once
 
@@ -16,6 +17,7 @@
 #include "config/Config.h"
 #include "pipeline/CursorEngine.h"
 #include "pipeline/HostServices.h"
+#include "pipeline/Scheduler.h"
 #include "runtime/Instance.h"
 #include "services/Backoff.h"
 
@@ -31,6 +33,9 @@ class StatusRecorder {
   StatusRecorder(HostServices& services, std::string name, std::string kind, int64_t interval_ms);
   void record(const std::string& state, const std::string& message, int64_t attempt,
               int64_t next_at_ms);
+  // The state for the health alone, not the journal: a routine poll between two idle spells
+  // (thousands of sources must not cost two transactions a poll for it).
+  void recordTransient(const std::string& state);
   // A poll cycle ended well or a page was committed (source); a batch was written or there was
   // nothing to write (sink).
   void succeeded();
@@ -45,10 +50,10 @@ class StatusRecorder {
   std::string last_state_, last_message_;
 };
 
-// Work an operator's command hands to a runner (a backfill, a rewind, a pause), carried out by the
-// runner's own thread at a safe point: between two poll cycles, between two batches. So only that
-// thread ever moves its position, and a batch in flight never commits over a rewind. Open while
-// the thread runs; post() refuses once it ended (the caller then does the work itself, nothing
+// Work an operator's command hands to a runner (a backfill, a rewind, a pause), carried out on the
+// runner's own turn at a safe point: between two poll cycles, between two batches. So only the
+// runner ever moves its position, and a batch in flight never commits over a rewind. Open while
+// the runner runs; post() refuses once it ended (the caller then does the work itself, nothing
 // moving that position any more), and what is left when it ends is run then.
 class Mailbox {
  public:
@@ -78,7 +83,8 @@ class ActivityRecorder {
   void succeeded();
   void count(int64_t events);
   void progress(std::string text);
-  void flush(bool force);
+  // Writes what changed, unless the last write is less than `min_gap_ms` old (force: at once).
+  void flush(bool force, int64_t min_gap_ms = 1000);
 
  private:
   HostServices& services_;
@@ -87,50 +93,69 @@ class ActivityRecorder {
   bool dirty_ = false;
 };
 
-class SourceRunner {
+// A source as a Scheduler task. Each turn (step()) does, in this order: the operator's work from
+// the mailbox, the delivered hook, and one poll cycle when it is due; then it says when it wants
+// its next turn (the interval after the cycle's start, a backoff, now when an operator's work
+// waits). A sink that moves wakes the sources whose delivered hook has events to confirm, for a
+// turn with the hook alone.
+//
+// Rate limits: a source whose plugin used a shared rate limit (its key is learnt from the
+// plugin's first request) reserves the grant for the first request of its next cycle before the
+// cycle runs, and takes its turn when the grant is due: a source waiting for a grant holds no
+// worker. The later pages of a long cycle (a backfill) and the delivered hook's requests wait for
+// their grants inside the plugin's call, on the worker, as work under way.
+class SourceRunner final : public Scheduler::Task {
  public:
   SourceRunner(const InstanceConfig& config, std::unique_ptr<Instance> instance,
                HostServices& services,
                CycleSettings cycle, BackoffPolicy backoff, std::vector<std::string> routed_sinks);
-  ~SourceRunner();
+  ~SourceRunner() override;
 
-  // Starts the thread. With `once`, the thread ends after the first successful cycle.
-  void start(bool once);
+  // Queues the runner's first turn on `scheduler`. With `once`, it ends after the first
+  // successful cycle.
+  void start(Scheduler& scheduler, bool once);
   // Delays the first cycle of a continuous run, so that instances polling one API spread their
   // polls over the interval instead of firing together.
   void setPhase(int64_t phase_ms) { phase_ms_ = phase_ms; }
+  // Waits until the runner ended (at once when it never started).
   void join();
-  // True once the thread ended (or never started).
+  // True once the runner ended (or never started).
   bool finished() const { return finished_.load(); }
   // True when the source was stopped by an AUTH or FATAL answer.
   bool failed() const { return failed_.load(); }
-  // Calls the plugin's delivered() for every event all routed sinks have. Only from the
-  // runner's own thread, or after join().
+  // Calls the plugin's delivered() for every event all routed sinks have. Only on the runner's
+  // own turn, or after join().
   void processDelivered();
   const std::string& name() const { return name_; }
   // True when the plugin has a delivered() hook and this instance wants it.
   bool hasDeliveredHook() const { return has_hook_; }
+  // A sink moved: a runner whose hook may have events to confirm takes a turn for it.
+  void sinkAdvanced();
   // Calls the plugin's check() (connectivity, credentials); "" when fine, else the reason.
   // Only before start().
   std::string check();
   void destroyInstance() { instance_.reset(); }
-  // Hands `work` to the runner's thread, which runs it between two poll cycles (a cycle under way
-  // stops early, keeping what it committed). False when the thread does not run.
+  // Hands `work` to the runner, which runs it on its next turn, between two poll cycles (a cycle
+  // under way stops early, keeping what it committed). False when the runner does not run.
   bool post(std::function<void()> work);
-  // Ends a cycle under way early (a stop request).
-  void interrupt() { interrupt_ = true; }
+  // Ends a cycle under way early and takes a turn at once (a stop of the whole host).
+  void interrupt();
   // Stops this runner alone (a reload that removes or changes it): the cycle under way ends early
-  // keeping what it committed, and the thread ends; join() waits for it.
+  // keeping what it committed, and the runner ends; join() waits for it.
   void requestStop();
 
+  // Scheduler::Task: one turn.
+  int64_t step() override;
+
  private:
-  void loop(bool once);
+  int64_t turn();
+  // The runner ends: the mailbox's last work, the activity written.
+  void finish();
   // One poll cycle; a journal error is an outcome (RETRY), not an exception.
   CycleResult runCycle(int64_t& next_progress);
   PageResult fetchPage(const PageRequest& request);
   void status(const std::string& state, const std::string& message, int64_t attempt = 0,
               int64_t next_at_ms = 0);
-  bool sleepFor(int64_t ms, bool wake_on_sink_progress);
   // The whole host stops, or this runner alone.
   bool stopping() const { return stop_.load() || services_.stopping.load(); }
 
@@ -140,11 +165,25 @@ class SourceRunner {
   CursorEngine engine_;
   BackoffPolicy backoff_;
   int64_t interval_ms_;
+  int64_t clock_skew_ms_;
   int64_t phase_ms_ = 0;
   bool has_hook_ = false;
   std::vector<std::string> routed_sinks_;
   std::mt19937_64 rng_;
-  std::thread thread_;
+  Scheduler* scheduler_ = nullptr;
+  bool once_ = false;
+  // Turn state, touched only on the runner's own turn.
+  bool begun_ = false;
+  bool announce_running_ = true;  // the next cycle records "running" in the journal
+  bool last_ok_ = false;          // the last cycle succeeded
+  bool reserved_ = false;         // the grant for the next cycle's first request is reserved
+  int64_t reserved_at_ms_ = 0;    // …and due then (steady clock)
+  int attempt_ = 0;
+  int64_t next_cycle_ms_ = 0;     // steady clock
+  // The delivered hook has events to confirm (set by commits and by processDelivered(), which
+  // also clears it once the hook saw every event of the source). Events left from an earlier run
+  // are found by the first turn's processDelivered().
+  std::atomic<bool> hook_pending_{false};
   std::atomic<bool> finished_{true};
   std::atomic<bool> failed_{false};
   std::atomic<bool> stop_{false};

@@ -73,22 +73,56 @@ std::string refusal(const ferry_item* item) {
   return {};
 }
 
+// An unreadable item handed over during fetch(): set aside when its tries are used up (or it is
+// already kept), else the page is marked to be fetched again. True when it is set aside (now or
+// before): the plugin skips it either way.
+bool considerUnreadable(ferry_host_ctx* ctx, SetAsideItem item) {
+  ++ctx->unreadable;
+  SetAsideRule& rule = ctx->set_aside_rule;
+  if (rule.known && rule.known(item.fingerprint)) return true;
+  const int64_t tries = ++rule.tries[item.fingerprint];
+  if (tries >= rule.after_tries) {
+    ctx->set_aside->push_back(std::move(item));
+    return true;
+  }
+  if (ctx->set_aside_wait.empty())
+    ctx->set_aside_wait = item.reason + " (fetch " + std::to_string(tries) + " of " +
+                          std::to_string(rule.after_tries) + " before it is set aside)";
+  return false;
+}
+
 ferry_emit_status hostEmit(ferry_host_ctx* ctx, const ferry_item* item) {
   try {
     if (ctx->page == nullptr) {
       ctx->emit_error = "emit() called outside fetch()";
       return FERRY_EMIT_REFUSED;
     }
-    if (std::string why = refusal(item); !why.empty()) {
-      ctx->emit_error = printable(why);
-      return FERRY_EMIT_REFUSED;
-    }
-    const std::string_view version = view(item->version);
+    std::string why = refusal(item);
+    const std::string_view version =
+        FERRY_HAS_FIELD(ferry_item, item, meta) ? view(item->version) : std::string_view();
     auto ns = parseInstantNs(version);
-    if (!ns) {
-      ctx->emit_error = printable("item '" + text(item->key) + "' has version '" +
-                                  std::string(version) +
-                                  "', which is not an ISO-8601 instant with a zone");
+    if (why.empty() && !ns)
+      why = "item '" + text(item->key) + "' has version '" + std::string(version) +
+            "', which is not an ISO-8601 instant with a zone";
+    if (!why.empty()) {
+      if (!FERRY_HAS_FIELD(ferry_item, item, meta)) {
+        ctx->emit_error = why;
+        return FERRY_EMIT_REFUSED;
+      }
+      // The key, version and body are kept byte for byte: the reason alone is made printable.
+      SetAsideItem unreadable;
+      unreadable.entity = view(item->entity);
+      unreadable.key = view(item->key);
+      unreadable.version = version;
+      unreadable.raw = view(item->body);
+      unreadable.reason = printable(why);
+      unreadable.fingerprint = setAsideFingerprint(unreadable.entity, unreadable.key,
+                                                   unreadable.version, unreadable.raw);
+      const bool set_aside = considerUnreadable(ctx, std::move(unreadable));
+      if (ctx->plugin_minor >= 1) return FERRY_EMIT_SET_ASIDE;
+      // A plugin of ABI 2.0 knows only OK (go on) and REFUSED (fail the page).
+      if (set_aside) return FERRY_EMIT_OK;
+      ctx->emit_error = printable(why);
       return FERRY_EMIT_REFUSED;
     }
     FetchedItem& f = ctx->page->emplace_back();
@@ -106,12 +140,43 @@ ferry_emit_status hostEmit(ferry_host_ctx* ctx, const ferry_item* item) {
   }
 }
 
+ferry_emit_status hostSetAside(ferry_host_ctx* ctx, ferry_plugin_str raw, ferry_plugin_str reason) {
+  try {
+    if (ctx->set_aside == nullptr) {
+      ctx->emit_error = "set_aside() called outside fetch()";
+      return FERRY_EMIT_REFUSED;
+    }
+    SetAsideItem item;
+    item.raw = view(raw);
+    item.reason = printable(redact(text(reason), ctx->secrets));
+    if (item.reason.empty()) item.reason = "unreadable item (the plugin gave no reason)";
+    item.fingerprint = setAsideFingerprint("", "", "", item.raw);
+    considerUnreadable(ctx, std::move(item));
+    return FERRY_EMIT_OK;
+  } catch (const std::exception& e) {
+    ctx->emit_error = e.what();
+    return FERRY_EMIT_REFUSED;
+  }
+}
+
 // A response and everything its ABI view points into.
 struct OwnedResponse {
   ferry_host_http_response raw{};
   HttpResult result;
   std::vector<ferry_host_header> headers;
 };
+
+// One grant of the shared rate limit `key` for this instance: the one its runner reserved before
+// the call (SourceRunner: a waiting source holds no worker), else a wait for the next. The key
+// is remembered, so that the runner can reserve the grant for the next cycle.
+bool acquireRate(ferry_host_ctx* ctx, const std::string& key) {
+  ctx->rate_key = key;
+  if (!ctx->prepaid_rate_key.empty() && ctx->prepaid_rate_key == key) {
+    ctx->prepaid_rate_key.clear();
+    return !ctx->services.stopping.load();
+  }
+  return ctx->services.rate_limiters.acquire(key, ctx->services.stopping);
+}
 
 HttpCall callOf(const ferry_http_request& request) {
   HttpCall call;
@@ -134,23 +199,16 @@ ferry_http_status hostHttpRequest(ferry_host_ctx* ctx, const ferry_http_request*
         request->method.len == 0 || (request->header_count > 0 && request->headers == nullptr)) {
       owned->result.malformed = true;
       owned->result.error = "short or incomplete ferry_http_request";
-    } else if (request->rate_key.len > 0 &&
-               !ctx->services.rate_limiters.acquire(text(request->rate_key),
-                                                    ctx->services.stopping)) {
+    } else if (request->rate_key.len > 0 && !acquireRate(ctx, text(request->rate_key))) {
       owned->result.transient = true;
       owned->result.error = "host is stopping";
     } else {
-      // A request that asks not to verify the certificate gets a client of its own, so that
-      // the instance's verified connections are never reused for it, nor it for them.
+      // The host's connections are pooled per origin and shared by every instance. A request
+      // that asks not to verify the certificate goes through a client (and pool) of its own, so
+      // that verified connections are never reused for it, nor it for them.
       const bool unverified = (request->flags & FERRY_HTTP_SKIP_TLS_VERIFY) != 0;
-      auto& client = unverified ? ctx->http_unverified : ctx->http;
-      if (!client) {
-        HttpSettings settings = ctx->services.http_settings;
-        if (unverified) settings.tls_verify = false;
-        client = std::make_unique<HttpClient>(settings);
-      }
       ++ctx->http_requests;
-      owned->result = client->perform(callOf(*request));
+      owned->result = ctx->services.httpClient(!unverified).perform(callOf(*request));
       ctx->services.metrics.add("http_requests_total", ctx->name, 1);
       if (owned->result.status == 0 || owned->result.transient)
         ctx->services.metrics.add("http_transient_failures_total", ctx->name, 1);
@@ -194,8 +252,7 @@ void hostRateLimitDefine(ferry_host_ctx* ctx, ferry_plugin_str key, const ferry_
 
 ferry_acquire_status hostRateAcquire(ferry_host_ctx* ctx, ferry_plugin_str key) {
   try {
-    return ctx->services.rate_limiters.acquire(text(key), ctx->services.stopping)
-               ? FERRY_ACQUIRE_OK
+    return acquireRate(ctx, text(key)) ? FERRY_ACQUIRE_OK
                : FERRY_ACQUIRE_STOPPING;
   } catch (...) {
     return FERRY_ACQUIRE_STOPPING;
@@ -306,7 +363,7 @@ const ferry_host_api kApi{FERRY_ABI_MAJOR,      FERRY_ABI_MINOR,  sizeof(ferry_h
                           &hostStateSet,        &hostStateErase,  &hostSharedGet,
                           &hostSharedSet,       &hostSharedLock,  &hostSharedUnlock,
                           &hostCounterAdd,      &hostGaugeSet,    &hostStopping,
-                          &hostJournalId};
+                          &hostJournalId,       &hostSetAside};
 
 }  // namespace
 

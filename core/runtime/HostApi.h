@@ -5,11 +5,14 @@
 #include <ferry/abi.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
+#include "journal/EventLog.h"
 #include "runtime/PluginServices.h"
 #include "services/Http.h"
 
@@ -24,6 +27,18 @@ struct FetchedItem {
   std::string body;
   std::string meta;  // "" or the source's metadata object
   bool echo = false;
+};
+
+// What becomes of the unreadable items of a source (ferry_host_api.set_aside, a refused emit):
+// an item is set aside once the page holding it was fetched `after_tries` times (the remote may
+// be in the middle of a change, or the plugin about to be upgraded), or at once when the source
+// already keeps it (`known`, by fingerprint: the look-back reads it again every cycle). Until
+// then the page fails at its end and is fetched again.
+struct SetAsideRule {
+  int64_t after_tries = 3;
+  std::function<bool(const std::string& fingerprint)> known;
+  // Fetches of each item so far; cleared when a poll cycle succeeds.
+  std::unordered_map<std::string, int64_t> tries;
 };
 
 // A host string lent to a plugin for the duration of a call.
@@ -53,14 +68,24 @@ struct ferry_host_ctx {
     retry_after_ms = -1;
   }
 
-  // Set by Instance::fetch during fetch(); emit() appends to it.
+  // Set by Instance::fetch during fetch(); emit() appends to it, set_aside() to `set_aside`.
   std::vector<ferry::core::FetchedItem>* page = nullptr;
+  std::vector<ferry::core::SetAsideItem>* set_aside = nullptr;
   std::string emit_error;
+  // Unreadable items the plugin handed over during this fetch (set aside now, already, or not
+  // yet), and why the page must be fetched again when one is not set aside yet.
+  uint32_t unreadable = 0;
+  std::string set_aside_wait;
+  ferry::core::SetAsideRule set_aside_rule;
+  // The ABI minor the plugin needs (its descriptor): answers differ from 2.1 on.
+  uint32_t plugin_minor = 0;
 
   // Requests sent through http_request, so that the host knows when a call into the plugin
   // changed something at the remote (the delivered hook's progress is then saved at once).
   uint64_t http_requests = 0;
+  // The shared rate limit of the instance's last rate-limited request ("" when none yet), and
+  // the one whose grant its runner reserved for the next request ("" when none).
+  std::string rate_key;
+  std::string prepaid_rate_key;
 
-  std::unique_ptr<ferry::core::HttpClient> http;
-  std::unique_ptr<ferry::core::HttpClient> http_unverified;  // skip_tls_verify requests only
 };

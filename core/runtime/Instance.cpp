@@ -98,6 +98,7 @@ std::unique_ptr<Instance> Instance::create(
     pointers.push_back(&v);
   }
   ferry_host_ctx* ctx = self->ctx_.get();
+  ctx->plugin_minor = plugin->descriptor->abi_minor;
   self->instance_ = PluginInstance::create(std::move(plugin), where, hostApi(), ctx, pointers,
                                            [ctx] { return ctx->last_error; });
   return self;
@@ -121,34 +122,48 @@ Outcome Instance::outcomeOf(Status status) const {
 }
 
 Outcome Instance::fetch(const std::string& since, int64_t since_ms, uint32_t offset,
-                        uint32_t limit, std::vector<FetchedItem>& items) {
+                        uint32_t limit, std::vector<FetchedItem>& items,
+                        std::vector<SetAsideItem>& set_aside) {
   ctx_->clearError();
   ctx_->emit_error.clear();
+  ctx_->set_aside_wait.clear();
+  ctx_->unreadable = 0;
   ctx_->page = &items;
-  const size_t before = items.size();
+  ctx_->set_aside = &set_aside;
+  const size_t before = items.size(), set_aside_before = set_aside.size();
   const ferry_fetch_request raw{sizeof(ferry_fetch_request), offset, limit, since_ms, lend(since)};
   ferry_fetch_result result{sizeof(ferry_fetch_result), UINT32_MAX};
   const Status s = statusOf(instance_->source()->fetch(instance_->handle(), &raw, &result));
   ctx_->page = nullptr;
+  ctx_->set_aside = nullptr;
   Outcome o;
-  if (s == Status::Ok && !ctx_->emit_error.empty()) {
-    // The plugin ignored a refused emit: the page is incomplete, so it must not count.
-    o.status = Status::Fatal;
-    o.message = "emit refused: " + ctx_->emit_error;
+  if (!ctx_->emit_error.empty() || !ctx_->set_aside_wait.empty()) {
+    // An item the host could not take (an ABI 2.0 plugin fails the page on it; a later one goes
+    // on, and the page fails here): fetched again until the item's tries are used up and it is
+    // set aside. Transient whatever the plugin answered, so one bad item never stops a source.
+    o.status = Status::Retry;
+    o.message = !ctx_->set_aside_wait.empty() ? ctx_->set_aside_wait
+                                              : "emit refused: " + ctx_->emit_error;
   } else if (s != Status::Ok) {
-    if (!ctx_->emit_error.empty())
-      ctx_->last_error = ctx_->last_error.empty()
-                             ? ctx_->emit_error
-                             : ctx_->last_error + " (" + ctx_->emit_error + ")";
     o = outcomeOf(s);
   }
   if (!o.ok()) {
     items.resize(before);
+    set_aside.resize(set_aside_before);
     return o;
   }
-  o.done = result.received == UINT32_MAX ? items.size() - before : result.received;
+  o.done = result.received == UINT32_MAX ? items.size() - before + ctx_->unreadable
+                                         : result.received;
   return o;
 }
+
+void Instance::setSetAsideRule(int64_t after_tries,
+                               std::function<bool(const std::string&)> known) {
+  ctx_->set_aside_rule.after_tries = std::max<int64_t>(1, after_tries);
+  ctx_->set_aside_rule.known = std::move(known);
+}
+
+void Instance::forgetSetAsideTries() { ctx_->set_aside_rule.tries.clear(); }
 
 bool Instance::wantsDelivered() const {
   const ferry_source_api* api = instance_->source();

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -37,10 +38,16 @@ class Instance {
   const std::string& name() const { return ctx_->name; }
 
   // A source: one page of items at or after `since` (`since_ms`), skipping `offset`, at most
-  // `limit`. The items emitted are appended to `items`; Outcome::done is how many the page held.
-  // A refused emit fails the page (Fatal) even when the plugin ignored it.
+  // `limit`. The items emitted are appended to `items`, the unreadable ones set aside now (see
+  // SetAsideRule) to `set_aside`; Outcome::done is how many the page held. An unreadable item
+  // not yet set aside fails the page (Retry), whatever the plugin answered.
   Outcome fetch(const std::string& since, int64_t since_ms, uint32_t offset, uint32_t limit,
-                std::vector<FetchedItem>& items);
+                std::vector<FetchedItem>& items, std::vector<SetAsideItem>& set_aside);
+  // A source: when unreadable items are set aside (SetAsideRule): after `after_tries` fetches,
+  // or at once when `known` says the source already keeps the fingerprint.
+  void setSetAsideRule(int64_t after_tries, std::function<bool(const std::string&)> known);
+  // A source's poll cycle succeeded: the tries counted so far start again.
+  void forgetSetAsideTries();
   // True when the source has a delivered hook and this instance wants it called.
   bool wantsDelivered() const;
   // A source: every routed sink has `event`.
@@ -49,6 +56,11 @@ class Instance {
   // A sink: writes `events` in order. Fatal names the event at `done` (the ones before it are
   // durable); a Fatal that names no event of the batch is turned into Retry with the reason.
   Outcome write(const std::vector<const JournalEvent*>& events);
+
+  // The shared rate limit the plugin's requests used last ("" when none yet).
+  const std::string& rateKey() const { return ctx_->rate_key; }
+  // The next request under rate limit `key` takes a grant reserved already ("" drops it).
+  void prepay(const std::string& key) { ctx_->prepaid_rate_key = key; }
 
   // Either kind: the plugin's connectivity check (Ok when it has none).
   Outcome check();

@@ -9,4 +9,15 @@ std::shared_ptr<SharedScope> PluginServices::scope(const std::string& name) {
   return s;
 }
 
+HttpClient& PluginServices::httpClient(bool verified) {
+  std::lock_guard lock(http_mutex_);
+  auto& client = verified ? http_ : http_unverified_;
+  if (!client) {
+    HttpSettings settings = http_settings;
+    if (!verified) settings.tls_verify = false;
+    client = std::make_unique<HttpClient>(settings);
+  }
+  return *client;
+}
+
 }  // namespace ferry::core

@@ -41,8 +41,13 @@ struct PluginServices {
   std::atomic<bool> stopping{false};
 
   std::shared_ptr<SharedScope> scope(const std::string& name);
+  // The host's HTTP client (made with http_settings on first use), with its connections pooled
+  // per origin for every instance; `verified` false: the one for skip_tls_verify requests.
+  HttpClient& httpClient(bool verified);
 
  private:
+  std::mutex http_mutex_;
+  std::unique_ptr<HttpClient> http_, http_unverified_;
   std::mutex scopes_mutex_;
   std::map<std::string, std::shared_ptr<SharedScope>> scopes_;
 };

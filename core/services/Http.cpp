@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <mutex>
 #include <optional>
@@ -429,19 +430,66 @@ int64_t parseRetryAfterMs(std::string_view value, int64_t now_ms) {
   return std::max<int64_t>(0, *at_ms - now_ms);
 }
 
+// Kept connections per scheme://host:port, shared by every caller of the client. A call borrows
+// an idle one (the most recently used first, so that a quiet period lets the others time out at
+// the server), or opens one while the origin has fewer than max_connections_per_origin, or
+// waits (within its deadline) for one to come back.
 struct HttpClient::Impl {
   HttpSettings settings;
-  std::map<std::string, std::unique_ptr<Connection>> connections;
+  struct Pool {
+    std::vector<std::unique_ptr<Connection>> idle;
+    size_t open = 0;  // idle and borrowed
+  };
+  std::mutex mutex;  // pools, tls
+  std::condition_variable returned;
+  std::map<std::string, Pool> pools;
   Poco::Net::Context::Ptr tls;
 
   HttpResult perform(const HttpCall& call);
-  Connection* connectionFor(const Target& target, std::string& why);
+  // A connection to `target` for this call alone, or null with `why` (proxy setting, TLS set-up,
+  // no connection free before `end`).
+  std::unique_ptr<Connection> borrow(const Target& target, Clock::time_point end,
+                                     std::string& why);
+  void giveBack(const Target& target, std::unique_ptr<Connection> conn);
+  std::unique_ptr<Connection> connect(const Target& target, std::string& why);  // mutex held
 };
 
-Connection* HttpClient::Impl::connectionFor(const Target& target, std::string& why) {
-  std::string key = target.scheme + "://" + target.host_port;
-  auto it = connections.find(key);
-  if (it != connections.end()) return it->second.get();
+std::string originOf(const Target& target) { return target.scheme + "://" + target.host_port; }
+
+std::unique_ptr<Connection> HttpClient::Impl::borrow(const Target& target, Clock::time_point end,
+                                                     std::string& why) {
+  std::unique_lock lock(mutex);
+  Pool& pool = pools[originOf(target)];
+  const size_t cap = static_cast<size_t>(std::max<int64_t>(1, settings.max_connections_per_origin));
+  for (;;) {
+    if (!pool.idle.empty()) {
+      auto conn = std::move(pool.idle.back());
+      pool.idle.pop_back();
+      return conn;
+    }
+    if (pool.open < cap) {
+      auto conn = connect(target, why);
+      if (conn) ++pool.open;
+      return conn;
+    }
+    if (returned.wait_until(lock, end) == std::cv_status::timeout && pool.idle.empty()) {
+      why = "no connection to " + target.host_port + " became free in time (all " +
+            std::to_string(cap) + " in use)";
+      return nullptr;
+    }
+  }
+}
+
+void HttpClient::Impl::giveBack(const Target& target, std::unique_ptr<Connection> conn) {
+  {
+    std::lock_guard lock(mutex);
+    // A connection reset after an error reconnects on its next use: it stays in the pool.
+    pools[originOf(target)].idle.push_back(std::move(conn));
+  }
+  returned.notify_one();
+}
+
+std::unique_ptr<Connection> HttpClient::Impl::connect(const Target& target, std::string& why) {
 
   std::optional<ProxySpec> proxy;
   if (!isLoopback(target.host)) {
@@ -496,9 +544,7 @@ Connection* HttpClient::Impl::connectionFor(const Target& target, std::string& w
     conn->http().setProxy(proxy->host, proxy->port);
     if (!proxy->user.empty()) conn->http().setProxyCredentials(proxy->user, proxy->password);
   }
-  Connection* raw = conn.get();
-  connections.emplace(key, std::move(conn));
-  return raw;
+  return conn;
 }
 
 HttpResult HttpClient::Impl::perform(const HttpCall& call) {
@@ -526,12 +572,23 @@ HttpResult HttpClient::Impl::perform(const HttpCall& call) {
   }
   const std::string prefix = call.method + " " + target->display + ": ";
   const int64_t timeout_ms = call.timeout_ms > 0 ? call.timeout_ms : settings.default_timeout_ms;
+  // One deadline for the whole exchange, the wait for a free connection included.
+  const Clock::time_point end = Clock::now() + std::chrono::milliseconds(timeout_ms);
 
-  Connection* conn = connectionFor(*target, why);
-  if (!conn) {
+  std::unique_ptr<Connection> borrowed = borrow(*target, end, why);
+  if (!borrowed) {
+    result.transient = !why.empty() && why.rfind("no connection", 0) == 0;
     result.error = prefix + why;
     return result;
   }
+  // Back to the pool however the exchange ends.
+  struct Return {
+    Impl& impl;
+    const Target& target;
+    std::unique_ptr<Connection>& conn;
+    ~Return() { impl.giveBack(target, std::move(conn)); }
+  } give_back{*this, *target, borrowed};
+  Connection* conn = borrowed.get();
 
   for (int attempt = 0; attempt < 2; ++attempt) {
     Poco::Net::HTTPClientSession& session = conn->http();
@@ -551,9 +608,11 @@ HttpResult HttpClient::Impl::perform(const HttpCall& call) {
     }
 
     Stage stage = Stage::kConnecting;
-    Deadline deadline(*conn, timeout_ms);
+    const int64_t left_ms = std::max<int64_t>(
+        1, std::chrono::duration_cast<std::chrono::milliseconds>(end - Clock::now()).count());
+    Deadline deadline(*conn, left_ms);
     try {
-      Poco::Timespan span(timeout_ms * 1000);
+      Poco::Timespan span(left_ms * 1000);
       session.setTimeout(span, span, span);
       if (session.connected()) {
         session.socket().setReceiveTimeout(span);

@@ -38,6 +38,9 @@ struct HttpSettings {
   std::string ca_file;  // "" = the system store (/etc/ssl/certs)
   std::string proxy;    // "" = from https_proxy / http_proxy (and no_proxy) in the environment
   std::string user_agent = std::string("ferry/") + FERRY_VERSION;
+  // Kept connections per scheme://host:port, shared by every caller of one client; a call that
+  // finds them all in use waits for one (within its timeout).
+  int64_t max_connections_per_origin = 16;
   // The largest response body accepted; a larger one fails the call (transient) unread.
   int64_t max_body_bytes = 64 << 20;
   // Told of every exchange that was attempted (not of a malformed call): the status (0: no
@@ -46,9 +49,10 @@ struct HttpSettings {
   std::function<void(int status, double seconds)> on_exchange;
 };
 
-// One client per plugin instance: it keeps a keep-alive session per scheme://host:port and
-// reconnects once when a kept connection turns out closed. Not thread-safe (an instance is
-// never called concurrently). Never throws: every failure is an HttpResult.
+// One client per host, shared by every plugin instance: it keeps a pool of keep-alive
+// connections per scheme://host:port (at most max_connections_per_origin each; a thousand
+// sources polling one API share a handful) and reconnects once when a kept connection turns out
+// closed. Thread-safe. Never throws: every failure is an HttpResult.
 class HttpClient {
  public:
   explicit HttpClient(HttpSettings settings = {});

@@ -16,11 +16,16 @@ struct HostCounter {
   const char* kind;  // "source", "sink" or "" for both
   const char* help;
 };
-constexpr std::array<HostCounter, 9> kHostCounters{{
+constexpr std::array<HostCounter, 11> kHostCounters{{
     {"source_pages_total", "source", "Pages the source fetched successfully."},
     {"source_items_total", "source", "Items the source's pages held, before deduplication."},
     {"source_events_total", "source", "New events the source committed to the journal."},
     {"source_retries_total", "source", "Failed poll cycles of the source, each retried."},
+    {"source_future_items_total", "source",
+     "Items stamped further ahead of this host's clock than clock_skew: delivered, but the "
+     "cursor did not follow them."},
+    {"source_set_aside_total", "source",
+     "Unreadable items the source set aside as dead letters, to go on without them."},
     {"sink_events_total", "sink", "Events the sink wrote to its target."},
     {"sink_retries_total", "sink", "Failed batches of the sink, each retried."},
     {"sink_dead_letters_total", "sink", "Events the sink moved to the dead letters."},

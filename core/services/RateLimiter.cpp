@@ -2,9 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
-#include <condition_variable>
 #include <deque>
-#include <list>
+#include <thread>
 
 namespace ferry::core {
 
@@ -35,30 +34,34 @@ class RateLimiter {
     return granted_;
   }
 
-  // Waiters queue up in arrival order and only the head may take a grant: a thread that arrives
-  // just as room opens up cannot overtake one that has been waiting, so none starves.
+  // Takes the earliest grant that every window allows, possibly in the future, and says when it
+  // is: the caller sends its request then, without waiting here.
+  Clock::time_point reserve() {
+    std::lock_guard lock(mutex_);
+    ++granted_;
+    return take();
+  }
+
+  // Takes the earliest grant like reserve() and waits for it here (waking every 100 ms to look
+  // at `stop`). Grants go in the order of the calls, reserved ones and waited-for ones alike, so
+  // neither kind can overtake the other: a waiter is never starved by sources that keep
+  // reserving ahead of it. At a stop the caller sends nothing; its slot stays taken (the windows
+  // only ever get stricter), but it is not counted as granted.
   bool acquire(const std::atomic<bool>& stop) {
-    std::unique_lock lock(mutex_);
-    auto me = queue_.insert(queue_.end(), 0);
-    for (;;) {
-      if (stop.load()) {
-        leave(me);
-        return false;
-      }
-      auto now = Clock::now();
-      if (queue_.begin() == me) {
-        Clock::time_point ready = readyAt(now);
-        if (ready <= now) {
-          grant(now);
-          leave(me);
-          return true;
-        }
-        // Sleep until the window opens, but wake at least every 100 ms to look at `stop`.
-        cv_.wait_until(lock, std::min(ready, now + std::chrono::milliseconds(100)));
-      } else {
-        cv_.wait_until(lock, now + std::chrono::milliseconds(100));
-      }
+    if (stop.load()) return false;
+    Clock::time_point at;
+    {
+      std::lock_guard lock(mutex_);
+      at = take();
     }
+    for (auto now = Clock::now(); now < at; now = Clock::now()) {
+      if (stop.load()) return false;
+      std::this_thread::sleep_for(
+          std::min<Clock::duration>(at - now, std::chrono::milliseconds(100)));
+    }
+    std::lock_guard lock(mutex_);
+    ++granted_;
+    return true;
   }
 
  private:
@@ -67,32 +70,29 @@ class RateLimiter {
     Clock::time_point ready = now;
     for (size_t i = 0; i < rules_.size(); ++i) {
       const auto& log = logs_[i];
+      // Grants are logged in time order, reserved ones (reserve()) included: none is placed
+      // before one already given.
+      if (!log.empty()) ready = std::max(ready, log.back());
       if (log.size() < rules_[i].count) continue;
       ready = std::max(ready, log.front() + std::chrono::milliseconds(rules_[i].per_ms));
     }
     return ready;
   }
 
-  void grant(Clock::time_point now) {
+  // Logs the earliest grant every window allows (possibly in the future) and returns it.
+  Clock::time_point take() {
+    const Clock::time_point at = readyAt(Clock::now());
     for (size_t i = 0; i < rules_.size(); ++i) {
       auto& log = logs_[i];
-      log.push_back(now);
+      log.push_back(at);
       while (log.size() > rules_[i].count) log.pop_front();
     }
-    ++granted_;
-  }
-
-  void leave(std::list<int>::iterator me) {
-    bool was_head = queue_.begin() == me;
-    queue_.erase(me);
-    if (was_head) cv_.notify_all();
+    return at;
   }
 
   const std::vector<RateRule> rules_;
   mutable std::mutex mutex_;
-  std::condition_variable cv_;
   std::vector<std::deque<Clock::time_point>> logs_;  // one per rule, oldest first
-  std::list<int> queue_;                             // waiting threads, in arrival order
   int64_t granted_ = 0;
 };
 
@@ -142,6 +142,19 @@ bool RateLimiterRegistry::acquire(const std::string& key, const std::atomic<bool
   }
   if (!limiter) return !stop.load();
   return limiter->acquire(stop);
+}
+
+std::optional<int64_t> RateLimiterRegistry::reserve(const std::string& key) {
+  std::shared_ptr<RateLimiter> limiter;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = limiters_.find(key);
+    if (it == limiters_.end()) return std::nullopt;
+    limiter = it->second;
+  }
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             limiter->reserve().time_since_epoch())
+      .count();
 }
 
 int64_t RateLimiterRegistry::granted(const std::string& key) const {

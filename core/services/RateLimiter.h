@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,9 +32,15 @@ class RateLimiterRegistry {
   bool define(const std::string& key, const std::vector<RateRule>& rules);
   bool defined(const std::string& key) const;
   // Blocks until `key` grants one request; returns false, granting nothing, when `stop` becomes
-  // true while waiting (checked at least every 100 ms). Waiters are served in arrival order. An
+  // true while waiting (checked at least every 100 ms). Grants go in the order of the calls,
+  // acquire() and reserve() alike, so reservations made after a waiter never starve it. An
   // undefined key grants at once (false only when `stop` is already true).
   bool acquire(const std::string& key, const std::atomic<bool>& stop);
+  // Takes the earliest grant `key` can give, without waiting: the steady-clock millisecond
+  // (std::chrono::steady_clock since its epoch) from which the request may go, now or later.
+  // Grants are given in time order, so a later acquire() waits behind it. nullopt when `key` is
+  // not defined (no limit).
+  std::optional<int64_t> reserve(const std::string& key);
   // How many requests `key` granted so far (for metrics and tests).
   int64_t granted(const std::string& key) const;
 

@@ -168,7 +168,15 @@ class DuckHubOrders : public ferry::Source {
 
     // One pass of simdjson's On-Demand parser over the page: each item's id and updatedAt are
     // read where they stand, and the item's raw text (from its '{' to its '}') becomes the event
-    // body, untouched.
+    // body, untouched. Its buffers are released after the page: a host runs a thousand venues,
+    // and buffers sized for the largest page each ever read would add up.
+    struct Release {
+      DuckHubOrders& s;
+      ~Release() {
+        s.ondemand_ = simdjson::ondemand::parser();
+        s.body_ = std::string();
+      }
+    } release{*this};
     body_.assign(r.body());
     body_.reserve(body_.size() + simdjson::SIMDJSON_PADDING);
     simdjson::ondemand::document doc;
@@ -180,33 +188,59 @@ class DuckHubOrders : public ferry::Source {
     uint32_t received = 0;
     for (auto element : items) {
       simdjson::ondemand::value value;
-      simdjson::ondemand::object object;
+      simdjson::ondemand::json_type type;
       const char* start = nullptr;
       const char* end = nullptr;
       std::string_view id, updated_at, number;
       auto malformed = [&] {
         return ferry::Retry("GET /orders answered malformed JSON at item " +
-                            std::to_string(received) + " (truncated or not an object)");
+                            std::to_string(received) + " (truncated or not JSON)");
       };
-      if (element.get(value) || value.current_location().get(start) ||
-          value.get_object().get(object))
+      if (element.get(value) || value.current_location().get(start) || value.type().get(type))
         throw malformed();
+      // What makes an order unreadable (a value of the wrong type, no id): it is handed to the
+      // host with its text, which sets it aside, and the page goes on.
+      std::string unreadable;
+      if (type != simdjson::ondemand::json_type::object) {
+        std::string_view raw;
+        simdjson::ondemand::array array;
+        if (type != simdjson::ondemand::json_type::array) raw = value.raw_json_token();
+        else if (value.get_array().get(array) || array.raw_json().get(raw)) throw malformed();
+        if (received++ < skip) continue;
+        host().setAside(ferry::json::trimmed(raw),
+                        "GET /orders answered an item that is not an object at position " +
+                            std::to_string(received - 1));
+        continue;
+      }
+      simdjson::ondemand::object object;
+      if (value.get_object().get(object)) throw malformed();
+      // A string field: false on a broken document; a value of another type is noted.
+      auto readString = [&](simdjson::ondemand::value v, std::string_view& out,
+                            const char* name) {
+        const auto error = v.get_string().get(out);
+        if (error == simdjson::INCORRECT_TYPE) {
+          if (unreadable.empty())
+            unreadable = std::string(name) + " is " +
+                         std::string(ferry::json::trimmed(v.raw_json_token())).substr(0, 40) +
+                         ", not a string";
+          return true;
+        }
+        return !error;
+      };
       bool complete = true;
       for (auto field : object) {
         if (!complete) break;
         simdjson::ondemand::raw_json_string name;
-        if (field.key().get(name)) {
+        simdjson::ondemand::value v;
+        if (field.key().get(name) || field.value().get(v)) {
           complete = false;
         } else if (name == "id") {
-          complete = !field.value().get_string().get(id);
+          complete = readString(v, id, "id");
         } else if (name == "updatedAt") {
-          complete = !field.value().get_string().get(updated_at);
+          complete = readString(v, updated_at, "updatedAt");
         } else if (name == "orderNumber") {
           // An integer's digits as they stand; a string's text.
-          simdjson::ondemand::value v;
-          if (field.value().get(v)) {
-            complete = false;
-          } else if (v.get_string().get(number)) {
+          if (v.get_string().get(number)) {
             number = ferry::json::trimmed(v.raw_json_token());
             if (number.empty() || number.find_first_not_of("-0123456789") != std::string_view::npos)
               number = {};
@@ -218,9 +252,12 @@ class DuckHubOrders : public ferry::Source {
       while (end > start && end[-1] != '}') --end;
       const std::string_view raw(start, static_cast<size_t>(end - start));
       if (received++ < skip) continue;
-      if (id.empty() || updated_at.empty())
-        throw ferry::Retry("GET /orders answered an order without id or updatedAt: " +
-                           std::string(raw.substr(0, 200)));
+      if (unreadable.empty() && (id.empty() || updated_at.empty()))
+        unreadable = id.empty() ? "no id" : "no updatedAt";
+      if (!unreadable.empty()) {
+        host().setAside(raw, "GET /orders answered an order that cannot be read: " + unreadable);
+        continue;
+      }
       emitOrder(raw, id, updated_at, number);
     }
     return received > skip ? received - skip : 0;

@@ -107,11 +107,12 @@ class TradecloudOrders : public ferry::Source {
     ferry::HttpResponse r = session_.post(path_, body);
     const std::string what = "POST " + path_;
     if (!r.ok()) session_.fail(r, what);
-    return reader_.read(r.body(), what, [&](std::string_view raw, simdjson::dom::element order) {
+    return reader_.read(r.body(), what, host(), [&](std::string_view raw,
+                                                     simdjson::dom::element order) {
       std::string_view id, updated_at;
-      if (order["id"].get(id) || order["lastUpdatedAt"].get(updated_at))
-        throw ferry::Retry(what + " answered an order without id or lastUpdatedAt: " +
-                           std::string(raw.substr(0, 200)));
+      if (order["id"].get(id) || order["lastUpdatedAt"].get(updated_at) || id.empty())
+        return host().setAside(raw, what + " answered an order without a string id or "
+                                           "lastUpdatedAt");
       const bool echo = tc::isEchoOrder(order, echo_, role_, deliveredMs(id));
       // The buyer's purchase-order number and the supplier's sales-order number, and the lines
       // that are our own open requests, for `ferry trace` and the sinks (README: "Metadata").

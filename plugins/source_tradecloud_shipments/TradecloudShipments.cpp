@@ -62,11 +62,12 @@ class TradecloudShipments : public ferry::Source {
     ferry::HttpResponse r = session_.post("/shipment/poll", body);
     if (!r.ok()) session_.fail(r, what);
     // Every shipment the API returned counts for paging, also one filtered out here.
-    return reader_.read(r.body(), what, [&](std::string_view raw, simdjson::dom::element s) {
+    return reader_.read(r.body(), what, host(), [&](std::string_view raw,
+                                                     simdjson::dom::element s) {
       std::string_view id, updated_at;
-      if (s["id"].get(id) || s.at_pointer("/meta/lastUpdatedAt").get(updated_at))
-        throw ferry::Retry(what + " answered a shipment without id or meta.lastUpdatedAt: " +
-                           std::string(raw.substr(0, 200)));
+      if (s["id"].get(id) || s.at_pointer("/meta/lastUpdatedAt").get(updated_at) || id.empty())
+        return host().setAside(raw, what + " answered a shipment without a string id or "
+                                           "meta.lastUpdatedAt");
       if (!supplier_company_.empty()) {
         std::string_view supplier;
         if (s.at_pointer("/supplierShipment/companyId").get(supplier) ||

@@ -3,6 +3,11 @@
 #include <Poco/DateTimeFormatter.h>
 #include <Poco/File.h>
 #include <Poco/JSON/Parser.h>
+#include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+#include <Poco/Net/ServerSocket.h>
+#include <Poco/StreamCopier.h>
 #include <Poco/Timestamp.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -254,6 +259,29 @@ std::vector<SinkLine> readSinkLines(const std::string& path) {
     out.push_back(std::move(l));
   }
   return out;
+}
+
+HttpAnswer httpGet(uint16_t port, const std::string& path) {
+  try {
+    Poco::Net::HTTPClientSession session("127.0.0.1", port);
+    session.setTimeout(Poco::Timespan(5, 0));
+    Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_GET, path);
+    session.sendRequest(request);
+    Poco::Net::HTTPResponse response;
+    std::istream& in = session.receiveResponse(response);
+    HttpAnswer a;
+    a.status = static_cast<int>(response.getStatus());
+    a.reason = response.getReason();
+    Poco::StreamCopier::copyToString(in, a.body);
+    return a;
+  } catch (const Poco::Exception&) {
+    return {};
+  }
+}
+
+uint16_t freePort() {
+  Poco::Net::ServerSocket probe(Poco::Net::SocketAddress("127.0.0.1", 0));
+  return probe.address().port();
 }
 
 std::string versionAt(int64_t ms) {

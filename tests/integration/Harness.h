@@ -110,6 +110,17 @@ std::map<std::string, int> countKeys(const std::vector<SinkLine>& lines);
 // Non-empty lines of a text file.
 std::vector<std::string> readLines(const std::string& path);
 
+// What an HTTP server on 127.0.0.1 answered.
+struct HttpAnswer {
+  int status = 0;  // 0: nothing answered
+  std::string reason;
+  std::string body;
+};
+// GET http://127.0.0.1:<port><path>, with a 5 s timeout.
+HttpAnswer httpGet(uint16_t port, const std::string& path);
+// A port nobody listens on now (for admin_listen).
+uint16_t freePort();
+
 // "2025-01-01T00:00:00.000Z" plus `ms` milliseconds, in the same format.
 std::string versionAt(int64_t ms);
 // One dataset line for test_source.

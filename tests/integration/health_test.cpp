@@ -6,7 +6,6 @@
 #include <Poco/Net/HTTPResponse.h>
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/Net/StreamSocket.h>
-#include <Poco/StreamCopier.h>
 #include <signal.h>
 
 #include <atomic>
@@ -28,36 +27,6 @@ namespace fs = std::filesystem;
 // ---------------------------------------------------------------------------------------------
 // Talking to the admin endpoint
 // ---------------------------------------------------------------------------------------------
-
-struct Answer {
-  int status = 0;  // 0: nothing answered
-  std::string reason;
-  std::string body;
-};
-
-// GET http://127.0.0.1:<port><path>, with a 5 s timeout.
-Answer get(uint16_t port, const std::string& path) {
-  try {
-    Poco::Net::HTTPClientSession session("127.0.0.1", port);
-    session.setTimeout(Poco::Timespan(5, 0));
-    Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_GET, path);
-    session.sendRequest(request);
-    Poco::Net::HTTPResponse response;
-    std::istream& in = session.receiveResponse(response);
-    Answer a;
-    a.status = static_cast<int>(response.getStatus());
-    a.reason = response.getReason();
-    Poco::StreamCopier::copyToString(in, a.body);
-    return a;
-  } catch (const Poco::Exception&) {
-    return {};
-  }
-}
-
-uint16_t freePort() {
-  Poco::Net::ServerSocket probe(Poco::Net::SocketAddress("127.0.0.1", 0));
-  return probe.address().port();
-}
 
 // The value of the sample `series` (name and labels exactly as exposed), or NaN when absent.
 double sample(const std::string& metrics, const std::string& series) {
@@ -190,9 +159,9 @@ class HealthTest : public FerryTest {
   }
 
   // Waits until /healthz answers `status`; returns that answer (status 0 when it never did).
-  Answer waitForHealth(int status) {
-    Answer a;
-    if (waitUntil([&] { return (a = get(port_, "/healthz")).status == status; }, 30s)) return a;
+  HttpAnswer waitForHealth(int status) {
+    HttpAnswer a;
+    if (waitUntil([&] { return (a = httpGet(port_, "/healthz")).status == status; }, 30s)) return a;
     return {0, "", a.body};
   }
 
@@ -212,7 +181,7 @@ TEST_F(HealthTest, ASourceRetryingLongerThanUnhealthyAfterTurnsHealthRed) {
                          sourceSection("src", data, "fail_file = " + dir_.file("src.fail") + "\n") +
                          sinkSection("a", dir_.file("a.jsonl")));
   FerryProcess ferry({"run", "--config", config_}, dir_.path());
-  Answer ok = waitForHealth(200);
+  HttpAnswer ok = waitForHealth(200);
   ASSERT_EQ(ok.status, 200) << ok.body << ferry.err();
   EXPECT_EQ(ok.reason, "OK");
   auto src = healthOf(ok.body, "src");
@@ -223,7 +192,7 @@ TEST_F(HealthTest, ASourceRetryingLongerThanUnhealthyAfterTurnsHealthRed) {
 
   writeFile(dir_.file("src.fail"), "retry\n");
   const auto started = std::chrono::steady_clock::now();
-  Answer red = waitForHealth(503);
+  HttpAnswer red = waitForHealth(503);
   ASSERT_EQ(red.status, 503) << "still green while the source retries: " << red.body
                              << ferry.err();
   // Not at the first failure: only once the source went without success for unhealthy_after
@@ -244,7 +213,7 @@ TEST_F(HealthTest, ASourceRetryingLongerThanUnhealthyAfterTurnsHealthRed) {
   EXPECT_TRUE(sink->getValue<bool>("healthy")) << "the sink is fine: " << red.body;
 
   removeFile(dir_.file("src.fail"));
-  Answer back = waitForHealth(200);
+  HttpAnswer back = waitForHealth(200);
   EXPECT_EQ(back.status, 200) << back.body;
   ferry.signal(SIGTERM);
   EXPECT_EQ(ferry.wait(), 0) << ferry.err();
@@ -258,7 +227,7 @@ TEST_F(HealthTest, AStoppedSinkTurnsHealthRedAtOnceAndIsNamed) {
                          sinkSection("b", dir_.file("b.jsonl"),
                                      "fail_file = " + dir_.file("b.fail") + "\n"));
   FerryProcess ferry({"run", "--config", config_}, dir_.path());
-  Answer red = waitForHealth(503);
+  HttpAnswer red = waitForHealth(503);
   ASSERT_EQ(red.status, 503) << red.body << ferry.err();
   EXPECT_EQ(red.reason, "Service Unavailable");
   auto b = healthOf(red.body, "b");
@@ -280,7 +249,7 @@ TEST_F(HealthTest, ASourceStuckOnARemoteThatNeverAnswersTurnsHealthRed) {
                          duckHubSource("dh", remote.port(), "timeout = 60s\n") +
                          sinkSection("a", dir_.file("a.jsonl")));
   FerryProcess ferry({"run", "--config", config_}, dir_.path());
-  Answer red = waitForHealth(503);
+  HttpAnswer red = waitForHealth(503);
   ASSERT_EQ(red.status, 503) << "green while the source waits for ever: " << red.body
                              << ferry.err();
   EXPECT_GE(remote.requests(), 1);
@@ -332,12 +301,12 @@ TEST_F(HealthTest, SlowClientsCannotBlockHealthz) {
 
   for (int round = 0; round < 3; ++round) {
     const auto start = std::chrono::steady_clock::now();
-    Answer a = get(port_, "/healthz");
+    HttpAnswer a = httpGet(port_, "/healthz");
     const auto took = std::chrono::steady_clock::now() - start;
     EXPECT_EQ(a.status, 200) << "round " << round << ": " << a.body;
     EXPECT_LT(took, 1s) << "round " << round;
   }
-  Answer metrics = get(port_, "/metrics");
+  HttpAnswer metrics = httpGet(port_, "/metrics");
   EXPECT_EQ(metrics.status, 200);
 
   // A silent client is let go after a few seconds.
@@ -364,7 +333,7 @@ TEST_F(HealthTest, AdminEndpointAnswersOtherRequestsWithTheRightStatus) {
   writeFile(config_, adminHost() + sourceSection("src", data));
   FerryProcess ferry({"run", "--config", config_}, dir_.path());
   ASSERT_EQ(waitForHealth(200).status, 200) << ferry.err();
-  Answer missing = get(port_, "/nope");
+  HttpAnswer missing = httpGet(port_, "/nope");
   EXPECT_EQ(missing.status, 404);
   EXPECT_EQ(missing.reason, "Not Found");
 
@@ -396,8 +365,8 @@ TEST_F(HealthTest, MetricsFollowPrometheusConventions) {
                          sinkSection("b", dir_.file("b.jsonl"),
                                      "fail_file = " + dir_.file("b.fail") + "\n"));
   FerryProcess ferry({"run", "--config", config_}, dir_.path());
-  Answer first;
-  ASSERT_TRUE(waitUntil([&] { return (first = get(port_, "/metrics")).status == 200; }))
+  HttpAnswer first;
+  ASSERT_TRUE(waitUntil([&] { return (first = httpGet(port_, "/metrics")).status == 200; }))
       << ferry.err();
   const std::string& m0 = first.body;
   // Every series exists from the start, at zero, labelled by the kind of its instance.
@@ -420,9 +389,9 @@ TEST_F(HealthTest, MetricsFollowPrometheusConventions) {
 
   writeFile(data, itemLine("k1", "2026-01-01T00:00:00.000Z") +
                       itemLine("k2", "2026-01-01T00:00:01.000Z"));
-  Answer now;
+  HttpAnswer now;
   ASSERT_TRUE(waitUntil([&] {
-    now = get(port_, "/metrics");
+    now = httpGet(port_, "/metrics");
     // (A sink counts its events just after its offset moved: wait for both.)
     return sample(now.body, "ferry_sink_offset{sink=\"a\"}") == 2 &&
            sample(now.body, "ferry_sink_events_total{sink=\"a\"}") == 2 &&
@@ -494,14 +463,14 @@ TEST_F(HealthTest, MetricsTimeHttpRequestsByStatusCode) {
       "ferry_http_request_duration_seconds_count{source=\"dh\",code=\"503\"}";
   const std::string count200 =
       "ferry_http_request_duration_seconds_count{source=\"dh\",code=\"200\"}";
-  Answer m;
+  HttpAnswer m;
   ASSERT_TRUE(waitUntil([&] {
-    m = get(port_, "/metrics");
+    m = httpGet(port_, "/metrics");
     return sample(m.body, count503) >= 1;
   })) << m.body << ferry.err();
   remote.setMode(MisbehavingServer::Mode::kEmptyPage);
   ASSERT_TRUE(waitUntil([&] {
-    m = get(port_, "/metrics");
+    m = httpGet(port_, "/metrics");
     return sample(m.body, count200) >= 1;
   })) << m.body << ferry.err();
   const double failed = sample(m.body, count503);

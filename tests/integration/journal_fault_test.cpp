@@ -111,5 +111,38 @@ TEST_F(FerryTest, JournalOnAFullDiskBacksOffAndRecoversWhenSpaceIsFreed) {
   EXPECT_EQ(ferry.wait(60s), 0) << ferry.err();
 }
 
+// `run --once` on a full disk: the source retries the journal (freeing space would let it go
+// on); stopped meanwhile, it exits 74, the journal's code, naming the journal's error.
+TEST_F(FerryTest, RunOnceStoppedWhileTheJournalFailsExits74) {
+  SmallTmpfs fs(dir_.file("jfs"), "16m");
+  ASSERT_EQ(fs.error(), "");
+  writeFile(dir_.file("data.jsonl"), items(0, 10));
+  // The source's remote is down at first: the disk fills up meanwhile.
+  writeFile(dir_.file("fail"), "retry\n");
+  std::string host = hostSection(dir_);
+  host.replace(host.find(dir_.file("journal.db")), dir_.file("journal.db").size(),
+               dir_.file("jfs/journal.db"));
+  writeFile(config_, host +
+                         sourceSection("src", dir_.file("data.jsonl"),
+                                       "fail_file = " + dir_.file("fail") + "\n") +
+                         sinkSection("out", dir_.file("out.jsonl")));
+  FerryProcess ferry({"run", "--config", config_, "--once"}, dir_.path());
+  ASSERT_TRUE(waitUntil([&] { return ferry.err().find("scripted outage") != std::string::npos; },
+                        30s))
+      << ferry.err();
+  fs.fill();
+  writeFile(dir_.file("fail"), "");
+  ASSERT_TRUE(waitUntil([&] {
+    return ferry.err().find("source src: journal: ") != std::string::npos;
+  }, 30s)) << "no journal error logged\n" << ferry.err();
+  ASSERT_TRUE(ferry.running()) << "run --once must retry the journal, not give up\n"
+                               << ferry.err();
+  ferry.signal(SIGTERM);
+  EXPECT_EQ(ferry.wait(60s), 74) << ferry.err();
+  EXPECT_NE(ferry.err().find("source src ended on a journal failure: journal: "),
+            std::string::npos)
+      << ferry.err();
+}
+
 }  // namespace
 }  // namespace ferry::it

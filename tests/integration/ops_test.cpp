@@ -1,10 +1,5 @@
 // End to end, the operations side: retention of delivered events, and the /healthz and
 // /metrics endpoint of a running host.
-#include <Poco/Net/HTTPClientSession.h>
-#include <Poco/Net/HTTPRequest.h>
-#include <Poco/Net/HTTPResponse.h>
-#include <Poco/Net/ServerSocket.h>
-#include <Poco/StreamCopier.h>
 #include <signal.h>
 
 #include <sstream>
@@ -18,28 +13,6 @@ std::string items(int count) {
   std::string text;
   for (int i = 0; i < count; ++i) text += itemLine("k" + std::to_string(i), versionAt(i * 1000));
   return text;
-}
-
-// GET http://127.0.0.1:<port><path>: {status, body}; status 0 when nothing answered.
-std::pair<int, std::string> get(uint16_t port, const std::string& path) {
-  try {
-    Poco::Net::HTTPClientSession session("127.0.0.1", port);
-    session.setTimeout(Poco::Timespan(5, 0));
-    Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_GET, path);
-    session.sendRequest(request);
-    Poco::Net::HTTPResponse response;
-    std::istream& in = session.receiveResponse(response);
-    std::string body;
-    Poco::StreamCopier::copyToString(in, body);
-    return {static_cast<int>(response.getStatus()), body};
-  } catch (const Poco::Exception&) {
-    return {0, ""};
-  }
-}
-
-uint16_t freePort() {
-  Poco::Net::ServerSocket probe(Poco::Net::SocketAddress("127.0.0.1", 0));
-  return probe.address().port();
 }
 
 TEST_F(FerryTest, RetentionRemovesEventsEverySinkHasPassed) {
@@ -184,25 +157,25 @@ TEST_F(FerryTest, AdminEndpointServesHealthAndMetrics) {
   FerryProcess ferry({"run", "--config", config_}, dir_.path());
   ASSERT_TRUE(waitUntil([&] { return readSinkLines(dir_.file("a.jsonl")).size() == 12; }))
       << ferry.err();
-  std::pair<int, std::string> metrics;
+  HttpAnswer metrics;
   ASSERT_TRUE(waitUntil([&] {
-    metrics = get(port, "/metrics");
-    return metrics.second.find("ferry_sink_offset{sink=\"a\"} 12") != std::string::npos;
-  })) << metrics.second << ferry.err();
-  EXPECT_NE(metrics.second.find("ferry_journal_last_sequence 12"), std::string::npos);
-  EXPECT_NE(metrics.second.find("ferry_sink_backlog{sink=\"a\"} 0"), std::string::npos);
-  EXPECT_NE(metrics.second.find("ferry_source_events_total{source=\"src\"} 12"),
+    metrics = httpGet(port, "/metrics");
+    return metrics.body.find("ferry_sink_offset{sink=\"a\"} 12") != std::string::npos;
+  })) << metrics.body << ferry.err();
+  EXPECT_NE(metrics.body.find("ferry_journal_last_sequence 12"), std::string::npos);
+  EXPECT_NE(metrics.body.find("ferry_sink_backlog{sink=\"a\"} 0"), std::string::npos);
+  EXPECT_NE(metrics.body.find("ferry_source_events_total{source=\"src\"} 12"),
             std::string::npos)
-      << metrics.second;
-  auto health = get(port, "/healthz");
-  EXPECT_EQ(health.first, 200) << health.second;
-  EXPECT_NE(health.second.find("\"healthy\":true"), std::string::npos) << health.second;
-  EXPECT_EQ(get(port, "/nope").first, 404);
+      << metrics.body;
+  auto health = httpGet(port, "/healthz");
+  EXPECT_EQ(health.status, 200) << health.body;
+  EXPECT_NE(health.body.find("\"healthy\":true"), std::string::npos) << health.body;
+  EXPECT_EQ(httpGet(port, "/nope").status, 404);
 
   // A source whose credentials are refused turns the health check red.
   writeFile(dir_.file("src.fail"), "auth\n");
-  ASSERT_TRUE(waitUntil([&] { return get(port, "/healthz").first == 503; })) << ferry.err();
-  EXPECT_NE(get(port, "/healthz").second.find("\"healthy\":false"), std::string::npos);
+  ASSERT_TRUE(waitUntil([&] { return httpGet(port, "/healthz").status == 503; })) << ferry.err();
+  EXPECT_NE(httpGet(port, "/healthz").body.find("\"healthy\":false"), std::string::npos);
   ferry.signal(SIGTERM);
   EXPECT_EQ(ferry.wait(), 0) << ferry.err();
 }

@@ -221,7 +221,7 @@ TEST(Loader, PluginBuiltForAbi1IsRefusedNamingBothVersions) {
   EXPECT_EQ(e.reason(), LoadError::Reason::AbiMismatch);
   EXPECT_EQ(std::string(e.what()),
             file.string() +
-                ": was built for Ferry plugin ABI 1, this ferry loads plugins of ABI 2.0: rebuild "
+                ": was built for Ferry plugin ABI 1, this ferry loads plugins of ABI 2.1: rebuild "
                 "the plugin against the ferry-dev SDK of this version");
   EXPECT_FALSE(mapped(file)) << "a refused library must be unloaded";
 }
@@ -231,7 +231,7 @@ TEST(Loader, AnotherMajorIsRefusedNamingBothVersions) {
   auto e = loadFailure(file);
   EXPECT_EQ(e.reason(), LoadError::Reason::AbiMismatch);
   expectWords(e.what(), {file.string() + ": was built for Ferry plugin ABI 3",
-                         "this ferry loads plugins of ABI 2.0", "rebuild the plugin"});
+                         "this ferry loads plugins of ABI 2.1", "rebuild the plugin"});
 }
 
 TEST(Loader, NewerMinorIsRefusedNamingBothVersions) {
@@ -240,15 +240,15 @@ TEST(Loader, NewerMinorIsRefusedNamingBothVersions) {
   EXPECT_EQ(e.reason(), LoadError::Reason::AbiMismatch);
   EXPECT_EQ(std::string(e.what()),
             file.string() +
-                ": needs Ferry plugin ABI 2.1, this ferry provides ABI 2.0: upgrade ferry, or "
-                "build the plugin with FERRY_PLUGIN_ABI_MINOR 0 if it can do without the newer "
+                ": needs Ferry plugin ABI 2.2, this ferry provides ABI 2.1: upgrade ferry, or "
+                "build the plugin with FERRY_PLUGIN_ABI_MINOR 1 if it can do without the newer "
                 "parts");
 }
 
 TEST(Loader, PluginsDeclareTheAbiTheyNeed) {
   auto registry = PluginRegistry::loadDirectory(kGood);
-  EXPECT_EQ(hostAbi(), "2.0");
-  EXPECT_EQ(registry.find("good_sink")->abi(), "2.0");
+  EXPECT_EQ(hostAbi(), "2.1");
+  EXPECT_EQ(registry.find("good_sink")->abi(), "2.1");
 }
 
 TEST(Loader, ShortDescriptorSaysBothSizes) {

@@ -406,7 +406,7 @@ set -e
 cat "$work/abi.out"
 [ "$rc" -eq 78 ] || fail "ferry plugins exited $rc on an ABI mismatch, want 78"
 grep -q "$work/abi-plugins/sink_abi_mismatch.so" "$work/abi.out" || fail "the message does not name the file"
-grep -q "ABI 2.99" "$work/abi.out" && grep -q "ABI 2.0\b" "$work/abi.out" || fail "the message does not name both ABI versions"
+grep -q "ABI 2.99" "$work/abi.out" && grep -q "ABI 2\.1\b" "$work/abi.out" || fail "the message does not name both ABI versions"
 
 step "purge keeps the files waiting in the spool, names them, and removes everything else"
 # A CSV the ERP has not imported yet, and empty drop folders.

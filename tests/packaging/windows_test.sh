@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Ferry for Windows under Wine, end to end, from the MSI packaging/windows/build.sh built:
 #   1. install it with Wine's msiexec into a private WINEPREFIX (a temporary folder);
-#   2. ferry.exe --version, and `check` on the shipped config (C:\ProgramData\Ferry\ferry.ini);
+#   2. ferry.exe --version, and `check` on the shipped config (C:\ProgramData\Ferry\ferry.ini),
+#      and on one naming a PostgreSQL journal (refused: the Windows build has none);
 #   3. `run --once` against the Linux DuckHub simulator over loopback into the ERP CSV folder, a
 #      SQLite database (sink_sql) and sink_json_lines, the SDK example built here against the
 #      Windows SDK zip (an outsider's plugin DLL): every order the simulator holds arrives once,
@@ -66,6 +67,16 @@ out=$(tr -d '\r' < "$work/version.txt")
 [[ "$out" == "ferry $version (plugin ABI "* ]] || fail "ferry --version said: $out"
 ferry check --config 'C:\ProgramData\Ferry\ferry.ini' > "$work/check.log" 2>&1 ||
   { cat "$work/check.log"; fail "ferry check on the shipped config"; }
+# The Windows build has no PostgreSQL journal: a URL there is a configuration error naming the
+# key, not a lock file named after the URL.
+printf '[host]\njournal = postgresql://ferry:long-enough-secret@db1/ferry\n' > "$c/pg.ini"
+set +e
+ferry check --config 'C:\pg.ini' > "$work/pg.log" 2>&1
+rc=$?
+set -e
+[ "$rc" = 78 ] && grep -q 'pg.ini: \[host\] journal: this ferry is built without the PostgreSQL' \
+  "$work/pg.log" || fail "a PostgreSQL journal on Windows: exit $rc, $(cat "$work/pg.log")"
+! grep -q long-enough-secret "$work/pg.log" || fail "the journal's password was shown"
 
 step "the SDK example built against the Windows SDK, as an outsider builds it"
 unzip -q "$sdkzip" -d "$work/sdk"

@@ -1,6 +1,7 @@
 // The configuration against real INI files in a temp dir and the real plugins built by
 // tests/loader (good_source and good_sink declare every option type, a secret and choices).
 // Each failure test checks the message an operator reads: file, section, key, and the fix.
+#include <Poco/Environment.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -133,6 +134,8 @@ TEST_F(ConfigTest, ValidConfigResolvesEveryValueAndDefault) {
                                        {"lookback", "5000"},
                                        {"start_from", "2025-04-23T10:01:53.500Z"},
                                        {"page_size", "50"},
+                                       {"set_aside_after", "3"},
+                                       {"clock_skew", "3600000"},
                                        {"account", "acme"},
                                        {"api_key", kSecret},
                                        {"max_pages", "10"},
@@ -193,6 +196,7 @@ TEST_F(ConfigTest, UnknownKeyListsTheAllowedKeys) {
   EXPECT_EQ(message, file() +
                          ": [source.orders] colour: unknown key for plugin good_source; allowed "
                          "keys: plugin, enabled, interval, lookback, start_from, page_size, "
+                         "set_aside_after, clock_skew, "
                          "account, api_key, max_pages, verbose, timeout, role, not_before, ratio, "
                          "pin");
 }
@@ -200,9 +204,19 @@ TEST_F(ConfigTest, UnknownKeyListsTheAllowedKeys) {
 TEST_F(ConfigTest, UnknownHostKeyListsTheAllowedKeys) {
   std::string message = error(replace(kValid, "journal =", "jornal ="));
   EXPECT_EQ(message, file() +
-                         ": [host] jornal: unknown key; allowed keys: journal, plugin_dir, "
+                         ": [host] jornal: unknown key; allowed keys: journal, host_id, plugin_dir, "
                          "log_level, log_file, log_format, retention, retry_initial, retry_max, "
-                         "commit_pages, commit_interval, include, admin_listen, unhealthy_after");
+                         "commit_pages, commit_interval, workers, include, admin_listen, "
+                         "unhealthy_after");
+}
+
+TEST_F(ConfigTest, WorkersOutsideOneTo24AreRefusedNamingTheKey) {
+  EXPECT_EQ(error(replace(kValid, "journal =", "workers = 0\njournal =")),
+            file() + ": [host] workers: must be at least 1; raise the value or remove the key "
+                     "for the default");
+  EXPECT_NE(error(replace(kValid, "journal =", "workers = 25\njournal =")).find(
+                ": [host] workers: at most 24"),
+            std::string::npos);
 }
 
 TEST_F(ConfigTest, TypoInASectionName) {
@@ -423,6 +437,31 @@ TEST_F(ConfigTest, DefaultJournalIsNextToTheConfig) {
   Config config = loadValid(replace(kValid, "journal = data/journal.db\n", ""));
   EXPECT_EQ(config.host.journal, (dir_ / "ferry-journal.db").string());
   EXPECT_EQ(config.host.log_level, "debug");
+}
+
+// A PostgreSQL journal is a URL, not a path; its password may come from the environment, must be
+// long enough to be masked, and never shows in a message. host_id defaults to the hostname.
+TEST_F(ConfigTest, APostgresJournalIsAUrlWithASecretPasswordAndAHostId) {
+  ::setenv("FERRY_TEST_PG_PASSWORD", "pg-Passw0rd-from-env", 1);
+  Config config = loadValid(replace(
+      kValid, "journal = data/journal.db",
+      "journal = postgresql://ferry:${system.env.FERRY_TEST_PG_PASSWORD}@db1:5432/ferry\n"
+      "host_id = erp-host-2"));
+  ::unsetenv("FERRY_TEST_PG_PASSWORD");
+  EXPECT_EQ(config.host.journal, "postgresql://ferry:pg-Passw0rd-from-env@db1:5432/ferry");
+  EXPECT_EQ(config.host.host_id, "erp-host-2");
+
+  Config by_default = loadValid(kValid);
+  EXPECT_EQ(by_default.host.host_id, Poco::Environment::nodeName().substr(0, 40));
+
+  std::string message =
+      error(replace(kValid, "journal = data/journal.db", "journal = postgresql://ferry:short@db1/f"));
+  EXPECT_CONTAINS(message, file() + ": [host] journal: the password in the URL is shorter than 8");
+  EXPECT_EQ(message.find("short@"), std::string::npos) << message;
+  message = error(replace(kValid, "journal = data/journal.db", "journal = mysql://db1/ferry"));
+  EXPECT_CONTAINS(message, file() + ": [host] journal: 'mysql://' is no journal ferry knows");
+  message = error(replace(kValid, "journal = data/journal.db", "journal = j.db\nhost_id = a b"));
+  EXPECT_CONTAINS(message, file() + ": [host] host_id: 'a b' must be 1 to 40 letters");
 }
 
 TEST_F(ConfigTest, DisabledInstanceIsNotValidatedButNeedsAPlugin) {

@@ -1,6 +1,9 @@
-// The SQLite journal against real files in a temporary directory.
+// The journal against both backends: SQLite files in a temporary directory, and a private schema
+// of the PostgreSQL server scripts/test starts.
 #include <Poco/Data/SQLite/Connector.h>
+#include <Poco/Data/RecordSet.h>
 #include <Poco/Data/Session.h>
+#include <Poco/Data/Statement.h>
 #include <Poco/Tuple.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -15,6 +18,7 @@
 
 #include "journal/Journal.h"
 #include "journal/SqliteJournal.h"
+#include "PgScratch.h"
 #include "services/Time.h"
 
 namespace ferry::core {
@@ -25,26 +29,57 @@ using namespace Poco::Data::Keywords;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-class JournalTest : public ::testing::Test {
+// The journal tests run against both backends: the SQLite file in a temporary directory, and a
+// private schema of the PostgreSQL server scripts/test starts (PgScratch.h).
+class JournalFixture : public ::testing::Test {
  protected:
+  virtual std::string backend() const = 0;
+  bool postgres() const { return backend() == "postgresql"; }
+
   void SetUp() override {
     std::string pattern = (fs::temp_directory_path() / "ferry-journal-XXXXXX").string();
     ASSERT_NE(mkdtemp(pattern.data()), nullptr);
     dir_ = pattern;
     path_ = (dir_ / "ferry.db").string();
-    journal_ = openSqliteJournal(path_);
+    if (postgres()) {
+      try {
+        pg_ = std::make_unique<test::PgScratch>();
+      } catch (const std::exception& e) {
+        FAIL() << e.what();
+      }
+      path_ = pg_->url();
+    }
+    journal_ = openJournal(path_, "test");
   }
   void TearDown() override {
     journal_.reset();
+    pg_.reset();
     fs::remove_all(dir_);
   }
 
   void reopen() {
     journal_.reset();
-    journal_ = openSqliteJournal(path_);
+    journal_ = openJournal(path_, "test");
   }
 
-  // A second, independent connection: what another process (`ferry status`) would see.
+  // Rows of `sql` as text, read on an independent connection: what another process (`ferry
+  // status`) would see.
+  std::vector<std::vector<std::string>> rows(const std::string& sql) {
+    if (postgres()) return pg_->exec(sql);
+    Poco::Data::Session db = inspect();
+    Poco::Data::Statement select(db);
+    select << sql, now;
+    Poco::Data::RecordSet set(select);
+    std::vector<std::vector<std::string>> out;
+    for (size_t r = 0; r < set.rowCount(); ++r) {
+      out.emplace_back();
+      for (size_t c = 0; c < set.columnCount(); ++c)
+        out.back().push_back(set.value(c, r).convert<std::string>());
+    }
+    return out;
+  }
+
+  // A second, independent connection to the SQLite file.
   Poco::Data::Session inspect() {
     Poco::Data::SQLite::Connector::registerConnector();
     return Poco::Data::Session(Poco::Data::SQLite::Connector::KEY, path_);
@@ -82,15 +117,30 @@ class JournalTest : public ::testing::Test {
   }
 
   fs::path dir_;
-  std::string path_;
+  std::string path_;  // the journal: the SQLite file or the PostgreSQL URL (as errors name it)
+  std::unique_ptr<test::PgScratch> pg_;
   std::unique_ptr<Journal> journal_;
+};
+
+class JournalTest : public JournalFixture, public ::testing::WithParamInterface<std::string> {
+ protected:
+  std::string backend() const override { return GetParam(); }
+};
+
+INSTANTIATE_TEST_SUITE_P(Backends, JournalTest, ::testing::Values("sqlite", "postgresql"),
+                         [](const auto& info) { return info.param; });
+
+// What only the SQLite file has (WAL, paths, PRAGMAs).
+class SqliteJournalTest : public JournalFixture {
+ protected:
+  std::string backend() const override { return "sqlite"; }
 };
 
 const std::string kT1 = "2025-04-23T10:01:53.812Z";
 const std::string kT2 = "2025-04-23T10:05:00.000Z";
 const std::string kT3 = "2025-04-23T11:00:00.000Z";
 
-TEST_F(JournalTest, CommitAppendsInOrderAndReadAfterFiltersBySource) {
+TEST_P(JournalTest, CommitAppendsInOrderAndReadAfterFiltersBySource) {
   const int64_t before_ms = nowMs();
   EXPECT_EQ(journal_->events().commit("tc-orders", {event("A1", kT1), event("A2", kT1, "", true)},
                                       cursorAt(kT1)),
@@ -130,7 +180,7 @@ TEST_F(JournalTest, CommitAppendsInOrderAndReadAfterFiltersBySource) {
   EXPECT_EQ(journal_->events().lastSequence(), 4);
 }
 
-TEST_F(JournalTest, CommitWithoutEventsStoresTheCursorAndReturnsZero) {
+TEST_P(JournalTest, CommitWithoutEventsStoresTheCursorAndReturnsZero) {
   EXPECT_EQ(journal_->events().commit("tc-orders", {}, cursorAt(kT2, 7)), 0);
   const auto c = journal_->events().cursor("tc-orders");
   ASSERT_TRUE(c.has_value());
@@ -139,7 +189,7 @@ TEST_F(JournalTest, CommitWithoutEventsStoresTheCursorAndReturnsZero) {
   EXPECT_EQ(journal_->events().lastSequence(), 0);
 }
 
-TEST_F(JournalTest, LargeBatchIsCommittedWhole) {
+TEST_P(JournalTest, LargeBatchIsCommittedWhole) {
   std::vector<NewEvent> events;
   for (int i = 0; i < 5000; ++i) events.push_back(event("K" + std::to_string(i), kT1));
   EXPECT_EQ(journal_->events().commit("dh-orders", events, cursorAt(kT1, 5000)), 5000);
@@ -151,7 +201,7 @@ TEST_F(JournalTest, LargeBatchIsCommittedWhole) {
   EXPECT_TRUE(latest("dh-orders", "K4321").has_value());
 }
 
-TEST_F(JournalTest, LatestVersionsReportsPresentKeysAndOmitsAbsentOnes) {
+TEST_P(JournalTest, LatestVersionsReportsPresentKeysAndOmitsAbsentOnes) {
   journal_->events().commit("tc-orders", {event("A1", kT1), event("A2", kT2)}, cursorAt(kT2));
   journal_->events().commit("tc-orders", {event("A1", kT3, kT1)}, cursorAt(kT3));
   journal_->events().commit("other", {event("A9", kT1)}, cursorAt(kT1));
@@ -174,7 +224,7 @@ TEST_F(JournalTest, LatestVersionsReportsPresentKeysAndOmitsAbsentOnes) {
   EXPECT_FALSE(latest("nobody", "A1").has_value());
 }
 
-TEST_F(JournalTest, CursorsOffsetsAndEventsSurviveCloseAndReopen) {
+TEST_P(JournalTest, CursorsOffsetsAndEventsSurviveCloseAndReopen) {
   EXPECT_FALSE(journal_->events().cursor("tc-orders").has_value());
   journal_->events().commit("tc-orders", {event("A1", kT1)}, cursorAt(kT2, 3));
   journal_->events().commit("dh-orders", {}, cursorAt(kT1));
@@ -197,7 +247,7 @@ TEST_F(JournalTest, CursorsOffsetsAndEventsSurviveCloseAndReopen) {
   EXPECT_TRUE(latest("tc-orders", "A1").has_value());
 }
 
-TEST_F(JournalTest, ResetCursorMovesItAndForgetsVersionsOnlyWhenAsked) {
+TEST_P(JournalTest, ResetCursorMovesItAndForgetsVersionsOnlyWhenAsked) {
   journal_->events().commit("tc-orders", {event("A1", kT2)}, cursorAt(kT3, 2));
   journal_->events().commit("other", {event("A1", kT2)}, cursorAt(kT3));
 
@@ -214,7 +264,7 @@ TEST_F(JournalTest, ResetCursorMovesItAndForgetsVersionsOnlyWhenAsked) {
   EXPECT_EQ(journal_->events().countAfter(0, {}), 2);
 }
 
-TEST_F(JournalTest, FailedCommitLeavesNeitherEventsNorVersionsNorCursor) {
+TEST_P(JournalTest, FailedCommitLeavesNeitherEventsNorVersionsNorCursor) {
   // The third event has no key: the events insert fails after two rows went in.
   std::vector<NewEvent> events = {event("A1", kT1), event("A2", kT1), event("", kT2)};
   try {
@@ -223,7 +273,8 @@ TEST_F(JournalTest, FailedCommitLeavesNeitherEventsNorVersionsNorCursor) {
   } catch (const JournalError& e) {
     EXPECT_THAT(e.what(), HasSubstr(path_));
     EXPECT_THAT(e.what(), HasSubstr("tc-orders"));
-    EXPECT_THAT(e.what(), HasSubstr("CHECK constraint failed"));
+    EXPECT_THAT(e.what(), HasSubstr(postgres() ? "violates check constraint \"events_key_check\""
+                                               : "CHECK constraint failed"));
   }
   EXPECT_TRUE(journal_->events().readAfter(0, {}, 10).empty());
   EXPECT_EQ(journal_->events().countAfter(0, {}), 0);
@@ -249,7 +300,7 @@ TEST_F(JournalTest, FailedCommitLeavesNeitherEventsNorVersionsNorCursor) {
   EXPECT_EQ(journal_->events().cursor("tc-orders")->since, kT2);
 }
 
-TEST_F(JournalTest, AdvanceSinkRecordsOffsetAndDeliveryRanges) {
+TEST_P(JournalTest, AdvanceSinkRecordsOffsetAndDeliveryRanges) {
   journal_->events().commit("tc-orders", {event("A1", kT1), event("A2", kT1), event("A3", kT1)},
                             cursorAt(kT1));
   EXPECT_EQ(journal_->ledger().sinkOffset("erp-csv"), 0);
@@ -266,22 +317,20 @@ TEST_F(JournalTest, AdvanceSinkRecordsOffsetAndDeliveryRanges) {
   EXPECT_EQ(offsets[0], std::make_pair(std::string("erp-csv"), int64_t{3}));
   EXPECT_EQ(offsets[1], std::make_pair(std::string("sql"), int64_t{3}));
 
-  Poco::Data::Session db = inspect();
-  std::vector<Poco::Tuple<std::string, Poco::Int64, Poco::Int64, Poco::Int64, std::string>> rows;
-  db << "SELECT sink, first_sequence, last_sequence, delivered_at_ms, detail FROM deliveries "
-        "ORDER BY id",
-      into(rows), now;
-  ASSERT_EQ(rows.size(), 2u);
-  EXPECT_EQ(rows[0].get<0>(), "erp-csv");
-  EXPECT_EQ(rows[0].get<1>(), 1);
-  EXPECT_EQ(rows[0].get<2>(), 2);
-  EXPECT_GE(rows[0].get<3>(), before_ms);
-  EXPECT_EQ(rows[0].get<4>(), "2 events to orders-1.csv");
-  EXPECT_EQ(rows[1].get<1>(), 3);
-  EXPECT_EQ(rows[1].get<4>(), "1 event to orders-2.csv");
+  const auto stored = rows(
+      "SELECT sink, first_sequence, last_sequence, delivered_at_ms, detail FROM deliveries "
+      "ORDER BY id");
+  ASSERT_EQ(stored.size(), 2u);
+  EXPECT_EQ(stored[0][0], "erp-csv");
+  EXPECT_EQ(stored[0][1], "1");
+  EXPECT_EQ(stored[0][2], "2");
+  EXPECT_GE(std::stoll(stored[0][3]), before_ms);
+  EXPECT_EQ(stored[0][4], "2 events to orders-1.csv");
+  EXPECT_EQ(stored[1][1], "3");
+  EXPECT_EQ(stored[1][4], "1 event to orders-2.csv");
 }
 
-TEST_F(JournalTest, DeadLettersCanBeListedReplayedAndSettled) {
+TEST_P(JournalTest, DeadLettersCanBeListedReplayedAndSettled) {
   journal_->events().commit("tc-orders", {event("A1", kT1), event("A2", kT2), event("A3", kT3)},
                             cursorAt(kT3));
   journal_->ledger().advanceSink("erp-csv", 3, DeliveryRange{1, 3, "3 events"},
@@ -334,7 +383,7 @@ TEST_F(JournalTest, DeadLettersCanBeListedReplayedAndSettled) {
       << "A1's dead letter is settled; the sql sink's A2 and A3 remain";
 }
 
-TEST_F(JournalTest, DeadLetteringAnUnknownEventFailsTheWholeAdvance) {
+TEST_P(JournalTest, DeadLetteringAnUnknownEventFailsTheWholeAdvance) {
   journal_->events().commit("tc-orders", {event("A1", kT1)}, cursorAt(kT1));
   try {
     journal_->ledger().advanceSink("erp-csv", 1, DeliveryRange{1, 1, "1 event"}, {{42, "bad"}});
@@ -345,13 +394,10 @@ TEST_F(JournalTest, DeadLetteringAnUnknownEventFailsTheWholeAdvance) {
   }
   EXPECT_EQ(journal_->ledger().sinkOffset("erp-csv"), 0);
   EXPECT_TRUE(journal_->ledger().deadLetters(std::nullopt).empty());
-  Poco::Data::Session db = inspect();
-  Poco::Int64 deliveries = -1;
-  db << "SELECT count(*) FROM deliveries", into(deliveries), now;
-  EXPECT_EQ(deliveries, 0);
+  EXPECT_EQ(rows("SELECT count(*) FROM deliveries")[0][0], "0");
 }
 
-TEST_F(JournalTest, PurgeDeletesOldEventsOnlyAndSequencesKeepIncreasing) {
+TEST_P(JournalTest, PurgeDeletesOldEventsOnlyAndSequencesKeepIncreasing) {
   std::vector<NewEvent> events;
   for (int i = 1; i <= 5; ++i) events.push_back(event("A" + std::to_string(i), kT1));
   journal_->events().commit("tc-orders", events, cursorAt(kT1));
@@ -380,7 +426,7 @@ TEST_F(JournalTest, PurgeDeletesOldEventsOnlyAndSequencesKeepIncreasing) {
   EXPECT_TRUE(latest("tc-orders", "A1").has_value());
 }
 
-TEST_F(JournalTest, PluginStateIsSetReadAndDeletedPerInstance) {
+TEST_P(JournalTest, PluginStateIsSetReadAndDeletedPerInstance) {
   EXPECT_FALSE(journal_->state().stateGet("dh-orders", "token").has_value());
   const std::string binary("a\0b\xff", 4);
   journal_->state().stateSet("dh-orders", "token", binary);
@@ -399,7 +445,7 @@ TEST_F(JournalTest, PluginStateIsSetReadAndDeletedPerInstance) {
   EXPECT_EQ(journal_->state().stateGet("dh-orders", "empty"), std::string());
 }
 
-TEST_F(JournalTest, StatusesAreUpsertedByName) {
+TEST_P(JournalTest, StatusesAreUpsertedByName) {
   journal_->state().setStatus({"tc-orders", "source", "running", "", 1000, 0, 0});
   journal_->state().setStatus(
       {"erp-csv", "sink", "retrying", "disk full: /srv/erp", 2000, 3, 5000});
@@ -419,7 +465,7 @@ TEST_F(JournalTest, StatusesAreUpsertedByName) {
   EXPECT_EQ(all[1].updated_at_ms, 3000);
 }
 
-TEST_F(JournalTest, CountAfterCountsBySource) {
+TEST_P(JournalTest, CountAfterCountsBySource) {
   journal_->events().commit("a", {event("1", kT1), event("2", kT1)}, cursorAt(kT1));
   journal_->events().commit("b", {event("3", kT1)}, cursorAt(kT1));
   journal_->events().commit("a", {event("4", kT1)}, cursorAt(kT1));
@@ -431,7 +477,7 @@ TEST_F(JournalTest, CountAfterCountsBySource) {
   EXPECT_EQ(journal_->events().countAfter(4, {}), 0);
 }
 
-TEST_F(JournalTest, DeliveredHookProgressIsKeptPerSource) {
+TEST_P(JournalTest, DeliveredHookProgressIsKeptPerSource) {
   EXPECT_EQ(journal_->ledger().deliveredUpTo("dh-orders"), 0);
   journal_->ledger().setDeliveredUpTo("dh-orders", 17);
   journal_->ledger().setDeliveredUpTo("dh-orders", 20);
@@ -441,7 +487,7 @@ TEST_F(JournalTest, DeliveredHookProgressIsKeptPerSource) {
   EXPECT_EQ(journal_->ledger().deliveredUpTo("tc-orders"), 3);
 }
 
-TEST_F(JournalTest, FileIsInWalModeWithFullSyncAndVersionedSchema) {
+TEST_F(SqliteJournalTest, FileIsInWalModeWithFullSyncAndVersionedSchema) {
   auto* sqlite = dynamic_cast<SqliteJournal*>(journal_.get());
   ASSERT_NE(sqlite, nullptr);
   const SqliteSettings s = sqlite->settings();
@@ -460,7 +506,7 @@ TEST_F(JournalTest, FileIsInWalModeWithFullSyncAndVersionedSchema) {
   EXPECT_EQ(version, SqliteJournal::kSchemaVersion);
 }
 
-TEST_F(JournalTest, MissingDirectoryIsNamedInTheError) {
+TEST_F(SqliteJournalTest, MissingDirectoryIsNamedInTheError) {
   const std::string path = (dir_ / "no-such-dir" / "ferry.db").string();
   try {
     openSqliteJournal(path);
@@ -472,7 +518,7 @@ TEST_F(JournalTest, MissingDirectoryIsNamedInTheError) {
   EXPECT_FALSE(fs::exists(dir_ / "no-such-dir"));
 }
 
-TEST_F(JournalTest, FileThatIsNotADatabaseGivesSqlitesMessage) {
+TEST_F(SqliteJournalTest, FileThatIsNotADatabaseGivesSqlitesMessage) {
   const std::string path = (dir_ / "garbage.db").string();
   {
     std::ofstream out(path, std::ios::binary);
@@ -487,7 +533,7 @@ TEST_F(JournalTest, FileThatIsNotADatabaseGivesSqlitesMessage) {
   }
 }
 
-TEST_F(JournalTest, RequestsArePendingUntilAnswered) {
+TEST_P(JournalTest, RequestsArePendingUntilAnswered) {
   Controls& c = journal_->controls();
   const int64_t a = c.submitCommand("sink.pause", "out", "{}");
   const int64_t b = c.submitCommand("sink.rewind", "out", R"({"sequence":3})");
@@ -502,7 +548,7 @@ TEST_F(JournalTest, RequestsArePendingUntilAnswered) {
   EXPECT_FALSE(c.command(99).has_value());
 }
 
-TEST_F(JournalTest, APausedOrKnownSinkIsKnownUntilForgotten) {
+TEST_P(JournalTest, APausedOrKnownSinkIsKnownUntilForgotten) {
   Controls& c = journal_->controls();
   journal_->events().commit("src", {event("A1", kT1), event("A2", kT2)}, cursorAt(kT2));
   journal_->ledger().advanceSink("a", 2, std::nullopt, {});
@@ -520,7 +566,7 @@ TEST_F(JournalTest, APausedOrKnownSinkIsKnownUntilForgotten) {
   EXPECT_EQ(c.firstSequenceFetchedFrom(nowMs() + 60000), 0);
 }
 
-TEST_F(JournalTest, AWrittenReplayIsRecordedAsADelivery) {
+TEST_P(JournalTest, AWrittenReplayIsRecordedAsADelivery) {
   journal_->events().commit("src", {event("A1", kT1)}, cursorAt(kT1));
   journal_->ledger().advanceSink("out", 1, std::nullopt, {{1, "rejected"}});
   const auto letters = journal_->ledger().deadLetters(std::nullopt);
@@ -534,14 +580,16 @@ TEST_F(JournalTest, AWrittenReplayIsRecordedAsADelivery) {
   EXPECT_EQ(deliveries[0].detail, "replay of dead letter #" + std::to_string(letters[0].id));
 }
 
-TEST_F(JournalTest, NewerSchemaIsRefused) {
+TEST_P(JournalTest, NewerSchemaIsRefused) {
   journal_.reset();
-  {
+  if (postgres()) {
+    pg_->exec("UPDATE ferry_journal SET schema_version = 99");
+  } else {
     Poco::Data::Session db = inspect();
     db << "PRAGMA user_version = 99", now;
   }
   try {
-    journal_ = openSqliteJournal(path_);
+    journal_ = openJournal(path_, "test");
     FAIL() << "opened a journal with a newer schema";
   } catch (const JournalError& e) {
     EXPECT_THAT(e.what(), HasSubstr(path_));
@@ -549,7 +597,55 @@ TEST_F(JournalTest, NewerSchemaIsRefused) {
   }
 }
 
-TEST_F(JournalTest, ConcurrentReadersSeeOnlyWholeCommits) {
+// Items a source could not read are kept with the cursor that passes them, once per text; a
+// replay removes them and moves the cursor back (never forward) to where their page was asked.
+TEST_P(JournalTest, SetAsideItemsAreKeptOnceReplayedAndDropped) {
+  EventLog& log = journal_->events();
+  SetAsideItem bad;
+  bad.entity = "order";
+  bad.key = std::string("K\0Y", 3);
+  bad.raw = std::string("{\"id\":\"K\\u0000Y\"}\xff", 17);
+  bad.reason = "key has a control character";
+  bad.since_ms = 1745402400000;  // 2025-04-23T10:00:00Z
+  bad.fingerprint = setAsideFingerprint(bad.entity, bad.key, bad.version, bad.raw);
+  SetAsideItem other = bad;
+  other.raw = "[1,2]";
+  other.key = "";
+  other.reason = "not an object";
+  other.since_ms = 1745406000000;  // 11:00
+  other.fingerprint = setAsideFingerprint(other.entity, other.key, other.version, other.raw);
+
+  EXPECT_EQ(log.commit("src", {event("A1", kT1)}, cursorAt(kT3), {bad, other}), 1);
+  EXPECT_EQ(log.commit("src", {}, cursorAt(kT3), {bad}), 0) << "the same text again";
+  EXPECT_TRUE(log.setAsideKnown("src", bad.fingerprint));
+  EXPECT_FALSE(log.setAsideKnown("other", bad.fingerprint));
+  auto letters = log.sourceDeadLetters(std::nullopt);
+  ASSERT_EQ(letters.size(), 2u);
+  EXPECT_EQ(letters[0].source, "src");
+  EXPECT_EQ(letters[0].item.key, bad.key);
+  EXPECT_EQ(letters[0].item.raw, bad.raw);
+  EXPECT_EQ(letters[0].item.reason, bad.reason);
+  EXPECT_EQ(letters[0].item.since_ms, bad.since_ms);
+  EXPECT_EQ(letters[0].item.fingerprint, bad.fingerprint);
+  EXPECT_GT(letters[0].set_aside_at_ms, 0);
+  EXPECT_EQ(letters[1].item.raw, "[1,2]");
+  EXPECT_TRUE(log.sourceDeadLetters(std::string("other")).empty());
+
+  // Replaying the 11:00 item moves the cursor from kT3 (11:00) no further back than 11:00.
+  EXPECT_EQ(log.replaySetAside("src", {letters[1].id}), 1);
+  EXPECT_EQ(log.cursor("src")->since_ns, int64_t{1745406000000} * 1000000);
+  // All of the source's: back to 10:00.
+  EXPECT_EQ(log.replaySetAside("src", {}), 1);
+  EXPECT_EQ(log.cursor("src")->since, "2025-04-23T10:00:00.000Z");
+  EXPECT_EQ(log.cursor("src")->offset, 0);
+  EXPECT_EQ(log.replaySetAside("src", {}), 0);
+  log.commit("src", {}, cursorAt(kT3), {bad});
+  EXPECT_EQ(log.dropSetAside({log.sourceDeadLetters(std::nullopt)[0].id, 999}), 1);
+  EXPECT_TRUE(log.sourceDeadLetters(std::nullopt).empty());
+  EXPECT_EQ(log.cursor("src")->since, kT3) << "a drop does not move the cursor";
+}
+
+TEST_P(JournalTest, ConcurrentReadersSeeOnlyWholeCommits) {
   constexpr int kBatches = 100;
   constexpr int kBatchSize = 10;
   std::atomic<bool> writing{true};

@@ -316,6 +316,59 @@ TEST(Http, KeepAliveReusesOneConnection) {
   EXPECT_EQ(server.connections(), 1);
 }
 
+// Many callers of one client share its connections to an origin, never more than the cap, and
+// one that finds them all busy waits for one instead of opening another.
+TEST(Http, CallersShareAPoolOfConnectionsPerOriginUpToItsCap) {
+  TestServer server([](HTTPServerRequest&, HTTPServerResponse& response) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    reply(response, 200, "ok");
+  });
+  HttpSettings settings;
+  settings.max_connections_per_origin = 2;
+  HttpClient client(settings);
+  std::atomic<int> ok{0};
+  std::vector<std::thread> callers;
+  for (int t = 0; t < 8; ++t)
+    callers.emplace_back([&] {
+      for (int i = 0; i < 5; ++i) {
+        HttpCall call;
+        call.url = server.url("/x");
+        if (client.perform(call).status == 200) ++ok;
+      }
+    });
+  for (auto& t : callers) t.join();
+  EXPECT_EQ(ok.load(), 40);
+  EXPECT_EQ(server.received().size(), 40u);
+  EXPECT_EQ(server.connections(), 2);
+}
+
+// The wait for a free connection is part of the call's one deadline.
+TEST(Http, WaitingForAFreeConnectionEndsAtTheDeadline) {
+  TestServer server([](HTTPServerRequest&, HTTPServerResponse& response) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    reply(response, 200, "late");
+  });
+  HttpSettings settings;
+  settings.max_connections_per_origin = 1;
+  HttpClient client(settings);
+  auto busy = std::async(std::launch::async, [&] {
+    HttpCall call;
+    call.url = server.url("/slow");
+    return client.perform(call);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  HttpCall call;
+  call.url = server.url("/other");
+  call.timeout_ms = 300;
+  const auto start = Clock::now();
+  HttpResult r = client.perform(call);
+  EXPECT_LT(msSince(start), 1000);
+  EXPECT_EQ(r.status, 0);
+  EXPECT_TRUE(r.transient);
+  EXPECT_TRUE(contains(r.error, "no connection to 127.0.0.1:")) << r.error;
+  EXPECT_EQ(busy.get().status, 200);
+}
+
 TEST(Http, TooManyRequestsWithRetryAfterSeconds) {
   TestServer server([](auto&, auto& response) {
     reply(response, 429, "ThrottlerException: Too Many Requests", {{"Retry-After", "7"}});

@@ -121,6 +121,58 @@ TEST(RateLimiter, WaitersAreServedFairly) {
   for (int t = 0; t < 3; ++t) EXPECT_GE(per_thread[t], total / 6) << "thread " << t << " starved";
 }
 
+// reserve() hands out future grants without waiting, in time order, under the same windows, and
+// a blocking acquire() that comes after them waits behind them.
+TEST(RateLimiter, ReservedGrantsKeepEveryWindowAndComeBeforeLaterWaiters) {
+  RateLimiterRegistry registry;
+  ASSERT_TRUE(registry.define("duck", {{2, 300}}));
+  const auto now_ms = [] {
+    return std::chrono::duration_cast<milliseconds>(Clock::now().time_since_epoch()).count();
+  };
+  const int64_t start = now_ms();
+  std::vector<int64_t> at;
+  for (int i = 0; i < 5; ++i) at.push_back(*registry.reserve("duck"));
+  EXPECT_LT(now_ms() - start, 50);  // nothing waited
+  EXPECT_LE(at[0], start + 20);
+  EXPECT_LE(at[1], start + 20);
+  for (size_t i = 2; i < at.size(); ++i) EXPECT_GE(at[i] - at[i - 2], 300) << i;
+  for (size_t i = 1; i < at.size(); ++i) EXPECT_GE(at[i], at[i - 1]) << i;
+  std::atomic<bool> stop{false};
+  ASSERT_TRUE(registry.acquire("duck", stop));
+  EXPECT_GE(now_ms() - at[3], 300 - 5);  // two grants per 300 ms, the reserved ones counted
+  EXPECT_EQ(registry.granted("duck"), 6);
+  EXPECT_FALSE(registry.reserve("undefined").has_value());
+}
+
+// Sources that reserve their next grant every turn (the scheduler does) must not starve a
+// source waiting in acquire() since before them: a waiter is served in its turn, however many
+// reservations follow it.
+TEST(RateLimiter, ReservationsMadeAfterAWaiterDoNotStarveIt) {
+  RateLimiterRegistry registry;
+  ASSERT_TRUE(registry.define("duck", {{2, 200}}));
+  std::atomic<bool> stop{false};
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(registry.acquire("duck", stop));  // the window is full
+  std::atomic<bool> served{false};
+  const auto started = Clock::now();
+  Clock::time_point served_at;
+  std::thread waiter([&] {
+    EXPECT_TRUE(registry.acquire("duck", stop));
+    served_at = Clock::now();
+    served = true;
+  });
+  std::this_thread::sleep_for(milliseconds(20));  // the waiter is in acquire()
+  // Twenty sources keep reserving, each as soon as its last grant is due.
+  const auto until = Clock::now() + milliseconds(3000);
+  while (!served.load() && Clock::now() < until) {
+    for (int i = 0; i < 20; ++i) registry.reserve("duck");
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  stop = true;
+  waiter.join();
+  ASSERT_TRUE(served.load()) << "the waiter was starved by later reservations";
+  EXPECT_LT(msBetween(started, served_at), 600);  // its turn: the window's next opening
+}
+
 TEST(RateLimiter, FirstDefinitionWins) {
   RateLimiterRegistry registry;
   EXPECT_FALSE(registry.defined("acct"));

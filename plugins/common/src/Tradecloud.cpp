@@ -432,10 +432,19 @@ void Session::fail(const ferry::HttpResponse& r, const std::string& what) const 
 // ------------------------------------------------------------------------------------------------
 
 uint32_t PageReader::read(
-    std::string_view body, const std::string& what,
+    std::string_view body, const std::string& what, const ferry::Host& host,
     const std::function<void(std::string_view raw, simdjson::dom::element item)>& item) {
   // On-Demand hands each element's raw text out untouched (the event body); the element is then
   // parsed again, cheaply, for the fields the plugin needs.
+  struct Release {
+    PageReader& r;
+    ~Release() {
+      r.ondemand_ = simdjson::ondemand::parser();
+      r.dom_ = simdjson::dom::parser();
+      r.body_ = std::string();
+      r.item_ = std::string();
+    }
+  } release{*this};
   body_.assign(body);
   body_.reserve(body_.size() + simdjson::SIMDJSON_PADDING);
   auto malformed = [&](const std::string& why) {
@@ -453,17 +462,36 @@ uint32_t PageReader::read(
   if (data.get_array().get(items)) throw malformed("a data field that is not an array");
   uint32_t received = 0;
   for (auto element : items) {
-    simdjson::ondemand::object object;
+    simdjson::ondemand::value value;
+    simdjson::ondemand::json_type type;
     std::string_view raw;
-    if (element.get_object().get(object) || object.raw_json().get(raw))
+    if (element.get(value) || value.type().get(type))
       throw malformed("malformed JSON at item " + std::to_string(received));
+    const std::string position = std::to_string(received++);
+    if (type == simdjson::ondemand::json_type::object) {
+      simdjson::ondemand::object object;
+      if (value.get_object().get(object) || object.raw_json().get(raw))
+        throw malformed("malformed JSON at item " + position);
+    } else if (type == simdjson::ondemand::json_type::array) {
+      simdjson::ondemand::array array;
+      if (value.get_array().get(array) || array.raw_json().get(raw))
+        throw malformed("malformed JSON at item " + position);
+    } else {
+      raw = value.raw_json_token();
+    }
     raw = ferry::json::trimmed(raw);
+    if (type != simdjson::ondemand::json_type::object) {
+      host.setAside(raw, what + " answered an item that is not an object at position " + position);
+      continue;
+    }
     item_.assign(raw);
     simdjson::dom::element parsed;
-    if (dom_.parse(item_).get(parsed))
-      throw malformed("an item that does not parse at position " + std::to_string(received));
+    if (const auto error = dom_.parse(item_).get(parsed)) {
+      host.setAside(raw, what + " answered an item that does not parse at position " + position +
+                             ": " + simdjson::error_message(error));
+      continue;
+    }
     item(raw, parsed);
-    ++received;
   }
   return received;
 }

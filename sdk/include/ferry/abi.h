@@ -49,7 +49,7 @@ extern "C" {
 
 /* The ABI this header describes. */
 #define FERRY_ABI_MAJOR 2u
-#define FERRY_ABI_MINOR 0u
+#define FERRY_ABI_MINOR 1u
 
 /* Marks a field, function or value appended in ABI major.minor (documentation only). */
 #define FERRY_SINCE(major, minor)
@@ -228,8 +228,14 @@ typedef enum ferry_check_status {
 /* Answers of the host. */
 typedef enum ferry_emit_status {
   FERRY_EMIT_OK = 0,
-  FERRY_EMIT_REFUSED = 1 /* the item is unusable (no key, a bad version, …): the reason is the
-                            page's error; return a non-OK status from fetch() */
+  /* ABI 2.0 plugins: the item is unusable (no key, a control character in it, a bad version, …);
+   * return a non-OK status from fetch(). The host counts the page's tries and, after the
+   * source's `set_aside_after` of them, sets the item aside itself and answers OK. Also the
+   * answer to an emit() outside fetch(). */
+  FERRY_EMIT_REFUSED = 1,
+  /* The item is unusable and handed over as unreadable, as set_aside() does: skip it and go on
+   * with the page (answered to plugins that need ABI 2.1 or later). */
+  FERRY_EMIT_SET_ASIDE FERRY_SINCE(2, 1) = 2
 } ferry_emit_status;
 
 typedef enum ferry_http_status {
@@ -377,6 +383,17 @@ typedef struct ferry_host_api {
    * names files by sequence ties them to it, so that it never overwrites or skips what it
    * wrote from an older journal. */
   ferry_host_str (*journal_id)(ferry_host_ctx* ctx);
+
+  /* Sources only, during fetch(): hands over an item of the page that cannot be read (not an
+   * object, an id of the wrong type, a missing change time, …) instead of emitting it. `raw` is
+   * the item's text as received, `reason` says what is wrong with it (no secrets). Skip the item
+   * and go on with the page. The host decides what becomes of it: while the source has tried
+   * the page fewer than `set_aside_after` times the page fails at its end and is fetched again
+   * (the remote may be in the middle of a change); after that the item is kept as a source dead
+   * letter (`ferry dead-letters list`), and the rest of the page is journalled. An item that is
+   * already a dead letter is skipped at once. Answers OK, or REFUSED outside fetch(). */
+  ferry_emit_status (*set_aside)(ferry_host_ctx* ctx, ferry_plugin_str raw,
+                                 ferry_plugin_str reason) FERRY_SINCE(2, 1);
 } ferry_host_api;
 
 /* ---------------------------------------------------------------------------------------------

@@ -347,15 +347,29 @@ class Host {
   void warning(std::string_view m) const { api_->log(ctx_, FERRY_LOG_WARNING, lend(m)); }
   void error(std::string_view m) const { api_->log(ctx_, FERRY_LOG_ERROR, lend(m)); }
 
-  // Sources, inside fetch(): hands one item to the host (nothing is copied on the way). Throws
-  // Fatal when the host refuses it (the page then fails with the host's reason).
+  // Sources, inside fetch(): hands one item to the host (nothing is copied on the way). An item
+  // the host cannot take (a key with a control character, a version that is no instant) is
+  // handed over as unreadable, as setAside() does, and the page goes on. Throws Retry when an
+  // older host refuses it (the page is fetched again).
   void emit(const Item& item) const {
     const ferry_item raw{sizeof(ferry_item),  item.echo ? FERRY_ITEM_ECHO : 0u,
                          lend(item.entity),   lend(item.key),
                          lend(item.version),  lend(item.body),
                          lend(item.meta)};
-    if (api_->emit(ctx_, &raw) != FERRY_EMIT_OK)
-      throw Fatal("the host refused an item (" + std::string(item.entity) + ")");
+    const ferry_emit_status status = api_->emit(ctx_, &raw);
+    if (status != FERRY_EMIT_OK && status != FERRY_EMIT_SET_ASIDE)
+      throw Retry("the host refused an item (" + std::string(item.entity) + ")");
+  }
+
+  // Sources, inside fetch(): hands over an item of the page that cannot be read (not an object,
+  // an id of the wrong type, no change time) with its raw text and what is wrong with it; skip
+  // the item and go on with the page. The host fetches the page a few times more before it sets
+  // the item aside as a source dead letter (ferry_host_api.set_aside). Throws Retry with
+  // `reason` on a host older than ABI 2.1, which cannot set items aside.
+  void setAside(std::string_view raw, std::string_view reason) const {
+    if (!FERRY_HAS_FIELD(ferry_host_api, api_, set_aside) ||
+        api_->set_aside(ctx_, lend(raw), lend(reason)) != FERRY_EMIT_OK)
+      throw Retry(std::string(reason));
   }
 
   // Sends a request and returns the response, whatever its status. A response that never

@@ -940,6 +940,47 @@ TEST(TradecloudMeta, ShipmentsNameTheirShipmentNumberAndThePoNumbersOfTheirLines
   EXPECT_EQ(items[1].meta, "") << "nothing to name: no metadata";
 }
 
+// Items of a page that cannot be read are handed to the host as unreadable, with their text
+// and the reason, and the rest of the page is emitted: an order whose id is a number, one
+// without lastUpdatedAt, an element that is not an object, a shipment without its change time.
+TEST(TradecloudUnreadable, ItemsThatCannotBeReadAreSetAsideAndThePageGoesOn) {
+  auto fetch = [](const char* plugin, const std::string& page) {
+    ferry::testing::FakeHost host;
+    host.onHttp([&](const ferry::testing::HttpCall& call) { return tradecloudAnswer(call, page); });
+    auto source = host.create(ferry::testing::Plugin::load(plugin),
+                              {{"base_url", "http://tc.test/v2"},
+                               {"email", kEmail},
+                               {"password", kPassword}});
+    return source.fetch("2025-04-23T08:00:00.000Z");
+  };
+  const std::string at = R"("2025-04-23T09:00:00.000Z")";
+  auto orders = fetch(ORDERS_PLUGIN, R"({"id":"a","lastUpdatedAt":)" + at + R"(},)"
+                                     R"({"id":7,"lastUpdatedAt":)" + at + R"(},)"
+                                     R"({"id":"c"},)"
+                                     R"(["not","an","order"],)"
+                                     R"({"id":"e","lastUpdatedAt":)" + at + "}");
+  EXPECT_EQ(orders.status, FERRY_FETCH_OK) << orders.message;
+  ASSERT_EQ(orders.items.size(), 2u);
+  EXPECT_EQ(orders.items[0].key, "a");
+  EXPECT_EQ(orders.items[1].key, "e");
+  EXPECT_EQ(orders.received, 5u) << "every element counts for paging";
+  ASSERT_EQ(orders.set_aside.size(), 3u);
+  EXPECT_EQ(orders.set_aside[0].raw, R"({"id":7,"lastUpdatedAt":)" + at + "}");
+  EXPECT_NE(orders.set_aside[0].reason.find("without a string id or lastUpdatedAt"),
+            std::string::npos)
+      << orders.set_aside[0].reason;
+  EXPECT_EQ(orders.set_aside[1].raw, R"({"id":"c"})");
+  EXPECT_EQ(orders.set_aside[2].raw, R"(["not","an","order"])");
+  EXPECT_NE(orders.set_aside[2].reason.find("not an object at position 3"), std::string::npos)
+      << orders.set_aside[2].reason;
+
+  auto shipments = fetch(SHIPMENTS_PLUGIN, R"({"id":"s1","meta":{}})");
+  EXPECT_EQ(shipments.status, FERRY_FETCH_OK) << shipments.message;
+  EXPECT_TRUE(shipments.items.empty());
+  ASSERT_EQ(shipments.set_aside.size(), 1u);
+  EXPECT_NE(shipments.set_aside[0].reason.find("meta.lastUpdatedAt"), std::string::npos);
+}
+
 // The layouts' row filters on one order, in-process: which lines a sink with only_changed_lines
 // and skip_echo_lines writes.
 TEST(TradecloudLayouts, OnlyChangedLinesAndEchoLinesFilterRowsOfTheOrderLinesLayout) {
@@ -1148,6 +1189,36 @@ TEST_F(TradecloudSourceTest, ShipmentRowsCarryTheDocumentedEtdAndEta) {
 // 5b. Echo is judged against the version delivered before, and only_changed_lines against the
 //     version the sink wrote: real changes are never taken for our own echo
 // ---------------------------------------------------------------------------------------------
+
+// `ferry check` adds up the polls of the sources of one Tradecloud account (orders and shipments
+// share its 10 requests/s) and warns when they need more; another account has its own budget.
+TEST_F(TradecloudSourceTest, CheckWarnsWhenTheSourcesOfOneAccountNeedMoreThanItsBudget) {
+  auto account = [&](const std::string& prefix, const std::string& email,
+                     const std::string& interval) {
+    std::string out;
+    for (const char* plugin : {"source_tradecloud_orders", "source_tradecloud_shipments"})
+      out += section("source." + prefix + "-" + std::string(plugin).substr(18),
+                     {{"plugin", plugin},
+                      {"base_url", "https://api.tradecloud.example/v2"},
+                      {"email", email},
+                      {"password", "a-long-secret"},
+                      {"interval", interval},
+                      {"start_from", kStartFrom}},
+                     "");
+    return out;
+  };
+  writeTcConfig(account("fast", "fast@example.test", "150ms") +
+                account("calm", "calm@example.test", "5m") +
+                section("sink.all", {{"plugin", "test_sink"}, {"out", dir_.file("rec.jsonl")}}, ""));
+  RunResult r = ferry({"check", "--config", config_});
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  EXPECT_NE(r.out.find("warning: Tradecloud account fast@example.test: 2 sources at 150 ms need "
+                       "800 requests/min; Tradecloud allows 600/min (10/s) per account, orders "
+                       "and shipments together: each source will be polled about every 200 ms"),
+            std::string::npos)
+      << r.out;
+  EXPECT_EQ(r.out.find("calm@example.test"), std::string::npos) << r.out;
+}
 
 // The buyer setup of issue 16: every order line reaches both ERP folders at its latest state
 // (0 missing, 0 stale), our own open requests stay out, and a change that is only our request is

@@ -96,9 +96,9 @@ void DuckHubServer::start() {
   params->setMaxKeepAliveRequests(0);  // unlimited
   params->setKeepAliveTimeout(Poco::Timespan(15, 0));
   params->setTimeout(Poco::Timespan(30, 0));
-  params->setMaxThreads(64);
+  params->setMaxThreads(options_.max_threads);
   params->setMaxQueued(512);
-  pool_ = std::make_unique<Poco::ThreadPool>(2, 64);
+  pool_ = std::make_unique<Poco::ThreadPool>(2, options_.max_threads);
   server_ = std::make_unique<Poco::Net::HTTPServer>(new Factory(this), *pool_, socket, params);
   server_->start();
   live_thread_ = std::thread([this] { liveLoop(); });

@@ -32,6 +32,7 @@ struct ServerOptions {
   bool rate_limit = true;
   bool cache = false;         // memoise GET /v1/orders bodies per venue and query string
   bool log_requests = false;  // one line per request on stderr
+  int max_threads = 64;       // connections served at once (a keep-alive connection holds one)
 };
 
 class DuckHubServer {

@@ -19,7 +19,7 @@ using ferry::sim::duckhub::ServerOptions;
 constexpr const char* kUsage =
     "usage: duckhub-sim [--port N] [--port-file FILE] [--seed N] [--venues N] [--orders N]\n"
     "                   [--start ISO] [--live-rate R] [--no-rate-limit] [--cache]\n"
-    "                   [--keys-file FILE] [--free-venue] [--quiet]\n";
+    "                   [--keys-file FILE] [--free-venue] [--max-threads N] [--quiet]\n";
 
 // Writes through a temporary file and a rename, so that a reader polling for the file never sees
 // it half written.
@@ -104,6 +104,8 @@ int main(int argc, char** argv) {
         keys_file = next();
       } else if (arg == "--free-venue") {
         options.store.free_venue = true;
+      } else if (arg == "--max-threads") {
+        options.max_threads = static_cast<int>(toInteger(arg, next(), 2, 4096));
       } else if (arg == "--quiet") {
         options.log_requests = false;
       } else if (arg == "--help" || arg == "-h") {

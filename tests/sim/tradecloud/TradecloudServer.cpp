@@ -212,9 +212,9 @@ void TradecloudServer::start() {
   params->setMaxKeepAliveRequests(0);  // unlimited
   params->setKeepAliveTimeout(Poco::Timespan(15, 0));
   params->setTimeout(Poco::Timespan(30, 0));
-  params->setMaxThreads(32);
+  params->setMaxThreads(options_.max_threads);
   params->setMaxQueued(256);
-  pool_ = std::make_unique<Poco::ThreadPool>(2, 32);
+  pool_ = std::make_unique<Poco::ThreadPool>(2, options_.max_threads);
   server_ = std::make_unique<Poco::Net::HTTPServer>(new Factory(this), *pool_, socket, params);
   server_->start();
   live_thread_ = std::thread([this] { liveLoop(); });
@@ -293,7 +293,28 @@ bool TradecloudServer::checkBasic(const std::string& header) const {
   } catch (const std::exception&) {
     return false;
   }
-  return decoded == options_.email + ":" + options_.password;
+  const auto colon = decoded.find(':');
+  if (colon == std::string::npos) return false;
+  return accountIndex(decoded.substr(0, colon)).has_value() &&
+         decoded.substr(colon + 1) == options_.password;
+}
+
+std::optional<int> TradecloudServer::accountIndex(const std::string& email) const {
+  if (email == options_.email) return 0;
+  const int accounts = options_.store.accounts;
+  const auto at = options_.email.find('@');
+  if (accounts <= 1 || at == std::string::npos) return std::nullopt;
+  const std::string prefix = options_.email.substr(0, at) + "+", domain = options_.email.substr(at);
+  if (email.size() <= prefix.size() + domain.size() || email.rfind(prefix, 0) != 0 ||
+      email.compare(email.size() - domain.size(), domain.size(), domain) != 0)
+    return std::nullopt;
+  const std::string digits =
+      email.substr(prefix.size(), email.size() - prefix.size() - domain.size());
+  if (digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos)
+    return std::nullopt;
+  const int n = std::stoi(digits);
+  if (n < 1 || n > accounts) return std::nullopt;
+  return n;
 }
 
 std::string TradecloudServer::claimedAccount(const HTTPServerRequest& request) {
@@ -477,7 +498,7 @@ void TradecloudServer::login(HTTPServerRequest& request, HTTPServerResponse& res
     std::lock_guard<std::mutex> lock(mutex_);
     if (checkBasic(request.get("Authorization", ""))) {
       ++logins_;
-      issueTokens(response, options_.email, next_session_++);
+      issueTokens(response, claimedAccount(request), next_session_++);
     } else {
       ++login_failures_;
     }
@@ -540,6 +561,7 @@ void TradecloudServer::logout(HTTPServerRequest& request, HTTPServerResponse& re
 void TradecloudServer::poll(Endpoint endpoint, HTTPServerRequest& request,
                             HTTPServerResponse& response, const std::string& body) {
   const std::string auth = request.get("Authorization", "");
+  std::string account;  // the email it polls as
   if (auth.rfind("Bearer ", 0) == 0) {
     std::string error;
     {
@@ -551,6 +573,7 @@ void TradecloudServer::poll(Endpoint endpoint, HTTPServerRequest& request,
         error = "Access token expired";
       } else {
         ++bearer_polls_;
+        account = it->second.account;
       }
     }
     if (!error.empty()) {
@@ -567,6 +590,7 @@ void TradecloudServer::poll(Endpoint endpoint, HTTPServerRequest& request,
       std::lock_guard<std::mutex> lock(mutex_);
       ++basic_polls_;
       delay_ms = options_.basic_delay_ms;
+      account = claimedAccount(request);
     }
     // Basic auth checks the password on every request: slow on the real platform.
     if (delay_ms > 0 && !sleepInterruptibly(delay_ms)) return;
@@ -577,6 +601,7 @@ void TradecloudServer::poll(Endpoint endpoint, HTTPServerRequest& request,
 
   OrderFilter order_filter;
   ShipmentFilter shipment_filter;
+  order_filter.account = shipment_filter.account = accountIndex(account).value_or(0);
   std::int64_t offset = 0, limit = kMaxLimit;
   bool clamp;
   {

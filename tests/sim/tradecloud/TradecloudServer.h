@@ -42,6 +42,7 @@ struct ServerOptions {
   bool clamp_limit = false;  // limit > 100: false → 400, true → treated as 100
   int rate_limit = 10;       // requests per account per second; 0 = off
   int basic_delay_ms = 200;  // Basic auth on a poll endpoint is slow
+  int max_threads = 32;      // connections served at once (a keep-alive connection holds one)
   double live_rate = 0;      // random changes per second
   bool log_requests = false;
 };
@@ -119,6 +120,9 @@ class TradecloudServer {
   // "anonymous". Lock held.
   std::string claimedAccount(const Poco::Net::HTTPServerRequest& request);
   bool checkBasic(const std::string& header) const;
+  // The account an email logs in as: 0 for `email` (sees everything), 1..store.accounts for
+  // "<local>+<n>@<domain>" of it when the simulator serves several; nullopt for anything else.
+  std::optional<int> accountIndex(const std::string& email) const;
   // Issues an access/refresh pair into the response headers. Lock held.
   void issueTokens(Poco::Net::HTTPServerResponse& response, const std::string& account,
                    std::uint64_t session_id);

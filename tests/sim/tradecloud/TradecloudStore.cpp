@@ -613,6 +613,27 @@ void TradecloudStore::deriveOrderStatus(Order& order) {
   order.logistics_status = logistics;
 }
 
+int TradecloudStore::accountOf(const std::string& id) const {
+  if (options_.accounts <= 1) return 1;
+  std::uint64_t h = 1469598103934665603ULL;  // FNV-1a: the same on every platform
+  for (unsigned char c : id) h = (h ^ c) * 1099511628211ULL;
+  return 1 + static_cast<int>(h % static_cast<std::uint64_t>(options_.accounts));
+}
+
+namespace {
+
+// The first item of `sorted` (by updated_ms) that can be in the window: polls skip the rest
+// without looking at it, so that thousands of accounts polling a large store stay cheap.
+template <class T>
+typename std::vector<T*>::const_iterator firstInWindow(const std::vector<T*>& sorted,
+                                                       const std::optional<std::int64_t>& after_us) {
+  if (!after_us) return sorted.begin();
+  return std::partition_point(sorted.begin(), sorted.end(),
+                              [&](const T* x) { return x->updated_ms * 1000 < *after_us; });
+}
+
+}  // namespace
+
 std::vector<const Order*> TradecloudStore::matchOrders(const OrderFilter& filter, Window window) {
   if (orders_dirty_) {
     orders_sorted_.clear();
@@ -625,8 +646,10 @@ std::vector<const Order*> TradecloudStore::matchOrders(const OrderFilter& filter
   std::vector<const Order*> out;
   const bool by_line = !filter.process.empty() || !filter.in_progress.empty() ||
                        !filter.logistics.empty() || !filter.delivery_line.empty();
-  for (const Order* o : orders_sorted_) {
+  for (auto it = firstInWindow(orders_sorted_, filter.after_us); it != orders_sorted_.end(); ++it) {
+    const Order* o = *it;
     if (!inWindow(o->updated_ms, filter.after_us, window)) continue;
+    if (filter.account != 0 && accountOf(o->id) != filter.account) continue;
     if (!filter.company_ids.empty() && !inList(filter.company_ids, o->buyer_company_id) &&
         !inList(filter.company_ids, o->supplier_company_id)) {
       continue;
@@ -652,8 +675,11 @@ std::vector<const Shipment*> TradecloudStore::matchShipments(const ShipmentFilte
     shipments_dirty_ = false;
   }
   std::vector<const Shipment*> out;
-  for (const Shipment* s : shipments_sorted_) {
+  for (auto it = firstInWindow(shipments_sorted_, filter.after_us); it != shipments_sorted_.end();
+       ++it) {
+    const Shipment* s = *it;
     if (!inWindow(s->updated_ms, filter.after_us, window)) continue;
+    if (filter.account != 0 && accountOf(s->id) != filter.account) continue;
     if (!inList(filter.buyer_company_ids, s->buyer_company_id)) continue;
     if (!inList(filter.process, s->process_status)) continue;
     out.push_back(s);

@@ -100,12 +100,14 @@ struct OrderFilter {
   std::vector<std::string> company_ids;  // buyer or supplier company; empty: any
   // Line-level: an order matches when one of its lines passes every non-empty list.
   std::vector<std::string> process, in_progress, logistics, delivery_line;
+  int account = 0;  // 1..StoreOptions::accounts: only that account's share; 0: every order
 };
 
 struct ShipmentFilter {
   std::optional<std::int64_t> after_us;
   std::vector<std::string> buyer_company_ids;  // empty: any
   std::vector<std::string> process;            // shipment status.processStatus; empty: any
+  int account = 0;  // as in OrderFilter
 };
 
 struct StoreOptions {
@@ -115,6 +117,9 @@ struct StoreOptions {
   std::int64_t start_ms = 0;  // generated data lies in the hour before this instant
   std::string company_id = "6f1c0e52-3a9b-4d7e-9f10-2b5c8d4e7a31";
   int big_tie = 105;  // size of the one tie group larger than a page (when orders allow it)
+  // Accounts that share the data: each order and shipment belongs to one of 1..accounts (by a
+  // hash of its id), and an account's polls see only its own.
+  int accounts = 1;
 };
 
 // The sister company: a second buyer company the account sees, so that company filters matter.
@@ -134,6 +139,9 @@ class TradecloudStore {
 
   const StoreOptions& options() const { return options_; }
   const std::vector<std::string>& supplierCompanyIds() const { return suppliers_; }
+
+  // The account (1..accounts) an order or shipment id belongs to.
+  int accountOf(const std::string& id) const;
 
   // Matches in the API's order: lastUpdatedAt ascending, ties by id ascending.
   std::vector<const Order*> matchOrders(const OrderFilter& filter, Window window);

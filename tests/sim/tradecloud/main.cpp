@@ -21,7 +21,7 @@ constexpr const char* kUsage =
     "                      [--password P] [--access-ttl DURATION] [--window exclusive|inclusive]\n"
     "                      [--empty-last-updated absent|null|present]\n"
     "                      [--limit-over-100 reject|clamp] [--rate-limit N] [--basic-delay-ms N]\n"
-    "                      [--live-rate R] [--quiet]\n";
+    "                      [--live-rate R] [--accounts N] [--max-threads N] [--quiet]\n";
 
 // Through a temporary file and a rename, so that a reader polling for the file never sees it half
 // written.
@@ -138,6 +138,10 @@ int main(int argc, char** argv) {
         }
         if (used != text.size() || rate < 0) throw std::invalid_argument("bad --live-rate");
         options.live_rate = rate;
+      } else if (arg == "--accounts") {
+        options.store.accounts = static_cast<int>(toInteger(arg, next(), 1, 1000000));
+      } else if (arg == "--max-threads") {
+        options.max_threads = static_cast<int>(toInteger(arg, next(), 2, 4096));
       } else if (arg == "--quiet") {
         options.log_requests = false;
       } else if (arg == "--help" || arg == "-h") {

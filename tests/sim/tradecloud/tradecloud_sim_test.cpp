@@ -270,6 +270,45 @@ TEST_F(TradecloudSimTest, BasicAuthOnPollWorksAndIsSlow) {
   EXPECT_EQ(requests()->getValue<int>("basic_polls"), 1);
 }
 
+// --accounts 3: "integration+<n>@…" logs in as account n, which sees only its own share of the
+// orders and shipments; the shares are disjoint and together hold everything; the main account
+// still sees everything; an account number past the last is refused.
+TEST_F(TradecloudSimTest, SeveralAccountsEachSeeTheirOwnShare) {
+  auto options = defaults();
+  options.store.orders = 90;
+  options.store.shipments = 30;
+  options.store.accounts = 3;
+  startServer(options);
+  auto ids = [](const std::vector<Object::Ptr>& items) {
+    std::set<std::string> out;
+    for (const auto& o : items) out.insert(o->getValue<std::string>("id"));
+    return out;
+  };
+  const std::string domain = std::string(kEmail).substr(std::string(kEmail).find('@'));
+  const std::string local = std::string(kEmail).substr(0, std::string(kEmail).find('@'));
+  std::set<std::string> orders, shipments;
+  for (int n = 1; n <= 3; ++n) {
+    Reply in = call(port_, "GET", "/v2/authentication/login",
+                    {{"Authorization", basic(local + "+" + std::to_string(n) + domain, kPassword)}});
+    ASSERT_EQ(in.status, 200) << n;
+    token_ = in.headers["Set-Authorization"];
+    const auto own_orders = ids(pollAll(kOrdersPath));
+    const auto own_shipments = ids(pollAll(kShipmentsPath));
+    EXPECT_GT(own_orders.size(), 10u) << n;
+    EXPECT_LT(own_orders.size(), 60u) << n;
+    for (const auto& id : own_orders) EXPECT_TRUE(orders.insert(id).second) << id << " twice";
+    for (const auto& id : own_shipments) EXPECT_TRUE(shipments.insert(id).second) << id;
+  }
+  EXPECT_EQ(orders.size(), 90u);
+  EXPECT_EQ(shipments.size(), 30u);
+  token_ = login();
+  EXPECT_EQ(ids(pollAll(kOrdersPath)), orders);
+  EXPECT_EQ(call(port_, "GET", "/v2/authentication/login",
+                 {{"Authorization", basic(local + "+4" + domain, kPassword)}})
+                .status,
+            401);
+}
+
 TEST_F(TradecloudSimTest, OffsetPagingReturnsEveryOrderOnceWithTotal) {
   auto options = defaults();
   options.store.orders = 250;

@@ -192,11 +192,14 @@ class Session {
 // Reads a poll answer ({"data": [...], ...}) and calls `item` with each element's raw JSON text,
 // exactly as received, and its parsed DOM (valid during the call). Ignores every other field,
 // including the response-level lastUpdatedAt (absent, null or present alike). Returns the
-// number of elements. Throws ferry::Retry for a body that is not such an answer (truncated,
-// malformed): the page is fetched again.
+// number of elements. An element that is not an object, or does not parse on its own, is handed
+// to `host` as unreadable (Host::setAside) and the page goes on. Throws ferry::Retry for a body
+// that is not such an answer (truncated, malformed): the page is fetched again. The parsers'
+// buffers are released after each page: a host runs thousands of instances, each polling now and
+// then, and buffers sized for the largest page each ever read would add up to gigabytes.
 class PageReader {
  public:
-  uint32_t read(std::string_view body, const std::string& what,
+  uint32_t read(std::string_view body, const std::string& what, const ferry::Host& host,
                 const std::function<void(std::string_view raw, simdjson::dom::element item)>& item);
 
  private:

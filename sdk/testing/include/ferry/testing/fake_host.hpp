@@ -111,13 +111,23 @@ struct EmittedItem {
   std::string meta;
 };
 
+// An item a source handed over as unreadable (set_aside(), or an emit the host refused), copied.
+// The fake host keeps each one; the real host first fetches the page `set_aside_after` times.
+struct SetAsideRecord {
+  std::string raw;  // the item's text (for a refused emit: its body)
+  std::string reason;
+  std::string key;  // a refused emit's key, "" for set_aside()
+};
+
 // What fetch() answered. On a non-OK status the host would keep none of `items`.
 struct FetchOutcome {
   ferry_fetch_status status = FERRY_FETCH_OK;
   std::string message;
   int64_t retry_after_ms = -1;
-  uint32_t received = 0;  // what the plugin reported (the number emitted when it left it unset)
+  // What the plugin reported (the number emitted and set aside when it left it unset).
+  uint32_t received = 0;
   std::vector<EmittedItem> items;
+  std::vector<SetAsideRecord> set_aside;
 };
 
 // What check() (a ferry_check_status) and delivered() (a ferry_hook_status) answered; every
@@ -240,6 +250,7 @@ struct Context {
   std::string error;
   int64_t retry_after_ms = -1;
   std::vector<EmittedItem>* items = nullptr;  // set during fetch()
+  std::vector<SetAsideRecord>* set_aside = nullptr;
 };
 
 inline Context& context(ferry_host_ctx* ctx) { return *reinterpret_cast<Context*>(ctx); }
@@ -377,10 +388,13 @@ class Instance {
     FetchOutcome out;
     begin();
     ctx_->items = &out.items;
+    ctx_->set_aside = &out.set_aside;
     out.status = api->fetch(self_, &request, &result);
     ctx_->items = nullptr;
-    out.received = result.received == UINT32_MAX ? static_cast<uint32_t>(out.items.size())
-                                                 : result.received;
+    ctx_->set_aside = nullptr;
+    out.received = result.received == UINT32_MAX
+                       ? static_cast<uint32_t>(out.items.size() + out.set_aside.size())
+                       : result.received;
     finish(out.status, out.message, out.retry_after_ms);
     return out;
   }
@@ -638,6 +652,11 @@ class FakeHost {
         if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f)
           problem = "item '" + detail::text(item->key) + "' has a control character in its key";
     }
+    if (!problem.empty() && c.items != nullptr && FERRY_HAS_FIELD(ferry_item, item, meta)) {
+      // As the host does for a plugin of ABI 2.1: handed over as unreadable, the page goes on.
+      c.set_aside->push_back({detail::text(item->body), problem, detail::text(item->key)});
+      return FERRY_EMIT_SET_ASIDE;
+    }
     if (!problem.empty()) {
       log(ctx, FERRY_LOG_ERROR, lend(problem));
       return FERRY_EMIT_REFUSED;
@@ -645,6 +664,16 @@ class FakeHost {
     c.items->push_back({detail::text(item->entity), detail::text(item->key),
                         detail::text(item->version), detail::text(item->body),
                         (item->flags & FERRY_ITEM_ECHO) != 0, detail::text(item->meta)});
+    return FERRY_EMIT_OK;
+  }
+  static ferry_emit_status setAside(ferry_host_ctx* ctx, ferry_plugin_str raw,
+                                    ferry_plugin_str reason) {
+    auto& c = detail::context(ctx);
+    if (c.set_aside == nullptr) {
+      log(ctx, FERRY_LOG_ERROR, lend("set_aside() outside fetch()"));
+      return FERRY_EMIT_REFUSED;
+    }
+    c.set_aside->push_back({detail::text(raw), detail::text(reason), ""});
     return FERRY_EMIT_OK;
   }
   static ferry_http_status http(ferry_host_ctx* ctx, const ferry_http_request* request,
@@ -795,7 +824,7 @@ class FakeHost {
                             &stateSet,       &stateErase,     &sharedGet,
                             &sharedSet,      &sharedLock,     &sharedUnlock,
                             &counterAdd,     &gaugeSet,       &isStopping,
-                            &journalId};
+                            &journalId,      &setAside};
   mutable std::mutex mutex_;
   HttpHandler handler_;
   std::vector<HttpCall> requests_;
