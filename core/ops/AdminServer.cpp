@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "ops/Pages.h"
+#include "services/Time.h"
 
 namespace ferry::core {
 namespace {
@@ -53,12 +54,6 @@ constexpr int kShutWrite = SHUT_WR;
 #endif
 bool interrupted(int error) { return error == POCO_EINTR; }
 bool wouldBlock(int error) { return error == POCO_EAGAIN || error == POCO_EWOULDBLOCK; }
-
-int64_t steadyMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 struct Connection {
   poco_socket_t fd = POCO_INVALID_SOCKET;
