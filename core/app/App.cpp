@@ -7,7 +7,10 @@
 #include <Poco/Util/Option.h>
 #include <Poco/Util/OptionSet.h>
 #include <signal.h>
-#include <unistd.h>
+#ifdef _WIN32
+#include <windows.h>
+#include <shellapi.h>
+#endif
 
 #include <algorithm>
 #include <atomic>
@@ -16,6 +19,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <iomanip>
 #include <iostream>
 #include <map>
@@ -30,11 +34,11 @@
 #include "config/Config.h"
 #include "delivery/Delivery.h"
 #include "journal/Journal.h"
-#include "journal/PostgresJournal.h"
 #include "loader/Loader.h"
 #include "ops/AdminServer.h"
 #include "pipeline/Pipeline.h"
 #include "services/Logging.h"
+#include "services/Platform.h"
 #include "services/Text.h"
 #include "services/Time.h"
 
@@ -44,7 +48,9 @@ namespace {
 namespace fs = std::filesystem;
 using Poco::Util::Option;
 
-constexpr const char* kDefaultConfig = "/etc/ferry/ferry.ini";
+#ifndef _WIN32
+constexpr int kReloadSignal = SIGHUP;
+constexpr const char* kStopName = "SIGTERM";
 
 // SIGINT/SIGTERM/SIGHUP are blocked in every thread and taken by one watcher thread, so that no
 // runner is interrupted in the middle of a journal transaction or a plugin call.
@@ -80,24 +86,44 @@ class SignalWatcher {
   std::atomic<bool> done_{false};
   std::atomic<int> received_{0};
 };
+#else
+// Windows has no signals: Poco's ServerApplication turns the service's stop (and, in a console,
+// Ctrl+C, Ctrl+Break and closing the console) into a termination request; one watcher thread
+// waits for it (`wait`) and hands it on as SIGTERM. `release` ends the wait when ferry stops by
+// itself (run --once). There is no reload request on Windows: restart the service.
+constexpr int kReloadSignal = -1;
+constexpr const char* kStopName = "a stop request (service stop, Ctrl+C or console close)";
 
-std::string executableDir() {
-  std::error_code ec;
-  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  return ec ? std::string() : exe.parent_path().string();
-}
+class SignalWatcher {
+ public:
+  template <class F>
+  SignalWatcher(std::function<void()> wait, std::function<void()> release, F on_signal)
+      : release_(std::move(release)) {
+    thread_ = std::thread([this, wait, on_signal] {
+      wait();
+      if (done_.load()) return;
+      received_ = SIGTERM;
+      on_signal(SIGTERM);
+    });
+  }
+  ~SignalWatcher() {
+    done_ = true;
+    if (received_.load() == 0) release_();
+    thread_.join();
+  }
+  int received() const { return received_.load(); }
+
+ private:
+  std::function<void()> release_;
+  std::thread thread_;
+  std::atomic<bool> done_{false};
+  std::atomic<int> received_{0};
+};
+#endif
 
 // A fresh directory under $TMPDIR (or /tmp), removed with its content on destruction.
 struct ScratchDir {
-  ScratchDir() {
-    const char* tmp = std::getenv("TMPDIR");
-    std::string pattern = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") +
-                          "/ferry-check.XXXXXX";
-    if (::mkdtemp(pattern.data()) == nullptr)
-      throw std::runtime_error("cannot create a temporary directory " + pattern + ": " +
-                               std::strerror(errno));
-    path = pattern;
-  }
+  ScratchDir() : path(platform::makeScratchDir("ferry-check")) {}
   ~ScratchDir() {
     std::error_code ec;
     fs::remove_all(path, ec);
@@ -146,6 +172,9 @@ std::string padRight(std::string s, size_t width) {
 App::App() { setUnixOptions(true); }
 
 void App::defineOptions(Poco::Util::OptionSet& options) {
+#ifdef _WIN32
+  AppBase::defineOptions(options);  // --registerService, --unregisterService, --displayName, ...
+#endif
   // Poco's own defaults (config files beside the binary) are not ours: options only.
   options.addOption(Option("help", "h", "show this help"));
   options.addOption(Option("version", "V", "print the version"));
@@ -171,6 +200,9 @@ void App::defineOptions(Poco::Util::OptionSet& options) {
 }
 
 void App::handleOption(const std::string& name, const std::string& value) {
+#ifdef _WIN32
+  AppBase::handleOption(name, value);  // the service options' callbacks
+#endif
   if (name == "help") help_ = true;
   else if (name == "version") version_ = true;
   else if (name == "config") config_ = value;
@@ -307,7 +339,7 @@ void App::printHelp() {
 std::string App::configPath() const {
   if (!config_.empty()) return config_;
   if (const char* env = std::getenv("FERRY_CONFIG"); env != nullptr && *env != '\0') return env;
-  return kDefaultConfig;
+  return platform::defaultConfigPath();
 }
 
 std::string App::pluginDir(const std::string& from_config) const {
@@ -315,7 +347,7 @@ std::string App::pluginDir(const std::string& from_config) const {
   if (!from_config.empty()) return from_config;
   if (const char* env = std::getenv("FERRY_PLUGIN_DIR"); env != nullptr && *env != '\0')
     return fs::absolute(env).string();
-  return (fs::path(executableDir()) / ".." / "lib" / "ferry" / "plugins").lexically_normal().string();
+  return platform::defaultPluginDir();
 }
 
 void App::setUpLogging(const std::string& level, const std::string& file,
@@ -328,6 +360,9 @@ void App::setUpLogging(const std::string& level, const std::string& file,
 }
 
 int App::main(const std::vector<std::string>& args) {
+#ifdef _WIN32
+  if (args.empty() && config().getBool("application.runAsService", false)) return serviceMain();
+#endif
   if (version_) {
     std::cout << "ferry " FERRY_VERSION " (plugin ABI " << hostAbi() << ")\n";
     return EXIT_OK;
@@ -473,20 +508,30 @@ int App::commandRun() {
   {
     Pipeline pipeline(live, plugins, *journal, log);
     std::atomic<bool> reload_requested{false};
-    SignalWatcher signals([this, &pipeline, &log, &reload_requested](int sig) {
-      if (sig == SIGHUP) {
+    auto on_signal = [this, &pipeline, &log, &reload_requested](int sig) {
+      if (sig == kReloadSignal) {
         log.information(once_ ? "received SIGHUP: ignored by run --once"
                               : "received SIGHUP: reloading the configuration");
         reload_requested = !once_;
         return;
       }
-      log.information(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
+      log.information(std::string("received ") + (sig == SIGTERM ? kStopName : "SIGINT") +
                       ", stopping: batches in flight finish, nothing is half-committed");
       pipeline.requestStop();
-    });
+    };
+#ifdef _WIN32
+    SignalWatcher signals([this] { waitForTerminationRequest(); },
+                          [] { Poco::Util::ServerApplication::terminate(); }, on_signal);
+#else
+    SignalWatcher signals(on_signal);
+#endif
     // A PostgreSQL journal: this host runs the sources and sinks whose leases it holds
     // (LeaseKeeper.h); --once takes every lease, waiting for a predecessor's to run out.
+#if FERRY_POSTGRES_JOURNAL
     auto* shared = dynamic_cast<PostgresJournal*>(journal.get());
+#else
+    PostgresJournal* shared = nullptr;  // no PostgreSQL journal in this build
+#endif
     struct StopKeeper {  // its thread ends before the pipeline goes, however this block is left
       std::unique_ptr<LeaseKeeper>& keeper;
       ~StopKeeper() {
@@ -583,6 +628,29 @@ int App::commandRun() {
   return code;
 }
 
+#ifdef _WIN32
+// The service manager hands ServiceMain only the arguments of `sc start`, not those of the
+// service's command line ("ferry.exe" run --config FILE): those are read here. Only `run` is a
+// service; without --config it uses the default config (%ProgramData%\Ferry\ferry.ini).
+int App::serviceMain() {
+  int argc = 0;
+  wchar_t** argv = ::CommandLineToArgvW(::GetCommandLineW(), &argc);
+  std::vector<std::string> line;
+  for (int i = 1; argv != nullptr && i < argc; ++i) line.push_back(fs::path(argv[i]).string());
+  if (argv != nullptr) ::LocalFree(argv);
+  for (size_t i = 0; i < line.size(); ++i) {
+    if ((line[i] == "--config" || line[i] == "-c") && i + 1 < line.size()) config_ = line[++i];
+    else if (line[i].rfind("--config=", 0) == 0) config_ = line[i].substr(9);
+  }
+  try {
+    return commandRun();
+  } catch (const std::exception& e) {
+    Poco::Logger::get("ferry").fatal(std::string("the service stops: ") + e.what());
+    return EXIT_SOFTWARE;
+  }
+}
+#endif
+
 // Stores the request and waits for the journal's owner to answer it; with no owner, becomes the
 // owner and carries it out here (Operator.h). Prints the answer.
 int App::submit(const Config& config, const std::string& action, const std::string& target,
@@ -627,7 +695,12 @@ int App::submit(const Config& config, const std::string& action, const std::stri
       Metrics metrics;
       std::unique_ptr<LeaseKeeper> keeper;
       Operator requests(live, *journal, nullptr, log);
-      if (auto* shared = dynamic_cast<PostgresJournal*>(journal.get())) {
+#if FERRY_POSTGRES_JOURNAL
+      auto* shared = dynamic_cast<PostgresJournal*>(journal.get());
+#else
+      PostgresJournal* shared = nullptr;
+#endif
+      if (shared != nullptr) {
         keeper = std::make_unique<LeaseKeeper>(*shared, config, log, metrics);
         keeper->holdFor(target);
         requests.onlyFor([&target](const std::string& t) { return t == target; });
@@ -848,6 +921,7 @@ int App::commandStatus() {
   std::map<std::string, LeaseOf> leases;
   std::vector<HostRow> hosts;
   int64_t db_now = 0;
+#if FERRY_POSTGRES_JOURNAL
   auto* shared = dynamic_cast<PostgresJournal*>(journal.get());
   if (shared != nullptr) {
     for (const auto& l : shared->leases(&db_now))
@@ -855,6 +929,9 @@ int App::commandStatus() {
         leases[m] = LeaseOf{l.owner, l.owner.empty() ? 0 : l.expires_at_ms};
     hosts = shared->hosts();
   }
+#else
+  const void* shared = nullptr;  // no PostgreSQL journal in this build
+#endif
   auto leaseJson = [&](Poco::JSON::Object::Ptr& o, const std::string& name) {
     if (shared == nullptr) return;
     auto it = leases.find(name);

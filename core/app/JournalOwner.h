@@ -1,7 +1,8 @@
 // One owner per journal. `ferry run` and the commands that write the journal hold an exclusive
 // lock (fcntl F_SETLK) on `<journal>.lock` for as long as they run; the file holds the owner's
-// PID. The OS releases the lock when the process ends, however it ends (kill -9 too), so a file
-// left behind never blocks anybody. Read-only commands only probe the lock (F_GETLK) and never
+// PID. On Windows the lock is LockFileEx on a byte beyond the PID text (so that the text stays
+// readable). The OS releases the lock when the process ends, however it ends (kill -9 too), so a
+// file left behind never blocks anybody. Read-only commands only probe the lock (F_GETLK) and never
 // create the file.
 //
 // A PostgreSQL journal ([host] journal = postgresql://…) has no lock file: each ferry's journal
@@ -77,7 +78,11 @@ class JournalLock {
 
  private:
   std::string journal_;
+#ifdef _WIN32
+  void* handle_ = nullptr;  // the lock file, a byte beyond its text locked with LockFileEx
+#else
   int fd_ = -1;
+#endif
   std::unique_ptr<Journal> owned_;  // PostgreSQL: the journal whose connection holds the lock
 };
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <functional>
+#include <stdexcept>
 
 #include "app/Capacity.h"
 #include "app/JournalOwner.h"
@@ -22,13 +23,9 @@ std::map<std::string, std::vector<std::string>> leaseGroups(const Config& config
   return groups;
 }
 
-namespace {
+#if FERRY_POSTGRES_JOURNAL
 
-int64_t steadyNowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
+namespace {
 
 std::string joined(const std::vector<std::string>& names) {
   std::string out;
@@ -78,9 +75,9 @@ void LeaseKeeper::stop() {
 }
 
 void LeaseKeeper::awaitAll(const std::atomic<bool>& stopping) {
-  const int64_t until = steadyNowMs() + lease_ms_ + 5000;
+  const int64_t until = steadyMs() + lease_ms_ + 5000;
   while (held() < groups_.size() && !stopping.load()) {
-    if (steadyNowMs() >= until) {
+    if (steadyMs() >= until) {
       std::string holders;
       for (const auto& l : journal_.leases())
         if (groups_.count(l.group) && l.owner != host_id_)
@@ -97,16 +94,16 @@ void LeaseKeeper::holdFor(const std::string& target) {
   auto g = group_of_.find(target);
   if (g == group_of_.end()) return;
   journal_.defineGroups(groups_);
-  const int64_t until = steadyNowMs() + lease_ms_ + 5000;
+  const int64_t until = steadyMs() + lease_ms_ + 5000;
   for (;;) {
-    const int64_t sent_ms = steadyNowMs();
+    const int64_t sent_ms = steadyMs();
     if (auto token = journal_.claim(g->second, lease_ms_)) {
       std::lock_guard lock(mutex_);
       held_[g->second] = Held{*token, sent_ms + lease_ms_ - margin_ms_};
       publishFences();
       return;
     }
-    if (steadyNowMs() >= until) {
+    if (steadyMs() >= until) {
       std::string holder = "another host";
       for (const auto& l : journal_.leases())
         if (l.group == g->second) holder = "host " + l.owner;
@@ -137,7 +134,7 @@ void LeaseKeeper::loop() {
 }
 
 void LeaseKeeper::renew() {
-  const int64_t sent_ms = steadyNowMs();
+  const int64_t sent_ms = steadyMs();
   std::map<std::string, int64_t> tokens;
   {
     std::lock_guard lock(mutex_);
@@ -167,7 +164,7 @@ void LeaseKeeper::lost(const std::string& group, const std::string& why) {
 }
 
 void LeaseKeeper::tick(bool renew_now) {
-  if (renew_now || steadyNowMs() >= next_renew_ms_) renew();
+  if (renew_now || steadyMs() >= next_renew_ms_) renew();
   int64_t db_now = 0;
   const std::vector<LeaseRow> leases = journal_.leases(&db_now);
   size_t live = 0;
@@ -204,7 +201,7 @@ void LeaseKeeper::tick(bool renew_now) {
       std::lock_guard lock(mutex_);
       if (held_.size() - handing_.size() >= fair) break;
     }
-    const int64_t sent_ms = steadyNowMs();
+    const int64_t sent_ms = steadyMs();
     if (auto token = journal_.claim(group, lease_ms_)) {
       std::lock_guard lock(mutex_);
       held_[group] = Held{*token, sent_ms + lease_ms_ - margin_ms_};
@@ -287,7 +284,7 @@ bool LeaseKeeper::valid(const std::string& instance) {
   if (g == group_of_.end()) return false;
   std::lock_guard lock(mutex_);
   auto it = held_.find(g->second);
-  return it != held_.end() && steadyNowMs() < it->second.valid_until_ms;
+  return it != held_.end() && steadyMs() < it->second.valid_until_ms;
 }
 
 bool LeaseKeeper::answers(const std::string& target) {
@@ -301,5 +298,38 @@ size_t LeaseKeeper::held() {
   std::lock_guard lock(mutex_);
   return held_.size();
 }
+
+#else  // no PostgreSQL journal in this build (Windows): nothing ever makes a LeaseKeeper
+
+namespace {
+[[noreturn]] void unavailable() {
+  throw std::logic_error("this build has no PostgreSQL journal, hence no leases");
+}
+}  // namespace
+
+LeaseKeeper::LeaseKeeper(PostgresJournal& journal, const Config& config, Poco::Logger& logger,
+                         Metrics& metrics, bool all)
+    : journal_(journal),
+      logger_(logger),
+      metrics_(metrics),
+      host_id_(config.host.host_id),
+      lease_ms_(config.host.lease_time_ms),
+      margin_ms_(0),
+      all_(all) {
+  unavailable();
+}
+LeaseKeeper::~LeaseKeeper() = default;
+void LeaseKeeper::start() { unavailable(); }
+void LeaseKeeper::stop() {}
+void LeaseKeeper::awaitAll(const std::atomic<bool>&) { unavailable(); }
+void LeaseKeeper::holdFor(const std::string&) { unavailable(); }
+LeaseKeeper::Plan LeaseKeeper::plan() { unavailable(); }
+void LeaseKeeper::handedOver(const Plan&) { unavailable(); }
+void LeaseKeeper::releaseAll() {}
+bool LeaseKeeper::valid(const std::string&) { return false; }
+bool LeaseKeeper::answers(const std::string&) { return false; }
+size_t LeaseKeeper::held() { return 0; }
+
+#endif
 
 }  // namespace ferry::core

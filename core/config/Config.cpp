@@ -683,6 +683,11 @@ Config loadConfig(const std::string& path, EnvReferences env) {
       throw ConfigError(file + ": [host] journal: '" + journal.substr(0, journal.find("://")) +
                         "://' is no journal ferry knows; give a file path (SQLite) or a "
                         "postgresql://user:password@host:port/database URL");
+#ifdef _WIN32
+    if (url)
+      throw ConfigError(file + ": [host] journal: this ferry is built without the PostgreSQL "
+                        "journal (the Windows build has no libpq); give a file path (SQLite)");
+#endif
     for (const auto& [info, password] : urlCredentials(journal))
       if (!password.empty() && characters(password) < kMinSecretLength)
         throw ConfigError(file + ": [host] journal: " + tooShort("the password in the URL"));

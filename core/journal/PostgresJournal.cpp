@@ -388,21 +388,6 @@ std::string applicationName(const std::string& host_id) {
 
 }  // namespace
 
-bool isPostgresJournal(const std::string& journal) {
-  return journal.rfind("postgresql://", 0) == 0 || journal.rfind("postgres://", 0) == 0;
-}
-
-std::string journalDisplayName(const std::string& journal) {
-  if (!isPostgresJournal(journal)) return journal;
-  const size_t start = journal.find("://") + 3;
-  const size_t end = journal.find_first_of("/?#", start);
-  const size_t at = journal.substr(0, end).rfind('@');
-  if (at == std::string::npos || at < start) return journal;
-  const size_t colon = journal.find(':', start);
-  if (colon == std::string::npos || colon > at) return journal;
-  return journal.substr(0, colon + 1) + "***" + journal.substr(at);
-}
-
 // --- the connection ------------------------------------------------------------------------------
 
 class PostgresJournal::Connection {
@@ -1553,11 +1538,6 @@ std::vector<InstanceActivity> PostgresJournal::activities() {
                      r.text(i, 5)});
     return out;
   });
-}
-
-std::unique_ptr<Journal> openJournal(const std::string& journal, const std::string& host_id) {
-  if (isPostgresJournal(journal)) return std::make_unique<PostgresJournal>(journal, host_id);
-  return openSqliteJournal(journal);
 }
 
 }  // namespace ferry::core

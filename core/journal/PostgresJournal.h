@@ -41,12 +41,6 @@
 
 namespace ferry::core {
 
-// Whether `journal` ([host] journal) names a PostgreSQL journal: postgresql://… or postgres://….
-bool isPostgresJournal(const std::string& journal);
-
-// `journal` as it may be shown: a URL's password replaced by "***"; a path unchanged.
-std::string journalDisplayName(const std::string& journal);
-
 // A write for an instance whose lease this host no longer holds (PostgresJournal::fence()).
 class JournalFenced : public JournalError {
  public:
