@@ -1249,8 +1249,15 @@ std::vector<DeadLetter> PostgresJournal::pendingReplays(const std::string& sink,
 }
 
 void PostgresJournal::settleReplay(int64_t id, const std::optional<std::string>& new_reason) {
-  // An id that is already gone was settled before: settling is idempotent.
-  write("settling the replay of dead letter " + std::to_string(id), "", [&] {
+  // An id that is already gone was settled before: settling is idempotent. Fenced by the lease
+  // of the dead letter's sink, whose runner settles it.
+  const std::string action = "settling the replay of dead letter " + std::to_string(id);
+  const std::string sink = locked(action, [&] {
+    Result r = db_->exec("SELECT sink FROM dead_letters WHERE id = $1", Params().integer(id));
+    return r.rows() == 0 ? std::string() : r.text(0, 0);
+  });
+  if (sink.empty()) return;
+  write(action, sink, [&] {
     if (new_reason) {
       db_->exec(
           "UPDATE dead_letters SET reason = $1, failed_at_ms = $2, replay_requested = false "

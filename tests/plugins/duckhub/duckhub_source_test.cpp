@@ -2074,6 +2074,15 @@ TEST_F(SeveralHostsTest, AGracefulStopHandsTheWorkOverWithinSecondsAndNothingIsR
   }, 10s)) << "h1 runs " << ranBy(o, "h1").size() << ", reports " << healthzInstances("h1").size();
   EXPECT_FALSE(ranBy(o, "h1").empty());
   EXPECT_FALSE(ranBy(o, "h2").empty());
+  // `ferry status` names the live hosts, and for each instance its host and lease.
+  RunResult text = ferry({"status", "--config", config_}, 60s);
+  EXPECT_EQ(text.exit_code, 0) << describe(text);
+  EXPECT_NE(text.out.find("hosts: " + hostId("h1") + " (live) " + hostId("h2") + " (live)"),
+            std::string::npos)
+      << text.out;
+  EXPECT_NE(text.out.find("    run by host " + o["rest"] + ", lease renewed until "),
+            std::string::npos)
+      << text.out;
 
   const auto stopped_at = std::chrono::steady_clock::now();
   h2->signal(SIGTERM);
