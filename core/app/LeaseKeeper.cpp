@@ -149,7 +149,7 @@ void LeaseKeeper::renew() {
     if (it == held_.end() || it->second.token != token) continue;
     if (renewed.count(group))
       it->second.valid_until_ms = sent_ms + lease_ms_ - margin_ms_;
-    else
+    else if (!handing_.count(group))  // (a group being handed over may be released already)
       lost(group, "it was taken over by another host (this host did not renew it in time)");
   }
 }
@@ -178,6 +178,7 @@ void LeaseKeeper::tick(bool renew_now) {
     std::lock_guard lock(mutex_);
     for (const auto& l : leases) {
       if (!groups_.count(l.group)) continue;  // a group of another config (or an older one)
+      if (handing_.count(l.group)) continue;  // being released by handedOver()
       auto it = held_.find(l.group);
       if (it != held_.end()) {
         if (l.owner != host_id_ || l.token != it->second.token)
@@ -245,15 +246,13 @@ LeaseKeeper::Plan LeaseKeeper::plan() {
 }
 
 void LeaseKeeper::handedOver(const Plan& plan) {
+  // The group stays held and marked as handed over until its lease row is released, so that the
+  // keeper's thread neither takes it back nor calls it lost meanwhile.
   for (const auto& [group, token] : plan.handing) {
     {
       std::lock_guard lock(mutex_);
       auto it = held_.find(group);
       if (it == held_.end() || it->second.token != token) continue;
-      held_.erase(it);
-      handing_.erase(group);
-      publishFences();
-      for (const auto& m : groups_.at(group)) metrics_.set("lease_held", m, 0);
     }
     try {
       journal_.release(group, token);
@@ -261,6 +260,11 @@ void LeaseKeeper::handedOver(const Plan& plan) {
     } catch (const std::exception& e) {
       logger_.warning("lease of " + group + " not released (it runs out by itself): " + e.what());
     }
+    std::lock_guard lock(mutex_);
+    held_.erase(group);
+    handing_.erase(group);
+    publishFences();
+    for (const auto& m : groups_.at(group)) metrics_.set("lease_held", m, 0);
   }
 }
 
