@@ -2097,6 +2097,10 @@ TEST_F(SeveralHostsTest, AGracefulStopHandsTheWorkOverWithinSecondsAndNothingIsR
   EXPECT_NE(h2->err().find(" released"), std::string::npos) << h2->err();
   EXPECT_TRUE(waitUntil([&] { return healthzInstances("h1").size() == 7; }, 10s))
       << "h1's /healthz after the move: " << healthzInstances("h1").size() << " instance(s)";
+  const std::string metrics = httpGet(admin_ports_.at("h1"), "/metrics").body;
+  for (const char* series : {"ferry_lease_held{sink=\"rest\"} 1", "ferry_lease_held{sink=\"erp\"} 1",
+                             "ferry_lease_held{source=\"av1\"} 1", "# TYPE ferry_lease_held gauge"})
+    EXPECT_NE(metrics.find(series), std::string::npos) << series << " in h1's /metrics";
 
   // New changes after the move are delivered by h1 alone.
   sim_->change(5);
