@@ -45,9 +45,11 @@ sims=()
 hosts=()
 db=""
 cleanup() {
-  for p in "${hosts[@]}" "${sims[@]}"; do
-    kill -0 "$p" 2> /dev/null && { kill -9 "$p"; wait "$p" 2> /dev/null || true; }
-  done
+  {
+    for p in "${hosts[@]}" "${sims[@]}"; do
+      kill -0 "$p" && { kill -9 "$p"; wait "$p" || true; }
+    done
+  } 2> /dev/null
   [ -n "$db" ] && tests/plugins/sql/servers.sh stop "$db" || true
   rm -rf "$work"
 }
@@ -90,6 +92,10 @@ runuser -u postgres -- "$pgbin/pg_ctl" -D "$db/pg/data" -l "$db/pg/server.log" -
 [ "$(psql "$FERRY_TEST_PG" -Atc 'SHOW fsync')" = on ] || fail "PostgreSQL runs with fsync off"
 jdb=""
 journal_sql() { psql "${FERRY_TEST_PG/dbname=postgres/dbname=$jdb}" -Atc "$1"; }
+low_offset() {  # the lowest sink offset
+  journal_sql "SELECT coalesce(min(sequence), 0) FROM sink_offsets" 2> /dev/null || echo 0
+}
+sink_count() { journal_sql "SELECT count(*) FROM sink_offsets" 2> /dev/null || echo 0; }
 
 # fresh NAME: a fresh journal database and CSV folders; writes h1.ini … h3.ini.
 fresh() {
@@ -160,9 +166,7 @@ for n in 1 2 3; do
     events=$(journal_sql "SELECT count(*) FROM events" 2> /dev/null || echo 0)
     [ -z "$t_journal" ] && [ "$events" -ge "$total" ] && t_journal=$(now)
     [ -n "$t_journal" ] || continue
-    low=$(journal_sql "SELECT coalesce(min(sequence), 0) FROM sink_offsets" 2> /dev/null || echo 0)
-    sinks=$(journal_sql "SELECT count(*) FROM sink_offsets" 2> /dev/null || echo 0)
-    [ "$sinks" = 3 ] && [ "$low" -ge "$total" ] && t_delivered=$(now)
+    [ "$(sink_count)" = 3 ] && [ "$(low_offset)" -ge "$total" ] && t_delivered=$(now)
   done
   spread=$(journal_sql "SELECT count(DISTINCT owner) FROM leases WHERE owner IS NOT NULL")
   stop_hosts
@@ -182,8 +186,7 @@ fresh bench_hosts_takeover
 start_host 1
 start_host 2
 deadline=$(($(date +%s) + orders / 20 + 300))
-until [ "$(journal_sql "SELECT coalesce(min(sequence), 0) FROM sink_offsets" 2> /dev/null || echo 0)" \
-  -ge "$total" ] && [ "$(journal_sql "SELECT count(*) FROM sink_offsets")" = 3 ]; do
+until [ "$(low_offset)" -ge "$total" ] && [ "$(sink_count)" = 3 ]; do
   [ "$(date +%s)" -lt "$deadline" ] || fail "takeover: the backfill did not finish"
   sleep 0.2
 done
@@ -214,7 +217,8 @@ sys.exit(1)
 PY
 ) || fail "takeover: no file written after the kill"
   takeover_times+=("$(awk -v a="$killed_at" -v b="$first" 'BEGIN { printf "%.2f", b - a }')")
-  note "takeover $round: host bench-h$victim killed, erp1 delivered again after ${takeover_times[-1]} s"
+  note "takeover $round: host bench-h$victim killed," \
+    "erp1 delivered again after ${takeover_times[-1]} s"
   start_host "$victim"
 done
 stop_hosts
@@ -227,7 +231,8 @@ for r in "${results[@]}"; do
 done
 sorted=$(printf '%s\n' "${takeover_times[@]}" | sort -n | tr '\n' ' ')
 read -r -a t <<< "$sorted"
-printf '\ntakeover after kill -9 (lease_time %s, %s changes/s per simulator): min %s s, median %s s, max %s s\n' \
-  "$lease_time" "$live" "${t[0]}" "${t[$(( ${#t[@]} / 2 ))]}" "${t[-1]}"
+printf '\ntakeover after kill -9 (lease_time %s, %s changes/s per simulator): ' \
+  "$lease_time" "$live"
+printf 'min %s s, median %s s, max %s s\n' "${t[0]}" "${t[$(( ${#t[@]} / 2 ))]}" "${t[-1]}"
 printf '%s orders per simulator, 3 simulators, 3 CSV sinks; %s cores, PostgreSQL with fsync on.\n' \
   "$orders" "$(nproc)"

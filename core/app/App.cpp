@@ -545,7 +545,8 @@ int App::commandRun() {
       pipeline.services().lease_valid = [k = keeper.get()](const std::string& name) {
         return k->valid(name);
       };
-      requests.onlyFor([k = keeper.get()](const std::string& target) { return k->answers(target); });
+      requests.onlyFor(
+          [k = keeper.get()](const std::string& target) { return k->answers(target); });
       keeper->start();
       if (once_) keeper->awaitAll(pipeline.services().stopping);
       else pipeline.runOnly({});
@@ -595,7 +596,8 @@ int App::commandRun() {
         }
         requests.applyPending();
         // Several hosts: the retention is applied by one of them (it answers for no instance).
-        if (std::chrono::steady_clock::now() >= next_retention && (!keeper || keeper->answers(""))) {
+        if (std::chrono::steady_clock::now() >= next_retention &&
+            (!keeper || keeper->answers(""))) {
           try {
             pipeline.applyRetention();
             pipeline.logScheduling();
@@ -946,7 +948,8 @@ int App::commandStatus() {
     if (it == leases.end() || it->second.host.empty()) return "    run by no host (lease free)\n";
     const int64_t left = it->second.expires_at_ms - db_now;
     return "    run by host " + it->second.host +
-           (left >= 0 ? ", lease renewed until " + std::to_string((left + 999) / 1000) + " s from now"
+           (left >= 0 ? ", lease renewed until " + std::to_string((left + 999) / 1000) +
+                            " s from now"
                       : ", lease expired " + std::to_string(-left / 1000) +
                             " s ago (another host takes it over)") +
            "\n";

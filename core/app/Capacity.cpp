@@ -75,7 +75,8 @@ std::string describe(const Group& g, const char* noun, const std::string& rule,
 }  // namespace
 
 std::string budgetOf(const InstanceConfig& source) {
-  if (source.plugin == "source_duckhub_orders") return "duckhub " + origin(option(source, "base_url"));
+  if (source.plugin == "source_duckhub_orders")
+    return "duckhub " + origin(option(source, "base_url"));
   if (source.plugin == "source_tradecloud_orders" ||
       source.plugin == "source_tradecloud_shipments") {
     // The plugins' own key of the account's budget: base URL and login.

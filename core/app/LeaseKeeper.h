@@ -68,8 +68,8 @@ class LeaseKeeper {
   void holdFor(const std::string& target);
 
   struct Plan {
-    std::set<std::string> run;              // the instances this host should run now
-    std::map<std::string, int64_t> handing; // groups to give up (-> token) once their runners stop
+    std::set<std::string> run;               // the instances this host should run now
+    std::map<std::string, int64_t> handing;  // groups to give up (-> token) once stopped
   };
   Plan plan();
   // The runners of `plan.handing` stopped: their leases are released at once.

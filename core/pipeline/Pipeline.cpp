@@ -231,8 +231,8 @@ bool Pipeline::launch(const InstanceConfig& instance, std::vector<std::string>& 
     lines.push_back("started " + instance.kind + " " + instance.name);
     return true;
   } catch (const std::exception& e) {
-    services_->logger.error(std::string("starting ") + instance.kind + " " + instance.name +
-                            ": " + e.what());
+    services_->logger.error(std::string("starting ") + instance.kind + " " + instance.name + ": " +
+                            e.what());
     lines.push_back("could not start " + instance.kind + " " + instance.name);
     return false;
   }

@@ -7,8 +7,7 @@
 namespace ferry::core {
 namespace {
 
-InstanceConfig instance(const std::string& kind, const std::string& name,
-                        const std::string& plugin,
+InstanceConfig instance(const std::string& kind, const std::string& name, const std::string& plugin,
                         std::vector<std::pair<std::string, std::optional<std::string>>> options,
                         bool enabled = true) {
   InstanceConfig i;

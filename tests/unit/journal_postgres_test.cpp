@@ -318,7 +318,8 @@ TEST_F(PostgresJournalTest, AWriteOfAFormerOwnerIsRefusedByTheFencingToken) {
     FAIL() << "a former owner wrote";
   } catch (const JournalFenced& e) {
     EXPECT_THAT(e.what(), HasSubstr("writing for 'src': refused: the lease of group source src "
-                                    "is now held by " + host("host-b")));
+                                    "is now held by " +
+                                    host("host-b")));
   }
   EXPECT_THROW(a->stateSet("src", "k", std::string("v2")), JournalFenced);
   EXPECT_THROW(a->setSinkOffset("src", 5), JournalFenced);

@@ -2039,8 +2039,8 @@ TEST_F(SeveralHostsTest, ThreeHostsShareTheWorkAndSurviveKillsAndAFrozenHost) {
   const auto a = sim_->state();
   const auto b = sim2_->state();
   ASSERT_TRUE(waitUntil([&] { return caughtUp(a, b); }, 60s)) << "not caught up" << errors();
-  EXPECT_GT(count(sim_->requests(), "changes_applied") + count(sim2_->requests(), "changes_applied"),
-            20)
+  EXPECT_GT(
+      count(sim_->requests(), "changes_applied") + count(sim2_->requests(), "changes_applied"), 20)
       << "precondition: orders changed while the hosts ran";
   for (auto& [h, p] : hosts) p->signal(SIGTERM);
   for (auto& [h, p] : hosts) EXPECT_EQ(p->wait(), 0) << h << errors();
@@ -2098,8 +2098,9 @@ TEST_F(SeveralHostsTest, AGracefulStopHandsTheWorkOverWithinSecondsAndNothingIsR
   EXPECT_TRUE(waitUntil([&] { return healthzInstances("h1").size() == 7; }, 10s))
       << "h1's /healthz after the move: " << healthzInstances("h1").size() << " instance(s)";
   const std::string metrics = httpGet(admin_ports_.at("h1"), "/metrics").body;
-  for (const char* series : {"ferry_lease_held{sink=\"rest\"} 1", "ferry_lease_held{sink=\"erp\"} 1",
-                             "ferry_lease_held{source=\"av1\"} 1", "# TYPE ferry_lease_held gauge"})
+  for (const char* series :
+       {"ferry_lease_held{sink=\"rest\"} 1", "ferry_lease_held{sink=\"erp\"} 1",
+        "ferry_lease_held{source=\"av1\"} 1", "# TYPE ferry_lease_held gauge"})
     EXPECT_NE(metrics.find(series), std::string::npos) << series << " in h1's /metrics";
 
   // New changes after the move are delivered by h1 alone.
