@@ -704,7 +704,13 @@ int App::submit(const Config& config, const std::string& action, const std::stri
 #endif
       if (shared != nullptr) {
         keeper = std::make_unique<LeaseKeeper>(*shared, config, log, metrics);
-        keeper->holdFor(target);
+        try {
+          keeper->holdFor(target);
+        } catch (const JournalBusy& e) {  // not the host lock's refusal: leave the loop
+          std::cerr << "ferry: " << e.what() << "; request #" << id
+                    << " stays pending for the host that runs it\n";
+          return EXIT_TEMPFAIL;
+        }
         requests.onlyFor([&target](const std::string& t) { return t == target; });
       }
       requests.applyPending();
