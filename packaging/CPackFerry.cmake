@@ -8,7 +8,7 @@
 #   ferry-dev     the SDK: headers incl. version.h, the CMake package Ferry, the example
 #   ferry-dbgsym  the debug symbols of ferry's binaries (.ddeb)
 # Build them with `cpack -G DEB` in a built tree (the packages always use /usr).
-# The Windows installer is built separately (packaging/msi/README.md).
+# The Windows installer is built separately (packaging/windows/README.md).
 #
 # Install components: the host and plugins have none ("Unspecified"); `runtime` is what this file
 # adds for the host; `dev` is the SDK (sdk/CMakeLists.txt). Every component except `dev` goes into
@@ -106,14 +106,15 @@ foreach(pkg ferry ferry-dev)
     ${doc_out}/changelog.Debian.gz DESTINATION ${CMAKE_INSTALL_DATADIR}/doc/${pkg}
     COMPONENT ${component})
 endforeach()
-# ferry: README.md, every plugin's README, sdk/README.md and packaging/README.md at their paths in
+# ferry: README.md, every plugin's README, sdk/README.md, packaging/README.md and
+# packaging/windows/README.md (the main README's Windows section links to it) at their paths in
 # the repository (their links to each other keep working), the example configs in examples/ (and
 # config -> examples: the READMEs link to config/*.ini), the lintian overrides.
 set(doc_dir ${CMAKE_INSTALL_DATADIR}/doc/ferry)
 install(FILES ${CMAKE_SOURCE_DIR}/README.md DESTINATION ${doc_dir} COMPONENT runtime)
 file(GLOB plugin_readmes RELATIVE ${CMAKE_SOURCE_DIR} CONFIGURE_DEPENDS
   ${CMAKE_SOURCE_DIR}/plugins/*/README.md)
-foreach(readme ${plugin_readmes} sdk/README.md packaging/README.md)
+foreach(readme ${plugin_readmes} sdk/README.md packaging/README.md packaging/windows/README.md)
   get_filename_component(dir ${readme} DIRECTORY)
   install(FILES ${CMAKE_SOURCE_DIR}/${readme} DESTINATION ${doc_dir}/${dir} COMPONENT runtime)
 endforeach()

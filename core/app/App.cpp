@@ -7,7 +7,10 @@
 #include <Poco/Util/Option.h>
 #include <Poco/Util/OptionSet.h>
 #include <signal.h>
-#include <unistd.h>
+#ifdef _WIN32
+#include <windows.h>
+#include <shellapi.h>
+#endif
 
 #include <algorithm>
 #include <atomic>
@@ -16,23 +19,26 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <iomanip>
 #include <iostream>
 #include <map>
+#include <set>
 #include <sstream>
 #include <thread>
 
 #include "app/Capacity.h"
 #include "app/JournalOwner.h"
+#include "app/LeaseKeeper.h"
 #include "app/Operator.h"
 #include "config/Config.h"
 #include "delivery/Delivery.h"
 #include "journal/Journal.h"
-#include "journal/PostgresJournal.h"
 #include "loader/Loader.h"
 #include "ops/AdminServer.h"
 #include "pipeline/Pipeline.h"
 #include "services/Logging.h"
+#include "services/Platform.h"
 #include "services/Text.h"
 #include "services/Time.h"
 
@@ -42,7 +48,9 @@ namespace {
 namespace fs = std::filesystem;
 using Poco::Util::Option;
 
-constexpr const char* kDefaultConfig = "/etc/ferry/ferry.ini";
+#ifndef _WIN32
+constexpr int kReloadSignal = SIGHUP;
+constexpr const char* kStopName = "SIGTERM";
 
 // SIGINT/SIGTERM/SIGHUP are blocked in every thread and taken by one watcher thread, so that no
 // runner is interrupted in the middle of a journal transaction or a plugin call.
@@ -78,24 +86,44 @@ class SignalWatcher {
   std::atomic<bool> done_{false};
   std::atomic<int> received_{0};
 };
+#else
+// Windows has no signals: Poco's ServerApplication turns the service's stop (and, in a console,
+// Ctrl+C, Ctrl+Break and closing the console) into a termination request; one watcher thread
+// waits for it (`wait`) and hands it on as SIGTERM. `release` ends the wait when ferry stops by
+// itself (run --once). There is no reload request on Windows: restart the service.
+constexpr int kReloadSignal = -1;
+constexpr const char* kStopName = "a stop request (service stop, Ctrl+C or console close)";
 
-std::string executableDir() {
-  std::error_code ec;
-  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  return ec ? std::string() : exe.parent_path().string();
-}
+class SignalWatcher {
+ public:
+  template <class F>
+  SignalWatcher(std::function<void()> wait, std::function<void()> release, F on_signal)
+      : release_(std::move(release)) {
+    thread_ = std::thread([this, wait, on_signal] {
+      wait();
+      if (done_.load()) return;
+      received_ = SIGTERM;
+      on_signal(SIGTERM);
+    });
+  }
+  ~SignalWatcher() {
+    done_ = true;
+    if (received_.load() == 0) release_();
+    thread_.join();
+  }
+  int received() const { return received_.load(); }
+
+ private:
+  std::function<void()> release_;
+  std::thread thread_;
+  std::atomic<bool> done_{false};
+  std::atomic<int> received_{0};
+};
+#endif
 
 // A fresh directory under $TMPDIR (or /tmp), removed with its content on destruction.
 struct ScratchDir {
-  ScratchDir() {
-    const char* tmp = std::getenv("TMPDIR");
-    std::string pattern = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") +
-                          "/ferry-check.XXXXXX";
-    if (::mkdtemp(pattern.data()) == nullptr)
-      throw std::runtime_error("cannot create a temporary directory " + pattern + ": " +
-                               std::strerror(errno));
-    path = pattern;
-  }
+  ScratchDir() : path(platform::makeScratchDir("ferry-check")) {}
   ~ScratchDir() {
     std::error_code ec;
     fs::remove_all(path, ec);
@@ -144,6 +172,9 @@ std::string padRight(std::string s, size_t width) {
 App::App() { setUnixOptions(true); }
 
 void App::defineOptions(Poco::Util::OptionSet& options) {
+#ifdef _WIN32
+  AppBase::defineOptions(options);  // --registerService, --unregisterService, --displayName, ...
+#endif
   // Poco's own defaults (config files beside the binary) are not ours: options only.
   options.addOption(Option("help", "h", "show this help"));
   options.addOption(Option("version", "V", "print the version"));
@@ -169,6 +200,9 @@ void App::defineOptions(Poco::Util::OptionSet& options) {
 }
 
 void App::handleOption(const std::string& name, const std::string& value) {
+#ifdef _WIN32
+  AppBase::handleOption(name, value);  // the service options' callbacks
+#endif
   if (name == "help") help_ = true;
   else if (name == "version") version_ = true;
   else if (name == "config") config_ = value;
@@ -305,7 +339,7 @@ void App::printHelp() {
 std::string App::configPath() const {
   if (!config_.empty()) return config_;
   if (const char* env = std::getenv("FERRY_CONFIG"); env != nullptr && *env != '\0') return env;
-  return kDefaultConfig;
+  return platform::defaultConfigPath();
 }
 
 std::string App::pluginDir(const std::string& from_config) const {
@@ -313,7 +347,7 @@ std::string App::pluginDir(const std::string& from_config) const {
   if (!from_config.empty()) return from_config;
   if (const char* env = std::getenv("FERRY_PLUGIN_DIR"); env != nullptr && *env != '\0')
     return fs::absolute(env).string();
-  return (fs::path(executableDir()) / ".." / "lib" / "ferry" / "plugins").lexically_normal().string();
+  return platform::defaultPluginDir();
 }
 
 void App::setUpLogging(const std::string& level, const std::string& file,
@@ -326,6 +360,9 @@ void App::setUpLogging(const std::string& level, const std::string& file,
 }
 
 int App::main(const std::vector<std::string>& args) {
+#ifdef _WIN32
+  if (args.empty() && config().getBool("application.runAsService", false)) return serviceMain();
+#endif
   if (version_) {
     std::cout << "ferry " FERRY_VERSION " (plugin ABI " << hostAbi() << ")\n";
     return EXIT_OK;
@@ -409,6 +446,7 @@ std::vector<std::string> hostChangesNeedingRestart(const HostSettings& a, const 
   check(a.commit_interval_ms == b.commit_interval_ms, "commit_interval");
   check(a.admin_listen == b.admin_listen, "admin_listen");
   check(a.workers == b.workers, "workers");
+  check(a.lease_time_ms == b.lease_time_ms, "lease_time");
   return keys;
 }
 
@@ -464,20 +502,55 @@ int App::commandRun() {
   LiveConfig live(config);
   // Declared before the pipeline: work it hands to the runners refers to it.
   Operator requests(live, *journal, nullptr, log);
+  // Several hosts on a PostgreSQL journal (made below; declared before the pipeline, whose
+  // runners ask it whether their lease holds).
+  std::unique_ptr<LeaseKeeper> keeper;
   {
     Pipeline pipeline(live, plugins, *journal, log);
     std::atomic<bool> reload_requested{false};
-    SignalWatcher signals([this, &pipeline, &log, &reload_requested](int sig) {
-      if (sig == SIGHUP) {
+    auto on_signal = [this, &pipeline, &log, &reload_requested](int sig) {
+      if (sig == kReloadSignal) {
         log.information(once_ ? "received SIGHUP: ignored by run --once"
                               : "received SIGHUP: reloading the configuration");
         reload_requested = !once_;
         return;
       }
-      log.information(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
+      log.information(std::string("received ") + (sig == SIGTERM ? kStopName : "SIGINT") +
                       ", stopping: batches in flight finish, nothing is half-committed");
       pipeline.requestStop();
-    });
+    };
+#ifdef _WIN32
+    SignalWatcher signals([this] { waitForTerminationRequest(); },
+                          [] { Poco::Util::ServerApplication::terminate(); }, on_signal);
+#else
+    SignalWatcher signals(on_signal);
+#endif
+    // A PostgreSQL journal: this host runs the sources and sinks whose leases it holds
+    // (LeaseKeeper.h); --once takes every lease, waiting for a predecessor's to run out.
+#if FERRY_POSTGRES_JOURNAL
+    auto* shared = dynamic_cast<PostgresJournal*>(journal.get());
+#else
+    PostgresJournal* shared = nullptr;  // no PostgreSQL journal in this build
+#endif
+    struct StopKeeper {  // its thread ends before the pipeline goes, however this block is left
+      std::unique_ptr<LeaseKeeper>& keeper;
+      ~StopKeeper() {
+        if (keeper) keeper->stop();
+      }
+    } stop_keeper{keeper};
+    if (shared != nullptr) {
+      keeper = std::make_unique<LeaseKeeper>(*shared, config, log, pipeline.services().metrics,
+                                             once_);
+      pipeline.services().handoff.disable();
+      pipeline.services().lease_valid = [k = keeper.get()](const std::string& name) {
+        return k->valid(name);
+      };
+      requests.onlyFor(
+          [k = keeper.get()](const std::string& target) { return k->answers(target); });
+      keeper->start();
+      if (once_) keeper->awaitAll(pipeline.services().stopping);
+      else pipeline.runOnly({});
+    }
     pipeline.create();
     std::unique_ptr<AdminServer> admin;
     if (!config.host.admin_listen.empty()) {
@@ -503,11 +576,28 @@ int App::commandRun() {
       }
     } else {
       pipeline.start();
+      std::set<std::string> running;  // what the leases said to run, last time
       auto next_retention = std::chrono::steady_clock::now();
       while (!pipeline.services().stopping.load()) {
-        if (reload_requested.exchange(false)) reload(pipeline, live, plugins);
+        bool reloaded = false;
+        if (reload_requested.exchange(false)) {
+          reload(pipeline, live, plugins);
+          reloaded = true;
+        }
+        if (keeper) {
+          // Runners follow the leases: started for the groups won, stopped for those lost or
+          // handed over (whose leases are released once their runners stopped).
+          const LeaseKeeper::Plan plan = keeper->plan();
+          if (reloaded || plan.run != running || !plan.handing.empty()) {
+            for (const auto& line : pipeline.adjust(plan.run)) log.information("leases: " + line);
+            running = plan.run;
+          }
+          keeper->handedOver(plan);
+        }
         requests.applyPending();
-        if (std::chrono::steady_clock::now() >= next_retention) {
+        // Several hosts: the retention is applied by one of them (it answers for no instance).
+        if (std::chrono::steady_clock::now() >= next_retention &&
+            (!keeper || keeper->answers(""))) {
           try {
             pipeline.applyRetention();
             pipeline.logScheduling();
@@ -520,6 +610,8 @@ int App::commandRun() {
       }
       pipeline.stop();
     }
+    // Every runner stopped: the leases are released, the other hosts take them over at once.
+    if (keeper) keeper->releaseAll();
     requests.setPipeline(nullptr);
     log.information("stopped cleanly");
   }
@@ -537,6 +629,29 @@ int App::commandRun() {
   }
   return code;
 }
+
+#ifdef _WIN32
+// The service manager hands ServiceMain only the arguments of `sc start`, not those of the
+// service's command line ("ferry.exe" run --config FILE): those are read here. Only `run` is a
+// service; without --config it uses the default config (%ProgramData%\Ferry\ferry.ini).
+int App::serviceMain() {
+  int argc = 0;
+  wchar_t** argv = ::CommandLineToArgvW(::GetCommandLineW(), &argc);
+  std::vector<std::string> line;
+  for (int i = 1; argv != nullptr && i < argc; ++i) line.push_back(fs::path(argv[i]).string());
+  if (argv != nullptr) ::LocalFree(argv);
+  for (size_t i = 0; i < line.size(); ++i) {
+    if ((line[i] == "--config" || line[i] == "-c") && i + 1 < line.size()) config_ = line[++i];
+    else if (line[i].rfind("--config=", 0) == 0) config_ = line[i].substr(9);
+  }
+  try {
+    return commandRun();
+  } catch (const std::exception& e) {
+    Poco::Logger::get("ferry").fatal(std::string("the service stops: ") + e.what());
+    return EXIT_SOFTWARE;
+  }
+}
+#endif
 
 // Stores the request and waits for the journal's owner to answer it; with no owner, becomes the
 // owner and carries it out here (Operator.h). Prints the answer.
@@ -577,7 +692,29 @@ int App::submit(const Config& config, const std::string& action, const std::stri
       auto journal = owner.open();
       if (id == 0) id = journal->controls().submitCommand(action, target, argument);
       LiveConfig live(config);
-      Operator(live, *journal, nullptr, log).applyPending();
+      // A PostgreSQL journal: the command holds the lease of its target while it writes, fenced
+      // like a host (a host starting meanwhile waits for it, or refuses its late writes).
+      Metrics metrics;
+      std::unique_ptr<LeaseKeeper> keeper;
+      Operator requests(live, *journal, nullptr, log);
+#if FERRY_POSTGRES_JOURNAL
+      auto* shared = dynamic_cast<PostgresJournal*>(journal.get());
+#else
+      PostgresJournal* shared = nullptr;
+#endif
+      if (shared != nullptr) {
+        keeper = std::make_unique<LeaseKeeper>(*shared, config, log, metrics);
+        try {
+          keeper->holdFor(target);
+        } catch (const JournalBusy& e) {  // not the host lock's refusal: leave the loop
+          std::cerr << "ferry: " << e.what() << "; request #" << id
+                    << " stays pending for the host that runs it\n";
+          return EXIT_TEMPFAIL;
+        }
+        requests.onlyFor([&target](const std::string& t) { return t == target; });
+      }
+      requests.applyPending();
+      if (keeper) keeper->releaseAll();
       auto r = journal->controls().command(id);
       if (!r || r->state == "pending")
         throw JournalError("journal " + journalDisplayName(path) + ": request #" +
@@ -784,10 +921,64 @@ int App::commandStatus() {
   auto journal = openExistingJournal(config.host);
   const std::optional<pid_t> owner = journalOwner(config.host.journal);
   const Positions p = gatherPositions(config, *journal);
+  // Several hosts (PostgreSQL): who runs each instance, until when, and the hosts alive.
+  struct LeaseOf {
+    std::string host;
+    int64_t expires_at_ms = 0;
+  };
+  std::map<std::string, LeaseOf> leases;
+  std::vector<HostRow> hosts;
+  int64_t db_now = 0;
+#if FERRY_POSTGRES_JOURNAL
+  auto* shared = dynamic_cast<PostgresJournal*>(journal.get());
+  if (shared != nullptr) {
+    for (const auto& l : shared->leases(&db_now))
+      for (const auto& m : l.members)
+        leases[m] = LeaseOf{l.owner, l.owner.empty() ? 0 : l.expires_at_ms};
+    hosts = shared->hosts();
+  }
+#else
+  const void* shared = nullptr;  // no PostgreSQL journal in this build
+#endif
+  auto leaseJson = [&](Poco::JSON::Object::Ptr& o, const std::string& name) {
+    if (shared == nullptr) return;
+    auto it = leases.find(name);
+    const bool held = it != leases.end() && !it->second.host.empty();
+    o->set("host", held ? Poco::Dynamic::Var(it->second.host) : Poco::Dynamic::Var());
+    o->set("lease_expires_in_ms", held ? Poco::Dynamic::Var(it->second.expires_at_ms - db_now)
+                                       : Poco::Dynamic::Var());
+  };
+  auto leaseText = [&](const std::string& name) -> std::string {
+    if (shared == nullptr) return "";
+    auto it = leases.find(name);
+    if (it == leases.end() || it->second.host.empty()) return "    run by no host (lease free)\n";
+    const int64_t left = it->second.expires_at_ms - db_now;
+    return "    run by host " + it->second.host +
+           (left >= 0 ? ", lease renewed until " + std::to_string((left + 999) / 1000) +
+                            " s from now"
+                      : ", lease expired " + std::to_string(-left / 1000) +
+                            " s ago (another host takes it over)") +
+           "\n";
+  };
+  // A source's lag: how long ago its last successful poll was.
+  auto lagMs = [](const InstanceActivity& a) -> int64_t {
+    return a.last_success_ms > 0 ? std::max<int64_t>(0, nowMs() - a.last_success_ms) : -1;
+  };
 
   if (json_) {
     Poco::JSON::Object::Ptr root = new Poco::JSON::Object;
     root->set("journal", journalDisplayName(config.host.journal));
+    if (shared != nullptr) {
+      Poco::JSON::Array::Ptr list = new Poco::JSON::Array;
+      for (const auto& h : hosts) {
+        Poco::JSON::Object::Ptr o = new Poco::JSON::Object;
+        o->set("host_id", h.host_id);
+        o->set("live", h.expires_at_ms > db_now);
+        o->set("last_heartbeat_ms_ago", db_now - h.heartbeat_at_ms);
+        list->add(o);
+      }
+      root->set("hosts", list);
+    }
     root->set("running", owner.has_value());
     root->set("pid",
               owner ? Poco::Dynamic::Var(static_cast<int64_t>(*owner)) : Poco::Dynamic::Var());
@@ -805,6 +996,9 @@ int App::commandStatus() {
       o->set("events", r.activity.events_total);
       o->set("progress", r.activity.progress);
       o->set("dead_letters", r.dead_letters);
+      const int64_t lag = lagMs(r.activity);
+      o->set("lag_ms", lag >= 0 ? Poco::Dynamic::Var(lag) : Poco::Dynamic::Var());
+      leaseJson(o, r.name);
       src->add(o);
     }
     for (const auto& r : p.sinks) {
@@ -820,6 +1014,7 @@ int App::commandStatus() {
       o->set("last_write", whenJson(r.activity.last_attempt_ms));
       o->set("last_success", whenJson(r.activity.last_success_ms));
       o->set("events", r.activity.events_total);
+      leaseJson(o, r.name);
       snk->add(o);
     }
     root->set("sources", src);
@@ -832,7 +1027,18 @@ int App::commandStatus() {
             << p.last << "\nferry "
             << (owner ? "running (PID " + std::to_string(*owner) + ")"
                       : "not running (the states below are where the last run left them)")
-            << "\n\nSOURCES\n";
+            << "\n";
+  if (shared != nullptr) {
+    std::cout << "hosts:";
+    for (const auto& h : hosts)
+      std::cout << " " << h.host_id
+                << (h.expires_at_ms > db_now
+                        ? " (live)"
+                        : " (silent for " + std::to_string((db_now - h.heartbeat_at_ms) / 1000) +
+                              " s)");
+    std::cout << (hosts.empty() ? " none\n" : "\n");
+  }
+  std::cout << "\nSOURCES\n";
   for (const auto& r : p.sources) {
     std::cout << "  " << padRight(r.name, 20) << padRight(r.state, 11) << "cursor "
               << cursorText(r.cursor) << "\n    last poll " << whenText(r.activity.last_attempt_ms)
@@ -844,6 +1050,7 @@ int App::commandStatus() {
               << "\n";
     if (!r.activity.progress.empty()) std::cout << "    " << r.activity.progress << "\n";
     if (!r.message.empty()) std::cout << "    " << r.message << "\n";
+    std::cout << leaseText(r.name);
   }
   std::cout << "\nSINKS\n";
   for (const auto& r : p.sinks) {
@@ -854,6 +1061,7 @@ int App::commandStatus() {
               << " event(s) written\n";
     if (!r.held.empty()) std::cout << "    " << r.held << ": " << r.fix << "\n";
     if (!r.message.empty()) std::cout << "    " << r.message << "\n";
+    std::cout << leaseText(r.name);
   }
   return EXIT_OK;
 }

@@ -2,6 +2,9 @@
 #pragma once
 
 #include <Poco/Util/Application.h>
+#ifdef _WIN32
+#include <Poco/Util/ServerApplication.h>
+#endif
 
 #include <optional>
 #include <string>
@@ -11,7 +14,16 @@ namespace ferry::core {
 
 struct Config;
 
-class App : public Poco::Util::Application {
+// On Windows a ServerApplication: it runs as the Windows service (`ferry run` with the
+// service's command line) and registers or unregisters it (--registerService,
+// --unregisterService). Elsewhere a plain Application: systemd runs `ferry run`.
+#ifdef _WIN32
+using AppBase = Poco::Util::ServerApplication;
+#else
+using AppBase = Poco::Util::Application;
+#endif
+
+class App : public AppBase {
  public:
   App();
 
@@ -27,6 +39,9 @@ class App : public Poco::Util::Application {
 
  private:
   int commandRun();
+#ifdef _WIN32
+  int serviceMain();
+#endif
   int commandCheck();
   int commandPlugins();
   int commandStatus();

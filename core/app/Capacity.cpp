@@ -74,24 +74,32 @@ std::string describe(const Group& g, const char* noun, const std::string& rule,
 
 }  // namespace
 
+std::string budgetOf(const InstanceConfig& source) {
+  if (source.plugin == "source_duckhub_orders")
+    return "duckhub " + origin(option(source, "base_url"));
+  if (source.plugin == "source_tradecloud_orders" ||
+      source.plugin == "source_tradecloud_shipments") {
+    // The plugins' own key of the account's budget: base URL and login.
+    std::string base = option(source, "base_url");
+    while (!base.empty() && base.back() == '/') base.pop_back();
+    return "tradecloud " + lower(base) + " " + lower(option(source, "email"));
+  }
+  return "";
+}
+
 std::vector<std::string> budgetWarnings(const Config& config) {
   // Per API host (DuckHub) and per account (Tradecloud), in the order first seen.
   std::map<std::string, Group> duckhub, tradecloud;
   for (const auto& s : config.sources) {
     if (!s.enabled || s.interval_ms <= 0) continue;
     Group* g = nullptr;
+    const std::string budget = budgetOf(s);
     if (s.plugin == "source_duckhub_orders") {
-      const std::string host = origin(option(s, "base_url"));
-      g = &duckhub[host];
-      g->label = host + ": ";
-    } else if (s.plugin == "source_tradecloud_orders" ||
-               s.plugin == "source_tradecloud_shipments") {
-      // The plugins' own key of the account's budget: base URL and login.
-      std::string base = option(s, "base_url");
-      while (!base.empty() && base.back() == '/') base.pop_back();
-      const std::string email = option(s, "email");
-      g = &tradecloud[lower(base) + " " + lower(email)];
-      g->label = "Tradecloud account " + email + ": ";
+      g = &duckhub[budget];
+      g->label = origin(option(s, "base_url")) + ": ";
+    } else if (!budget.empty()) {
+      g = &tradecloud[budget];
+      g->label = "Tradecloud account " + option(s, "email") + ": ";
     }
     if (g == nullptr) continue;
     ++g->sources;

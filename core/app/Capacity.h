@@ -12,6 +12,11 @@
 
 namespace ferry::core {
 
+// The request budget `source` draws on ("duckhub <origin>", "tradecloud <base url> <login>"), ""
+// for a plugin without a known shared budget. Sources of one budget are leased together
+// (LeaseKeeper.h), so that one budget lives on one host.
+std::string budgetOf(const InstanceConfig& source);
+
 // One line per budget that the enabled sources of `config` (validated) would exceed, e.g.
 // "120 venues at 20 s need 360 requests/min; DuckHub allows 300/min per IP: each venue will be
 // polled about every 24 s". Empty when every budget suffices. Linear in the number of sources.

@@ -1,13 +1,15 @@
 // One owner per journal. `ferry run` and the commands that write the journal hold an exclusive
 // lock (fcntl F_SETLK) on `<journal>.lock` for as long as they run; the file holds the owner's
-// PID. The OS releases the lock when the process ends, however it ends (kill -9 too), so a file
-// left behind never blocks anybody. Read-only commands only probe the lock (F_GETLK) and never
+// PID. On Windows the lock is LockFileEx on a byte beyond the PID text (so that the text stays
+// readable). The OS releases the lock when the process ends, however it ends (kill -9 too), so a
+// file left behind never blocks anybody. Read-only commands only probe the lock (F_GETLK) and never
 // create the file.
 //
-// A PostgreSQL journal ([host] journal = postgresql://…) has no lock file: the owner's journal
-// connection holds a session-level advisory lock (PostgresJournal::own()), which PostgreSQL
-// releases when the connection ends, however the process ends; its application_name
-// ("ferry/<host_id>/<pid>") names the owner. So one ferry owns the journal across all hosts.
+// A PostgreSQL journal ([host] journal = postgresql://…) has no lock file: each ferry's journal
+// connection holds a session-level advisory lock for its [host] host_id (PostgresJournal::own()),
+// which PostgreSQL releases when the connection ends, however the process ends; its
+// application_name ("ferry/<host_id>/<pid>") names the holder. So one ferry runs per host_id, and
+// several host_ids share the journal, splitting its sources and sinks by leases (LeaseKeeper.h).
 #pragma once
 
 #include <sys/types.h>
@@ -42,8 +44,8 @@ class NoJournal : public std::runtime_error {
 // `<journal>.lock`
 std::string lockFileOf(const std::string& journal);
 
-// The PID of the process owning `journal`, nullopt when none does (PostgreSQL: on whichever
-// host it runs). Creates nothing.
+// The PID of the process owning `journal`, nullopt when none does (PostgreSQL: of a ferry running
+// on it as any host_id, on whichever machine). Creates nothing.
 std::optional<pid_t> journalOwner(const std::string& journal);
 
 // Whether the journal exists (the file; PostgreSQL: the journal's tables). Creates nothing.
@@ -76,7 +78,11 @@ class JournalLock {
 
  private:
   std::string journal_;
+#ifdef _WIN32
+  void* handle_ = nullptr;  // the lock file, a byte beyond its text locked with LockFileEx
+#else
   int fd_ = -1;
+#endif
   std::unique_ptr<Journal> owned_;  // PostgreSQL: the journal whose connection holds the lock
 };
 

@@ -80,6 +80,7 @@ void Operator::applyPending() {
     return;
   }
   for (const auto& request : pending) {
+    if (answers_ && !answers_(request.target)) continue;
     if (!handOver(request.id)) continue;
     const std::string& a = request.action;
     if (a == action::kBackfill) answer(request, [&, request] { return backfill(request); });

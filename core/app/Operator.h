@@ -48,6 +48,12 @@ class Operator {
   // The pipeline once it runs (null again before it stops). The Operator must outlive the
   // pipeline's runners: work handed to them refers to it.
   void setPipeline(Pipeline* pipeline);
+  // Several hosts on one journal: only the requests whose target `answers` says yes to are
+  // carried out here (the host holding the target's lease, LeaseKeeper::answers()); the others
+  // are left to the host that does. Unset: every request.
+  void onlyFor(std::function<bool(const std::string& target)> answers) {
+    answers_ = std::move(answers);
+  }
 
   // Carries out (or hands to a runner) every pending request not handed over yet. Never throws:
   // a request that cannot be carried out is answered as failed, a journal error postpones it.
@@ -75,6 +81,7 @@ class Operator {
   Poco::Logger& logger_;
   std::mutex mutex_;  // handed_over_: runners take requests back on their threads
   std::set<int64_t> handed_over_;
+  std::function<bool(const std::string& target)> answers_;
 };
 
 // The lines `check` and `run` print for sources whose start_from changed since their first run

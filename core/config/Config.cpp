@@ -185,6 +185,9 @@ const std::vector<OptionSpec>& hostSectionOptions() {
           "PostgreSQL journal"),
       def("host_id", OptionType::String, "",
           "this host's name in a PostgreSQL journal (empty: the machine's hostname)"),
+      def("lease_time", OptionType::Duration, "30s",
+          "PostgreSQL journal: how long a host's leases of its sources and sinks last unrenewed "
+          "(a killed host's work moves after this long; 3s-10m)"),
       def("plugin_dir", OptionType::String, "", "plugin directory (empty: next to ferry)"),
       def("log_level", OptionType::String, "info", "least severe level logged",
           "debug|info|warning|error"),
@@ -680,6 +683,11 @@ Config loadConfig(const std::string& path, EnvReferences env) {
       throw ConfigError(file + ": [host] journal: '" + journal.substr(0, journal.find("://")) +
                         "://' is no journal ferry knows; give a file path (SQLite) or a "
                         "postgresql://user:password@host:port/database URL");
+#ifdef _WIN32
+    if (url)
+      throw ConfigError(file + ": [host] journal: this ferry is built without the PostgreSQL "
+                        "journal (the Windows build has no libpq); give a file path (SQLite)");
+#endif
     for (const auto& [info, password] : urlCredentials(journal))
       if (!password.empty() && characters(password) < kMinSecretLength)
         throw ConfigError(file + ": [host] journal: " + tooShort("the password in the URL"));
@@ -713,6 +721,12 @@ Config loadConfig(const std::string& path, EnvReferences env) {
     throw ConfigError(file + ": [host] workers: at most " + std::to_string(kMaxWorkers) +
                       " (the sources of every size of configuration share these threads; a "
                       "stuck remote holds one until its timeout)");
+  config.host.lease_time_ms = toInt(setting("lease_time"));
+  if (config.host.lease_time_ms < 3000 || config.host.lease_time_ms > 600000)
+    throw ConfigError(file + ": [host] lease_time: must be between 3s and 10m, got " +
+                      formatDurationMs(config.host.lease_time_ms) +
+                      " (hosts renew their leases every third of it; a killed host's sources and "
+                      "sinks move to another host after it)");
   config.host.admin_listen = setting("admin_listen");
   config.host.include = setting("include");
   if (!config.host.include.empty()) {

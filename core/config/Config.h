@@ -61,6 +61,7 @@ struct HostSettings {
   std::string include;         // "" or the folder / pattern of more instance files
   std::string admin_listen;    // "host:port" of /healthz and /metrics; "" = off
   int64_t unhealthy_after_ms;  // /healthz: longest retry streak or time without success
+  int64_t lease_time_ms = 30000;  // PostgreSQL journal: a lease's life unrenewed (LeaseKeeper.h)
 };
 
 // A [source.<name>] or [sink.<name>] section.

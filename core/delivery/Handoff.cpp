@@ -17,6 +17,10 @@ int64_t Handoff::commitAndPublish(const std::string& source, std::vector<NewEven
   std::lock_guard<std::mutex> publishing(publish_mutex_);
   const int64_t last = commit();
   if (events.empty()) return last;
+  if (disabled_) {
+    events.clear();
+    return last;
+  }
   const int64_t first = last - static_cast<int64_t>(events.size()) + 1;
 
   std::lock_guard<std::mutex> lock(mutex_);
@@ -66,7 +70,7 @@ bool Handoff::wanted(const JournalEvent& e, const std::vector<std::string>& sour
 std::optional<EventBatch> Handoff::readAfter(int64_t after, const std::vector<std::string>& sources,
                                              size_t limit) {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (covered_from_ < 0 || after < covered_from_) return std::nullopt;
+  if (disabled_ || covered_from_ < 0 || after < covered_from_) return std::nullopt;
   EventBatch batch;
   for (size_t i = indexAfter(after); i < events_.size() && batch.size() < limit; ++i)
     if (wanted(*events_[i], sources)) batch.push_back(events_[i]);
@@ -75,7 +79,7 @@ std::optional<EventBatch> Handoff::readAfter(int64_t after, const std::vector<st
 
 std::optional<int64_t> Handoff::countAfter(int64_t after, const std::vector<std::string>& sources) {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (covered_from_ < 0 || after < covered_from_) return std::nullopt;
+  if (disabled_ || covered_from_ < 0 || after < covered_from_) return std::nullopt;
   int64_t count = 0;
   for (size_t i = indexAfter(after); i < events_.size(); ++i) count += wanted(*events_[i], sources);
   return count;

@@ -7,6 +7,7 @@
 // Threading: every method is safe from any thread.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -30,6 +31,11 @@ class Handoff {
   // need them read the journal).
   explicit Handoff(size_t max_bytes) : max_bytes_(max_bytes) {}
 
+  // Memory never answers again: every read goes to the journal. For a journal that other hosts
+  // write too (PostgreSQL, several hosts): their events never pass through this memory, which
+  // could not tell that it misses them. Before any commit.
+  void disable() { disabled_ = true; }
+
   // Runs `commit`, which journals `events` in ONE transaction and returns the last sequence it
   // assigned (consecutive sequences, as EventLog::commit guarantees), then publishes them. Calls
   // are serialised, so memory sees commits in sequence order. `events` is consumed (bodies are
@@ -50,6 +56,7 @@ class Handoff {
   static bool wanted(const JournalEvent& e, const std::vector<std::string>& sources);
 
   const size_t max_bytes_;
+  std::atomic<bool> disabled_{false};
   std::mutex publish_mutex_;  // one commit-and-publish at a time
   std::mutex mutex_;          // guards what follows
   std::deque<std::shared_ptr<const JournalEvent>> events_;  // consecutive sequences

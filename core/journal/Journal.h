@@ -57,9 +57,16 @@ class Journal {
 // new journal, which would fetch and deliver everything again.
 std::unique_ptr<Journal> openSqliteJournal(const std::string& path);
 
+// Whether `journal` ([host] journal) names a PostgreSQL journal: postgresql://… or postgres://….
+bool isPostgresJournal(const std::string& journal);
+
+// `journal` as it may be shown: a URL's password replaced by "***"; a path unchanged.
+std::string journalDisplayName(const std::string& journal);
+
 // Opens (creating when missing) the journal `journal` names ([host] journal): a PostgreSQL
 // journal for a postgresql:// URL (PostgresJournal.h; `host_id` names this host there), else the
-// SQLite journal at that path.
+// SQLite journal at that path. The Windows build has no PostgreSQL journal (no libpq): a URL
+// there throws JournalError.
 std::unique_ptr<Journal> openJournal(const std::string& journal, const std::string& host_id);
 
 }  // namespace ferry::core

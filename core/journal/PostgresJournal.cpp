@@ -11,6 +11,7 @@
 #include <map>
 #include <stdexcept>
 #include <string_view>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 
@@ -31,6 +32,17 @@ constexpr const char* kOwnerClass = "1178944089";
 constexpr const char* kMigrateClass = "1178944090";
 constexpr const char* kJournalKey =
     "(hashtext(current_database() || '/' || current_schema()) & 2147483647)";
+// kOwnerClass's key: one lock per host_id of the journal, so that one ferry runs per host_id while
+// any number of host_ids share the journal. `$1` is the host_id.
+constexpr const char* kHostKey =
+    "(hashtext(current_database() || '/' || current_schema() || '/' || $1) & 2147483647)";
+// The same key, of the host_id in a connection's application_name ("ferry/<host_id>/<pid>").
+constexpr const char* kHostKeyOfConnection =
+    "(hashtext(current_database() || '/' || current_schema() || '/' || "
+    "split_part(a.application_name, '/', 2)) & 2147483647)";
+// PostgreSQL's clock in milliseconds: every lease and heartbeat time is on it, so that the hosts'
+// clocks never have to agree.
+constexpr const char* kDbNowMs = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
 
 // Events purged per transaction (purge() runs in chunks of this many).
 constexpr int64_t kPurgeChunk = 10000;
@@ -167,8 +179,25 @@ const std::vector<std::vector<const char*>> kMigrations = {
              set_aside_at_ms bigint NOT NULL,
              UNIQUE (source, fingerprint)))",
     },
+    {
+        // Schema 3. Several hosts: each live host's heartbeat, and one lease per lease group
+        // (LeaseKeeper.h). Times are PostgreSQL's clock in ms.
+        R"(CREATE TABLE hosts (
+             host_id text PRIMARY KEY,
+             application text NOT NULL,
+             started_at_ms bigint NOT NULL,
+             heartbeat_at_ms bigint NOT NULL,
+             expires_at_ms bigint NOT NULL))",
+        R"(CREATE TABLE leases (
+             lease_group text PRIMARY KEY,
+             members text[] NOT NULL,
+             owner text,
+             token bigint NOT NULL DEFAULT 0,
+             expires_at_ms bigint NOT NULL DEFAULT 0,
+             changed_at_ms bigint NOT NULL DEFAULT 0))",
+    },
 };
-static_assert(PostgresJournal::kSchemaVersion == 2, "add a migration step with the version bump");
+static_assert(PostgresJournal::kSchemaVersion == 3, "add a migration step with the version bump");
 
 constexpr const char* kEventColumns =
     "sequence, source, entity, key, version, previous, body, echo, fetched_at_ms, meta";
@@ -340,6 +369,17 @@ std::vector<std::string> secretsOf(const std::string& url) {
   return {authority.substr(0, at), password, decoded};
 }
 
+std::vector<std::string> splitLines(const std::string& text) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start < text.size()) {
+    const size_t end = std::min(text.find('\n', start), text.size());
+    out.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
 std::string applicationName(const std::string& host_id) {
   // PostgreSQL keeps 63 bytes of it; the PID goes last and must survive.
   const std::string pid = std::to_string(::getpid());
@@ -347,21 +387,6 @@ std::string applicationName(const std::string& host_id) {
 }
 
 }  // namespace
-
-bool isPostgresJournal(const std::string& journal) {
-  return journal.rfind("postgresql://", 0) == 0 || journal.rfind("postgres://", 0) == 0;
-}
-
-std::string journalDisplayName(const std::string& journal) {
-  if (!isPostgresJournal(journal)) return journal;
-  const size_t start = journal.find("://") + 3;
-  const size_t end = journal.find_first_of("/?#", start);
-  const size_t at = journal.substr(0, end).rfind('@');
-  if (at == std::string::npos || at < start) return journal;
-  const size_t colon = journal.find(':', start);
-  if (colon == std::string::npos || colon > at) return journal;
-  return journal.substr(0, colon + 1) + "***" + journal.substr(at);
-}
 
 // --- the connection ------------------------------------------------------------------------------
 
@@ -539,18 +564,24 @@ bool PostgresJournal::exists(const std::string& url) {
   }
 }
 
-std::optional<std::string> PostgresJournal::ownerOf(const std::string& url) {
+std::optional<std::string> PostgresJournal::ownerOf(const std::string& url,
+                                                    const std::string& host_id) {
   const std::string display = journalDisplayName(url);
   Connection db(url, applicationName("probe"));
   if (!db.ok())
     throw JournalError("journal " + display + ": cannot connect to PostgreSQL: " +
                        redact(db.error(), secretsOf(url)) + kOpenHint);
   try {
+    // The connections holding a host's lock of this journal: their application_name names the
+    // host_id the lock is for.
     Result r = db.exec(std::string("SELECT coalesce(a.application_name, '') FROM pg_locks l "
-                                   "LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
+                                   "JOIN pg_stat_activity a ON a.pid = l.pid "
                                    "WHERE l.locktype = 'advisory' AND l.granted AND "
                                    "l.objsubid = 2 AND l.classid = ") +
-                       kOwnerClass + "::oid AND l.objid = " + kJournalKey + "::bigint::oid");
+                           kOwnerClass + "::oid AND l.objid = " + kHostKeyOfConnection +
+                           "::bigint::oid AND ($1 = '' OR split_part(a.application_name, '/', 2) "
+                           "= $1) ORDER BY 1",
+                       Params().text(host_id));
     if (r.rows() == 0) return std::nullopt;
     return r.text(0, 0);
   } catch (const std::exception& e) {
@@ -561,7 +592,8 @@ std::optional<std::string> PostgresJournal::ownerOf(const std::string& url) {
 std::optional<std::string> PostgresJournal::own() {
   const bool taken = locked("taking the ownership", [&] {
     return db_
-        ->exec(std::string("SELECT pg_try_advisory_lock(") + kOwnerClass + ", " + kJournalKey + ")")
+        ->exec(std::string("SELECT pg_try_advisory_lock(") + kOwnerClass + ", " + kHostKey + ")",
+               Params().text(host_id_))
         .boolean(0, 0);
   });
   if (taken) {
@@ -570,7 +602,7 @@ std::optional<std::string> PostgresJournal::own() {
     return std::nullopt;
   }
   // Read on another connection: this one does not hold the lock, so pg_locks shows the holder.
-  return ownerOf(url_).value_or("unknown (it just stopped?)");
+  return ownerOf(url_, host_id_).value_or("unknown (it just stopped?)");
 }
 
 template <typename Body>
@@ -609,10 +641,11 @@ auto PostgresJournal::reading(const std::string& action, Body&& body) -> decltyp
 }
 
 template <typename Body>
-auto PostgresJournal::write(const std::string& action, Body&& body) -> decltype(body()) {
+auto PostgresJournal::write(const std::string& action, const std::string& instance, Body&& body)
+    -> decltype(body()) {
   return locked(action, [&] {
     Transaction tx(*db_);
-    fence();
+    fence(instance);
     if constexpr (std::is_void_v<decltype(body())>) {
       body();
       tx.commit();
@@ -624,20 +657,159 @@ auto PostgresJournal::write(const std::string& action, Body&& body) -> decltype(
   });
 }
 
-void PostgresJournal::fence() {
-  // The owner's lock lives as long as its session: after a reconnect it is taken again before
-  // the first write. Leases (several hosts) will check their fencing token here, inside the
-  // transaction that writes.
-  if (!owner_ || holds_lock_) return;
-  Result r = db_->exec(std::string("SELECT pg_try_advisory_lock(") + kOwnerClass + ", " +
-                       kJournalKey + ")");
-  if (!r.boolean(0, 0))
-    throw JournalError(describe(
-        "writing", "another ferry (" + ownerOf(url_).value_or("unknown") +
-                       ") took the journal while this one's connection to PostgreSQL was down; "
-                       "this ferry writes nothing more until it owns the journal again: stop "
-                       "one of them"));
-  holds_lock_ = true;
+void PostgresJournal::fence(const std::string& instance) {
+  // The host's lock lives as long as its session: after a reconnect it is taken again before
+  // the first write.
+  if (owner_ && !holds_lock_) {
+    Result r = db_->exec(
+        std::string("SELECT pg_try_advisory_lock(") + kOwnerClass + ", " + kHostKey + ")",
+        Params().text(host_id_));
+    if (!r.boolean(0, 0))
+      throw JournalError(describe(
+          "writing", "another ferry (" + ownerOf(url_, host_id_).value_or("unknown") +
+                         ") with host_id " + host_id_ +
+                         " started while this one's connection to PostgreSQL was down; this "
+                         "ferry writes nothing more: stop one of them"));
+    holds_lock_ = true;
+  }
+  if (!leasing_ || instance.empty()) return;
+  std::string group;
+  int64_t token = 0;
+  {
+    std::lock_guard<std::mutex> lock(fences_mutex_);
+    auto it = fences_.find(instance);
+    if (it != fences_.end()) std::tie(group, token) = it->second;
+  }
+  if (group.empty())
+    throw JournalFenced(describe("writing for '" + instance + "'",
+                                 "refused: host " + host_id_ + " holds no lease for it"));
+  // FOR SHARE: a host claiming the lease meanwhile waits for this transaction to end, and a
+  // claim that committed first is seen here (the row is read again at its latest version).
+  Result r = db_->exec("SELECT coalesce(owner, ''), token FROM leases WHERE lease_group = $1 "
+                       "FOR SHARE",
+                       Params().text(group));
+  if (r.rows() == 1 && r.text(0, 0) == host_id_ && r.integer(0, 1) == token) return;
+  const std::string holder = r.rows() == 0 || r.text(0, 0).empty() ? "nobody" : r.text(0, 0);
+  throw JournalFenced(describe(
+      "writing for '" + instance + "'",
+      "refused: the lease of group " + group + " is now held by " + holder + " (token " +
+          (r.rows() == 0 ? std::string("none") : r.text(0, 1)) + ", this host's was " +
+          std::to_string(token) + "); host " + host_id_ + " writes nothing more for it"));
+}
+
+void PostgresJournal::setFences(std::map<std::string, std::pair<std::string, int64_t>> fences) {
+  std::lock_guard<std::mutex> lock(fences_mutex_);
+  fences_ = std::move(fences);
+  leasing_ = true;
+}
+
+// --- leases --------------------------------------------------------------------------------------
+
+int64_t PostgresJournal::heartbeat(int64_t lease_ms) {
+  return write("recording the heartbeat of host " + host_id_, "", [&] {
+    return db_
+        ->exec(std::string("INSERT INTO hosts (host_id, application, started_at_ms, "
+                           "heartbeat_at_ms, expires_at_ms) VALUES ($1, $2, ") +
+                   kDbNowMs + ", " + kDbNowMs + ", " + kDbNowMs +
+                   " + $3) ON CONFLICT (host_id) DO UPDATE SET application = excluded.application, "
+                   "heartbeat_at_ms = excluded.heartbeat_at_ms, expires_at_ms = "
+                   "excluded.expires_at_ms RETURNING heartbeat_at_ms",
+               Params().text(host_id_).text(applicationName(host_id_)).integer(lease_ms))
+        .integer(0, 0);
+  });
+}
+
+void PostgresJournal::leave() {
+  write("removing host " + host_id_, "", [&] {
+    db_->exec("DELETE FROM hosts WHERE host_id = $1", Params().text(host_id_));
+  });
+}
+
+std::vector<HostRow> PostgresJournal::hosts(int64_t* db_now_ms) {
+  return locked("reading hosts", [&] {
+    Result r = db_->exec(std::string("SELECT host_id, application, heartbeat_at_ms, "
+                                     "expires_at_ms, ") +
+                         kDbNowMs + " FROM hosts ORDER BY host_id COLLATE \"C\"");
+    std::vector<HostRow> out;
+    for (int i = 0; i < r.rows(); ++i)
+      out.push_back({r.text(i, 0), r.text(i, 1), r.integer(i, 2), r.integer(i, 3)});
+    if (db_now_ms != nullptr)
+      *db_now_ms = db_->exec(std::string("SELECT ") + kDbNowMs).integer(0, 0);
+    return out;
+  });
+}
+
+void PostgresJournal::defineGroups(const std::map<std::string, std::vector<std::string>>& groups) {
+  write("recording lease groups", "", [&] {
+    for (const auto& [group, members] : groups) {
+      std::vector<std::string_view> names(members.begin(), members.end());
+      db_->exec(
+          "INSERT INTO leases (lease_group, members) VALUES ($1, $2::text[]) ON CONFLICT "
+          "(lease_group) DO UPDATE SET members = excluded.members WHERE leases.members IS "
+          "DISTINCT FROM excluded.members",
+          Params().text(group).textArray(names));
+    }
+  });
+}
+
+std::vector<LeaseRow> PostgresJournal::leases(int64_t* db_now_ms) {
+  return locked("reading leases", [&] {
+    Result r = db_->exec(std::string("SELECT lease_group, array_to_string(members, E'\\n'), "
+                                     "coalesce(owner, ''), token, expires_at_ms, ") +
+                         kDbNowMs + " FROM leases ORDER BY lease_group COLLATE \"C\"");
+    std::vector<LeaseRow> out;
+    for (int i = 0; i < r.rows(); ++i) {
+      LeaseRow l{r.text(i, 0), splitLines(r.text(i, 1)), r.text(i, 2), r.integer(i, 3),
+                 r.integer(i, 4)};
+      out.push_back(std::move(l));
+    }
+    if (db_now_ms != nullptr)
+      *db_now_ms = r.rows() > 0 ? r.integer(0, 5)
+                                : db_->exec(std::string("SELECT ") + kDbNowMs).integer(0, 0);
+    return out;
+  });
+}
+
+std::optional<int64_t> PostgresJournal::claim(const std::string& group, int64_t lease_ms) {
+  return write("claiming the lease of " + group, "", [&]() -> std::optional<int64_t> {
+    Result r = db_->exec(
+        std::string("UPDATE leases SET owner = $2, token = token + 1, expires_at_ms = ") +
+            kDbNowMs + " + $3, changed_at_ms = " + kDbNowMs +
+            " WHERE lease_group = $1 AND (owner IS NULL OR owner = $2 OR expires_at_ms < " +
+            kDbNowMs + ") RETURNING token",
+        Params().text(group).text(host_id_).integer(lease_ms));
+    if (r.rows() == 0) return std::nullopt;
+    return r.integer(0, 0);
+  });
+}
+
+std::set<std::string> PostgresJournal::renew(const std::map<std::string, int64_t>& held,
+                                             int64_t lease_ms) {
+  std::set<std::string> renewed;
+  if (held.empty()) return renewed;
+  return write("renewing " + std::to_string(held.size()) + " lease(s)", "", [&] {
+    std::vector<std::string_view> groups;
+    std::vector<int64_t> tokens;
+    for (const auto& [group, token] : held) {
+      groups.push_back(group);
+      tokens.push_back(token);
+    }
+    Result r = db_->exec(
+        std::string("UPDATE leases l SET expires_at_ms = ") + kDbNowMs +
+            " + $3 FROM unnest($1::text[], $2::bigint[]) AS h(g, t) WHERE l.lease_group = h.g "
+            "AND l.token = h.t AND l.owner = $4 RETURNING l.lease_group",
+        Params().textArray(groups).integerArray(tokens).integer(lease_ms).text(host_id_));
+    for (int i = 0; i < r.rows(); ++i) renewed.insert(r.text(i, 0));
+    return renewed;
+  });
+}
+
+void PostgresJournal::release(const std::string& group, int64_t token) {
+  write("releasing the lease of " + group, "", [&] {
+    db_->exec(std::string("UPDATE leases SET owner = NULL, expires_at_ms = 0, changed_at_ms = ") +
+                  kDbNowMs + " WHERE lease_group = $1 AND owner = $2 AND token = $3",
+              Params().text(group).text(host_id_).integer(token));
+  });
 }
 
 // --- EventLog: events, cursors, latest versions --------------------------------------------------
@@ -708,7 +880,7 @@ int64_t PostgresJournal::commit(const std::string& source, const std::vector<New
                                 const Cursor& cursor, const std::vector<SetAsideItem>& set_aside) {
   const std::string action =
       "committing " + std::to_string(events.size()) + " events from '" + source + "'";
-  return write(action, [&]() -> int64_t {
+  return write(action, source, [&]() -> int64_t {
     const int64_t now_ms = nowMs();
     // The latest version of each key: its last event in the page (one row per key per INSERT).
     std::map<std::pair<std::string_view, std::string_view>, size_t> last_of_key;
@@ -826,7 +998,7 @@ std::vector<SourceDeadLetter> PostgresJournal::sourceDeadLetters(
 
 int64_t PostgresJournal::replaySetAside(const std::string& source,
                                         const std::vector<int64_t>& ids) {
-  return write("replaying source dead letters of '" + source + "'", [&]() -> int64_t {
+  return write("replaying source dead letters of '" + source + "'", source, [&]() -> int64_t {
     Result r =
         ids.empty()
             ? db_->exec("DELETE FROM source_dead_letters WHERE source = $1 RETURNING since_ms",
@@ -849,7 +1021,7 @@ int64_t PostgresJournal::replaySetAside(const std::string& source,
 }
 
 int64_t PostgresJournal::dropSetAside(const std::vector<int64_t>& ids) {
-  return write("dropping source dead letters", [&] {
+  return write("dropping source dead letters", "", [&] {
     return db_
         ->exec("DELETE FROM source_dead_letters WHERE id = ANY($1::bigint[])",
                Params().integerArray(ids))
@@ -859,7 +1031,7 @@ int64_t PostgresJournal::dropSetAside(const std::vector<int64_t>& ids) {
 
 void PostgresJournal::resetCursor(const std::string& source, const Cursor& cursor,
                                   bool forget_versions) {
-  write("resetting the cursor of '" + source + "'", [&] {
+  write("resetting the cursor of '" + source + "'", source, [&] {
     upsertCursor(*db_, source, cursor, nowMs());
     if (forget_versions)
       db_->exec("DELETE FROM latest_versions WHERE source = $1", Params().text(source));
@@ -920,7 +1092,7 @@ int64_t PostgresJournal::purge(int64_t up_to_sequence, int64_t fetched_before_ms
   int64_t total = 0;
   while (true) {
     const int64_t deleted =
-        write("purging events up to " + std::to_string(up_to_sequence), [&]() -> int64_t {
+        write("purging events up to " + std::to_string(up_to_sequence), "", [&]() -> int64_t {
           // The oldest events, up to the first one too recent to go (also when the clock went
           // back: events are only ever deleted oldest first).
           Result r = db_->exec(
@@ -985,7 +1157,7 @@ void PostgresJournal::advanceSink(const std::string& sink, int64_t offset,
                                   const std::optional<DeliveryRange>& delivery,
                                   const std::vector<NewDeadLetter>& dead) {
   const std::string action = "advancing sink '" + sink + "' to " + std::to_string(offset);
-  write(action, [&] {
+  write(action, sink, [&] {
     const int64_t now_ms = nowMs();
     upsertSinkOffset(*db_, sink, offset, now_ms);
     if (delivery) {
@@ -1047,7 +1219,7 @@ std::vector<DeadLetter> PostgresJournal::deadLetters(const std::optional<std::st
 }
 
 int64_t PostgresJournal::requestReplay(const std::string& sink, const std::vector<int64_t>& ids) {
-  return write("requesting replay of dead letters of sink '" + sink + "'", [&] {
+  return write("requesting replay of dead letters of sink '" + sink + "'", sink, [&] {
     // The sink is part of the match: an id of another sink's dead letter is not replayed here.
     if (ids.empty())
       return db_
@@ -1077,8 +1249,15 @@ std::vector<DeadLetter> PostgresJournal::pendingReplays(const std::string& sink,
 }
 
 void PostgresJournal::settleReplay(int64_t id, const std::optional<std::string>& new_reason) {
-  // An id that is already gone was settled before: settling is idempotent.
-  write("settling the replay of dead letter " + std::to_string(id), [&] {
+  // An id that is already gone was settled before: settling is idempotent. Fenced by the lease
+  // of the dead letter's sink, whose runner settles it.
+  const std::string action = "settling the replay of dead letter " + std::to_string(id);
+  const std::string sink = locked(action, [&] {
+    Result r = db_->exec("SELECT sink FROM dead_letters WHERE id = $1", Params().integer(id));
+    return r.rows() == 0 ? std::string() : r.text(0, 0);
+  });
+  if (sink.empty()) return;
+  write(action, sink, [&] {
     if (new_reason) {
       db_->exec(
           "UPDATE dead_letters SET reason = $1, failed_at_ms = $2, replay_requested = false "
@@ -1105,7 +1284,7 @@ int64_t PostgresJournal::deliveredUpTo(const std::string& source) {
 }
 
 void PostgresJournal::setDeliveredUpTo(const std::string& source, int64_t sequence) {
-  write("recording delivered progress of '" + source + "'", [&] {
+  write("recording delivered progress of '" + source + "'", source, [&] {
     db_->exec(
         "INSERT INTO delivered_hooks (source, sequence, updated_at_ms) VALUES ($1, $2, $3) "
         "ON CONFLICT (source) DO UPDATE SET sequence = excluded.sequence, "
@@ -1144,7 +1323,7 @@ std::optional<std::string> PostgresJournal::stateGet(const std::string& instance
 
 void PostgresJournal::stateSet(const std::string& instance, const std::string& key,
                                const std::optional<std::string>& value) {
-  write("writing state '" + key + "' of '" + instance + "'", [&] {
+  write("writing state '" + key + "' of '" + instance + "'", instance, [&] {
     if (!value) {
       db_->exec("DELETE FROM plugin_state WHERE instance = $1 AND key = $2",
                 Params().text(instance).text(key));
@@ -1159,7 +1338,7 @@ void PostgresJournal::stateSet(const std::string& instance, const std::string& k
 }
 
 void PostgresJournal::setStatus(const InstanceStatus& s) {
-  write("recording the status of '" + s.name + "'", [&] {
+  write("recording the status of '" + s.name + "'", s.name, [&] {
     db_->exec(
         "INSERT INTO instance_status (name, kind, state, message, updated_at_ms, retry_attempt, "
         "next_attempt_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (name) DO UPDATE "
@@ -1194,7 +1373,7 @@ std::vector<InstanceStatus> PostgresJournal::statuses() {
 
 int64_t PostgresJournal::submitCommand(const std::string& action, const std::string& target,
                                        const std::string& argument) {
-  return write("storing the request " + action, [&] {
+  return write("storing the request " + action, "", [&] {
     return db_
         ->exec(
             "INSERT INTO commands (action, target, argument, requested_at_ms) "
@@ -1234,7 +1413,7 @@ std::optional<CommandRequest> PostgresJournal::command(int64_t id) {
 }
 
 void PostgresJournal::finishCommand(int64_t id, bool ok, const std::string& result) {
-  write("answering request " + std::to_string(id), [&] {
+  write("answering request " + std::to_string(id), "", [&] {
     db_->exec("UPDATE commands SET state = $1, result = $2, finished_at_ms = $3 WHERE id = $4",
               Params().text(ok ? "done" : "failed").text(result).integer(nowMs()).integer(id));
   });
@@ -1248,7 +1427,7 @@ bool PostgresJournal::sinkPaused(const std::string& sink) {
 }
 
 void PostgresJournal::setSinkPaused(const std::string& sink, bool paused) {
-  write(std::string(paused ? "pausing" : "resuming") + " sink '" + sink + "'", [&] {
+  write(std::string(paused ? "pausing" : "resuming") + " sink '" + sink + "'", sink, [&] {
     db_->exec(
         "INSERT INTO sink_controls (sink, paused, updated_at_ms) VALUES ($1, $2, $3) "
         "ON CONFLICT (sink) DO UPDATE SET paused = excluded.paused, "
@@ -1269,12 +1448,12 @@ std::vector<std::string> PostgresJournal::knownSinks() {
 }
 
 void PostgresJournal::setSinkOffset(const std::string& sink, int64_t offset) {
-  write("moving sink '" + sink + "' to " + std::to_string(offset),
+  write("moving sink '" + sink + "' to " + std::to_string(offset), sink,
         [&] { upsertSinkOffset(*db_, sink, offset, nowMs()); });
 }
 
 void PostgresJournal::forgetSink(const std::string& sink) {
-  write("forgetting sink '" + sink + "'", [&] {
+  write("forgetting sink '" + sink + "'", "", [&] {
     db_->exec("DELETE FROM sink_offsets WHERE sink = $1", Params().text(sink));
     db_->exec("DELETE FROM sink_controls WHERE sink = $1", Params().text(sink));
     db_->exec("DELETE FROM instance_activity WHERE name = $1 AND kind = 'sink'",
@@ -1308,7 +1487,7 @@ std::optional<int64_t> PostgresJournal::fetchedAt(int64_t sequence) {
 }
 
 int64_t PostgresJournal::dropDeadLetters(const std::vector<int64_t>& ids) {
-  return write("dropping dead letters", [&] {
+  return write("dropping dead letters", "", [&] {
     return db_
         ->exec("DELETE FROM dead_letters WHERE id = ANY($1::bigint[])", Params().integerArray(ids))
         .changed();
@@ -1326,7 +1505,7 @@ std::optional<std::string> PostgresJournal::sourceOrigin(const std::string& sour
 }
 
 void PostgresJournal::setSourceOrigin(const std::string& source, const std::string& start_from) {
-  write("recording the origin of source '" + source + "'", [&] {
+  write("recording the origin of source '" + source + "'", "", [&] {
     db_->exec(
         "INSERT INTO source_origins (source, start_from, updated_at_ms) VALUES ($1, $2, $3) "
         "ON CONFLICT (source) DO UPDATE SET start_from = excluded.start_from, "
@@ -1336,7 +1515,7 @@ void PostgresJournal::setSourceOrigin(const std::string& source, const std::stri
 }
 
 void PostgresJournal::recordActivity(const InstanceActivity& a) {
-  write("recording the activity of '" + a.name + "'", [&] {
+  write("recording the activity of '" + a.name + "'", a.name, [&] {
     db_->exec(
         "INSERT INTO instance_activity (name, kind, last_attempt_ms, last_success_ms, "
         "events_total, progress, updated_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7) "
@@ -1366,11 +1545,6 @@ std::vector<InstanceActivity> PostgresJournal::activities() {
                      r.text(i, 5)});
     return out;
   });
-}
-
-std::unique_ptr<Journal> openJournal(const std::string& journal, const std::string& host_id) {
-  if (isPostgresJournal(journal)) return std::make_unique<PostgresJournal>(journal, host_id);
-  return openSqliteJournal(journal);
 }
 
 }  // namespace ferry::core

@@ -16,27 +16,54 @@
 // JournalError until PostgreSQL answers again, so the runners retry); an owner takes its lock again
 // first.
 //
-// Ownership: own() takes a session-level advisory lock on this connection, so one ferry owns the
-// journal at a time, across hosts. Every write runs in a transaction that first calls fence(),
-// the one place where a later lease's fencing token is checked.
+// Hosts: own() takes a session-level advisory lock for this host_id on this connection, so one
+// ferry runs per host_id, while any number of host_ids share the journal. Which host runs which
+// source and sink is decided by leases (LeaseKeeper.h): one row per lease group with its owner,
+// a fencing token that grows with every change of owner, and an expiry on PostgreSQL's clock.
+// Every write runs in a transaction that first calls fence(instance): once setFences() was
+// called (a host that leases), a write for an instance checks, in that same transaction, that
+// this host still holds its group's lease with the token it claimed it with; a frozen or cut-off
+// former owner is refused (JournalFenced) and writes nothing.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
+#include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "journal/Journal.h"
 
 namespace ferry::core {
 
-// Whether `journal` ([host] journal) names a PostgreSQL journal: postgresql://… or postgres://….
-bool isPostgresJournal(const std::string& journal);
+// A write for an instance whose lease this host no longer holds (PostgresJournal::fence()).
+class JournalFenced : public JournalError {
+ public:
+  using JournalError::JournalError;
+};
 
-// `journal` as it may be shown: a URL's password replaced by "***"; a path unchanged.
-std::string journalDisplayName(const std::string& journal);
+// A host that shares the journal (table hosts); times on PostgreSQL's clock, in ms.
+struct HostRow {
+  std::string host_id;
+  std::string application;  // "ferry/<host_id>/<pid>"
+  int64_t heartbeat_at_ms = 0;
+  int64_t expires_at_ms = 0;
+};
+
+// A lease group (table leases): the instances run together, the host running them ("" when
+// none), the fencing token of its claim and the expiry (PostgreSQL's clock, ms).
+struct LeaseRow {
+  std::string group;
+  std::vector<std::string> members;
+  std::string owner;
+  int64_t token = 0;
+  int64_t expires_at_ms = 0;
+};
 
 class PostgresJournal final : public Journal,
                               public EventLog,
@@ -45,7 +72,7 @@ class PostgresJournal final : public Journal,
                               public Controls {
  public:
   // The schema version this build creates and understands (table ferry_journal).
-  static constexpr int64_t kSchemaVersion = 2;
+  static constexpr int64_t kSchemaVersion = 3;
 
   // Connects to `url` and creates or migrates the schema. `host_id` names this host in
   // PostgreSQL's application_name ("ferry/<host_id>/<pid>"), which is how another ferry tells who
@@ -59,15 +86,40 @@ class PostgresJournal final : public Journal,
   // JournalError when PostgreSQL cannot be reached.
   static bool exists(const std::string& url);
 
-  // Who owns the journal at `url`: the application_name of the connection holding the owner's
-  // lock ("ferry/<host_id>/<pid>"), nullopt when nobody does.
-  static std::optional<std::string> ownerOf(const std::string& url);
+  // A ferry running on the journal at `url` as `host_id` (any host_id when empty): the
+  // application_name of the connection holding that host's lock ("ferry/<host_id>/<pid>"),
+  // nullopt when none runs.
+  static std::optional<std::string> ownerOf(const std::string& url,
+                                            const std::string& host_id = "");
 
-  // Makes this connection the journal's owner (a session-level advisory lock, released when the
-  // connection ends, however the process ends). Returns nullopt when owned, else the current
-  // owner's application_name. After a lost connection the lock is taken again before any write;
+  // Makes this connection the only ferry of its host_id (a session-level advisory lock, released
+  // when the connection ends, however the process ends). Returns nullopt when taken, else the
+  // holder's application_name. After a lost connection the lock is taken again before any write;
   // when another ferry took it meanwhile, every write fails with JournalError.
   std::optional<std::string> own();
+
+  // Leases (LeaseKeeper.h). Every time is PostgreSQL's clock in ms.
+  // Records this host as live until `lease_ms` from now; returns PostgreSQL's now.
+  int64_t heartbeat(int64_t lease_ms);
+  // Removes this host's heartbeat (a graceful stop).
+  void leave();
+  // Every host that recorded a heartbeat; `db_now_ms` gets PostgreSQL's now.
+  std::vector<HostRow> hosts(int64_t* db_now_ms = nullptr);
+  // Creates the lease rows of `groups` (group -> instances) that are missing; updates members.
+  void defineGroups(const std::map<std::string, std::vector<std::string>>& groups);
+  // Every lease; `db_now_ms` gets PostgreSQL's now.
+  std::vector<LeaseRow> leases(int64_t* db_now_ms = nullptr);
+  // Takes the lease of `group` when nobody holds it, its holder let it expire, or it is held by
+  // this host_id (a predecessor's: one ferry runs per host_id): the new token, nullopt when
+  // another host holds it.
+  std::optional<int64_t> claim(const std::string& group, int64_t lease_ms);
+  // Extends the leases held (group -> token) to `lease_ms` from now; returns those still held.
+  std::set<std::string> renew(const std::map<std::string, int64_t>& held, int64_t lease_ms);
+  // Gives the lease up at once (when still held with `token`).
+  void release(const std::string& group, int64_t token);
+  // From now on, a write for an instance is fenced by its lease: instance -> (group, token).
+  // An instance missing from the map is refused.
+  void setFences(std::map<std::string, std::pair<std::string, int64_t>> fences);
 
   const std::string& displayName() const { return display_; }
   int64_t schemaVersion();
@@ -153,12 +205,13 @@ class PostgresJournal final : public Journal,
   template <typename Body>
   auto reading(const std::string& action, Body&& body) -> decltype(body());
   // locked(), inside one transaction that starts with fence() and commits when `body` returns.
+  // `instance`: the source or sink the write is for ("" for none: a command's request, a purge).
   template <typename Body>
-  auto write(const std::string& action, Body&& body) -> decltype(body());
-  // Every write transaction's first statement: where a lease's fencing token will be checked.
-  // For now the owner's advisory lock, held by this very connection, is the fence (taken again
-  // after a reconnect by connect()).
-  void fence();
+  auto write(const std::string& action, const std::string& instance, Body&& body)
+      -> decltype(body());
+  // Every write transaction's first statement: the host's lock taken again after a reconnect,
+  // and the lease of `instance`'s group checked with this host's token (once leasing).
+  void fence(const std::string& instance);
   void connect();
   void migrate();
   std::string describe(const std::string& action, const std::string& cause) const;
@@ -174,6 +227,9 @@ class PostgresJournal final : public Journal,
   std::unique_ptr<Connection> reader_;  // opened on first use
   bool owner_ = false;       // own() succeeded: the lock is taken again after a reconnect
   bool holds_lock_ = false;  // this session holds the owner's lock
+  std::mutex fences_mutex_;
+  std::atomic<bool> leasing_{false};
+  std::map<std::string, std::pair<std::string, int64_t>> fences_;  // instance -> (group, token)
 };
 
 }  // namespace ferry::core

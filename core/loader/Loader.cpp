@@ -6,6 +6,8 @@
 #include <set>
 #include <system_error>
 
+#include "services/Platform.h"
+
 namespace ferry::core {
 
 namespace fs = std::filesystem;
@@ -227,17 +229,17 @@ PluginRegistry PluginRegistry::loadDirectory(const fs::path& requested) {
     throw LoadError(LoadError::Reason::NotFound, where,
                     where +
                         ": no such plugin directory; set plugin_dir in [host] to the "
-                        "directory that holds the plugin .so files");
+                        "directory that holds the plugin " + std::string(platform::pluginSuffix()) + " files");
   if (!fs::is_directory(dir, ec))
     throw LoadError(LoadError::Reason::NotFound, where,
                     where +
                         ": is not a directory; set plugin_dir in [host] to the directory "
-                        "that holds the plugin .so files");
+                        "that holds the plugin " + std::string(platform::pluginSuffix()) + " files");
 
   std::vector<fs::path> files;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
     std::error_code entry_ec;
-    if (entry.path().extension() == ".so" && entry.is_regular_file(entry_ec))
+    if (entry.path().extension() == platform::pluginSuffix() && entry.is_regular_file(entry_ec))
       files.push_back(entry.path());
   }
   if (ec)

@@ -3,9 +3,12 @@
 #include <Poco/Net/HTTPResponse.h>
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/Net/SocketAddress.h>
+#include <Poco/Net/SocketDefs.h>
+#ifndef _WIN32
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#endif
 
 #include <atomic>
 #include <cerrno>
@@ -15,6 +18,7 @@
 #include <vector>
 
 #include "ops/Pages.h"
+#include "services/Time.h"
 
 namespace ferry::core {
 namespace {
@@ -26,14 +30,33 @@ constexpr int64_t kConnectionMs = 5000;
 constexpr size_t kMaxConnections = 32;
 constexpr int kPollMs = 200;
 
-int64_t steadyMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+// Winsock and POSIX sockets differ in names only here: the socket type, poll, accept without
+// inheritance, the error, the flags.
+#ifdef _WIN32
+int pollSockets(pollfd* fds, size_t n, int ms) { return ::WSAPoll(fds, static_cast<ULONG>(n), ms); }
+int socketError() { return ::WSAGetLastError(); }
+poco_socket_t acceptNonBlocking(poco_socket_t listen_fd) {
+  poco_socket_t fd = ::accept(listen_fd, nullptr, nullptr);
+  u_long on = 1;
+  if (fd != POCO_INVALID_SOCKET) ::ioctlsocket(fd, FIONBIO, &on);
+  return fd;
 }
+constexpr int kSendFlags = 0;
+constexpr int kShutWrite = SD_SEND;
+#else
+int pollSockets(pollfd* fds, size_t n, int ms) { return ::poll(fds, n, ms); }
+int socketError() { return errno; }
+poco_socket_t acceptNonBlocking(poco_socket_t listen_fd) {
+  return ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+}
+constexpr int kSendFlags = MSG_NOSIGNAL;
+constexpr int kShutWrite = SHUT_WR;
+#endif
+bool interrupted(int error) { return error == POCO_EINTR; }
+bool wouldBlock(int error) { return error == POCO_EAGAIN || error == POCO_EWOULDBLOCK; }
 
 struct Connection {
-  int fd = -1;
+  poco_socket_t fd = POCO_INVALID_SOCKET;
   int64_t deadline_ms = 0;
   std::string in;
   std::string out;
@@ -73,8 +96,8 @@ struct AdminServer::Impl {
   std::string respond(const std::string& head);
 
   static void close(Connection& c) {
-    if (c.fd >= 0) ::close(c.fd);
-    c.fd = -1;
+    if (c.fd != POCO_INVALID_SOCKET) poco_closesocket(c.fd);
+    c.fd = POCO_INVALID_SOCKET;
   }
 
   const LiveConfig& config;  // a snapshot per request: a reload may replace it
@@ -86,14 +109,14 @@ struct AdminServer::Impl {
 };
 
 void AdminServer::Impl::serve() {
-  const int listen_fd = listener.impl()->sockfd();
+  const poco_socket_t listen_fd = listener.impl()->sockfd();
   while (!stop.load()) {
     std::vector<pollfd> fds{{listen_fd, POLLIN, 0}};
     for (const auto& c : connections)
       fds.push_back({c.fd, static_cast<short>(c.phase == Connection::Phase::kWriting ? POLLOUT
                                                                                      : POLLIN),
                      0});
-    if (::poll(fds.data(), fds.size(), kPollMs) < 0 && errno != EINTR) {
+    if (pollSockets(fds.data(), fds.size(), kPollMs) < 0 && !interrupted(socketError())) {
       std::this_thread::sleep_for(std::chrono::milliseconds(kPollMs));
       continue;
     }
@@ -109,17 +132,17 @@ void AdminServer::Impl::serve() {
     const int64_t now = steadyMs();
     for (auto& c : connections)
       if (now >= c.deadline_ms) close(c);
-    std::erase_if(connections, [](const Connection& c) { return c.fd < 0; });
+    std::erase_if(connections, [](const Connection& c) { return c.fd == POCO_INVALID_SOCKET; });
     if (fds[0].revents & POLLIN) accept();
   }
   for (auto& c : connections) close(c);
 }
 
 void AdminServer::Impl::accept() {
-  const int listen_fd = listener.impl()->sockfd();
+  const poco_socket_t listen_fd = listener.impl()->sockfd();
   while (true) {
-    int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) return;  // EAGAIN: no more waiting; anything else: try again on the next poll
+    const poco_socket_t fd = acceptNonBlocking(listen_fd);
+    if (fd == POCO_INVALID_SOCKET) return;  // EAGAIN: no more waiting; anything else: try again on the next poll
     if (connections.size() >= kMaxConnections) {
       close(connections.front());
       connections.erase(connections.begin());
@@ -134,9 +157,9 @@ void AdminServer::Impl::accept() {
 void AdminServer::Impl::read(Connection& c) {
   char buffer[4096];
   while (true) {
-    ssize_t n = ::recv(c.fd, buffer, sizeof buffer, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    auto n = ::recv(c.fd, buffer, sizeof buffer, 0);
+    if (n < 0 && interrupted(socketError())) continue;
+    if (n < 0 && wouldBlock(socketError())) break;
     if (n <= 0) return close(c);
     c.in.append(buffer, static_cast<size_t>(n));
     if (c.in.size() > kHeadLimit) break;
@@ -155,15 +178,16 @@ void AdminServer::Impl::read(Connection& c) {
 
 void AdminServer::Impl::write(Connection& c) {
   while (c.sent < c.out.size()) {
-    ssize_t n = ::send(c.fd, c.out.data() + c.sent, c.out.size() - c.sent, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    auto n = ::send(c.fd, c.out.data() + c.sent, static_cast<int>(c.out.size() - c.sent),
+                    kSendFlags);
+    if (n < 0 && interrupted(socketError())) continue;
+    if (n < 0 && wouldBlock(socketError())) return;
     if (n <= 0) return close(c);
     c.sent += static_cast<size_t>(n);
   }
   // Closing with unread input would reset the connection and could destroy the answer in
   // flight: say we are done, and read until the client closes too (or the deadline).
-  ::shutdown(c.fd, SHUT_WR);
+  ::shutdown(c.fd, kShutWrite);
   c.phase = Connection::Phase::kDraining;
   drain(c);
 }
@@ -171,9 +195,9 @@ void AdminServer::Impl::write(Connection& c) {
 void AdminServer::Impl::drain(Connection& c) {
   char buffer[4096];
   while (true) {
-    ssize_t n = ::recv(c.fd, buffer, sizeof buffer, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    auto n = ::recv(c.fd, buffer, sizeof buffer, 0);
+    if (n < 0 && interrupted(socketError())) continue;
+    if (n < 0 && wouldBlock(socketError())) return;
     if (n <= 0) return close(c);
   }
 }

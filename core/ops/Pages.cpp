@@ -2,8 +2,10 @@
 
 #include <Poco/JSON/Array.h>
 #include <Poco/JSON/Object.h>
+#ifndef _WIN32
 #include <sys/resource.h>
 #include <unistd.h>
+#endif
 
 #include <filesystem>
 #include <fstream>
@@ -121,6 +123,9 @@ void writeJournal(std::ostream& out, const Config& config, HostServices& service
 
 // The process's own figures, named as every Prometheus client library names them.
 void writeProcess(std::ostream& out) {
+#ifdef _WIN32
+  (void)out;  // Linux's /proc figures only; none on Windows yet
+#else
   std::ifstream stat_file("/proc/self/stat");
   std::string stat((std::istreambuf_iterator<char>(stat_file)), std::istreambuf_iterator<char>());
   const size_t paren = stat.rfind(')');
@@ -157,6 +162,7 @@ void writeProcess(std::ostream& out) {
         static_cast<double>(limit.rlim_cur));
   gauge("process_start_time_seconds", "gauge",
         "Start time of the process since unix epoch in seconds.", boot + std::stod(f[19]) / ticks);
+#endif
 }
 
 }  // namespace

@@ -1,7 +1,6 @@
 #include "pipeline/CursorEngine.h"
 
 #include <algorithm>
-#include <chrono>
 #include <future>
 #include <memory>
 #include <optional>
@@ -26,12 +25,6 @@ std::string versionMapKey(std::string_view entity, std::string_view key) {
   out.reserve(entity.size() + 1 + key.size());
   out.append(entity).append(1, '\x1f').append(key);
   return out;
-}
-
-int64_t steadyMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
 }
 
 }  // namespace

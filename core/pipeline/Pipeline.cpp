@@ -101,15 +101,15 @@ void Pipeline::addSource(const Config& config, const InstanceConfig& source,
 void Pipeline::create() {
   const Config& config = config_.get();
   for (const auto& sink : config.sinks)
-    if (sink.enabled) addSink(sink, createInstance(sink));
+    if (wanted(sink)) addSink(sink, createInstance(sink));
   for (const auto& source : config.sources)
-    if (source.enabled) addSource(config, source, createInstance(source));
+    if (wanted(source)) addSource(config, source, createInstance(source));
   // Instances of one plugin usually poll one API under one rate budget (DuckHub: per client
   // IP): spread their first cycles evenly over the interval.
   std::map<std::string, std::vector<std::pair<SourceRunner*, int64_t>>> by_plugin;
   size_t i = 0;
   for (const auto& source : config.sources) {
-    if (!source.enabled) continue;
+    if (!wanted(source)) continue;
     by_plugin[source.plugin].emplace_back(sources_[i++].get(), source.interval_ms);
   }
   for (auto& [plugin, runners] : by_plugin)
@@ -160,25 +160,50 @@ std::vector<std::string> Pipeline::reload(Config next) {
   //    the one it replaces still runs, both on the same plugin state.)
   std::set<std::string> fresh_sinks, fresh_sources;
   for (const auto& sink : next.sinks)
-    if (sink.enabled && !same(old_sinks, sink.name, new_sinks.at(sink.name))) {
+    if (wanted(sink) && !same(old_sinks, sink.name, new_sinks.at(sink.name))) {
       createInstance(sink).reset();
       fresh_sinks.insert(sink.name);
     }
   for (const auto& source : next.sources)
-    if (source.enabled && !same(old_sources, source.name, new_sources.at(source.name))) {
+    if (wanted(source) && !same(old_sources, source.name, new_sources.at(source.name))) {
       createInstance(source).reset();
       fresh_sources.insert(source.name);
     }
 
   // 2. Stop what is removed or changed: sources first (a page in flight is committed or
   //    dropped whole), then sinks (a batch in flight finishes and its offset is committed).
+  std::vector<std::string> lines = retire([&](const std::string& name, const char* kind) {
+    const bool source = std::string(kind) == "source";
+    return same(source ? new_sources : new_sinks, name,
+                (source ? old_sources : old_sinks).at(name));
+  });
+  for (auto& line : lines) {
+    const bool source = line.rfind("stopped source ", 0) == 0;
+    const std::string name = line.substr(line.find(' ', 8) + 1);
+    line += (source ? new_sources : new_sinks).count(name) ? " (changed)" : " (removed)";
+  }
+  refused_.clear();
+
+  // 3. The new configuration, and its new and changed instances running. An instance that
+  //    refuses now although its trial started (a plugin whose start depends on more than its
+  //    options) stays down, named in the log and in the lines.
+  config_.set(std::move(next));
+  const Config& now = config_.get();
+  services_->forgetActivities();  // the retired runners wrote theirs
+  for (const auto& sink : now.sinks)
+    if (fresh_sinks.count(sink.name)) launch(sink, lines);
+  for (const auto& source : now.sources)
+    if (fresh_sources.count(source.name)) launch(source, lines);
+  return lines;
+}
+
+std::vector<std::string> Pipeline::retire(
+    const std::function<bool(const std::string& name, const char* kind)>& stays) {
   std::vector<std::string> lines;
-  auto retire = [&](auto& runners, const std::map<std::string, std::string>& now,
-                    const std::map<std::string, std::string>& before, const char* kind) {
+  auto stop = [&](auto& runners, const char* kind) {
     std::vector<size_t> gone;
     for (size_t i = 0; i < runners.size(); ++i) {
-      const std::string& name = runners[i]->name();
-      if (same(now, name, before.at(name))) continue;
+      if (stays(runners[i]->name(), kind)) continue;
       runners[i]->requestStop();
       gone.push_back(i);
     }
@@ -189,40 +214,48 @@ std::vector<std::string> Pipeline::reload(Config next) {
       std::erase(hooked_, static_cast<void*>(runners[*it].get()));
       runners.erase(runners.begin() + static_cast<std::ptrdiff_t>(*it));
       services_->health.remove(name);
-      lines.push_back(std::string("stopped ") + kind + " " + name +
-                      (now.count(name) ? " (changed)" : " (removed)"));
+      lines.push_back(std::string("stopped ") + kind + " " + name);
     }
   };
-  retire(sources_, new_sources, old_sources, "source");
-  retire(sinks_, new_sinks, old_sinks, "sink");
+  stop(sources_, "source");
+  stop(sinks_, "sink");
+  return lines;
+}
 
-  // 3. The new configuration, and its new and changed instances running. An instance that
-  //    refuses now although its trial started (a plugin whose start depends on more than its
-  //    options) stays down, named in the log and in the lines.
-  config_.set(std::move(next));
-  const Config& now = config_.get();
-  services_->forgetActivities();  // the retired runners wrote theirs
-  auto start = [&](const InstanceConfig& instance, const auto& add) {
-    try {
-      add(createInstance(instance));
-      lines.push_back("started " + instance.kind + " " + instance.name);
-    } catch (const std::exception& e) {
-      services_->logger.error(std::string("reload: ") + e.what());
-      lines.push_back("could not start " + instance.kind + " " + instance.name);
+bool Pipeline::launch(const InstanceConfig& instance, std::vector<std::string>& lines) {
+  try {
+    if (instance.kind == "sink") {
+      addSink(instance, createInstance(instance));
+      if (started_) sinks_.back()->start();
+    } else {
+      addSource(config_.get(), instance, createInstance(instance));
+      if (started_) sources_.back()->start(*scheduler_, false);
     }
-  };
-  for (const auto& sink : now.sinks)
-    if (fresh_sinks.count(sink.name))
-      start(sink, [&](std::unique_ptr<Instance> instance) {
-        addSink(sink, std::move(instance));
-        if (started_) sinks_.back()->start();
-      });
-  for (const auto& source : now.sources)
-    if (fresh_sources.count(source.name))
-      start(source, [&](std::unique_ptr<Instance> instance) {
-        addSource(now, source, std::move(instance));
-        if (started_) sources_.back()->start(*scheduler_, false);
-      });
+    lines.push_back("started " + instance.kind + " " + instance.name);
+    return true;
+  } catch (const std::exception& e) {
+    services_->logger.error(std::string("starting ") + instance.kind + " " + instance.name + ": " +
+                            e.what());
+    lines.push_back("could not start " + instance.kind + " " + instance.name);
+    return false;
+  }
+}
+
+std::vector<std::string> Pipeline::adjust(const std::set<std::string>& names) {
+  only_ = names;
+  std::vector<std::string> lines =
+      retire([&](const std::string& name, const char*) { return names.count(name) > 0; });
+  if (!lines.empty()) services_->forgetActivities();
+  std::set<std::string> running;
+  for (const auto& s : sinks_) running.insert(s->name());
+  for (const auto& s : sources_) running.insert(s->name());
+  const Config& config = config_.get();
+  for (const auto* list : {&config.sinks, &config.sources})
+    for (const auto& instance : *list) {
+      if (!wanted(instance) || refused_.count(instance.name) || running.count(instance.name))
+        continue;
+      if (!launch(instance, lines)) refused_.insert(instance.name);
+    }
   return lines;
 }
 

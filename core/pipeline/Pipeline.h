@@ -7,6 +7,8 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -26,6 +28,16 @@ class Pipeline {
   ~Pipeline();
   Pipeline(const Pipeline&) = delete;
   Pipeline& operator=(const Pipeline&) = delete;
+
+  // Only the instances named here are created, started and reloaded (several hosts sharing a
+  // journal: the ones whose lease this host holds, LeaseKeeper.h); before create(). Unset: every
+  // enabled instance.
+  void runOnly(std::set<std::string> names) { only_ = std::move(names); }
+  // A started pipeline runs the enabled instances of `names` and no other: runners of others stop
+  // (a batch or page in flight finishes and is committed), new ones are created and started.
+  // An instance that refuses to be created is named in the log and not tried again until a
+  // reload. Returns one line per instance stopped or started.
+  std::vector<std::string> adjust(const std::set<std::string>& names);
 
   // Creates every enabled instance (sinks first, then sources). Throws LoadError(CreateFailed)
   // naming the instance, the plugin file and the plugin's message; whatever was created is
@@ -75,6 +87,15 @@ class Pipeline {
   void addSink(const InstanceConfig& sink, std::unique_ptr<Instance> instance);
   void addSource(const Config& config, const InstanceConfig& source,
                  std::unique_ptr<Instance> instance);
+  bool wanted(const InstanceConfig& instance) const {
+    return instance.enabled && (!only_ || only_->count(instance.name) > 0);
+  }
+  // Stops and removes the runners `stays` says no to (sources first, then sinks); one line each.
+  std::vector<std::string> retire(
+      const std::function<bool(const std::string& name, const char* kind)>& stays);
+  // Creates and adds (and starts, when the pipeline runs) one runner; false when the instance
+  // refused (logged).
+  bool launch(const InstanceConfig& instance, std::vector<std::string>& lines);
 
   // The sources' worker pool, made by start()/runOnce() with `[host] workers` threads.
   void startScheduler();
@@ -93,6 +114,8 @@ class Pipeline {
   std::vector<SourceRunner*> hooked_;
   std::vector<std::unique_ptr<SinkRunner>> sinks_;
   bool started_ = false;
+  std::optional<std::set<std::string>> only_;
+  std::set<std::string> refused_;  // adjust(): instances that refused to be created
 };
 
 }  // namespace ferry::core

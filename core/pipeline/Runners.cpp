@@ -18,12 +18,6 @@ constexpr int64_t kSliceMs = 200;
 constexpr int64_t kProgressEveryMs = 10000;
 constexpr int64_t kIdleActivityEveryMs = 60000;
 
-int64_t steadyNowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
 // The status line of an instance stopped by `s` (AUTH, STOP or FATAL).
 std::string stoppedBecause(Status s, const std::string& message) {
   if (s == Status::Auth) return "authentication refused: " + message;
@@ -406,7 +400,7 @@ int64_t SourceRunner::turn() {
 
 CycleResult SourceRunner::runCycle(int64_t& next_progress) {
   int64_t committed = 0;
-  const int64_t started = steadyNowMs();
+  const int64_t started = steadyMs();
   try {
     return engine_.runCycle(
         [this](const PageRequest& q) { return fetchPage(q); }, interrupt_,
@@ -416,15 +410,15 @@ CycleResult SourceRunner::runCycle(int64_t& next_progress) {
           services_.new_events.notify();
           // A long catch-up (a backfill) says how far it got, in the log and in `ferry status`,
           // so that an operator sees it move.
-          const int64_t elapsed_ms = std::max<int64_t>(1, steadyNowMs() - started);
+          const int64_t elapsed_ms = std::max<int64_t>(1, steadyMs() - started);
           const std::string progress =
               std::to_string(so_far.pages) + " page(s), " + std::to_string(so_far.new_events) +
               " new event(s), at " + cursor.since + ", " +
               std::to_string(so_far.new_events * 1000 / elapsed_ms) + " events/s";
           activity_.progress("catching up: " + progress);
           activity_.flush(false);
-          if (steadyNowMs() >= next_progress) {
-            next_progress = steadyNowMs() + kProgressEveryMs;
+          if (steadyMs() >= next_progress) {
+            next_progress = steadyMs() + kProgressEveryMs;
             services_.logger.information("source " + name_ + ": catching up, " + progress);
           }
         });
@@ -449,7 +443,8 @@ void SourceRunner::processDelivered() {
     int64_t from = ledger.deliveredUpTo(name_);
     bool blocked = false;
     int64_t saved = from;
-    while (from < up_to && !stopping()) {
+    // The hook writes to the remote: only while the lease is surely held (LeaseKeeper.h).
+    while (from < up_to && !stopping() && services_.mayWrite(name_)) {
       auto events = log.readAfter(from, {name_}, 500);
       auto dead = ledger.deadLetteredBetween(from, up_to);
       int64_t reached = from;
@@ -569,13 +564,21 @@ void SinkRunner::status(const std::string& state, const std::string& message, in
 }
 
 bool SinkRunner::sleepFor(int64_t ms) {
-  const int64_t until = steadyNowMs() + ms;
+  const int64_t until = steadyMs() + ms;
   while (!stopping()) {
-    int64_t left = until - steadyNowMs();
+    int64_t left = until - steadyMs();
     // An operator's command (a pause, a rewind) need not wait for the backoff.
     if (left <= 0 || mailbox_.hasWork()) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(std::min(left, kSliceMs)));
   }
+  return false;
+}
+
+bool SinkRunner::leaseHeld() {
+  if (services_.mayWrite(name_)) return true;
+  backOff("its lease was not renewed in time (this host was paused, or cut off from "
+          "PostgreSQL): nothing is written until it is, or until another host takes it over",
+          -1);
   return false;
 }
 
@@ -585,6 +588,7 @@ SinkRunner::Step SinkRunner::deliverReplays() {
   if (replays.empty()) return Step::Idle;
   std::vector<const JournalEvent*> events;
   for (const auto& d : replays) events.push_back(&d.event);
+  if (!leaseHeld()) return Step::Retry;
   activity_.attempt();
   const Outcome w = instance_->write(events);
   activity_.count(static_cast<int64_t>(w.done));
@@ -632,11 +636,11 @@ SinkRunner::Step SinkRunner::deliverFeed() {
   // A partial batch waits up to batch_delay for more events, so that a trickle still arrives in
   // batches while a backlog is written at once.
   if (events.size() < batch_size_ && batch_delay_ms_ > 0 && !services_.sources_finished.load()) {
-    const int64_t until = steadyNowMs() + batch_delay_ms_;
+    const int64_t until = steadyMs() + batch_delay_ms_;
     uint64_t seen = services_.new_events.generation();
     while (!stopping() && !services_.sources_finished.load() &&
-           steadyNowMs() < until) {
-      seen = services_.new_events.waitFor(seen, std::min(kSliceMs, until - steadyNowMs()));
+           steadyMs() < until) {
+      seen = services_.new_events.waitFor(seen, std::min(kSliceMs, until - steadyMs()));
       if (countFeed(services_.handoff, log, offset_, sources_) >= static_cast<int64_t>(batch_size_))
         break;
     }
@@ -656,6 +660,7 @@ SinkRunner::Step SinkRunner::deliverFeed() {
     return Step::Progress;
   }
 
+  if (!leaseHeld()) return Step::Retry;
   activity_.attempt();
   const Outcome w = instance_->write(to_write);
   const size_t done = w.done;

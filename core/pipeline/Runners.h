@@ -231,6 +231,9 @@ class SinkRunner {
   bool stopping() const { return stop_.load() || services_.stopping.load(); }
   // Counts the failed attempt, records the retrying status and waits the backoff delay.
   void backOff(const std::string& message, int64_t retry_after_ms);
+  // Whether the sink may write to its target now (its lease, HostServices::mayWrite()); when not,
+  // backs off.
+  bool leaseHeld();
 
   std::string name_;
   std::unique_ptr<Instance> instance_;

@@ -3,13 +3,11 @@
 #include <algorithm>
 #include <chrono>
 
+#include "services/Time.h"
+
 namespace ferry::core {
 
-int64_t Scheduler::nowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
+int64_t Scheduler::nowMs() { return steadyMs(); }
 
 Scheduler::Scheduler(size_t workers) {
   workers = std::max<size_t>(1, workers);

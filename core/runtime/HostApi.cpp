@@ -202,6 +202,13 @@ ferry_http_status hostHttpRequest(ferry_host_ctx* ctx, const ferry_http_request*
     } else if (request->rate_key.len > 0 && !acquireRate(ctx, text(request->rate_key))) {
       owned->result.transient = true;
       owned->result.error = "host is stopping";
+    } else if (!ctx->services.mayWrite(ctx->name)) {
+      // Several hosts: this host's lease of the instance may have run out (it was paused, or cut
+      // off from PostgreSQL), so another host may run it now: nothing is sent.
+      owned->result.transient = true;
+      owned->result.error = "not sent: the lease of " + ctx->name +
+                            " was not renewed in time (this host was paused, or cut off from "
+                            "PostgreSQL)";
     } else {
       // The host's connections are pooled per origin and shared by every instance. A request
       // that asks not to verify the certificate goes through a client (and pool) of its own, so

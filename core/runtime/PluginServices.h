@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -39,6 +40,13 @@ struct PluginServices {
   Metrics metrics;
   HttpSettings http_settings;
   std::atomic<bool> stopping{false};
+  // Whether instance `name` may talk to the outside now (a sink's target, a source's remote, its
+  // delivered hook): false once its lease may have run out (several hosts on one journal,
+  // app/LeaseKeeper.h). Every HTTP request of a plugin is checked (the host refuses it as
+  // transient), and the runners check before each write. Set before the runners start; unset:
+  // always.
+  std::function<bool(const std::string& name)> lease_valid;
+  bool mayWrite(const std::string& name) const { return !lease_valid || lease_valid(name); }
 
   std::shared_ptr<SharedScope> scope(const std::string& name);
   // The host's HTTP client (made with http_settings on first use), with its connections pooled

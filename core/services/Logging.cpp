@@ -8,6 +8,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#ifdef _WIN32
+#define O_CLOEXEC O_NOINHERIT  // MinGW's open(): not inherited by child processes
+#endif
+
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>

@@ -16,7 +16,7 @@ struct HostCounter {
   const char* kind;  // "source", "sink" or "" for both
   const char* help;
 };
-constexpr std::array<HostCounter, 11> kHostCounters{{
+constexpr std::array<HostCounter, 12> kHostCounters{{
     {"source_pages_total", "source", "Pages the source fetched successfully."},
     {"source_items_total", "source", "Items the source's pages held, before deduplication."},
     {"source_events_total", "source", "New events the source committed to the journal."},
@@ -33,6 +33,10 @@ constexpr std::array<HostCounter, 11> kHostCounters{{
     {"http_transient_failures_total", "",
      "HTTP requests of the instance's plugin that got no answer or a transient status (408, "
      "425, 429, 5xx)."},
+    // A gauge, set by the host for the instances it leased (kind "lease": never made at zero).
+    {"lease_held", "lease",
+     "1 while this host holds the lease of the instance (several hosts on a PostgreSQL journal), "
+     "0 once it handed it over or lost it."},
 }};
 
 constexpr std::array<double, 13> kHttpBuckets{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,

@@ -3,6 +3,7 @@
 #include <ferry/instant.hpp>
 
 #include <cctype>
+#include <chrono>
 
 namespace ferry::core {
 
@@ -13,6 +14,12 @@ std::optional<int64_t> parseInstantNs(std::string_view text) { return instant::p
 std::string formatInstantMs(int64_t ns) { return instant::formatMs(ns); }
 
 int64_t nowNs() { return instant::nowNs(); }
+
+int64_t steadyMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 
 std::optional<int64_t> parseDurationMs(std::string_view s) {
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);

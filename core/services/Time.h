@@ -21,6 +21,10 @@ std::string formatInstantMs(int64_t ns);
 int64_t nowNs();
 inline int64_t nowMs() { return nowNs() / 1000000; }
 
+// Monotonic clock, milliseconds from an arbitrary start: for intervals, deadlines and timeouts
+// (never goes back when the wall clock is set).
+int64_t steadyMs();
+
 // Parses "250ms", "20s", "5m", "1h", "2d", or bare seconds ("30"). Negative or junk: nullopt.
 std::optional<int64_t> parseDurationMs(std::string_view text);
 

@@ -7,7 +7,9 @@
 // after write() answers, so a crash re-delivers the same range starting at the same sequence, and
 // the file is rewritten under the same name instead of being added a second time. A file only
 // ever appears complete: it is written under a hidden temporary name, fsynced, renamed, and the
-// rename is made durable by fsyncing the folder.
+// rename is made durable by fsyncing the folder. On Windows the file is flushed with _commit()
+// (FlushFileBuffers) and put in place with MoveFileEx(MOVEFILE_REPLACE_EXISTING |
+// MOVEFILE_WRITE_THROUGH), which returns once the move is on disk (there is no folder to fsync).
 //
 // only_changed_lines compares a line's change time with the version of the same document this
 // sink last wrote (not the event's `previous`, which may be a version the sink never wrote: an
@@ -19,6 +21,10 @@
 #include <ferry/common/StateMap.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#ifdef _WIN32
+#include <io.h>
+#include <windows.h>
+#endif
 
 #include <cerrno>
 #include <cstdio>
@@ -101,6 +107,35 @@ constexpr ferry_option_def kOptions[] = {
 };
 
 std::string errnoText(int e) { return std::strerror(e); }
+
+// The platform seam: open flags of the file (binary on Windows: `eol` decides the line ends),
+// the folder's writability test, flushing a file to disk, the atomic replace of the final name.
+#ifdef _WIN32
+constexpr int kOpenFlags = O_BINARY | O_NOINHERIT;
+constexpr int kWritable = W_OK;
+int flushToDisk(int fd) { return ::_commit(fd); }
+int replaceFile(const std::string& from, const std::string& to) {
+  if (::MoveFileExA(from.c_str(), to.c_str(), MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH))
+    return 0;
+  switch (::GetLastError()) {
+    case ERROR_FILE_NOT_FOUND:
+    case ERROR_PATH_NOT_FOUND: errno = ENOENT; break;
+    case ERROR_ACCESS_DENIED:
+    case ERROR_SHARING_VIOLATION:
+    case ERROR_LOCK_VIOLATION: errno = EACCES; break;
+    case ERROR_DISK_FULL: errno = ENOSPC; break;
+    default: errno = EIO;
+  }
+  return -1;
+}
+#else
+constexpr int kOpenFlags = O_CLOEXEC;
+constexpr int kWritable = W_OK | X_OK;
+int flushToDisk(int fd) { return ::fsync(fd); }
+int replaceFile(const std::string& from, const std::string& to) {
+  return ::rename(from.c_str(), to.c_str());
+}
+#endif
 
 // only_changed_lines: what the sink wrote of one document (key "source/entity/key"). `seq` and
 // `version_ms` are the last event written; `base_ms` is the version written before the batch
@@ -222,7 +257,7 @@ class ErpCsvSink : public ferry::Sink {
   }
 
   void check() override {
-    if (::access(dir_.c_str(), W_OK | X_OK) != 0)
+    if (::access(dir_.c_str(), kWritable) != 0)
       throw ferry::Retry("ERP folder '" + dir_ + "' is not writable: " + errnoText(errno));
   }
 
@@ -438,7 +473,7 @@ class ErpCsvSink : public ferry::Sink {
       return false;
     };
 
-    Fd fd(::open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    Fd fd(::open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | kOpenFlags, 0644));
     if (fd.get() < 0) {
       int e = errno;
       error = "cannot write to the ERP folder '" + dir_ + "': creating ." + base +
@@ -456,9 +491,9 @@ class ErpCsvSink : public ferry::Sink {
       p += n;
       left -= static_cast<size_t>(n);
     }
-    if (::fsync(fd.get()) != 0) return fail("fsync of ." + base + ".tmp", errno);
+    if (flushToDisk(fd.get()) != 0) return fail("fsync of ." + base + ".tmp", errno);
     if (fd.close() != 0) return fail("closing ." + base + ".tmp", errno);
-    if (::rename(tmp_path.c_str(), final_path.c_str()) != 0)
+    if (replaceFile(tmp_path, final_path) != 0)
       return fail("renaming ." + base + ".tmp to " + final_name, errno);
     if (!syncFolder(error)) return false;
 
@@ -534,6 +569,10 @@ class ErpCsvSink : public ferry::Sink {
 
   // A rename is durable only once the folder's entry is: fsync the folder itself.
   bool syncFolder(std::string& error) const {
+#ifdef _WIN32
+    (void)error;  // MoveFileEx with MOVEFILE_WRITE_THROUGH already made the rename durable
+    return true;
+#else
     Fd d(::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (d.get() < 0 || ::fsync(d.get()) != 0) {
       int e = errno;
@@ -541,6 +580,7 @@ class ErpCsvSink : public ferry::Sink {
       return false;
     }
     return true;
+#endif
   }
 
   std::string dir_;

@@ -20,8 +20,11 @@
 //   the events before it commit, it is answered FATAL, and the host goes on after it.
 #include "SqlSink.h"
 
+// FERRY_SQL_SQLITE_ONLY (the Windows build): SQLite only, no PostgreSQL or MySQL connector.
+#ifndef FERRY_SQL_SQLITE_ONLY
 #include <Poco/Data/MySQL/SessionImpl.h>
 #include <Poco/Data/PostgreSQL/SessionImpl.h>
+#endif
 #include <Poco/Data/SQLite/SessionImpl.h>
 #include <Poco/Data/Session.h>
 #include <Poco/Data/Statement.h>
@@ -69,6 +72,11 @@ bool optBool(const ferry::Options& o, const char* name, bool fallback) {
 
 Connector connectorFrom(const std::string& name) {
   if (name == "sqlite" || name.empty()) return Connector::kSqlite;
+#ifdef FERRY_SQL_SQLITE_ONLY
+  if (name == "postgresql" || name == "mysql")
+    throw ferry::Fatal("connector: '" + name + "' is not in this build of sink_sql (the Windows "
+                       "build has sqlite only)");
+#endif
   if (name == "postgresql") return Connector::kPostgres;
   if (name == "mysql") return Connector::kMySql;
   throw ferry::Fatal("connector: '" + name + "' is not one of sqlite, postgresql, mysql");
@@ -331,6 +339,11 @@ struct SqlSink::Impl {
           exec("PRAGMA journal_mode = WAL");
           exec("PRAGMA synchronous = FULL");
           break;
+#ifdef FERRY_SQL_SQLITE_ONLY
+        case Connector::kPostgres:
+        case Connector::kMySql:
+          break;  // refused by connectorFrom()
+#else
         case Connector::kPostgres:
           session.emplace(Poco::AutoPtr<Poco::Data::SessionImpl>(
               new Poco::Data::PostgreSQL::SessionImpl(connection, 10)));
@@ -353,6 +366,7 @@ struct SqlSink::Impl {
                                                static_cast<size_t>(packet) / 4 * 3);
           }
           break;
+#endif
       }
       checkSchema();
     } catch (const Poco::Exception& e) {

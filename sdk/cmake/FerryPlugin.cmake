@@ -1,8 +1,9 @@
 # ferry_add_plugin(<name> SOURCES <file>... [OUTPUT_DIRECTORY <dir>] [NO_INSTALL])
 #
-# Builds a Ferry plugin: a MODULE library named exactly <name>.so (no "lib" prefix) that links the
-# SDK, exports only the entry symbol, and is built with -fno-gnu-unique so that unloading it is
-# real (see the SDK README). In-tree plugins and outsiders' plugins use this same function.
+# Builds a Ferry plugin: a MODULE library named exactly <name>.so (<name>.dll on Windows; no "lib"
+# prefix) that links the SDK, exports only the entry symbol, and is built with -fno-gnu-unique so
+# that unloading it is real (see the SDK README). In-tree plugins and outsiders' plugins use this
+# same function.
 #
 #   OUTPUT_DIRECTORY  where the library is written (default: FERRY_PLUGIN_OUTPUT_DIR when set,
 #                     else the current binary dir)

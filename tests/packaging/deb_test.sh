@@ -92,7 +92,8 @@ for p in ferry ferry-dev; do
     grep -qx "./usr/share/doc/$p/$f" "$work/$p.list" || fail "$p package lacks /usr/share/doc/$p/$f"
   done
 done
-for f in "$src"/plugins/*/README.md "$src/sdk/README.md" "$src/packaging/README.md"; do
+for f in "$src"/plugins/*/README.md "$src/sdk/README.md" "$src/packaging/README.md" \
+  "$src/packaging/windows/README.md"; do
   grep -qx "./usr/share/doc/ferry/${f#"$src"/}" "$work/ferry.list" ||
     fail "ferry package lacks /usr/share/doc/ferry/${f#"$src"/}"
 done

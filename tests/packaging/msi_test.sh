@@ -1,29 +1,26 @@
 #!/usr/bin/env bash
-# The Windows installer, built on Linux with wixl from placeholder binaries (Debian has no mingw
-# Poco, so no real ferry.exe here) and the generated Windows config, then its tables read back
-# with msiinfo: files, components, directories, the service and its control, the registry, the
-# config component's NeverOverwrite/Permanent. wixl missing is a failure, not a skip.
+# The Windows installer packaging/windows/build.sh built with wixl from the real Windows binaries
+# (ferry.exe, the plugin DLLs, the DLLs they need) and the generated Windows config, its tables
+# read back with msiinfo: files (with the staged files' sizes), components, directories, the
+# service and its control, the registry, the config component's NeverOverwrite/Permanent.
+# wixl/msiinfo missing or the MSI not built is a failure, not a skip.
 #
-#   msi_test.sh SOURCE_DIR BUILD_DIR
+#   msi_test.sh SOURCE_DIR BUILD_DIR WINDOWS_BUILD_DIR
 set -euo pipefail
-src=$1 build=$2
+src=$1 build=$2 win=$3
 fail() { echo "msi_test: FAIL: $*" >&2; exit 1; }
 command -v wixl >/dev/null || fail "wixl not found (scripts/setup installs wixl and msitools)"
 command -v msiinfo >/dev/null || fail "msiinfo not found (scripts/setup installs msitools)"
+version=$(sed -n 's/^project(ferry VERSION \([0-9.]*\).*/\1/p' "$src/CMakeLists.txt")
+msi=$win/ferry-$version-x64.msi
+stage=$win/stage
+[ -f "$msi" ] || fail "$msi is missing: run packaging/windows/build.sh $build $win first (scripts/test does)"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-stage=$work/stage
-mkdir -p "$stage/plugins"
-printf 'MZ placeholder ferry.exe\n' > "$stage/ferry.exe"
-printf "MZ placeholder PocoFoundation64.dll\n" > "$stage/PocoFoundation64.dll"
-cp "$build/packaging/msi/ferry.ini" "$stage/ferry.ini"
 mapfile -t plugins < "$build/packaging/msi/plugins.txt"
 ((${#plugins[@]})) || fail "no plugins listed in $build/packaging/msi/plugins.txt"
-for p in "${plugins[@]}"; do printf 'MZ placeholder %s\n' "$p" > "$stage/plugins/$p.dll"; done
-
-"$src/packaging/msi/build-msi.sh" "$stage" 0.1.0 "$work/ferry.msi" 2> "$work/wixl.err" ||
-  { cat "$work/wixl.err"; fail "build-msi.sh failed"; }
+cp "$msi" "$work/ferry.msi"
 msiinfo tables "$work/ferry.msi" > "$work/tables"
 for t in File Component Directory ServiceInstall ServiceControl Registry CreateFolder FeatureComponents; do
   grep -qx "$t" "$work/tables" || fail "no $t table"
@@ -46,8 +43,23 @@ done
 grep -q $'^FerryExe\t{[0-9A-F-]*}\tINSTALLDIR\t256\t' "$work/Component.idt" || fail "ferry.exe component (64-bit, INSTALLDIR)"
 grep -q $'^FerryConfig\t{[0-9A-F-]*}\tDATADIR\t400\t' "$work/Component.idt" ||
   fail "config component must be 64-bit + Permanent + NeverOverwrite (400)"
-row File Runtime_PocoFoundation64.dll Runtime_PocoFoundation64 PocoFoundation64.dll
-grep -q $'^Runtime_PocoFoundation64\t{[0-9A-F-]*}\tINSTALLDIR\t' "$work/Component.idt" || fail "runtime DLL not beside ferry.exe"
+# The real files: ferry.exe and every plugin with the size of the staged (stripped) binary, and
+# every DLL they need beside ferry.exe: the MinGW runtime, Poco, OpenSSL, SQLite.
+size() { stat -c %s "$1"; }
+row File ferry.exe FerryExe ferry.exe "$(size "$stage/ferry.exe")"
+head -c2 "$stage/ferry.exe" | grep -q MZ || fail "ferry.exe is not a Windows executable"
+for p in "${plugins[@]}"; do row File "Plugin_$p.dll" "Plugin_$p" "$p.dll" "$(size "$stage/plugins/$p.dll")"; done
+for dll in libstdc++-6.dll libgcc_s_seh-1.dll libwinpthread-1.dll sqlite3.dll libcrypto-3-x64.dll \
+           libssl-3-x64.dll; do
+  [ -f "$stage/$dll" ] || fail "$dll is not staged"
+done
+ls "$stage" | grep -q '^libPocoFoundation.*\.dll$' || fail "no Poco Foundation DLL staged"
+for f in "$stage"/*.dll; do
+  dll=$(basename "$f" .dll)
+  id=Runtime_${dll//[^A-Za-z0-9_]/_}
+  row File "$id.dll" "$id" "$dll.dll" "$(size "$f")"
+  grep -q "^$id	{[0-9A-F-]*}	INSTALLDIR	" "$work/Component.idt" || fail "$dll.dll not beside ferry.exe"
+done
 row Directory INSTALLDIR ProgramFiles64Folder Ferry
 row Directory PLUGINDIR INSTALLDIR plugins
 row Directory DATADIR CommonAppDataFolder Ferry

@@ -204,10 +204,17 @@ TEST_F(ConfigTest, UnknownKeyListsTheAllowedKeys) {
 TEST_F(ConfigTest, UnknownHostKeyListsTheAllowedKeys) {
   std::string message = error(replace(kValid, "journal =", "jornal ="));
   EXPECT_EQ(message, file() +
-                         ": [host] jornal: unknown key; allowed keys: journal, host_id, plugin_dir, "
-                         "log_level, log_file, log_format, retention, retry_initial, retry_max, "
-                         "commit_pages, commit_interval, workers, include, admin_listen, "
-                         "unhealthy_after");
+                         ": [host] jornal: unknown key; allowed keys: journal, host_id, "
+                         "lease_time, plugin_dir, log_level, log_file, log_format, retention, "
+                         "retry_initial, retry_max, commit_pages, commit_interval, workers, "
+                         "include, admin_listen, unhealthy_after");
+}
+
+TEST_F(ConfigTest, LeaseTimeOutsideThreeSecondsToTenMinutesIsRefusedNamingTheKey) {
+  EXPECT_CONTAINS(error(replace(kValid, "journal =", "lease_time = 1s\njournal =")),
+                  file() + ": [host] lease_time: must be between 3s and 10m, got 1s");
+  EXPECT_CONTAINS(error(replace(kValid, "journal =", "lease_time = 11m\njournal =")),
+                  file() + ": [host] lease_time: must be between 3s and 10m, got 11m");
 }
 
 TEST_F(ConfigTest, WorkersOutsideOneTo24AreRefusedNamingTheKey) {

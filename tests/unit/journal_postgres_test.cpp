@@ -10,6 +10,7 @@
 #include <atomic>
 #include <memory>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -166,13 +167,16 @@ TEST_F(PostgresJournalTest, ASchemaOneJournalIsUpgradedAndKeepsItsEvents) {
     identity = journal->identity();
     journal->commit("src", {event("A1")}, cursorAt(kT1));
   }
-  // What schema 1 was: no source dead letters.
-  pg_->exec("DROP TABLE source_dead_letters; UPDATE ferry_journal SET schema_version = 1");
+  // What schema 1 was: no source dead letters, no hosts, no leases.
+  pg_->exec(
+      "DROP TABLE source_dead_letters, hosts, leases; UPDATE ferry_journal SET schema_version = 1");
   auto journal = open();
   EXPECT_EQ(journal->schemaVersion(), PostgresJournal::kSchemaVersion);
   EXPECT_EQ(journal->identity(), identity);
   EXPECT_EQ(journal->readAfter(0, {}, 10).size(), 1u);
   EXPECT_TRUE(journal->sourceDeadLetters(std::nullopt).empty());
+  EXPECT_TRUE(journal->leases().empty());
+  EXPECT_TRUE(journal->hosts().empty());
 }
 
 TEST_F(PostgresJournalTest, AnUnreachableServerIsNamedWithoutThePassword) {
@@ -190,30 +194,34 @@ TEST_F(PostgresJournalTest, AnUnreachableServerIsNamedWithoutThePassword) {
   EXPECT_EQ(journalDisplayName("/var/lib/ferry/journal.db"), "/var/lib/ferry/journal.db");
 }
 
-TEST_F(PostgresJournalTest, OneOwnerAtATimeAndTheOwnerIsNamed) {
+TEST_F(PostgresJournalTest, OneFerryPerHostIdAnyNumberOfHostIdsAndTheHolderIsNamed) {
   auto first = open("host-a");
-  auto second = open("host-b");
+  auto second = open("host-a");
+  auto other_host = open("host-b");
   EXPECT_FALSE(PostgresJournal::ownerOf(pg_->url()).has_value());
   EXPECT_FALSE(first->own().has_value());
   const auto holder = second->own();
-  ASSERT_TRUE(holder.has_value()) << "two owners at once";
+  ASSERT_TRUE(holder.has_value()) << "two ferries with one host_id at once";
   EXPECT_EQ(*holder, ownerName("host-a"));
-  EXPECT_EQ(PostgresJournal::ownerOf(pg_->url()), holder);
-  // Another journal in another schema of the same database has an owner of its own.
+  EXPECT_EQ(PostgresJournal::ownerOf(pg_->url(), host("host-a")), holder);
+  EXPECT_FALSE(other_host->own().has_value()) << "another host_id shares the journal";
+  EXPECT_EQ(PostgresJournal::ownerOf(pg_->url(), host("host-b")), ownerName("host-b"));
+  EXPECT_TRUE(PostgresJournal::ownerOf(pg_->url()).has_value());
+  // Another journal in another schema of the same database has hosts of its own.
   test::PgScratch other;
-  PostgresJournal elsewhere(other.url(), host("host-b"));
+  PostgresJournal elsewhere(other.url(), host("host-a"));
   EXPECT_FALSE(elsewhere.own().has_value());
-  // The lock goes with the owner's connection (once the server has ended its side).
+  // The lock goes with the holder's connection (once the server has ended its side).
   first.reset();
   std::optional<std::string> still;
   for (int i = 0; i < 100 && (still = second->own()); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  EXPECT_FALSE(still.has_value()) << "still owned by " << *still;
+  EXPECT_FALSE(still.has_value()) << "still held by " << *still;
 }
 
 // PostgreSQL restarted or failed over: the call that meets the dead connection fails (the runners
-// retry it), the next one connects again, and an owner takes its lock again before it writes.
-TEST_F(PostgresJournalTest, ALostConnectionIsMadeAgainAndTheOwnerKeepsTheJournal) {
+// retry it), the next one connects again, and a host takes its lock again before it writes.
+TEST_F(PostgresJournalTest, ALostConnectionIsMadeAgainAndTheHostKeepsItsLock) {
   auto owner = open("host-a");
   ASSERT_FALSE(owner->own().has_value());
   owner->commit("src", {event("A1")}, cursorAt(kT1));
@@ -223,20 +231,107 @@ TEST_F(PostgresJournalTest, ALostConnectionIsMadeAgainAndTheOwnerKeepsTheJournal
   EXPECT_EQ(PostgresJournal::ownerOf(pg_->url()), ownerName("host-a"))
       << "the lock was taken again";
 
-  // Another ferry took the journal while the owner's connection was down: the former owner
-  // writes nothing more.
+  // Another ferry with the same host_id started while the first one's connection was down: the
+  // first writes nothing more.
   terminateJournalConnections();
-  auto usurper = open("host-b");
+  auto usurper = open("host-a");
   ASSERT_FALSE(usurper->own().has_value());
   EXPECT_THROW(owner->lastSequence(), JournalError);  // meets the dead connection
   try {
     owner->commit("src", {event("A3")}, cursorAt(kT2));
-    FAIL() << "a former owner wrote";
+    FAIL() << "a second ferry of one host_id wrote";
   } catch (const JournalError& e) {
-    EXPECT_THAT(e.what(), HasSubstr("another ferry (" + ownerName("host-b") + ")"));
+    EXPECT_THAT(e.what(), HasSubstr("another ferry (" + ownerName("host-a") + ")"));
   }
   EXPECT_EQ(owner->lastSequence(), 2) << "reads still work";
   EXPECT_EQ(usurper->cursor("src")->since, kT1);
+}
+
+// Leases: a claim takes a free group and increments its token; a held one is refused until it
+// expires (PostgreSQL's clock); a renewal keeps it; a release frees it at once; the hosts table
+// has the heartbeats.
+TEST_F(PostgresJournalTest, LeasesAreClaimedRenewedReleasedAndEachClaimIncrementsTheToken) {
+  auto a = open("host-a");
+  auto b = open("host-b");
+  a->defineGroups({{"sink out", {"out"}}, {"budget x", {"v1", "v2"}}});
+  b->defineGroups({{"sink out", {"out"}}, {"budget x", {"v1", "v2"}}});
+  auto leases = a->leases();
+  ASSERT_EQ(leases.size(), 2u);
+  EXPECT_EQ(leases[0].group, "budget x");
+  EXPECT_EQ(leases[0].members, (std::vector<std::string>{"v1", "v2"}));
+  EXPECT_EQ(leases[0].owner, "");
+
+  const auto first = a->claim("sink out", 60000);
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(*first, 1);
+  EXPECT_FALSE(b->claim("sink out", 60000).has_value()) << "held and not expired";
+  EXPECT_EQ(a->renew({{"sink out", *first}}, 60000), std::set<std::string>{"sink out"});
+  EXPECT_TRUE(b->renew({{"sink out", *first}}, 60000).empty()) << "b does not hold it";
+
+  // Released: b takes it at once, with the next token; a's renewal with its old token fails.
+  a->release("sink out", *first);
+  const auto second = b->claim("sink out", 60000);
+  ASSERT_TRUE(second.has_value());
+  EXPECT_EQ(*second, 2);
+  EXPECT_TRUE(a->renew({{"sink out", *first}}, 60000).empty());
+
+  // Expired: a short lease runs out, and the other host claims it with token 3.
+  b->release("sink out", *second);
+  ASSERT_EQ(a->claim("sink out", 1), 3);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(b->claim("sink out", 60000), 4) << "an expired lease is taken";
+
+  int64_t db_now = 0;
+  a->heartbeat(60000);
+  b->heartbeat(1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const auto hosts = a->hosts(&db_now);
+  ASSERT_EQ(hosts.size(), 2u);
+  EXPECT_GT(hosts[0].expires_at_ms, db_now) << hosts[0].host_id << " is live";
+  EXPECT_LT(hosts[1].expires_at_ms, db_now) << hosts[1].host_id << " is silent";
+  a->leave();
+  EXPECT_EQ(a->hosts().size(), 1u);
+}
+
+// Fencing: once a host leases, a write for an instance is checked against its group's token in
+// the write's own transaction. A former owner (frozen, cut off) whose lease another host claimed
+// is refused, and nothing of its write is stored; the new owner writes.
+TEST_F(PostgresJournalTest, AWriteOfAFormerOwnerIsRefusedByTheFencingToken) {
+  auto a = open("host-a");
+  auto b = open("host-b");
+  ASSERT_FALSE(a->own().has_value());
+  ASSERT_FALSE(b->own().has_value());
+  a->defineGroups({{"source src", {"src"}}});
+  const auto token_a = a->claim("source src", 1);  // runs out at once, as for a frozen host
+  ASSERT_TRUE(token_a.has_value());
+  a->setFences({{"src", {"source src", *token_a}}});
+  EXPECT_EQ(a->commit("src", {event("A1")}, cursorAt(kT1)), 1) << "the holder writes";
+  a->stateSet("src", "k", std::string("v1"));
+
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const auto token_b = b->claim("source src", 60000);
+  ASSERT_TRUE(token_b.has_value()) << "the expired lease is taken over";
+  EXPECT_EQ(*token_b, *token_a + 1);
+  b->setFences({{"src", {"source src", *token_b}}});
+  try {
+    a->commit("src", {event("A2")}, cursorAt(kT2));
+    FAIL() << "a former owner wrote";
+  } catch (const JournalFenced& e) {
+    EXPECT_THAT(e.what(), HasSubstr("writing for 'src': refused: the lease of group source src "
+                                    "is now held by " +
+                                    host("host-b")));
+  }
+  EXPECT_THROW(a->stateSet("src", "k", std::string("v2")), JournalFenced);
+  EXPECT_THROW(a->setSinkOffset("src", 5), JournalFenced);
+  EXPECT_EQ(a->lastSequence(), 1) << "nothing of the refused commit was stored";
+  EXPECT_EQ(a->cursor("src")->since, kT1);
+  EXPECT_EQ(a->stateGet("src", "k"), "v1");
+  // An instance this host holds no lease for is refused too; a write for no instance is not.
+  EXPECT_THROW(a->commit("other", {event("O1")}, cursorAt(kT1)), JournalFenced);
+  EXPECT_GT(a->submitCommand("sink.pause", "out", "{}"), 0);
+  // The new owner resumes from the journalled cursor and writes.
+  EXPECT_EQ(b->cursor("src")->since, kT1);
+  EXPECT_EQ(b->commit("src", {event("A2")}, cursorAt(kT2)), 2);
 }
 
 // Dedupe's memory is the latest_versions table: it survives restarts and purges, forgets only

@@ -12,6 +12,11 @@
 // host's commit, lines come again): readers deduplicate on "id", the event's idempotency key.
 #include <fcntl.h>
 #include <unistd.h>
+#ifdef _WIN32  // MinGW: the same calls; binary mode (no CRLF), _commit() is fsync()
+#include <io.h>
+#define O_CLOEXEC (O_NOINHERIT | O_BINARY)
+#define fsync _commit
+#endif
 
 #include <cerrno>
 #include <cstring>

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "FerryTest.h"
+#include "Receiver.h"
 
 namespace ferry::it {
 namespace {
@@ -1742,6 +1743,388 @@ TEST_F(DuckHubOnPostgresJournalTest, KilledAtRandomMomentsNothingMissingNothingS
             "0\n");
 }
 
+// ---------------------------------------------------------------------------------------------
+// Several hosts on one PostgreSQL journal
+// ---------------------------------------------------------------------------------------------
+
+// Hosts h1, h2, h3: `ferry run` each, with the same config but its own [host] host_id, on one
+// PostgreSQL journal. Two DuckHub simulators (two API hosts: two request budgets, so two lease
+// groups of two venues each) feed three sinks: the CSV drop folder all hosts share, the SQL table
+// and a REST receiver. 5 lease groups for 3 hosts.
+class SeveralHostsTest : public DuckHubOnPostgresJournalTest {
+ protected:
+  void SetUp() override {
+    DuckHubOnPostgresJournalTest::SetUp();
+    fs::copy_file(SINK_REST_FORWARDER_PLUGIN, plugins_ + "/sink_rest_forwarder.so");
+  }
+
+  // Starts both simulators with live changes.
+  void startSims(int orders, int live_rate) {
+    const std::vector<std::string> args{"--venues", "2", "--orders", std::to_string(orders),
+                                        "--no-rate-limit", "--live-rate",
+                                        std::to_string(live_rate), "--quiet"};
+    auto with_seed = [&](const char* seed) {
+      std::vector<std::string> a{"--seed", seed};
+      a.insert(a.end(), args.begin(), args.end());
+      return a;
+    };
+    startSim(with_seed("21"));
+    fs::create_directories(dir_.file("sim2"));
+    sim2_ = std::make_unique<Sim>(dir_.file("sim2"), with_seed("22"));
+  }
+  std::string sources() const {
+    std::string out;
+    for (const auto* sim : {sim_.get(), sim2_.get()})
+      for (const char* venue : {"v1", "v2"})
+        out += section(std::string("source.") + (sim == sim_.get() ? "a" : "b") + venue,
+                       {{"plugin", "source_duckhub_orders"},
+                        {"base_url", sim->baseUrl()},
+                        {"api_key", sim->key(venue)},
+                        {"interval", "200ms"},
+                        {"start_from", kStartFrom},
+                        {"page_size", "50"},
+                        {"timeout", "2s"},
+                        {"rate_limit", "false"}},
+                       "");
+    return out;
+  }
+  // Each host's requests say which host sent them (X-Ferry-Host), for the test alone.
+  std::string restSink(const std::string& h) const {
+    return section("sink.rest",
+                   {{"plugin", "sink_rest_forwarder"},
+                    {"url", receiver_.url()},
+                    {"batch_delay", "100ms"},
+                    {"timeout", "5s"},
+                    {"headers", "X-Ferry-Host: " + h}},
+                   "");
+  }
+  // The config of every host: config_ with host_id h1 (the commands use it), h2.ini, h3.ini.
+  void writeHostConfigs(const std::string& lease_time) {
+    host_extra_ = "lease_time = " + lease_time + "\n";
+    const std::string body = sources() + csvSink() + sqlSink();
+    for (const char* h : {"h1", "h2", "h3"}) {
+      admin_ports_[h] = freePort();
+      writeFile(configOf(h), hostConfig() + "host_id = " + schema_ + "-" + h +
+                                 "\nadmin_listen = 127.0.0.1:" +
+                                 std::to_string(admin_ports_[h]) + "\n" + body + restSink(h));
+    }
+  }
+  // The instances host `h`'s /healthz reports (empty when it does not answer).
+  std::set<std::string> healthzInstances(const std::string& h) {
+    std::set<std::string> out;
+    auto a = httpGet(admin_ports_.at(h), "/healthz");
+    if (a.status != 200 && a.status != 503) return out;
+    auto list = parseObject(a.body)->getArray("instances");
+    for (size_t i = 0; i < list->size(); ++i)
+      out.insert(list->getObject(static_cast<unsigned>(i))->getValue<std::string>("name"));
+    return out;
+  }
+  std::set<std::string> ranBy(const std::map<std::string, std::string>& owners,
+                              const std::string& h) {
+    std::set<std::string> out;
+    for (const auto& [name, host] : owners)
+      if (host == hostId(h)) out.insert(name);
+    return out;
+  }
+  std::string configOf(const std::string& h) const {
+    return h == "h1" ? config_ : dir_.file(h + ".ini");
+  }
+  std::string hostId(const std::string& h) const { return schema_ + "-" + h; }
+  std::unique_ptr<FerryProcess> startHost(const std::string& h) {
+    return std::make_unique<FerryProcess>(std::vector<std::string>{"run", "--config", configOf(h)},
+                                          dir_.path());
+  }
+
+  // instance -> the host_id running it ("" when none), from `ferry status --json`.
+  std::map<std::string, std::string> owners() {
+    std::map<std::string, std::string> out;
+    auto st = tryStatus();
+    if (st.isNull()) return out;
+    for (const char* list : {"sources", "sinks"}) {
+      auto a = st->getArray(list);
+      for (size_t i = 0; i < a->size(); ++i) {
+        auto o = a->getObject(static_cast<unsigned>(i));
+        out[str(o, "name")] = o->isNull("host") ? "" : o->getValue<std::string>("host");
+      }
+    }
+    return out;
+  }
+  std::set<std::string> hostsRunning(const std::map<std::string, std::string>& owners) {
+    std::set<std::string> out;
+    for (const auto& [name, host] : owners)
+      if (!host.empty()) out.insert(host);
+    return out;
+  }
+  bool everyInstanceRun(const std::map<std::string, std::string>& o) {
+    return o.size() == 7 && std::all_of(o.begin(), o.end(), [](const auto& e) {
+             return !e.second.empty();
+           });
+  }
+
+  // Every source's cursor at its simulator's newest order, every sink at the last sequence.
+  bool caughtUp(const std::map<std::string, Sim::Order>& a,
+                const std::map<std::string, Sim::Order>& b) {
+    auto st = tryStatus();
+    if (st.isNull()) return false;
+    for (const auto& [prefix, state] : {std::pair{"a", &a}, std::pair{"b", &b}})
+      for (const char* venue : {"v1", "v2"}) {
+        std::string newest;
+        for (const auto& [id, o] : ofVenue(*state, venue)) newest = std::max(newest, o.updated_at);
+        auto src = instance(st, "sources", std::string(prefix) + venue);
+        if (src.isNull() || src->isNull("cursor") ||
+            src->getObject("cursor")->getValue<std::string>("since") != newest)
+          return false;
+      }
+    const int64_t last = num(st, "last_sequence");
+    for (const char* sink : {"erp", "sql", "rest"})
+      if (num(instance(st, "sinks", sink), "offset") != last) return false;
+    return true;
+  }
+
+  // The REST receiver: every order's current version arrived; the first arrival of each event
+  // (a redelivery after a move repeats events, with their Idempotency-Key) is in per-key order.
+  void expectRestMatchesState(const std::map<std::string, Sim::Order>& state,
+                              const std::string& what) {
+    std::set<std::string> seen_ids;
+    std::map<std::string, std::pair<std::string, int64_t>> last_of_key;  // (version, sequence)
+    int out_of_order = 0;
+    std::string example;
+    for (const auto& r : receiver_.requests()) {
+      auto e = parseObject(r.body);
+      const std::string id = e->getValue<std::string>("id");
+      if (!seen_ids.insert(id).second) continue;  // a redelivery: deduplicated on the key
+      const std::string key = e->getValue<std::string>("key");
+      const std::string version = e->getValue<std::string>("version");
+      const int64_t sequence = e->getValue<int64_t>("sequence");
+      auto it = last_of_key.find(key);
+      if (it != last_of_key.end() &&
+          (version <= it->second.first || sequence <= it->second.second)) {
+        if (++out_of_order <= 3)
+          example += " " + key + ": " + version + " (#" + std::to_string(sequence) + ") after " +
+                     it->second.first + " (#" + std::to_string(it->second.second) + ");";
+      }
+      last_of_key[key] = {version, sequence};
+    }
+    EXPECT_EQ(out_of_order, 0) << what << ": per-key order broken at the receiver:" << example;
+    int missing = 0, stale = 0;
+    for (const auto& [id, o] : state) {
+      auto it = last_of_key.find(id);
+      if (it == last_of_key.end()) ++missing;
+      else if (it->second.first != o.updated_at) ++stale;
+    }
+    EXPECT_EQ(missing, 0) << what << ": orders the receiver never got";
+    EXPECT_EQ(stale, 0) << what << ": orders whose newest version did not arrive";
+  }
+
+  void expectEverySinkMatches(const std::map<std::string, Sim::Order>& state,
+                              const std::string& what) {
+    expectCsvMatchesState(state, what);
+    expectSqlMatchesState(state, what);
+    expectRestMatchesState(state, what);
+    EXPECT_EQ(psql("SELECT count(*) FROM (SELECT source, key, version FROM events GROUP BY "
+                   "source, key, version HAVING count(*) > 1) d"),
+              "0\n")
+        << what << ": an event journalled twice";
+  }
+
+  std::unique_ptr<Sim> sim2_;
+  Receiver receiver_;
+  std::map<std::string, uint16_t> admin_ports_;
+};
+
+// Three hosts share the work and survive kill -9, restarts and a host frozen past its lease: the
+// sources and sinks are spread over the hosts; a killed host's work moves to the others after
+// lease_time (or back to it when it restarts first); the frozen host, once continued, finds its
+// leases taken over, says so, and writes nothing more for them. After a quiet period every sink
+// holds every order's current version: none missing or stale, no SQL row twice, per-key order at
+// the REST receiver.
+TEST_F(SeveralHostsTest, ThreeHostsShareTheWorkAndSurviveKillsAndAFrozenHost) {
+  startSims(150, 15);
+  writeHostConfigs("3s");
+  std::map<std::string, std::unique_ptr<FerryProcess>> hosts;
+  for (const char* h : {"h1", "h2", "h3"}) hosts[h] = startHost(h);
+  auto errors = [&] {
+    std::string out;
+    for (auto& [h, p] : hosts) out += "\n--- " + h + ":\n" + p->err().substr(0, 6000);
+    return out;
+  };
+
+  // Spread: every instance runs, on all three hosts (5 groups: 2, 2 and 1).
+  std::map<std::string, std::string> o;
+  ASSERT_TRUE(waitUntil([&] {
+    o = owners();
+    return everyInstanceRun(o) && hostsRunning(o).size() == 3;
+  }, 30s)) << "not spread over the hosts" << errors();
+  EXPECT_EQ(o["av1"], o["av2"]) << "the venues of one API host share one budget, on one host";
+  EXPECT_EQ(o["bv1"], o["bv2"]);
+  sim_->fault("500", 3);
+  sim2_->fault("drop", 2);
+
+  // kill -9 the host of the SQL sink and restart it at once: it takes its own leases back.
+  auto hostOf = [&](const std::string& instance) {
+    const std::string id = owners()[instance];
+    for (const char* h : {"h1", "h2", "h3"})
+      if (hostId(h) == id) return std::string(h);
+    return std::string();
+  };
+  std::string victim = hostOf("sql");
+  ASSERT_FALSE(victim.empty());
+  hosts[victim]->kill9();
+  hosts[victim] = startHost(victim);
+  std::this_thread::sleep_for(1500ms);
+
+  // kill -9 the host of budget a for longer than lease_time: the others take its groups over.
+  victim = hostOf("av1");
+  ASSERT_FALSE(victim.empty());
+  hosts[victim]->kill9();
+  ASSERT_TRUE(waitUntil([&] {
+    o = owners();
+    return everyInstanceRun(o) && hostsRunning(o).count(hostId(victim)) == 0;
+  }, 20s)) << "the killed host's work did not move" << errors();
+  hosts[victim] = startHost(victim);
+  ASSERT_TRUE(waitUntil([&] { return hostsRunning(owners()).size() == 3; }, 20s))
+      << "the restarted host got no share back" << errors();
+
+  // Freeze the host of the REST sink past its lease while its request is at the receiver (held
+  // there 1.5 s), then continue it.
+  const std::string frozen = hostOf("rest");
+  ASSERT_FALSE(frozen.empty());
+  std::set<std::string> frozen_ran;
+  for (const auto& [name, host] : owners())
+    if (host == hostId(frozen)) frozen_ran.insert(name);
+  std::atomic<bool> hold{true}, held{false};
+  receiver_.setScript([&](const Request& r, size_t) {
+    Answer a;
+    if (hold.load() && r.header("x-ferry-host") == frozen) {
+      a.sleep_ms = 1500;
+      held = true;
+    }
+    return a;
+  });
+  ASSERT_TRUE(waitUntil([&] { return held.load(); }, 20s)) << "no request to hold" << errors();
+  hosts[frozen]->signal(SIGSTOP);
+  hold = false;
+  const bool moved = waitUntil([&] {
+    o = owners();
+    return everyInstanceRun(o) && hostsRunning(o).count(hostId(frozen)) == 0;
+  }, 20s);
+  const size_t resumed_at = receiver_.requests().size();
+  hosts[frozen]->signal(SIGCONT);
+  ASSERT_TRUE(moved) << "the frozen host's work did not move" << errors();
+  // Continued, it finds every lease it held taken over, and stops those instances. The offset of
+  // the request it had in flight is refused by the fencing token, and it sends nothing more.
+  ASSERT_TRUE(waitUntil([&] {
+    const std::string err = hosts[frozen]->err();
+    return std::all_of(frozen_ran.begin(), frozen_ran.end(), [&](const std::string& name) {
+      return err.find("stops and writes nothing more for") != std::string::npos &&
+             err.find(name) != std::string::npos;
+    });
+  }, 20s)) << errors();
+  const auto after_resume = receiver_.requests();
+  const std::string frozen_log = hosts[frozen]->err();
+  EXPECT_NE(frozen_log.find("lease of sink rest lost: "), std::string::npos) << errors();
+  // "…: writing for 'rest': refused: the lease of group sink rest is now held by <h> (token 3,
+  // this host's was 2)…", or "…: refused: host <h> holds no lease for it" once the host knew.
+  EXPECT_NE(frozen_log.find("writing for 'rest': refused: "), std::string::npos) << errors();
+  int sent_after_resume = 0;
+  for (size_t i = resumed_at; i < after_resume.size(); ++i)
+    sent_after_resume += after_resume[i].header("x-ferry-host") == frozen;
+  EXPECT_EQ(sent_after_resume, 0) << "the frozen host wrote to the receiver after it was continued";
+  EXPECT_TRUE(hosts[frozen]->running()) << "a refused host goes on (and may win leases again)";
+
+  // Quiet: no more live changes, a last change in each simulator, and every host running.
+  sim_->control("POST", "/_sim/live", "{\"rate\":0}");
+  sim2_->control("POST", "/_sim/live", "{\"rate\":0}");
+  sim_->change(3);
+  sim2_->change(3);
+  const auto a = sim_->state();
+  const auto b = sim2_->state();
+  ASSERT_TRUE(waitUntil([&] { return caughtUp(a, b); }, 60s)) << "not caught up" << errors();
+  EXPECT_GT(
+      count(sim_->requests(), "changes_applied") + count(sim2_->requests(), "changes_applied"), 20)
+      << "precondition: orders changed while the hosts ran";
+  for (auto& [h, p] : hosts) p->signal(SIGTERM);
+  for (auto& [h, p] : hosts) EXPECT_EQ(p->wait(), 0) << h << errors();
+
+  std::map<std::string, Sim::Order> both = a;
+  both.insert(b.begin(), b.end());
+  ASSERT_EQ(both.size(), a.size() + b.size()) << "order ids of the two simulators overlap";
+  expectEverySinkMatches(both, "after kills and a frozen host");
+}
+
+// A host stopped with SIGTERM hands its leases over at once: the other host runs everything
+// within seconds (the lease time is 30 s: no expiry explains it), and nothing is delivered twice.
+TEST_F(SeveralHostsTest, AGracefulStopHandsTheWorkOverWithinSecondsAndNothingIsRepeated) {
+  startSims(100, 0);
+  writeHostConfigs("30s");
+  auto h1 = startHost("h1");
+  auto h2 = startHost("h2");
+  std::map<std::string, std::string> o;
+  ASSERT_TRUE(waitUntil([&] {
+    o = owners();
+    return everyInstanceRun(o) && hostsRunning(o).size() == 2;
+  }, 30s)) << h1->err() << h2->err();
+  const auto a1 = sim_->state();
+  const auto b1 = sim2_->state();
+  ASSERT_TRUE(waitUntil([&] { return caughtUp(a1, b1); }, 60s)) << h1->err() << h2->err();
+
+  // Each host's /healthz reports the instances it runs, and only those.
+  o = owners();
+  ASSERT_TRUE(waitUntil([&] {
+    return healthzInstances("h1") == ranBy(o, "h1") && healthzInstances("h2") == ranBy(o, "h2");
+  }, 10s)) << "h1 runs " << ranBy(o, "h1").size() << ", reports " << healthzInstances("h1").size();
+  EXPECT_FALSE(ranBy(o, "h1").empty());
+  EXPECT_FALSE(ranBy(o, "h2").empty());
+  // `ferry status` names the live hosts, and for each instance its host and lease.
+  RunResult text = ferry({"status", "--config", config_}, 60s);
+  EXPECT_EQ(text.exit_code, 0) << describe(text);
+  EXPECT_NE(text.out.find("hosts: " + hostId("h1") + " (live) " + hostId("h2") + " (live)"),
+            std::string::npos)
+      << text.out;
+  EXPECT_NE(text.out.find("    run by host " + o["rest"] + ", lease renewed until "),
+            std::string::npos)
+      << text.out;
+
+  const auto stopped_at = std::chrono::steady_clock::now();
+  h2->signal(SIGTERM);
+  ASSERT_TRUE(waitUntil([&] {
+    o = owners();
+    return everyInstanceRun(o) && hostsRunning(o) == std::set<std::string>{hostId("h1")};
+  }, 20s)) << h1->err() << h2->err();
+  const auto moved_after = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - stopped_at);
+  EXPECT_LT(moved_after.count(), 5000) << "the work took " << moved_after.count() << " ms to move";
+  EXPECT_EQ(h2->wait(), 0) << h2->err();
+  EXPECT_NE(h2->err().find(" released"), std::string::npos) << h2->err();
+  EXPECT_TRUE(waitUntil([&] { return healthzInstances("h1").size() == 7; }, 10s))
+      << "h1's /healthz after the move: " << healthzInstances("h1").size() << " instance(s)";
+  const std::string metrics = httpGet(admin_ports_.at("h1"), "/metrics").body;
+  for (const char* series :
+       {"ferry_lease_held{sink=\"rest\"} 1", "ferry_lease_held{sink=\"erp\"} 1",
+        "ferry_lease_held{source=\"av1\"} 1", "# TYPE ferry_lease_held gauge"})
+    EXPECT_NE(metrics.find(series), std::string::npos) << series << " in h1's /metrics";
+
+  // New changes after the move are delivered by h1 alone.
+  sim_->change(5);
+  sim2_->change(5);
+  const auto a2 = sim_->state();
+  const auto b2 = sim2_->state();
+  ASSERT_TRUE(waitUntil([&] { return caughtUp(a2, b2); }, 60s)) << h1->err();
+  h1->signal(SIGTERM);
+  EXPECT_EQ(h1->wait(), 0) << h1->err();
+
+  std::map<std::string, Sim::Order> both = a2;
+  both.insert(b2.begin(), b2.end());
+  expectEverySinkMatches(both, "after the hand-over");
+  // Nothing repeated: every event reached the REST receiver once, and the CSV folder once.
+  std::map<std::string, int> arrivals;
+  for (const auto& r : receiver_.requests()) ++arrivals[r.header("idempotency-key")];
+  int repeated = 0;
+  for (const auto& [key, n] : arrivals) repeated += n > 1;
+  EXPECT_EQ(repeated, 0) << "events sent twice to the REST receiver";
+  EXPECT_EQ(static_cast<int64_t>(arrivals.size()), std::stoll(psql("SELECT count(*) FROM events")));
+  EXPECT_TRUE(csv().duplicates().empty()) << "a CSV row written twice";
+}
 
 // A host runs a thousand venues, each polling now and then: between two polls an instance keeps
 // no buffer sized for the last page it read. A page of about 1 MiB, read after a small one,

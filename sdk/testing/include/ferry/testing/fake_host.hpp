@@ -21,7 +21,14 @@
 //   it from threads of its own).
 #pragma once
 
+#ifdef _WIN32
+#ifndef NOMINMAX
+#define NOMINMAX
+#endif
+#include <windows.h>
+#else
 #include <dlfcn.h>
+#endif
 #include <ferry/abi.h>
 #include <ferry/instant.hpp>
 #include <ferry/plugin.hpp>
@@ -189,10 +196,19 @@ class Plugin {
   explicit Plugin(ferry_entry_fn entry) : Plugin(nullptr, entry, "the linked plugin") {}
 
   static Plugin load(const std::string& path) {
+#ifdef _WIN32
+    HMODULE handle = ::LoadLibraryA(path.c_str());
+    if (handle == nullptr)
+      throw std::runtime_error("cannot load plugin " + path + ": Windows error " +
+                               std::to_string(::GetLastError()));
+    std::shared_ptr<void> owned(handle, [](void* h) { ::FreeLibrary(static_cast<HMODULE>(h)); });
+    void* symbol = reinterpret_cast<void*>(::GetProcAddress(handle, FERRY_ENTRY_SYMBOL_NAME));
+#else
     void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (handle == nullptr) throw std::runtime_error("cannot load plugin " + path + ": " + ::dlerror());
     std::shared_ptr<void> owned(handle, [](void* h) { ::dlclose(h); });
     void* symbol = ::dlsym(handle, FERRY_ENTRY_SYMBOL_NAME);
+#endif
     if (symbol == nullptr)
       throw std::runtime_error("plugin " + path + " has no entry symbol " FERRY_ENTRY_SYMBOL_NAME);
     return Plugin(std::move(owned), reinterpret_cast<ferry_entry_fn>(symbol), path);
