@@ -1476,9 +1476,9 @@ void SqliteJournal::setSourceOrigin(const std::string& source, const std::string
 void SqliteJournal::setSourceOrigins(
     const std::vector<std::pair<std::string, std::string>>& origins) {
   if (origins.empty()) return;
-  locked(origins.size() == 1 ? "recording the origin of source '" + origins[0].first + "'"
-                             : "recording the origins of " + std::to_string(origins.size()) +
-                                   " sources",
+  locked(origins.size() == 1
+             ? "recording the origin of source '" + origins[0].first + "'"
+             : "recording the origins of " + std::to_string(origins.size()) + " sources",
          [&] {
            Transaction tx(session_);
            const Int64 at = nowMs();

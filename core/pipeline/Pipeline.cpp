@@ -45,9 +45,9 @@ void Pipeline::logScheduling() {
     return std::to_string(x.turns) + " source turn(s), lateness p50 " + std::to_string(x.p50_ms) +
            " ms, p99 " + std::to_string(x.p99_ms) + " ms, max " + std::to_string(x.max_ms) + " ms";
   };
-  services_->logger.information(
-      "scheduling: since the start " + figures(l.total) + "; since the last report " +
-      figures(l.recent) + (l.stop.turns > 0 ? "; stopping (apart) " + figures(l.stop) : ""));
+  services_->logger.information("scheduling: since the start " + figures(l.total) +
+                                "; since the last report " + figures(l.recent) +
+                                (l.stop.turns > 0 ? "; stopping (apart) " + figures(l.stop) : ""));
 }
 
 Pipeline::~Pipeline() {
