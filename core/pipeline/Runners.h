@@ -168,6 +168,7 @@ class SourceRunner final : public Scheduler::Task {
   int64_t clock_skew_ms_;
   int64_t phase_ms_ = 0;
   bool has_hook_ = false;
+  bool hook_recorded_ = false;  // the hook's progress has a row in the journal (runCycle())
   std::vector<std::string> routed_sinks_;
   std::mt19937_64 rng_;
   Scheduler* scheduler_ = nullptr;
