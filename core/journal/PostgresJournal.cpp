@@ -1293,6 +1293,16 @@ void PostgresJournal::setDeliveredUpTo(const std::string& source, int64_t sequen
   });
 }
 
+std::vector<std::pair<std::string, int64_t>> PostgresJournal::deliveredProgress() {
+  return locked("reading delivered progress", [&] {
+    Result r =
+        db_->exec("SELECT source, sequence FROM delivered_hooks ORDER BY source COLLATE \"C\"");
+    std::vector<std::pair<std::string, int64_t>> out;
+    for (int i = 0; i < r.rows(); ++i) out.emplace_back(r.text(i, 0), r.integer(i, 1));
+    return out;
+  });
+}
+
 std::vector<int64_t> PostgresJournal::deadLetteredBetween(int64_t after, int64_t up_to) {
   return locked(
       "reading dead letters between " + std::to_string(after) + " and " + std::to_string(up_to),

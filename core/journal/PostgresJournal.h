@@ -164,6 +164,7 @@ class PostgresJournal final : public Journal,
   void settleReplay(int64_t id, const std::optional<std::string>& new_reason) override;
   int64_t deliveredUpTo(const std::string& source) override;
   void setDeliveredUpTo(const std::string& source, int64_t sequence) override;
+  std::vector<std::pair<std::string, int64_t>> deliveredProgress() override;
   std::vector<int64_t> deadLetteredBetween(int64_t after, int64_t up_to) override;
 
   // InstanceState

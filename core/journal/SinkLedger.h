@@ -95,6 +95,9 @@ class SinkLedger {
   // The sequence up to which the source's delivered() hook has been called.
   virtual int64_t deliveredUpTo(const std::string& source) = 0;
   virtual void setDeliveredUpTo(const std::string& source, int64_t sequence) = 0;
+  // Every recorded delivered progress, (source, sequence) by source: the hooks of sources that
+  // other hosts run hold retention too (Pipeline::applyRetention()).
+  virtual std::vector<std::pair<std::string, int64_t>> deliveredProgress() = 0;
   // The sequences in (after, up_to] that any sink dead-lettered (so they were not delivered
   // everywhere), ascending. One query for a whole range of delivered hooks.
   virtual std::vector<int64_t> deadLetteredBetween(int64_t after, int64_t up_to) = 0;

@@ -1145,6 +1145,17 @@ void SqliteJournal::setDeliveredUpTo(const std::string& source, int64_t sequence
   });
 }
 
+std::vector<std::pair<std::string, int64_t>> SqliteJournal::deliveredProgress() {
+  return locked("reading delivered progress", [&] {
+    std::vector<Poco::Tuple<std::string, Int64>> rows;
+    session_ << "SELECT source, sequence FROM delivered_hooks ORDER BY source", into(rows), now;
+    std::vector<std::pair<std::string, int64_t>> out;
+    out.reserve(rows.size());
+    for (const auto& row : rows) out.emplace_back(row.get<0>(), row.get<1>());
+    return out;
+  });
+}
+
 std::vector<int64_t> SqliteJournal::deadLetteredBetween(int64_t after, int64_t up_to) {
   return locked("reading dead letters between " + std::to_string(after) + " and " +
                     std::to_string(up_to),

@@ -350,9 +350,21 @@ void Pipeline::applyRetention() {
   SinkLedger& ledger = services_->ledger;
   const Config& config = config_.get();
   int64_t up_to = lowWaterMark(log, ledger, retentionHolders(config, services_->controls));
-  // A source with a delivered hook still needs its events until the hook has run.
-  for (const auto& source : sources_)
+  // A source with a delivered hook still needs its events until the hook has run: for the
+  // sources run here, as their runners know; for those another host runs (several hosts on one
+  // journal), as the journal has their hooks' progress (a hooked source records it before its
+  // first page, SourceRunner::runCycle()).
+  std::set<std::string> here;
+  for (const auto& source : sources_) {
+    here.insert(source->name());
     if (source->hasDeliveredHook()) up_to = std::min(up_to, ledger.deliveredUpTo(source->name()));
+  }
+  std::set<std::string> elsewhere;
+  for (const auto& source : config.sources)
+    if (source.enabled && !here.count(source.name)) elsewhere.insert(source.name);
+  if (!elsewhere.empty())
+    for (const auto& [source, sequence] : ledger.deliveredProgress())
+      if (elsewhere.count(source)) up_to = std::min(up_to, sequence);
   int64_t removed = log.purge(up_to, nowMs() - config.host.retention_ms);
   if (removed > 0)
     services_->logger.information("retention: removed " + std::to_string(removed) +

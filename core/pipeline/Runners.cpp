@@ -402,6 +402,14 @@ CycleResult SourceRunner::runCycle(int64_t& next_progress) {
   int64_t committed = 0;
   const int64_t started = steadyMs();
   try {
+    if (has_hook_ && !hook_recorded_) {
+      // The hook's progress gets its row before this source's first page, so that retention
+      // keeps the source's events for its hook also on a host that does not run the source
+      // (several hosts on one journal: Pipeline::applyRetention()).
+      SinkLedger& ledger = services_.ledger;
+      if (ledger.deliveredUpTo(name_) == 0) ledger.setDeliveredUpTo(name_, 0);
+      hook_recorded_ = true;
+    }
     return engine_.runCycle(
         [this](const PageRequest& q) { return fetchPage(q); }, interrupt_,
         [&](const CycleResult& so_far, const Cursor& cursor) {

@@ -167,6 +167,7 @@ class SourceRunner final : public Scheduler::Task {
   int64_t clock_skew_ms_;
   int64_t phase_ms_ = 0;
   bool has_hook_ = false;
+  bool hook_recorded_ = false;  // the hook's progress has a row in the journal (runCycle())
   std::vector<std::string> routed_sinks_;
   Scheduler* scheduler_ = nullptr;
   bool once_ = false;

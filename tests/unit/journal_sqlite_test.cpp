@@ -485,6 +485,9 @@ TEST_P(JournalTest, DeliveredHookProgressIsKeptPerSource) {
   reopen();
   EXPECT_EQ(journal_->ledger().deliveredUpTo("dh-orders"), 20);
   EXPECT_EQ(journal_->ledger().deliveredUpTo("tc-orders"), 3);
+  // All at once, by source (retention reads the hooks of the sources other hosts run).
+  EXPECT_EQ(journal_->ledger().deliveredProgress(),
+            (std::vector<std::pair<std::string, int64_t>>{{"dh-orders", 20}, {"tc-orders", 3}}));
 }
 
 TEST_F(SqliteJournalTest, FileIsInWalModeWithFullSyncAndVersionedSchema) {

@@ -2160,5 +2160,72 @@ TEST(DuckHubMemory, APollKeepsNoBufferOfItsPageAfterwards) {
       << "the instance keeps " << (after - before) << " bytes after a page of " << big.size();
 }
 
+// Retention is applied by one host, which need not run every source. A source's delivered hook
+// that waits on another host (here its log's folder is missing, so the hook answers RETRY) keeps
+// the source's events, although every sink has passed them. Three hosts, one source and one sink
+// (two lease groups): after h1, which holds the sink and with it the retention, is killed, h3
+// takes both over without running the source, which h2 runs.
+TEST_F(SeveralHostsTest, RetentionOnAHostNotRunningASourceKeepsWhatItsDeliveredHookStillNeeds) {
+  fs::copy_file(testPluginDir() + "/test_source.so", plugins_ + "/test_source.so");
+  std::string data;
+  for (int i = 0; i < 20; ++i) data += itemLine("k" + std::to_string(i), versionAt(i * 1000));
+  writeFile(dir_.file("data.jsonl"), data);
+  const std::string hook_dir = dir_.file("hook");
+  host_extra_ = "lease_time = 3s\nretention = 0s\n";
+  for (const char* h : {"h1", "h2", "h3"})
+    writeFile(configOf(h),
+              hostConfig() + "host_id = " + hostId(h) + "\n\n" +
+                  sourceSection("src", dir_.file("data.jsonl"),
+                                "delivered_log = " + hook_dir + "/delivered.log\n") +
+                  sinkSection("out", dir_.file("out.jsonl")));
+  std::map<std::string, std::unique_ptr<FerryProcess>> hosts;
+  auto errors = [&] {
+    std::string out;
+    for (auto& [h, p] : hosts) out += "\n--- " + h + ":\n" + p->err().substr(0, 6000);
+    return out;
+  };
+
+  // h1 alone: every event journalled and written by the sink; the hook waits.
+  hosts["h1"] = startHost("h1");
+  ASSERT_TRUE(waitUntil([&] {
+    auto st = tryStatus();
+    return !st.isNull() && num(st, "last_sequence") == 20 &&
+           num(instance(st, "sinks", "out"), "offset") == 20;
+  }, 30s)) << errors();
+  // h2 joins and is handed the source (h1 gives up its last group by name); then h3 joins.
+  hosts["h2"] = startHost("h2");
+  ASSERT_TRUE(waitUntil([&] {
+    auto o = owners();
+    return o["src"] == hostId("h2") && o["out"] == hostId("h1");
+  }, 20s)) << errors();
+  hosts["h3"] = startHost("h3");
+  ASSERT_TRUE(waitUntil([&] {
+    auto st = tryStatus();
+    if (st.isNull() || !st->has("hosts")) return false;
+    int live = 0;
+    auto list = st->getArray("hosts");
+    for (size_t i = 0; i < list->size(); ++i)
+      live += list->getObject(static_cast<unsigned>(i))->getValue<bool>("live") ? 1 : 0;
+    return live == 3;
+  }, 20s)) << errors();
+
+  // h1 killed: after the lease time h3 runs the sink and applies the retention at once.
+  hosts["h1"]->kill9();
+  ASSERT_TRUE(waitUntil([&] { return owners()["out"] == hostId("h3"); }, 20s)) << errors();
+  EXPECT_EQ(owners()["src"], hostId("h2"));
+  std::this_thread::sleep_for(1500ms);
+  EXPECT_EQ(journalled(), 20) << "retention removed events the source's hook still needs"
+                              << errors();
+
+  // The hook can write again: it is called for every event.
+  fs::create_directories(hook_dir);
+  std::set<std::string> hooked;
+  EXPECT_TRUE(waitUntil([&] {
+    std::istringstream in(readFile(hook_dir + "/delivered.log"));
+    for (std::string line; std::getline(in, line);) hooked.insert(line);
+    return hooked.size() == 20;
+  }, 20s)) << hooked.size() << " of 20 events reached the delivered hook" << errors();
+}
+
 }  // namespace
 }  // namespace ferry::it
