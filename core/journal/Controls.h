@@ -94,9 +94,8 @@ class Controls {
   virtual void setSourceOrigin(const std::string& source, const std::string& start_from) = 0;
   // Many at once (source, start_from), as one transaction where the journal can: the first start
   // of thousands of new sources would otherwise cost one commit (one fsync) each.
-  virtual void setSourceOrigins(const std::vector<std::pair<std::string, std::string>>& origins) {
-    for (const auto& [source, start_from] : origins) setSourceOrigin(source, start_from);
-  }
+  virtual void setSourceOrigins(
+      const std::vector<std::pair<std::string, std::string>>& origins) = 0;
 
   // --- activity ------------------------------------------------------------------------------
 

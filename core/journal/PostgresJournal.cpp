@@ -1515,12 +1515,24 @@ std::optional<std::string> PostgresJournal::sourceOrigin(const std::string& sour
 }
 
 void PostgresJournal::setSourceOrigin(const std::string& source, const std::string& start_from) {
-  write("recording the origin of source '" + source + "'", "", [&] {
-    db_->exec(
-        "INSERT INTO source_origins (source, start_from, updated_at_ms) VALUES ($1, $2, $3) "
-        "ON CONFLICT (source) DO UPDATE SET start_from = excluded.start_from, "
-        "updated_at_ms = excluded.updated_at_ms",
-        Params().text(source).text(start_from).integer(nowMs()));
+  setSourceOrigins({{source, start_from}});
+}
+
+void PostgresJournal::setSourceOrigins(
+    const std::vector<std::pair<std::string, std::string>>& origins) {
+  if (origins.empty()) return;
+  const std::string what =
+      origins.size() == 1
+          ? "recording the origin of source '" + origins[0].first + "'"
+          : "recording the origins of " + std::to_string(origins.size()) + " sources";
+  write(what, "", [&] {
+    const int64_t at = nowMs();
+    for (const auto& [source, start_from] : origins)
+      db_->exec(
+          "INSERT INTO source_origins (source, start_from, updated_at_ms) VALUES ($1, $2, $3) "
+          "ON CONFLICT (source) DO UPDATE SET start_from = excluded.start_from, "
+          "updated_at_ms = excluded.updated_at_ms",
+          Params().text(source).text(start_from).integer(at));
   });
 }
 

@@ -191,6 +191,7 @@ class PostgresJournal final : public Journal,
   int64_t dropDeadLetters(const std::vector<int64_t>& ids) override;
   std::optional<std::string> sourceOrigin(const std::string& source) override;
   void setSourceOrigin(const std::string& source, const std::string& start_from) override;
+  void setSourceOrigins(const std::vector<std::pair<std::string, std::string>>& origins) override;
   void recordActivity(const InstanceActivity& activity) override;
   std::vector<InstanceActivity> activities() override;
 
