@@ -12,9 +12,9 @@
 # alone.
 #
 # Prints: the lateness of the sources' turns against their schedule (p50, p99, max: the host's
-# own summary, logged each minute and at the stop; the turns of the stop itself, every source woken
-# at once for its last turn, are counted apart and printed on their own line), CPU share (ferry's user + system seconds over
-# the wall time), peak RSS, the most threads and open files seen (sampled each second), the
+# own summary, logged each minute and at the stop; the turns of the stop itself, every source
+# woken at once for its last turn, are counted apart and printed on their own line), CPU share
+# (ferry's user + system seconds over the wall time), peak RSS, the most threads and open files seen (sampled each second), the
 # change-to-file latency of v1 (when its CSV row appeared minus the change's updatedAt; p50, p99,
 # max), and whether every change was delivered: after the timed run a `ferry run --once` pass
 # picks up what changed since each source's last poll (the Tradecloud sources poll every 5
