@@ -734,7 +734,8 @@ std::vector<HostRow> PostgresJournal::hosts(int64_t* db_now_ms) {
     for (int i = 0; i < r.rows(); ++i)
       out.push_back({r.text(i, 0), r.text(i, 1), r.integer(i, 2), r.integer(i, 3)});
     if (db_now_ms != nullptr)
-      *db_now_ms = db_->exec(std::string("SELECT ") + kDbNowMs).integer(0, 0);
+      *db_now_ms = r.rows() > 0 ? r.integer(0, 4)
+                                : db_->exec(std::string("SELECT ") + kDbNowMs).integer(0, 0);
     return out;
   });
 }
