@@ -14,7 +14,7 @@
 #   csv         ferry run --once, source_duckhub_orders → sink_erp_csv (layout duckhub_order)
 #   sqlite      … → sink_sql, connector sqlite, mapped table `orders` (one row per order)
 #   postgresql  … → sink_sql, connector postgresql, the same table, on a throwaway server
-#               (tests/plugins/sql/servers.sh, restarted here with fsync on)
+#               (tests/plugins/sql/servers.sh, started with fsync on)
 #   backlog     ferry with the source alone fills a journal with ORDERS events; then ferry with
 #               the source and one sink drains it (the source only re-polls its last page), into
 #               CSV, SQLite and PostgreSQL in turn
@@ -202,14 +202,10 @@ row "raw fetch (bench/fetch_pages)" raw
 if $want_pg; then
   db=$work/db
   mkdir -p "$db"
-  tests/plugins/sql/servers.sh start "$db" > /dev/null
-  . "$db/env"
   # servers.sh runs PostgreSQL with fsync=off (fast tests); a durable figure needs it on.
-  pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+  FERRY_TEST_PG_FSYNC=on tests/plugins/sql/servers.sh start "$db" > /dev/null
+  . "$db/env"
   pg_port=$(sed -n 's/.*port=\([0-9]*\).*/\1/p' <<< "$FERRY_TEST_PG")
-  runuser -u postgres -- "$pgbin/pg_ctl" -D "$db/pg/data" -l "$db/pg/server.log" -w -t 60 \
-    -o "-p $pg_port -k $db/pg -c listen_addresses=127.0.0.1 -c max_connections=200" restart \
-    > /dev/null
   [ "$(psql "$FERRY_TEST_PG" -Atc 'SHOW fsync')" = on ] || fail "PostgreSQL runs with fsync off"
 fi
 pg_database() {  # NAME: a fresh database, prints its conninfo

@@ -6,7 +6,7 @@
 # Three DuckHub simulators (three API hosts: three request budgets, so three lease groups of one
 # source each) serve ORDERS orders each (default 10000; pre-rendered pages, no rate limit), and
 # three CSV sinks take every source's events: 6 lease groups. On one throwaway PostgreSQL server
-# (tests/plugins/sql/servers.sh, restarted with fsync on), with a fresh journal each time:
+# (tests/plugins/sql/servers.sh, started with fsync on), with a fresh journal each time:
 #
 #   1, 2 and 3 hosts  `ferry run` processes with the same config and their own host_id, started
 #                     together on a fresh journal: the seconds until every order is journalled and
@@ -82,13 +82,9 @@ sim_key() {
 }
 db=$work/db
 mkdir -p "$db"
-tests/plugins/sql/servers.sh start "$db" > /dev/null
+FERRY_TEST_PG_FSYNC=on tests/plugins/sql/servers.sh start "$db" > /dev/null
 . "$db/env"
-pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 pg_port=$(sed -n 's/.*port=\([0-9]*\).*/\1/p' <<< "$FERRY_TEST_PG")
-runuser -u postgres -- "$pgbin/pg_ctl" -D "$db/pg/data" -l "$db/pg/server.log" -w -t 60 \
-  -o "-p $pg_port -k $db/pg -c listen_addresses=127.0.0.1 -c max_connections=200" restart \
-  > /dev/null
 [ "$(psql "$FERRY_TEST_PG" -Atc 'SHOW fsync')" = on ] || fail "PostgreSQL runs with fsync off"
 jdb=""
 journal_sql() { psql "${FERRY_TEST_PG/dbname=postgres/dbname=$jdb}" -Atc "$1"; }

@@ -9,6 +9,8 @@
 #   servers.sh stop DIR     stops whatever start left running
 #
 # Ports: $FERRY_TEST_PG_PORT and $FERRY_TEST_MYSQL_PORT, by default free ones.
+# PostgreSQL runs with fsync=off (fast tests); FERRY_TEST_PG_FSYNC=on gives a benchmark durable
+# figures.
 # A server that cannot start fails the command: the tests need it, and would fail later with a
 # less helpful message.
 set -euo pipefail
@@ -43,7 +45,7 @@ start_pg() {
   as_postgres "$pgbin/initdb" -D "$d/data" -U postgres -A trust --no-sync -E UTF8 --locale=C \
     > "$d/initdb.log" 2>&1 || { cat "$d/initdb.log" >&2; return 1; }
   as_postgres "$pgbin/pg_ctl" -D "$d/data" -l "$d/server.log" -w -t 30 \
-    -o "-p $pg_port -k $d -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" \
+    -o "-p $pg_port -k $d -c listen_addresses=127.0.0.1 -c fsync=${FERRY_TEST_PG_FSYNC:-off} -c max_connections=200" \
     start > /dev/null || { cat "$d/server.log" >&2; return 1; }
   echo "FERRY_TEST_PG='host=127.0.0.1 port=$pg_port user=postgres dbname=postgres'" >> "$dir/env"
 }
