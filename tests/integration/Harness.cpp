@@ -290,6 +290,15 @@ size_t heapInUse() {
   return m.uordblks + m.hblkhd;
 }
 
+size_t heapKeptAfter(std::string& page, std::string& big, const std::function<void()>& poll) {
+  const size_t before = heapInUse();
+  page.swap(big);
+  poll();
+  page.swap(big);
+  const size_t after = heapInUse();
+  return after > before ? after - before : 0;
+}
+
 std::string versionAt(int64_t ms) {
   // 2025-01-01T00:00:00Z
   constexpr int64_t kBaseMs = 1735689600000;

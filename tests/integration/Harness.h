@@ -123,6 +123,9 @@ uint16_t freePort();
 // The heap this process has in use (every malloc arena, mmapped chunks included): what a test
 // of memory kept between two calls compares.
 size_t heapInUse();
+// What a plugin instance keeps of a big page: `page` is what its fake remote serves; `big` is
+// swapped in for one `poll()` and back, and the heap's growth over that poll is the answer.
+size_t heapKeptAfter(std::string& page, std::string& big, const std::function<void()>& poll);
 
 // "2025-01-01T00:00:00.000Z" plus `ms` milliseconds, in the same format.
 std::string versionAt(int64_t ms);
